@@ -1,0 +1,478 @@
+/**
+ * The actor host of one actor type on one node: activates actors on their
+ * first message (loading state from the store, carried through the TF chain),
+ * runs each actor's messages one turn at a time, commits each batch of turns
+ * with one compare-and-set write before any reply leaves (group commit), and
+ * passivates idle actors.
+ *
+ * It also performs the in-place upgrade of the type (a soft restart): hold
+ * new messages, let every actor finish its batch, carry resident actors to the
+ * new version, swap the definition, release the held messages.
+ *
+ * @module
+ */
+import { ErrorCode, MoltError, isMoltError, toMoltError } from '../errors.ts';
+import type { Codec } from '../wire/codec.ts';
+import { encodeKey, stateKey } from '../wire/protocol.ts';
+import type { Clock, Logger } from '../env.ts';
+import type { AnyActorVersion } from '../define/version.ts';
+import { RevisionConflict, type StateStore } from './store.ts';
+import {
+  admit,
+  initialActorState,
+  persist,
+  restore,
+  runTurn,
+  type ActorState,
+  type PersistedActor,
+  type Route,
+  type TypeVersions,
+} from '../upgrade/layer.ts';
+
+/** One call waiting for its actor. */
+export interface Call {
+  readonly version: number;
+  readonly message: string;
+  readonly request: unknown;
+  readonly route: Route;
+  resolve(reply: unknown): void;
+  reject(error: MoltError): void;
+}
+
+/** Counters a host keeps for status and health gating. */
+export interface HostStats {
+  calls: number;
+  failed: number;
+  disallowed: number;
+  transformFailures: number;
+  conflicts: number;
+}
+
+/** A transform failure seen by this host. */
+export interface TransformFailure {
+  key: string;
+  from: number;
+  to: number;
+  message: string;
+}
+
+export interface ActorHostOptions {
+  types: ReadonlyArray<AnyActorVersion>;
+  current: number;
+  volatile: boolean;
+  passivateAfterMs: number;
+  /** Most calls held while the type upgrades; more get a retryable `Upgrading` error. */
+  holdLimit: number;
+  store: StateStore;
+  codec: Codec;
+  clock: Clock;
+  logger: Logger;
+}
+
+const MAX_CONFLICT_RETRIES = 8;
+
+/** Hosts the actors of one type on one node. */
+export class ActorHost {
+  readonly name: string;
+  private readonly versions = new Map<number, AnyActorVersion>();
+  private current: number;
+  private readonly retired = new Set<number>();
+  private readonly cells = new Map<string, ActorCell>();
+  private held: Array<{ key: string; call: Call }> | undefined;
+  private sweepTimer: ReturnType<Clock['setTimeout']> | undefined;
+  readonly stats: HostStats = { calls: 0, failed: 0, disallowed: 0, transformFailures: 0, conflicts: 0 };
+  readonly transformFailures = new Map<string, TransformFailure>();
+
+  constructor(private readonly options: ActorHostOptions) {
+    const first = options.types[0];
+    if (!first) throw new MoltError(ErrorCode.InvalidDefinition, 'an actor host needs at least one version');
+    this.name = first.type;
+    for (const v of options.types) this.versions.set(v.version, v);
+    if (!this.versions.has(options.current)) {
+      throw new MoltError(ErrorCode.InvalidDefinition, `actor type '${this.name}' has no version ${options.current}; known: ${[...this.versions.keys()].join(', ')}`);
+    }
+    this.current = options.current;
+    this.scheduleSweep();
+  }
+
+  /** The versions view the upgrade layer works on. Rebuilt only when versions change. */
+  private view: TypeVersions | undefined;
+  get typeVersions(): TypeVersions {
+    this.view ??= { name: this.name, byVersion: this.versions, current: this.current, retired: this.retired };
+    return this.view;
+  }
+
+  get currentVersion(): number {
+    return this.current;
+  }
+
+  get knownVersions(): number[] {
+    return [...this.versions.keys()].sort((a, b) => a - b);
+  }
+
+  get residentCount(): number {
+    return this.cells.size;
+  }
+
+  /** Makes a newer version known (its future SO starts serving at once). */
+  addVersion(def: AnyActorVersion): void {
+    if (def.type !== this.name) throw new MoltError(ErrorCode.InvalidDefinition, `version of '${def.type}' offered to host of '${this.name}'`);
+    const max = Math.max(...this.versions.keys());
+    if (this.versions.has(def.version)) return;
+    if (def.version !== max + 1) {
+      throw new MoltError(ErrorCode.InvalidDefinition, `${this.name}@${def.version} does not extend the chain (latest known is ${max})`);
+    }
+    this.versions.set(def.version, def);
+    this.view = undefined;
+    this.refreshFutureStates();
+  }
+
+  /** Stops serving `version`: its SOs are dropped and its callers get VersionRetired. */
+  retire(version: number): void {
+    if (version >= this.current) {
+      throw new MoltError(ErrorCode.OperationRefused, `cannot retire ${this.name}@${version}: this node runs it natively or it is newer; retire only older versions`);
+    }
+    this.retired.add(version);
+    this.view = undefined;
+  }
+
+  /** Accepts a call for actor `key`: validates it and queues it on the actor. */
+  deliver(key: string, version: number, message: string, request: unknown): Promise<unknown> {
+    this.stats.calls++;
+    let route: Route;
+    try {
+      route = admit(this.typeVersions, version, message, request);
+    } catch (e) {
+      this.stats.failed++;
+      return Promise.reject(e);
+    }
+    return new Promise<unknown>((resolve, reject) => {
+      const call: Call = {
+        version,
+        message,
+        request,
+        route,
+        resolve,
+        reject: (err) => {
+          if (err.code === ErrorCode.Disallowed) this.stats.disallowed++;
+          else this.stats.failed++;
+          reject(err);
+        },
+      };
+      if (this.held) {
+        if (this.held.length >= this.options.holdLimit) {
+          call.reject(new MoltError(ErrorCode.Upgrading, `${this.name} is upgrading on this node and ${this.options.holdLimit} calls are already held; retry shortly`, { data: { type: this.name } }));
+          return;
+        }
+        this.held.push({ key, call });
+        return;
+      }
+      this.cellFor(key).enqueue(call);
+    });
+  }
+
+  private cellFor(key: string): ActorCell {
+    let cell = this.cells.get(key);
+    if (!cell) {
+      cell = new ActorCell(this, key);
+      this.cells.set(key, cell);
+    }
+    return cell;
+  }
+
+  /** @internal used by cells */
+  get config(): ActorHostOptions {
+    return this.options;
+  }
+
+  /** @internal KV key of an actor of this type. */
+  storeKey(key: string): string {
+    return stateKey(this.name, encodeKey(key));
+  }
+
+  /** @internal a cell reports a TF failure. */
+  noteTransformFailure(key: string, e: MoltError): void {
+    if (!this.transformFailures.has(key)) this.stats.transformFailures++;
+    this.transformFailures.set(key, {
+      key,
+      from: Number(e.data.from),
+      to: Number(e.data.to),
+      message: e.message,
+    });
+    this.options.logger.error('transform failed', { type: this.name, key, error: e.message });
+  }
+
+  /** Drops actors of the given keys from memory (their state is durable). */
+  evict(filter: (key: string) => boolean): void {
+    for (const [key, cell] of this.cells) {
+      if (filter(key) && cell.idle) this.cells.delete(key);
+    }
+  }
+
+  private scheduleSweep(): void {
+    const every = Math.max(50, Math.min(this.options.passivateAfterMs / 2, 10_000));
+    this.sweepTimer = this.options.clock.setTimeout(() => {
+      this.passivateIdle();
+      this.scheduleSweep();
+    }, every);
+  }
+
+  /** Drops actors idle for longer than `passivateAfterMs`. */
+  passivateIdle(): number {
+    if (this.options.volatile) return 0; // their state lives only in memory
+    const cutoff = this.options.clock.now() - this.options.passivateAfterMs;
+    let n = 0;
+    for (const [key, cell] of this.cells) {
+      if (cell.idle && cell.lastUsed < cutoff) {
+        this.cells.delete(key);
+        n++;
+      }
+    }
+    return n;
+  }
+
+  /**
+   * Upgrades this type in place to `target` (must be current + 1 and known).
+   * Held calls are delivered after the switch; actors whose TF fails keep
+   * their old state and answer TransformFailed.
+   */
+  async upgrade(target: number, options: { concurrency?: number } = {}): Promise<{ transformed: number; failed: number }> {
+    if (target !== this.current + 1) {
+      throw new MoltError(ErrorCode.OperationRefused, `${this.name} runs version ${this.current}; it can upgrade only to ${this.current + 1}, not ${target}`);
+    }
+    if (!this.versions.has(target)) {
+      throw new MoltError(ErrorCode.OperationRefused, `${this.name}@${target} is not loaded on this node; load the upgrade first`);
+    }
+    if (this.held) throw new MoltError(ErrorCode.OperationRefused, `${this.name} is already upgrading`);
+    this.held = [];
+    let transformed = 0;
+    let failed = 0;
+    try {
+      const cells = [...this.cells.values()];
+      await Promise.all(cells.map((c) => c.quiesce()));
+      const before = this.typeVersions;
+      this.current = target;
+      this.view = undefined;
+      const after = this.typeVersions;
+      const queue = cells.slice();
+      const worker = async () => {
+        for (let cell = queue.shift(); cell; cell = queue.shift()) {
+          const ok = await cell.carryForward(before, after);
+          if (ok) transformed++;
+          else failed++;
+        }
+      };
+      await Promise.all(Array.from({ length: Math.max(1, options.concurrency ?? 64) }, worker));
+    } finally {
+      const held = this.held;
+      this.held = undefined;
+      for (const { key, call } of held) {
+        // Re-admit: the route for the caller's version changed with the switch.
+        try {
+          const route = admit(this.typeVersions, call.version, call.message, call.request);
+          this.cellFor(key).enqueue({ ...call, route });
+        } catch (e) {
+          call.reject(toMoltError(e));
+        }
+      }
+    }
+    return { transformed, failed };
+  }
+
+  /** Future SO states of resident actors follow newly known versions. */
+  private refreshFutureStates(): void {
+    for (const cell of this.cells.values()) cell.refreshFuture(this.typeVersions);
+  }
+
+  /** Waits for every resident actor to finish its queued calls. */
+  async drain(): Promise<void> {
+    await Promise.all([...this.cells.values()].map((c) => c.quiesce()));
+  }
+
+  stop(): void {
+    if (this.sweepTimer !== undefined) this.options.clock.clearTimeout(this.sweepTimer);
+  }
+}
+
+/** One actor in memory: its state, revision and mailbox. */
+class ActorCell {
+  private state: ActorState | undefined;
+  private revision = 0;
+  private failure: MoltError | undefined;
+  private readonly queue: Call[] = [];
+  private running: Promise<void> | undefined;
+  lastUsed: number;
+  private readonly storeKey: string;
+
+  constructor(
+    private readonly host: ActorHost,
+    readonly key: string,
+  ) {
+    this.lastUsed = host.config.clock.now();
+    this.storeKey = host.storeKey(key);
+  }
+
+  get idle(): boolean {
+    return this.running === undefined && this.queue.length === 0;
+  }
+
+  enqueue(call: Call): void {
+    this.queue.push(call);
+    this.lastUsed = this.host.config.clock.now();
+    this.running ??= this.drain().finally(() => {
+      this.running = undefined;
+      if (this.queue.length > 0) this.running = this.drain().finally(() => (this.running = undefined));
+    });
+  }
+
+  /** Resolves when the mailbox is empty and nothing is being written. */
+  async quiesce(): Promise<void> {
+    while (this.running) await this.running;
+  }
+
+  refreshFuture(types: TypeVersions): void {
+    if (!this.state) return;
+    const future: Record<number, unknown> = {};
+    for (const v of [types.current + 1, types.current + 2]) {
+      const so = types.byVersion.get(v)?.upgrade?.future;
+      if (so) future[v] = Object.hasOwn(this.state.future, v) ? this.state.future[v] : so.initialState;
+    }
+    this.state = { ...this.state, future };
+  }
+
+  private async load(types: TypeVersions): Promise<void> {
+    const { config } = this.host;
+    if (config.volatile) {
+      this.state = initialActorState(types);
+      this.revision = 0;
+      return;
+    }
+    const stored = await config.store.load(this.storeKey);
+    this.revision = stored.revision;
+    if (!stored.bytes) {
+      this.state = initialActorState(types);
+      return;
+    }
+    const persisted = config.codec.decode(stored.bytes) as PersistedActor;
+    try {
+      this.state = restore(types, persisted, this.key);
+      this.failure = undefined;
+    } catch (e) {
+      const err = toMoltError(e);
+      if (err.code === ErrorCode.TransformFailed) {
+        this.failure = err;
+        this.host.noteTransformFailure(this.key, err);
+      }
+      throw err;
+    }
+  }
+
+  private async drain(): Promise<void> {
+    const { config } = this.host;
+    let conflicts = 0;
+    while (this.queue.length > 0) {
+      const types = this.host.typeVersions;
+      if (!this.state || this.state.version !== types.current) {
+        try {
+          await this.load(types);
+        } catch (e) {
+          const err = toMoltError(e, ErrorCode.Unavailable);
+          for (const call of this.queue.splice(0)) call.reject(err);
+          return;
+        }
+      }
+      const batch = this.queue.splice(0);
+      const base = this.state!;
+      let working = base;
+      let dirty = false;
+      const outcomes: Array<{ ok: true; reply: unknown } | { ok: false; error: MoltError }> = [];
+      for (const call of batch) {
+        try {
+          const result = runTurn(types, working, call.route, call.version, call.message, call.request);
+          working = result.state;
+          dirty ||= result.changed;
+          outcomes.push({ ok: true, reply: result.reply });
+        } catch (e) {
+          outcomes.push({ ok: false, error: toMoltError(e, ErrorCode.ActorFailed) });
+        }
+      }
+      if (dirty && !config.volatile) {
+        try {
+          this.revision = await config.store.save(this.storeKey, config.codec.encode(persist(working)), this.revision);
+        } catch (e) {
+          if (e instanceof RevisionConflict && conflicts < MAX_CONFLICT_RETRIES) {
+            // Another node wrote this actor (a placement move): reload and run the
+            // batch again. None of its replies has been sent, so nothing is applied twice.
+            conflicts++;
+            this.host.stats.conflicts++;
+            this.state = undefined;
+            this.queue.unshift(...batch);
+            continue;
+          }
+          const err = isMoltError(e)
+            ? e
+            : new MoltError(ErrorCode.Unavailable, `actor ${this.host.name}/${this.key} could not commit: ${(e as Error).message}`, { cause: e });
+          this.state = undefined; // reload before the next call: memory may be ahead of the store
+          for (const call of batch) call.reject(err);
+          continue;
+        }
+      }
+      this.state = working;
+      this.lastUsed = config.clock.now();
+      outcomes.forEach((o, i) => {
+        const call = batch[i]!;
+        if (o.ok) call.resolve(o.reply);
+        else call.reject(o.error);
+      });
+    }
+  }
+
+  /**
+   * During a node upgrade: carries this resident actor from `before` to
+   * `after` and writes it at the new version. Returns false if its TF failed
+   * (its stored state stays at the old version).
+   */
+  async carryForward(before: TypeVersions, after: TypeVersions): Promise<boolean> {
+    const { config } = this.host;
+    if (!this.state || this.state.version !== before.current) {
+      this.state = undefined; // not loaded (or failed): it will be carried lazily when next used
+      return true;
+    }
+    for (let attempt = 0; attempt <= MAX_CONFLICT_RETRIES; attempt++) {
+      let next: ActorState;
+      try {
+        next = restore(after, persist(this.state), this.key);
+      } catch (e) {
+        const err = toMoltError(e);
+        if (err.code === ErrorCode.TransformFailed) this.host.noteTransformFailure(this.key, err);
+        this.state = undefined;
+        return false;
+      }
+      if (config.volatile) {
+        this.state = next;
+        return true;
+      }
+      try {
+        this.revision = await config.store.save(this.storeKey, config.codec.encode(persist(next)), this.revision);
+        this.state = next;
+        return true;
+      } catch (e) {
+        if (!(e instanceof RevisionConflict)) {
+          this.state = undefined;
+          config.logger.warn('could not write upgraded actor; it will be carried forward when next loaded', { type: this.host.name, key: this.key, error: String(e) });
+          return true;
+        }
+        // Someone else wrote it: reload at whatever version it is now.
+        try {
+          await this.load(before);
+        } catch {
+          this.state = undefined;
+          return true;
+        }
+        if (this.state!.version !== before.current) return true;
+      }
+    }
+    this.state = undefined;
+    return true;
+  }
+}

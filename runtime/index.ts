@@ -1,0 +1,47 @@
+/**
+ * Molt: services that upgrade themselves while they run.
+ *
+ * The public entry. Declare versions with {@link defineVersion}, group them
+ * into types and a service, run nodes with {@link createNode}, and call
+ * actors with {@link createClient}.
+ *
+ * @module
+ */
+export { P } from 'ts-pattern';
+export { ask, tell } from './define/messages.ts';
+export type { AskSpec, TellSpec, MessageSpec, MessageSpecs, RequestOf, ReplyOf, EventsOf, AskNames } from './define/messages.ts';
+export { defineVersion, disallow, isDisallow, ActorVersion } from './define/version.ts';
+export type {
+  ActorInterface,
+  AnyActorVersion,
+  Disallow,
+  Handle,
+  ObservedCall,
+  ReplyFn,
+  ReplyFns,
+  SimulationCall,
+  SimulationObject,
+  TransformFunction,
+  TransformInput,
+  TransformOutput,
+  UpgradeSpec,
+  VersionState,
+} from './define/version.ts';
+export { defineActorType, defineService } from './define/service.ts';
+export type { ActorType, ActorTypeOptions, ServiceDefinition } from './define/service.ts';
+export type { Schema, Infer } from './schema.ts';
+export { checkSchema } from './schema.ts';
+export { ErrorCode, MoltError, isMoltError, isRetryable } from './errors.ts';
+export type { WireError } from './errors.ts';
+export { createNode } from './node.ts';
+export type { MoltNode, NodeOptions, TypeStatus } from './node.ts';
+export { createClient } from './client.ts';
+export type { ActorRef, ClientOptions, MoltClient } from './client.ts';
+export { createSuperjsonCodec } from './wire/codec.ts';
+export type { Codec } from './wire/codec.ts';
+export { systemClock, SimulatedClock, createJsonLogger, silentLogger, createIdGenerator } from './env.ts';
+export type { Clock, Logger, LogLevel, IdGenerator } from './env.ts';
+export { startEmbeddedNats, findNatsServer } from './nats/embedded.ts';
+export type { EmbeddedNats, EmbeddedNatsOptions } from './nats/embedded.ts';
+export { connectNats } from './nats/connect.ts';
+export type { NatsTarget } from './nats/connect.ts';

@@ -1,0 +1,375 @@
+/**
+ * A node: one process of a service. It connects to NATS, hosts the service's
+ * actor types at its current version of each, takes the shards placement
+ * gives it, and answers calls through the upgrade layer.
+ *
+ * @module
+ */
+import { hostname } from 'node:os';
+import { headers as natsHeaders, type Msg, type NatsConnection, type Subscription } from '@nats-io/transport-node';
+import { Kvm, type KV } from '@nats-io/kv';
+import { ErrorCode, MoltError, toMoltError } from './errors.ts';
+import type { ServiceDefinition } from './define/service.ts';
+import { checkVersionChain } from './define/service.ts';
+import type { AnyActorVersion } from './define/version.ts';
+import { createSuperjsonCodec, type Codec } from './wire/codec.ts';
+import {
+  bucketNames,
+  decodeKey,
+  encodeKey,
+  DEFAULT_MAX_PAYLOAD,
+  DEFAULT_SHARDS,
+  Header,
+  PROTOCOL_VERSION,
+  queueGroup,
+  shardOf,
+  shardSubscription,
+} from './wire/protocol.ts';
+import { createIdGenerator, createJsonLogger, systemClock, type Clock, type IdGenerator, type Logger } from './env.ts';
+import { resolveConnection, type NatsTarget } from './nats/connect.ts';
+import { ActorHost, type HostStats, type TransformFailure } from './host/actor-host.ts';
+import { createKvStore, createMemoryStore } from './host/store.ts';
+import { NODE_PREFIX, Placement, type NodeRecord } from './host/placement.ts';
+import { routeFor, servedVersions } from './upgrade/layer.ts';
+
+export interface NodeOptions {
+  /** The service to run. */
+  service: ServiceDefinition;
+  /** A NATS connection, or where to connect (then the node owns and closes it). */
+  nats: NatsTarget;
+  /** Stable id of this node (default: host-pid-random). Reuse it across restarts to resume upgrades. */
+  nodeId?: string;
+  /** Native version per actor type at start (default: the newest version in the service). */
+  versions?: Record<string, number>;
+  /** Shards of the service (default 64; every node and client must agree). */
+  shards?: number;
+  /** Drop actors idle this long from memory (default 60 000 ms). */
+  passivateAfterMs?: number;
+  /** Heartbeat period (default 1000 ms). */
+  heartbeatMs?: number;
+  /** A node silent this long is dead and its shards move (default 5000 ms). */
+  leaseMs?: number;
+  /** Largest accepted call body in bytes (default 256 KiB). */
+  maxPayload?: number;
+  /** Calls held per type while it upgrades (default 10 000). */
+  holdLimit?: number;
+  /** Replicas of the JetStream buckets (1; use 3 on a 3-server cluster). */
+  replicas?: number;
+  codec?: Codec;
+  clock?: Clock;
+  logger?: Logger;
+  ids?: IdGenerator;
+}
+
+/** What `status()` reports about one type on this node. */
+export interface TypeStatus {
+  current: number;
+  known: number[];
+  served: number[];
+  resident: number;
+  stats: HostStats;
+  transformFailures: TransformFailure[];
+}
+
+/** A running node. */
+export interface MoltNode {
+  readonly id: string;
+  readonly service: string;
+  readonly connection: NatsConnection;
+  /** Makes a newer version of a type known: its future SO serves callers of it at once. */
+  loadVersion(def: AnyActorVersion): void;
+  /** Upgrades a type in place to `version` (current + 1; loaded first if `def` is given). */
+  upgrade(type: string, version: number, def?: AnyActorVersion): Promise<{ transformed: number; failed: number }>;
+  /** Stops serving a version of a type (its SOs are dropped). */
+  retire(type: string, version: number): void;
+  /** Versions, residents, counters and failures per type. */
+  status(): { id: string; service: string; owned: number[]; types: Record<string, TypeStatus> };
+  /** The shards this node serves now. */
+  ownedShards(): number[];
+  /** Node ids currently live, as this node sees them. */
+  liveNodes(): string[];
+  /** The upgrade database bucket (for the upgrade manager and tools). */
+  readonly udb: KV;
+  /** Sets the status published in this node's UDB record. */
+  setStatus(status: NodeRecord['status'], lastError?: string): Promise<void>;
+  /** Leaves the service (its shards move at once), drains in-flight calls, and disconnects if it owns the connection. */
+  stop(): Promise<void>;
+}
+
+/** Starts a node. Resolves once it is serving. */
+export async function createNode(options: NodeOptions): Promise<MoltNode> {
+  const clock = options.clock ?? systemClock;
+  const codec = options.codec ?? createSuperjsonCodec();
+  const ids = options.ids ?? createIdGenerator();
+  const nodeId = options.nodeId ?? `${hostname().split('.')[0]}-${process.pid}-${ids.next().slice(0, 6)}`;
+  if (!/^[A-Za-z0-9_-]{1,128}$/.test(nodeId)) {
+    throw new MoltError(ErrorCode.InvalidDefinition, `node id '${nodeId}' may contain only letters, digits, '_' and '-'`);
+  }
+  const logger = (options.logger ?? createJsonLogger()).child({ node: nodeId, service: options.service.name });
+  const shards = options.shards ?? DEFAULT_SHARDS;
+  const maxPayload = options.maxPayload ?? DEFAULT_MAX_PAYLOAD;
+  const service = options.service;
+
+  const { nc, owned: ownsConnection } = await resolveConnection(options.nats);
+  const kvm = new Kvm(nc);
+  const names = bucketNames(service.name);
+  const replicas = options.replicas ?? 1;
+  const stateKv = await kvm.create(names.state, { history: 1, replicas });
+  const udb = await kvm.create(names.udb, { history: 5, replicas });
+
+  // Resume where this node id left off (e.g. killed mid-upgrade): never run a
+  // type older than this node last ran it, if we have the code for that version.
+  const previous = await udb.get(`${NODE_PREFIX}${nodeId}`).catch(() => null);
+  const resumed: Record<string, number> = {};
+  if (previous && previous.operation === 'PUT') {
+    try {
+      Object.assign(resumed, previous.json<NodeRecord>().versions ?? {});
+    } catch {
+      // A malformed record is ignored: the configured versions apply.
+    }
+  }
+
+  const hosts = new Map<string, ActorHost>();
+  const durableStore = createKvStore(stateKv);
+  for (const type of service.types) {
+    checkVersionChain(type.name, type.versions);
+    const newest = type.versions[type.versions.length - 1]!.version;
+    let current = options.versions?.[type.name] ?? newest;
+    const last = resumed[type.name];
+    if (last !== undefined && last > current && last <= newest) current = last;
+    hosts.set(
+      type.name,
+      new ActorHost({
+        types: type.versions.filter((v) => v.version <= Math.max(current, newest)),
+        current,
+        volatile: type.options.volatile ?? false,
+        passivateAfterMs: type.options.passivateAfterMs ?? options.passivateAfterMs ?? 60_000,
+        holdLimit: options.holdLimit ?? 10_000,
+        store: type.options.volatile ? createMemoryStore() : durableStore,
+        codec,
+        clock,
+        logger,
+      }),
+    );
+  }
+
+  let status: NodeRecord['status'] = 'running';
+  let lastError: string | undefined;
+  const startedAt = clock.now();
+  const record = (): NodeRecord => {
+    const versions: Record<string, number> = {};
+    const known: Record<string, number[]> = {};
+    const stats: Record<string, number> = { calls: 0, failed: 0, disallowed: 0, transformFailures: 0 };
+    for (const [name, host] of hosts) {
+      versions[name] = host.currentVersion;
+      known[name] = host.knownVersions;
+      stats.calls! += host.stats.calls;
+      stats.failed! += host.stats.failed;
+      stats.disallowed! += host.stats.disallowed;
+      stats.transformFailures! += host.stats.transformFailures;
+    }
+    const rec: NodeRecord = { id: nodeId, service: service.name, host: hostname(), pid: process.pid, versions, known, status, startedAt, heartbeatAt: clock.now(), stats };
+    if (lastError !== undefined) rec.lastError = lastError;
+    return rec;
+  };
+
+  // ---- the request path -------------------------------------------------
+
+  const subscriptions = new Map<number, Subscription>();
+  const inflight = new Set<Promise<unknown>>();
+
+  function respond(msg: Msg, ok: boolean, body: unknown, callerVersion: string | undefined, nodeVersion: number | undefined): void {
+    if (!msg.reply) return;
+    const h = natsHeaders();
+    h.set(Header.Status, ok ? 'ok' : 'error');
+    h.set(Header.Protocol, String(PROTOCOL_VERSION));
+    if (callerVersion) h.set(Header.Version, callerVersion);
+    if (nodeVersion !== undefined) h.set(Header.NodeVersion, String(nodeVersion));
+    const corr = msg.headers?.get(Header.Correlation);
+    if (corr) h.set(Header.Correlation, corr);
+    let bytes: Uint8Array;
+    try {
+      bytes = codec.encode(body);
+    } catch (e) {
+      h.set(Header.Status, 'error');
+      bytes = codec.encode(new MoltError(ErrorCode.ActorFailed, `the reply could not be encoded: ${(e as Error).message}`).toWire());
+    }
+    try {
+      msg.respond(bytes, { headers: h });
+    } catch (e) {
+      logger.debug('could not send reply', { error: String(e) });
+    }
+  }
+
+  function fail(msg: Msg, error: MoltError, callerVersion?: string, nodeVersion?: number): void {
+    respond(msg, false, error.toWire(), callerVersion, nodeVersion);
+  }
+
+  function onMessage(msg: Msg): void {
+    // molt.<service>.<type>.<shard>.<key>
+    const tokens = msg.subject.split('.');
+    const versionHeader = msg.headers?.get(Header.Version) || undefined;
+    if (!placement.leaseValid()) {
+      placement.checkFence();
+      return fail(msg, new MoltError(ErrorCode.Unavailable, 'this node lost its placement lease and is handing over its shards; retry', { data: { node: nodeId } }), versionHeader);
+    }
+    if (tokens.length !== 5) return fail(msg, new MoltError(ErrorCode.InvalidHeader, `subject '${msg.subject}' is not molt.<service>.<type>.<shard>.<key>`));
+    const host = hosts.get(tokens[2]!);
+    if (!host) {
+      return fail(msg, new MoltError(ErrorCode.UnknownType, `service '${service.name}' has no actor type '${tokens[2]}'; it has: ${[...hosts.keys()].join(', ')}`, { data: { type: tokens[2] } }), versionHeader);
+    }
+    if (versionHeader === undefined || !/^[1-9][0-9]{0,8}$/.test(versionHeader)) {
+      return fail(msg, new MoltError(ErrorCode.InvalidVersion, `header ${Header.Version} must be the caller's interface version, a positive integer; got ${versionHeader === undefined ? 'nothing' : JSON.stringify(versionHeader.slice(0, 20))}`), versionHeader, host.currentVersion);
+    }
+    const version = Number(versionHeader);
+    const message = msg.headers?.get(Header.Message);
+    if (!message) return fail(msg, new MoltError(ErrorCode.InvalidHeader, `header ${Header.Message} (the message name) is missing`), versionHeader, host.currentVersion);
+    if (msg.data.length > maxPayload) {
+      return fail(msg, new MoltError(ErrorCode.PayloadTooLarge, `body is ${msg.data.length} bytes; this node accepts at most ${maxPayload}`, { data: { size: msg.data.length, limit: maxPayload } }), versionHeader, host.currentVersion);
+    }
+    let key: string;
+    try {
+      key = decodeKey(tokens[4]!);
+    } catch (e) {
+      return fail(msg, toMoltError(e), versionHeader, host.currentVersion);
+    }
+    const expected = shardOf(tokens[4]!, shards);
+    if (String(expected) !== tokens[3]) {
+      return fail(msg, new MoltError(ErrorCode.InvalidHeader, `key '${tokens[4]}' belongs to shard ${expected} of ${shards}, but was sent to shard ${tokens[3]}: does the caller use the service's shard count (${shards})?`, { data: { shards, expected } }), versionHeader, host.currentVersion);
+    }
+    let request: unknown;
+    if (msg.data.length === 0) request = {};
+    else {
+      try {
+        request = codec.decode(msg.data);
+      } catch (e) {
+        return fail(msg, new MoltError(ErrorCode.MalformedBody, `body is not a superjson document: ${(e as Error).message}`), versionHeader, host.currentVersion);
+      }
+      if (typeof request !== 'object' || request === null || Array.isArray(request)) {
+        return fail(msg, new MoltError(ErrorCode.MalformedBody, 'body must encode an object (the message payload)'), versionHeader, host.currentVersion);
+      }
+    }
+    const p = host.deliver(key, version, message, request).then(
+      (reply) => respond(msg, true, reply, versionHeader, host.currentVersion),
+      (e) => fail(msg, toMoltError(e), versionHeader, host.currentVersion),
+    );
+    inflight.add(p);
+    void p.finally(() => inflight.delete(p));
+  }
+
+  function applyOwnership(owned: ReadonlySet<number>): void {
+    for (const [shard, sub] of subscriptions) {
+      if (!owned.has(shard)) {
+        sub.unsubscribe();
+        subscriptions.delete(shard);
+        for (const host of hosts.values()) host.evict((key) => shardOf(encodeKey(key), shards) === shard);
+      }
+    }
+    for (const shard of owned) {
+      if (!subscriptions.has(shard)) {
+        subscriptions.set(
+          shard,
+          nc.subscribe(shardSubscription(service.name, shard), {
+            queue: queueGroup(service.name),
+            callback: (err, msg) => {
+              if (!err) onMessage(msg);
+            },
+          }),
+        );
+      }
+    }
+    logger.debug('shards changed', { owned: owned.size });
+  }
+
+  const placement = new Placement({
+    kv: udb,
+    nodeId,
+    shards,
+    heartbeatMs: options.heartbeatMs ?? 1000,
+    leaseMs: options.leaseMs ?? 5000,
+    clock,
+    logger,
+    record,
+    onOwnedChange: applyOwnership,
+  });
+  await placement.start();
+  await nc.flush();
+  logger.info('node started', { versions: record().versions, shards: placement.ownedShards().size });
+
+  function hostOf(type: string): ActorHost {
+    const host = hosts.get(type);
+    if (!host) throw new MoltError(ErrorCode.UnknownType, `service '${service.name}' has no actor type '${type}'`);
+    return host;
+  }
+
+  let stopping: Promise<void> | undefined;
+  const node: MoltNode = {
+    id: nodeId,
+    service: service.name,
+    connection: nc,
+    udb,
+    loadVersion(def) {
+      hostOf(def.type).addVersion(def);
+      void placement.publish();
+    },
+    async upgrade(type, version, def) {
+      const host = hostOf(type);
+      if (def) host.addVersion(def);
+      status = 'upgrading';
+      await placement.publish();
+      try {
+        const result = await host.upgrade(version);
+        logger.info('type upgraded', { type, version, ...result });
+        return result;
+      } catch (e) {
+        lastError = (e as Error).message;
+        throw e;
+      } finally {
+        status = 'running';
+        await placement.publish();
+      }
+    },
+    retire(type, version) {
+      hostOf(type).retire(version);
+    },
+    status() {
+      const types: Record<string, TypeStatus> = {};
+      for (const [name, host] of hosts) {
+        const tv = host.typeVersions;
+        types[name] = {
+          current: host.currentVersion,
+          known: host.knownVersions,
+          served: servedVersions(tv).filter((v) => routeFor(tv, v) !== undefined),
+          resident: host.residentCount,
+          stats: { ...host.stats },
+          transformFailures: [...host.transformFailures.values()],
+        };
+      }
+      return { id: nodeId, service: service.name, owned: [...placement.ownedShards()].sort((a, b) => a - b), types };
+    },
+    ownedShards: () => [...placement.ownedShards()].sort((a, b) => a - b),
+    liveNodes: () => placement.live().sort(),
+    async setStatus(next, error) {
+      status = next;
+      lastError = error;
+      await placement.publish();
+    },
+    stop() {
+      stopping ??= (async () => {
+        status = 'stopped';
+        await placement.stop({ leave: true });
+        for (const sub of subscriptions.values()) sub.unsubscribe();
+        subscriptions.clear();
+        await Promise.allSettled([...inflight]);
+        for (const host of hosts.values()) {
+          await host.drain();
+          host.stop();
+        }
+        if (ownsConnection) await nc.drain().catch(() => undefined);
+        logger.info('node stopped');
+      })();
+      return stopping;
+    },
+  };
+  return node;
+}

@@ -1,0 +1,111 @@
+/**
+ * The test command. Runs every uvu file under the chosen tiers, each in its own
+ * Node process (integration files start their own nats-server, so isolating them
+ * keeps one file's servers and timers from leaking into the next), then the
+ * type tests with `tsc --noEmit`, and ends with one honest line:
+ * `N passed, N failed`, counted from uvu's own summaries.
+ *
+ * A file that exits without a uvu summary (it failed to load, or crashed) counts
+ * as one failure: silence is never a pass.
+ *
+ * Usage: node --import tsx test/run.ts [tier|file ...]
+ *   tiers: unit, integration, fault, types (default: all)
+ */
+import { spawn } from 'node:child_process';
+import { readdirSync, statSync } from 'node:fs';
+import { join, relative } from 'node:path';
+import { cpus } from 'node:os';
+
+const root = new URL('..', import.meta.url).pathname;
+const tiers = ['unit', 'integration', 'fault'] as const;
+const args = process.argv.slice(2);
+const wanted = args.length === 0 ? [...tiers, 'types'] : args;
+const parallel = Number(process.env.MOLT_TEST_JOBS ?? Math.max(2, cpus().length));
+
+function listTests(dir: string): string[] {
+  let out: string[] = [];
+  for (const name of readdirSync(dir)) {
+    const path = join(dir, name);
+    if (statSync(path).isDirectory()) out = out.concat(listTests(path));
+    else if (/\.test\.ts$/.test(name)) out.push(path);
+  }
+  return out.sort();
+}
+
+const files: string[] = [];
+for (const w of wanted) {
+  if ((tiers as readonly string[]).includes(w)) files.push(...listTests(join(root, 'test', w)));
+  else if (w.endsWith('.ts')) files.push(join(process.cwd(), w));
+}
+
+interface FileResult { file: string; passed: number; failed: number; output: string; ms: number }
+
+function runFile(file: string): Promise<FileResult> {
+  const started = Date.now();
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, ['--import', 'tsx', file], {
+      cwd: root,
+      env: { ...process.env, FORCE_COLOR: '0', NO_COLOR: '1' },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let output = '';
+    child.stdout.on('data', (d) => (output += d));
+    child.stderr.on('data', (d) => (output += d));
+    child.on('close', (code) => {
+      const total = /Total:\s+(\d+)/.exec(output);
+      const passed = /Passed:\s+(\d+)/.exec(output);
+      const ms = Date.now() - started;
+      if (!total || !passed) {
+        resolve({ file, passed: 0, failed: 1, output: output + `\n(no uvu summary; exit code ${code})`, ms });
+        return;
+      }
+      const t = Number(total[1]);
+      const p = Number(passed[1]);
+      // A non-zero exit with every test passed still means something broke
+      // after the tests (a crash on teardown, a leaked rejection): count it.
+      const failed = t - p + (code !== 0 && t === p ? 1 : 0);
+      resolve({ file, passed: p, failed, output, ms });
+    });
+  });
+}
+
+function runTypes(): Promise<FileResult> {
+  const started = Date.now();
+  return new Promise((resolve) => {
+    const tsc = join(root, 'node_modules', '.bin', 'tsc');
+    const child = spawn(`${tsc} --noEmit -p tsconfig.json && ${tsc} --noEmit -p test/types/tsconfig.json`, {
+      cwd: root, shell: true, stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let output = '';
+    child.stdout.on('data', (d) => (output += d));
+    child.stderr.on('data', (d) => (output += d));
+    child.on('close', (code) => {
+      resolve({ file: 'types (tsc --noEmit)', passed: code === 0 ? 1 : 0, failed: code === 0 ? 0 : 1, output, ms: Date.now() - started });
+    });
+  });
+}
+
+const results: FileResult[] = [];
+const queue = [...files];
+async function worker() {
+  for (let f = queue.shift(); f; f = queue.shift()) {
+    const r = await runFile(f);
+    results.push(r);
+    const name = relative(root, r.file);
+    const mark = r.failed === 0 ? 'ok  ' : 'FAIL';
+    console.log(`${mark} ${name}  (${r.passed} passed, ${r.failed} failed, ${(r.ms / 1000).toFixed(1)}s)`);
+    if (r.failed > 0) console.log(r.output.split('\n').map((l) => '     | ' + l).join('\n'));
+  }
+}
+await Promise.all(Array.from({ length: Math.min(parallel, Math.max(1, files.length)) }, worker));
+if (wanted.includes('types')) {
+  const r = await runTypes();
+  results.push(r);
+  console.log(`${r.failed === 0 ? 'ok  ' : 'FAIL'} ${r.file}  (${(r.ms / 1000).toFixed(1)}s)`);
+  if (r.failed > 0) console.log(r.output);
+}
+
+const passed = results.reduce((n, r) => n + r.passed, 0);
+const failed = results.reduce((n, r) => n + r.failed, 0);
+console.log(`${passed} passed, ${failed} failed`);
+process.exit(failed === 0 && passed > 0 ? 0 : 1);
