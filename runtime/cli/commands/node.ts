@@ -1,0 +1,107 @@
+/**
+ * `molt node <module>`: run a node of a service on the NATS at `--nats` /
+ * `NATS_URL`. `molt dev <module>`: the same, starting an embedded nats-server
+ * first when no NATS_URL is set.
+ *
+ * @module
+ */
+import type { Command } from 'commander';
+import { createNode, type MoltNode } from '../../node.ts';
+import { startEmbeddedNats, type EmbeddedNats } from '../../nats/embedded.ts';
+import { loadServiceModule } from '../service-module.ts';
+import { ErrorCode, MoltError } from '../../errors.ts';
+
+interface NodeFlags {
+  nats?: string;
+  id?: string;
+  version?: string[];
+  shards?: string;
+  passivateAfter?: string;
+  lease?: string;
+  heartbeat?: string;
+  replicas?: string;
+}
+
+function parseVersions(pairs: string[] | undefined): Record<string, number> | undefined {
+  if (!pairs || pairs.length === 0) return undefined;
+  const out: Record<string, number> = {};
+  for (const pair of pairs) {
+    const m = /^([a-z][a-z0-9-]*)=([1-9][0-9]*)$/.exec(pair);
+    if (!m) throw new MoltError(ErrorCode.InvalidDefinition, `--version takes <type>=<version>, e.g. --version counter=2; got '${pair}'`);
+    out[m[1]!] = Number(m[2]);
+  }
+  return out;
+}
+
+function positive(name: string, value: string | undefined): number | undefined {
+  if (value === undefined) return undefined;
+  const n = Number(value);
+  if (!Number.isFinite(n) || n <= 0) throw new MoltError(ErrorCode.InvalidDefinition, `--${name} must be a positive number, got '${value}'`);
+  return n;
+}
+
+/** Starts a node from CLI flags; shared by `node` and `dev`. */
+export async function runNodeFromFlags(modulePath: string, flags: NodeFlags, natsUrl: string): Promise<MoltNode> {
+  const service = await loadServiceModule(modulePath);
+  const node = await createNode({
+    service,
+    nats: { servers: natsUrl.split(','), name: `molt-node ${service.name}` },
+    nodeId: flags.id,
+    versions: parseVersions(flags.version),
+    shards: positive('shards', flags.shards),
+    passivateAfterMs: positive('passivate-after', flags.passivateAfter),
+    leaseMs: positive('lease', flags.lease),
+    heartbeatMs: positive('heartbeat', flags.heartbeat),
+    replicas: positive('replicas', flags.replicas),
+  });
+  const versions = Object.entries(node.status().types).map(([t, s]) => `${t}@${s.current}`).join(' ');
+  process.stdout.write(`molt node ${node.id} serving ${service.name} (${versions}) on ${natsUrl}\n`);
+  return node;
+}
+
+function stopOnSignals(stop: () => Promise<void>): void {
+  let stopping = false;
+  for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+    process.on(signal, () => {
+      if (stopping) process.exit(1);
+      stopping = true;
+      void stop().then(() => process.exit(0));
+    });
+  }
+}
+
+function addNodeFlags(cmd: Command): Command {
+  return cmd
+    .option('--nats <urls>', 'NATS server URL(s), comma-separated (default: $NATS_URL)')
+    .option('--id <id>', 'stable node id; reuse it across restarts to resume an interrupted upgrade')
+    .option('--version <type=version...>', 'native version of a type at start (default: the newest in the module)')
+    .option('--shards <n>', 'shard count of the service (every node and client must agree)', undefined)
+    .option('--passivate-after <ms>', 'drop actors idle this long from memory')
+    .option('--lease <ms>', 'a node silent this long is considered dead; its shards move')
+    .option('--heartbeat <ms>', 'heartbeat period')
+    .option('--replicas <n>', 'replicas of the JetStream buckets (3 on a 3-server cluster)');
+}
+
+export function registerNodeCommands(program: Command): void {
+  addNodeFlags(program.command('node <module>').description('run a node of the service exported by <module>')).action(async (modulePath: string, flags: NodeFlags) => {
+    const url = flags.nats ?? process.env.NATS_URL;
+    if (!url) throw new MoltError(ErrorCode.Environment, 'no NATS server given: pass --nats nats://host:4222 or set NATS_URL (or use `molt dev` to start an embedded one)');
+    const node = await runNodeFromFlags(modulePath, flags, url);
+    stopOnSignals(() => node.stop());
+  });
+
+  addNodeFlags(program.command('dev <module>').description('run a node locally; starts an embedded nats-server when NATS_URL is unset')).action(async (modulePath: string, flags: NodeFlags) => {
+    let embedded: EmbeddedNats | undefined;
+    let url = flags.nats ?? process.env.NATS_URL;
+    if (!url) {
+      embedded = await startEmbeddedNats();
+      url = embedded.url;
+      process.stdout.write(`embedded nats-server on ${url} (JetStream in ${embedded.storeDir}); export NATS_URL=${url} to call it\n`);
+    }
+    const node = await runNodeFromFlags(modulePath, flags, url);
+    stopOnSignals(async () => {
+      await node.stop();
+      await embedded?.stop();
+    });
+  });
+}

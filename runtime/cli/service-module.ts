@@ -1,0 +1,27 @@
+/**
+ * Loading a user's service module from the command line.
+ *
+ * @module
+ */
+import { resolve } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { existsSync } from 'node:fs';
+import { ErrorCode, MoltError } from '../errors.ts';
+import type { ServiceDefinition } from '../define/service.ts';
+
+/** Imports `path` and returns its service: the default export, or an export named `service`. */
+export async function loadServiceModule(path: string): Promise<ServiceDefinition> {
+  const file = resolve(path);
+  if (!existsSync(file)) {
+    throw new MoltError(ErrorCode.InvalidDefinition, `no service module at ${file}: pass the file that exports your service (e.g. src/service.ts)`);
+  }
+  const mod = (await import(pathToFileURL(file).href)) as Record<string, unknown>;
+  const candidate = (mod.default ?? mod.service) as ServiceDefinition | undefined;
+  if (!candidate || typeof candidate !== 'object' || typeof candidate.name !== 'string' || !Array.isArray(candidate.types)) {
+    throw new MoltError(
+      ErrorCode.InvalidDefinition,
+      `${path} does not export a service: add \`export default defineService('my-service', [myType])\` (or \`export const service = ...\`)`,
+    );
+  }
+  return candidate;
+}
