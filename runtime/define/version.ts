@@ -155,7 +155,7 @@ export interface UpgradeSpec<
    * The new object serves version i's messages itself (same names, same schemas).
    * Only allowed where every message of i exists in i+1.
    */
-  compatible?: TPrev['messages'] extends Pick<TMessages, keyof TPrev['messages'] & keyof TMessages> ? boolean : never;
+  compatible?: [Exclude<keyof TPrev['messages'], keyof TMessages>] extends [never] ? boolean : never;
   /** State of i+1 → state of i, which makes `molt rollback` possible. */
   down?: (input: VersionState<TMachine>) => { context: ContextFrom<TPrev['machine']>; value?: VersionState<TPrev['machine']>['value'] };
 }
