@@ -114,11 +114,29 @@ export class ActorHost {
     return this.cells.size;
   }
 
-  /** Makes a newer version known (its future SO starts serving at once). */
+  /**
+   * Makes a newer version known (its future SO starts serving at once).
+   * Offering a version that is already known, with the same messages, replaces
+   * its definition: that is how a fixed TF is delivered. Actors whose TF failed
+   * are retried with it when next called.
+   */
   addVersion(def: AnyActorVersion): void {
     if (def.type !== this.name) throw new MoltError(ErrorCode.InvalidDefinition, `version of '${def.type}' offered to host of '${this.name}'`);
     const max = Math.max(...this.versions.keys());
-    if (this.versions.has(def.version)) return;
+    const known = this.versions.get(def.version);
+    if (known === def) return;
+    if (known) {
+      const same = (a: object, b: object) => Object.keys(a).sort().join() === Object.keys(b).sort().join();
+      if (!same(known.messages, def.messages)) {
+        throw new MoltError(ErrorCode.InvalidDefinition, `${this.name}@${def.version} is already loaded with different messages; a fix may change its TF and SOs, not its interface — publish a new version instead`);
+      }
+      this.versions.set(def.version, def);
+      this.view = undefined;
+      for (const [key, failure] of this.transformFailures) {
+        if (failure.to === def.version) this.transformFailures.delete(key);
+      }
+      return;
+    }
     if (def.version !== max + 1) {
       throw new MoltError(ErrorCode.InvalidDefinition, `${this.name}@${def.version} does not extend the chain (latest known is ${max})`);
     }

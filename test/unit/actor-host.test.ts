@@ -145,4 +145,23 @@ test('passivation - idle actors leave memory and come back from the store', asyn
   h.stop();
 });
 
+test('fixed upgrade - reloading a version with a fixed TF lets actors whose TF failed upgrade', async () => {
+  const store = createMemoryStore();
+  const h = host(store);
+  h.addVersion(counterV2);
+  await h.deliver('neg', 1, 'increment', { by: -3 });
+  assert.equal(await h.upgrade(2), { transformed: 0, failed: 1 });
+  const failed = await h.deliver('neg', 2, 'get', {}).then(() => undefined, (e) => e);
+  assert.ok(isMoltError(failed, 'TransformFailed'), String(failed));
+  assert.is(h.transformFailures.size, 1);
+  const fixed = counterV2.from(counterV1, {
+    ...(counterV2.upgrade as object),
+    transform: ({ context }: { context: { count: number } }) => ({ context: { count: context.count, ops: 0 } }),
+  } as never);
+  h.addVersion(fixed);
+  assert.is(h.transformFailures.size, 0);
+  assert.is(await h.deliver('neg', 2, 'get', {}), -3);
+  h.stop();
+});
+
 test.run();
