@@ -47,6 +47,11 @@ export function encodeKey(key: string): string {
     throw new MoltError(ErrorCode.InvalidKey, 'actor key is empty: every actor needs a non-empty key', { data: { key } });
   }
   if (rawKeyPattern.test(key)) return key;
+  // UTF-8 cannot carry an unpaired surrogate: Buffer would write U+FFFD for it,
+  // so distinct keys ('\uD800', '\uDC00', '\uFFFD') would name one actor.
+  if (/[\uD800-\uDFFF]/u.test(key)) {
+    throw new MoltError(ErrorCode.InvalidKey, 'actor key contains an unpaired UTF-16 surrogate, which UTF-8 cannot carry: use a well-formed string', { data: { length: key.length } });
+  }
   const bytes = Buffer.from(key, 'utf8');
   if (bytes.length > MAX_KEY_BYTES) {
     throw new MoltError(ErrorCode.InvalidKey, `actor key is ${bytes.length} bytes; the limit is ${MAX_KEY_BYTES}`, { data: { length: bytes.length } });
@@ -60,7 +65,8 @@ export function decodeKey(token: string): string {
   if (token.startsWith('=') && /^=[A-Za-z0-9_-]+$/.test(token)) {
     const key = Buffer.from(token.slice(1), 'base64url').toString('utf8');
     // Only canonical encodings are accepted, so one actor has one subject.
-    if (key.length > 0 && !rawKeyPattern.test(key) && Buffer.from(key, 'utf8').toString('base64url') === token.slice(1)) return key;
+    // ... and only keys a client may encode (at most MAX_KEY_BYTES), so every served actor is callable.
+    if (key.length > 0 && !rawKeyPattern.test(key) && Buffer.byteLength(key, 'utf8') <= MAX_KEY_BYTES && Buffer.from(key, 'utf8').toString('base64url') === token.slice(1)) return key;
   }
   throw new MoltError(ErrorCode.InvalidKey, `subject token '${token.slice(0, 64)}' is not an encoded actor key (see docs/protocol.md, "Actor keys")`, { data: { token: token.slice(0, 64) } });
 }
