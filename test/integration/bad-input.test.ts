@@ -189,6 +189,7 @@ test('invalid key - key tokens that are not canonical encodings get InvalidKey',
     '=w6Q/', // '/' is base64, not base64url
     '=_w', // decodes to the byte 0xff, which is not UTF-8
     '=', // encodes the empty key
+    '=' + Buffer.from('ä'.repeat(300)).toString('base64url'), // keys are at most 512 bytes of UTF-8
     'a'.repeat(201), // raw keys are at most 200 characters
     'a+b',
     'a~b',
@@ -282,6 +283,15 @@ test('typed client - an empty key is refused with InvalidKey before anything is 
       assert.unreachable('a 600-byte key must be refused');
     } catch (e) {
       assert.ok(isMoltError(e, 'InvalidKey'), String(e));
+    }
+    // So is a key UTF-8 cannot carry (an unpaired surrogate would silently become U+FFFD).
+    for (const key of ['\uD800', 'a\uDC00b']) {
+      try {
+        await ctx.client.actor(counterV1, key).get();
+        assert.unreachable('an unpaired surrogate must be refused');
+      } catch (e) {
+        assert.ok(isMoltError(e, 'InvalidKey'), String(e));
+      }
     }
     // A real call still goes out (proves the spy sees calls at all).
     await ctx.client.actor(counterV1, 'spy-check').get();
