@@ -1,0 +1,54 @@
+/**
+ * Durability: durable Molt asks (each answered only after its state change is
+ * written to JetStream KV with compare-and-set) against raw KV puts of values
+ * the size of the persisted actor, same client options, same concurrency,
+ * distinct keys. Target ≥ 0.7× at 64 and 128 in flight.
+ *
+ * @module
+ */
+import { Kvm } from '@nats-io/kv';
+import { connectNats } from '../../runtime/index.ts';
+import { bucketNames, stateKey } from '../../runtime/internal.ts';
+import type { Benchmark } from '../harness.ts';
+import { addRows, compare, series, type LoadSystem } from '../compare.ts';
+import service from '../fixtures/service.ts';
+
+export const durable: Benchmark = {
+  name: 'durable',
+  title: 'durable Molt ask vs raw JetStream KV put',
+  async run(ctx) {
+    const nats = await ctx.nats();
+    const [node, moltClient, kvClient] = await Promise.all([ctx.agent('molt-node'), ctx.agent('molt-requester'), ctx.agent('kv-requester')]);
+    await node.call('molt.serve', { url: nats.url });
+    await moltClient.call('molt.caller', { url: nats.url, name: 'durable', type: 'counter', keyPrefix: 'd' });
+
+    // The raw puts write values exactly as large as a persisted actor: read one.
+    await moltClient.call('sweep', { caller: 'durable', from: 0, to: 1, concurrency: 1 });
+    const nc = await connectNats({ servers: nats.url });
+    const entry = await (await new Kvm(nc).open(bucketNames(service.name).state)).get(stateKey('counter', 'd0'));
+    const valueBytes = entry?.value.length ?? 200;
+    await nc.close();
+    ctx.log(`persisted actor: ${valueBytes} bytes; raw KV values use the same size`);
+    await kvClient.call('kv.caller', { url: nats.url, name: 'kv', valueBytes, keyPrefix: 'd' });
+
+    const systems: LoadSystem[] = [
+      { id: 'kv', label: `raw KV put (${valueBytes} B)`, requester: kvClient, caller: 'kv', servers: [] },
+      { id: 'durable', label: 'Molt ask, durable', requester: moltClient, caller: 'durable', servers: [node] },
+    ];
+    const concurrencies = [64, 128];
+    const results = await compare(ctx, nats, systems, concurrencies);
+    addRows(ctx, systems, results);
+    for (const c of concurrencies) {
+      ctx.target({
+        name: `durable.throughput.c${c}`,
+        description: `durable ask throughput vs raw KV put, ${c} in flight`,
+        unit: 'calls/s',
+        value: series(results, 'durable', c, 'throughput'),
+        baseline: series(results, 'kv', c, 'throughput'),
+        comparison: '>=',
+        target: 0.7,
+        params: { concurrency: c, valueBytes },
+      });
+    }
+  },
+};

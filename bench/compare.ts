@@ -1,0 +1,110 @@
+/**
+ * Side-by-side load comparisons: several systems (Molt and its baselines),
+ * each a requester agent driving a named caller against its server agents,
+ * measured in the same run, interleaved within every repetition (the order
+ * rotates per repetition so no system always runs first or last), at each
+ * concurrency. CPU per call sums the requester, the servers and nats-server.
+ *
+ * @module
+ */
+import type { EmbeddedNats } from '../runtime/index.ts';
+import type { LoadResult } from './agent.ts';
+import { processCpuMicros, stat, type Agent, type BenchContext } from './harness.ts';
+
+/** One side of a comparison. */
+export interface LoadSystem {
+  /** Short id used in keys and target names. */
+  id: string;
+  /** Human label for the table. */
+  label: string;
+  requester: Agent;
+  /** Caller name registered in the requester. */
+  caller: string;
+  /** Processes serving this system (their CPU counts towards it). */
+  servers: Agent[];
+}
+
+/** One measured cell. */
+export interface Cell {
+  throughput: number;
+  p50Us: number;
+  p99Us: number;
+  /** Requester + servers + nats-server CPU time per successful call, µs. */
+  cpuPerCallUs: number;
+  calls: number;
+  errors: number;
+  firstError?: string;
+}
+
+/** Repetitions of each system at each concurrency: `results.get(id)!.get(c)![rep]`. */
+export type Results = Map<string, Map<number, Cell[]>>;
+
+async function cpuOf(agents: readonly Agent[]): Promise<number> {
+  const values = await Promise.all(agents.map((a) => a.call<number>('cpu')));
+  return values.reduce((s, v) => s + v, 0);
+}
+
+/** Runs every system at every concurrency, `ctx.options.reps` times, interleaved. */
+export async function compare(
+  ctx: BenchContext,
+  nats: EmbeddedNats,
+  systems: readonly LoadSystem[],
+  concurrencies: readonly number[],
+): Promise<Results> {
+  const { reps, cellMs, warmupMs } = ctx.options;
+  const results: Results = new Map(systems.map((s) => [s.id, new Map(concurrencies.map((c) => [c, [] as Cell[]]))]));
+  const natsPid = nats.process.pid!;
+  for (let rep = 0; rep < reps; rep++) {
+    for (const c of concurrencies) {
+      const order = systems.map((_, i) => systems[(i + rep) % systems.length]!);
+      for (const s of order) {
+        await s.requester.call('warm', { caller: s.caller, concurrency: c, durationMs: warmupMs });
+        const servers0 = await cpuOf(s.servers);
+        const nats0 = processCpuMicros(natsPid);
+        const r = await s.requester.call<LoadResult>('measure', { caller: s.caller, concurrency: c, durationMs: cellMs });
+        const servers1 = await cpuOf(s.servers);
+        const nats1 = processCpuMicros(natsPid);
+        const cpu = r.cpuUs + (servers1 - servers0) + (nats1 - nats0);
+        const cell: Cell = {
+          throughput: r.throughput,
+          p50Us: r.p50Us,
+          p99Us: r.p99Us,
+          cpuPerCallUs: r.calls > 0 ? cpu / r.calls : NaN,
+          calls: r.calls,
+          errors: r.errors,
+        };
+        if (r.firstError !== undefined) cell.firstError = r.firstError;
+        results.get(s.id)!.get(c)!.push(cell);
+        ctx.log(
+          `rep ${rep + 1}/${reps} c=${c} ${s.label}: ${Math.round(r.throughput)}/s p50 ${r.p50Us.toFixed(0)}µs p99 ${r.p99Us.toFixed(0)}µs ` +
+            `cpu ${cell.cpuPerCallUs.toFixed(1)}µs/call${r.errors ? ` errors ${r.errors} (${r.firstError})` : ''}`,
+        );
+      }
+    }
+  }
+  return results;
+}
+
+/** Adds one table row per system and concurrency. */
+export function addRows(ctx: BenchContext, systems: readonly LoadSystem[], results: Results): void {
+  for (const s of systems) {
+    for (const [c, cells] of results.get(s.id)!) {
+      ctx.row({
+        system: s.label,
+        setting: `c=${c}`,
+        metrics: {
+          throughput_per_s: stat(cells.map((x) => x.throughput)),
+          p50_us: stat(cells.map((x) => x.p50Us)),
+          p99_us: stat(cells.map((x) => x.p99Us)),
+          cpu_us_per_call: stat(cells.map((x) => x.cpuPerCallUs)),
+        },
+        errors: cells.reduce((n, x) => n + x.errors, 0),
+      });
+    }
+  }
+}
+
+/** The per-repetition values of one metric of one system at one concurrency. */
+export function series(results: Results, id: string, c: number, metric: 'throughput' | 'p50Us' | 'p99Us' | 'cpuPerCallUs'): number[] {
+  return results.get(id)!.get(c)!.map((cell) => cell[metric]);
+}

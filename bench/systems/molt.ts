@@ -1,0 +1,69 @@
+/**
+ * Molt's side: a node serving the benchmark service, and typed-client callers.
+ *
+ * @module
+ */
+import { createClient, createNode, silentLogger, type ActorInterface, type ActorRef, type MoltClient, type MoltNode } from '../../runtime/index.ts';
+import service, { cacheV1, chain, chainMem, counterV1, messages, PAYLOAD } from '../fixtures/service.ts';
+import { callers, cleanups, type Command } from './common.ts';
+
+/** Interfaces a caller may speak, by `type@version`. */
+const interfaces = new Map<string, ActorInterface<string, number, typeof messages>>();
+for (const v of [counterV1, cacheV1, ...chain, ...chainMem]) interfaces.set(`${v.type}@${v.version}`, v);
+
+let node: MoltNode | undefined;
+const clients = new Map<string, MoltClient>();
+
+export const commands: Record<string, Command> = {
+  /** Starts a node of the benchmark service. */
+  'molt.serve': async (args) => {
+    if (node) throw new Error('this agent already runs a node');
+    const n = await createNode({
+      service,
+      nats: { servers: String(args.url), name: 'bench molt node' },
+      logger: silentLogger,
+      ...(args.versions ? { versions: args.versions as Record<string, number> } : {}),
+      ...(args.passivateAfterMs ? { passivateAfterMs: Number(args.passivateAfterMs) } : {}),
+      ...(args.holdLimit ? { holdLimit: Number(args.holdLimit) } : {}),
+    });
+    node = n;
+    cleanups.push(() => n.stop());
+    return { id: n.id, owned: n.ownedShards().length };
+  },
+  'molt.status': async () => {
+    if (!node) throw new Error('no node in this agent');
+    return node.status();
+  },
+  /** Upgrades `type` on this agent's node one step at a time up to `to`; times each step. */
+  'molt.upgrade': async (args) => {
+    if (!node) throw new Error('no node in this agent');
+    const type = String(args.type);
+    const to = Number(args.to);
+    const steps: Array<{ version: number; ms: number; transformed: number; failed: number }> = [];
+    for (let v = node.status().types[type]!.current + 1; v <= to; v++) {
+      const t0 = performance.now();
+      const r = await node.upgrade(type, v);
+      steps.push({ version: v, ms: performance.now() - t0, ...r });
+    }
+    return { steps, ms: steps.reduce((s, x) => s + x.ms, 0) };
+  },
+  /**
+   * Registers caller `name`: worker w asks `inc` of actor `<prefix><w>` of
+   * `type`, speaking `version`. One client (and connection) per caller.
+   */
+  'molt.caller': async (args) => {
+    const key = `${String(args.type)}@${Number(args.version ?? 1)}`;
+    const iface = interfaces.get(key);
+    if (!iface) throw new Error(`no interface ${key} in the benchmark service`);
+    const client = await createClient({ service: service.name, nats: { servers: String(args.url), name: 'bench molt client' }, timeoutMs: 30_000 });
+    clients.set(String(args.name), client);
+    cleanups.push(() => client.close());
+    const prefix = String(args.keyPrefix ?? 'k');
+    const refs: Array<ActorRef<typeof messages>> = [];
+    callers.set(String(args.name), {
+      call: (w) => (refs[w] ??= client.actor(iface, `${prefix}${w}`)).inc(PAYLOAD),
+      callKey: (i) => client.actor(iface, `${prefix}${i}`).inc(PAYLOAD),
+    });
+    return {};
+  },
+};
