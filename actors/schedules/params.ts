@@ -101,7 +101,7 @@ export class ParamReader {
     const v = this.take('health');
     if (v === undefined || v === false) return undefined;
     if (v === true) return { ...defaultHealth };
-    const sub = new ParamReader(this.schedule, v);
+    const sub = new ParamReader('"health"', v);
     if (sub.problems.length > 0) {
       this.problems.push(`parameter "health" must be true or an object such as { "maxTransformFailures": 0, "maxFailedRate": 0.05 }, got ${describe(v)}`);
       return undefined;
@@ -118,7 +118,7 @@ export class ParamReader {
       }) ?? 'halt') as 'halt' | 'abort',
     };
     sub.rejectUnknown();
-    for (const p of sub.problems) this.problems.push(p.replace(/^parameter "/, 'parameter "health.'));
+    for (const p of sub.problems) this.problems.push(p.replace(/^(unknown )?parameter "/, '$1parameter "health.'));
     return h;
   }
 
