@@ -45,3 +45,36 @@ export { startEmbeddedNats, findNatsServer } from './nats/embedded.ts';
 export type { EmbeddedNats, EmbeddedNatsOptions } from './nats/embedded.ts';
 export { connectNats } from './nats/connect.ts';
 export type { NatsTarget } from './nats/connect.ts';
+export {
+  builtInSchedules,
+  resolveSchedule,
+  validateScheduleParams,
+  isBuiltInSchedule,
+  scheduleExamples,
+  defineSchedule,
+  isScheduleMachine,
+  fromSchedulePolicy,
+  parseWith,
+  ParamReader,
+  scheduleStatusOf,
+  stableOrder,
+  rollingGate,
+  healthProblem,
+  ScheduleTag,
+} from '../actors/schedules/index.ts';
+export type {
+  BuiltInScheduleName,
+  ScheduleDecision,
+  ScheduleDescriptor,
+  ScheduleEmitted,
+  ScheduleEvent,
+  ScheduleInput,
+  ScheduleMachine,
+  ScheduleNodeView,
+  SchedulePolicy,
+  ScheduleView,
+  ScheduleStatus,
+  HealthParams,
+  GateResult,
+  ParseResult,
+} from '../actors/schedules/index.ts';

@@ -13,6 +13,7 @@ import {
   type ScheduleEvent,
   type ScheduleInput,
 } from '../../../actors/schedules/index.ts';
+import * as molt from '../../../runtime/index.ts';
 import { isMoltError, type MoltError } from '../../../runtime/index.ts';
 import { businessHours } from './examples/businessHours.ts';
 import { scheduledAt } from './examples/scheduledAt.ts';
@@ -147,6 +148,15 @@ test('custom SF example - businessHours gets control and health gating from the 
   assert.is(paused.decision, undefined);
   const bad = new Sf(businessHours, input({ fromHour: 18 }));
   assert.match(bad.decision?.decision === 'abort' ? bad.decision.reason : '', /"fromHour" \(18\) must be before "toHour" \(17\)/);
+});
+
+test('public entry - the schedule API is exported from molt itself', () => {
+  assert.is(molt.defineSchedule, defineSchedule);
+  assert.is(molt.resolveSchedule, resolveSchedule);
+  assert.is(molt.builtInSchedules, builtInSchedules);
+  for (const name of ['fromSchedulePolicy', 'parseWith', 'ParamReader', 'scheduleStatusOf', 'validateScheduleParams', 'isBuiltInSchedule', 'scheduleExamples', 'isScheduleMachine', 'stableOrder', 'rollingGate', 'healthProblem', 'ScheduleTag']) {
+    assert.ok((molt as Record<string, unknown>)[name] !== undefined, `molt exports ${name}`);
+  }
 });
 
 test.run();
