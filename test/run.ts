@@ -21,6 +21,9 @@ const tiers = ['unit', 'integration', 'fault'] as const;
 const args = process.argv.slice(2);
 const wanted = args.length === 0 ? [...tiers, 'types'] : args;
 const parallel = Number(process.env.MOLT_TEST_JOBS ?? Math.max(2, cpus().length));
+// A file that runs longer than this is killed and counted as failed: a hung
+// test must not hang CI (which has a hard limit) without saying which one.
+const fileTimeoutMs = Number(process.env.MOLT_TEST_FILE_TIMEOUT_MS ?? 300_000);
 
 function listTests(dir: string): string[] {
   let out: string[] = [];
@@ -51,7 +54,14 @@ function runFile(file: string): Promise<FileResult> {
     let output = '';
     child.stdout.on('data', (d) => (output += d));
     child.stderr.on('data', (d) => (output += d));
+    let timedOut = false;
+    const timer = setTimeout(() => {
+      timedOut = true;
+      child.kill('SIGKILL');
+    }, fileTimeoutMs);
     child.on('close', (code) => {
+      clearTimeout(timer);
+      if (timedOut) output += `\n(killed after ${fileTimeoutMs / 1000}s: the file did not finish)`;
       const total = /Total:\s+(\d+)/.exec(output);
       const passed = /Passed:\s+(\d+)/.exec(output);
       const ms = Date.now() - started;
@@ -63,7 +73,7 @@ function runFile(file: string): Promise<FileResult> {
       const p = Number(passed[1]);
       // A non-zero exit with every test passed still means something broke
       // after the tests (a crash on teardown, a leaked rejection): count it.
-      const failed = t - p + (code !== 0 && t === p ? 1 : 0);
+      const failed = t - p + ((code !== 0 || timedOut) && t === p ? 1 : 0);
       resolve({ file, passed: p, failed, output, ms });
     });
   });
