@@ -5,7 +5,15 @@
  * @module
  */
 import type { Command } from 'commander';
+import { registerKeysCommands } from './keys.ts';
+import { registerPublishCommand } from './publish.ts';
+import { registerStatusCommand } from './status.ts';
+import { registerControlCommands } from './control.ts';
 
 export async function registerExtraCommands(program: Command): Promise<void> {
   void program;
+  registerKeysCommands(program);
+  registerPublishCommand(program);
+  registerStatusCommand(program);
+  registerControlCommands(program);
 }

@@ -10,6 +10,8 @@ import { createNode, type MoltNode } from '../../node.ts';
 import { startEmbeddedNats, type EmbeddedNats } from '../../nats/embedded.ts';
 import { loadServiceModule } from '../service-module.ts';
 import { ErrorCode, MoltError } from '../../errors.ts';
+import { startUpgradeManager } from '../../manager/index.ts';
+import { parseTrustedKeys } from '../../server/keys.ts';
 
 interface NodeFlags {
   nats?: string;
@@ -20,6 +22,9 @@ interface NodeFlags {
   lease?: string;
   heartbeat?: string;
   replicas?: string;
+  trust?: string[];
+  reconcile?: string;
+  tick?: string;
 }
 
 function parseVersions(pairs: string[] | undefined): Record<string, number> | undefined {
@@ -54,6 +59,13 @@ export async function runNodeFromFlags(modulePath: string, flags: NodeFlags, nat
     heartbeatMs: positive('heartbeat', flags.heartbeat),
     replicas: positive('replicas', flags.replicas),
   });
+  // Every node runs an upgrade manager; with no trusted key it refuses (and reports) every upgrade.
+  await startUpgradeManager(node, {
+    trustedKeys: parseTrustedKeys([...(flags.trust ?? []), process.env.MOLT_TRUSTED_KEYS ?? ''].join(',')),
+    reconcileMs: positive('reconcile', flags.reconcile),
+    tickMs: positive('tick', flags.tick),
+    leaseMs: positive('lease', flags.lease),
+  });
   const versions = Object.entries(node.status().types).map(([t, s]) => `${t}@${s.current}`).join(' ');
   process.stdout.write(`molt node ${node.id} serving ${service.name} (${versions}) on ${natsUrl}\n`);
   return node;
@@ -79,7 +91,10 @@ function addNodeFlags(cmd: Command): Command {
     .option('--passivate-after <ms>', 'drop actors idle this long from memory')
     .option('--lease <ms>', 'a node silent this long is considered dead; its shards move')
     .option('--heartbeat <ms>', 'heartbeat period')
-    .option('--replicas <n>', 'replicas of the JetStream buckets (3 on a 3-server cluster)');
+    .option('--replicas <n>', 'replicas of the JetStream buckets (3 on a 3-server cluster)')
+    .option('--trust <publicKeys...>', 'publisher public keys whose upgrades this node accepts (also $MOLT_TRUSTED_KEYS, comma-separated)')
+    .option('--reconcile <ms>', 'how often the upgrade manager re-reads published upgrades (default 5000)')
+    .option('--tick <ms>', 'clock tick of scheduling functions (default 1000)');
 }
 
 export function registerNodeCommands(program: Command): void {

@@ -1,0 +1,181 @@
+/**
+ * Operator control of rollouts and versions:
+ * `molt pause|resume|abort <rollout>`, `molt retire <type> <version>` and
+ * `molt rollback <rollout>`. Each writes the UDB's control records (which
+ * every node's upgrade manager follows) and says what it did.
+ *
+ * A rollout is named by its id (`counter-v2-3f9a1c`), by `<type>@<version>`
+ * (`counter@2`) or by a unique prefix of its id.
+ *
+ * @module
+ */
+import type { Command } from 'commander';
+import { userInfo, hostname } from 'node:os';
+import { ErrorCode, MoltError } from '../../errors.ts';
+import type { Udb, RolloutRecord, ControlCommand } from '../../udb/index.ts';
+import { openUpgradeStore } from '../../server/store.ts';
+import { descriptorKey, parseSignedDescriptor } from '../../server/descriptor.ts';
+import { importBundle, sha256Hex } from '../../server/bundle.ts';
+import { addConnectionFlags, connectFromFlags, openUdbFor, serviceFromFlags, type ConnectionFlags } from './status.ts';
+
+function who(): string {
+  try {
+    return `${userInfo().username}@${hostname()}`;
+  } catch {
+    return `cli@${hostname()}`;
+  }
+}
+
+/** Finds a rollout by id, `<type>@<version>` or unique id prefix. */
+export async function findRollout(udb: Udb, name: string): Promise<RolloutRecord> {
+  const all = await udb.rollouts();
+  const at = /^([a-z][a-z0-9-]*)@([1-9][0-9]*)$/.exec(name);
+  const matches = all.filter((r) => r.rolloutId === name || (at ? r.type === at[1] && r.to === Number(at[2]) : r.rolloutId.startsWith(name)));
+  const exact = matches.find((r) => r.rolloutId === name);
+  if (exact) return exact;
+  if (matches.length === 1) return matches[0]!;
+  if (matches.length === 0) {
+    const known = all.map((r) => `${r.rolloutId} (${r.type}@${r.to}, ${r.state})`).join(', ') || 'none';
+    throw new MoltError(ErrorCode.OperationRefused, `no rollout '${name}' in service '${udb.service}'; rollouts: ${known}`);
+  }
+  throw new MoltError(ErrorCode.OperationRefused, `'${name}' matches several rollouts (${matches.map((r) => r.rolloutId).join(', ')}): give the full id`);
+}
+
+/** Applies an operator command to a rollout: control record first (managers act on it), then the rollout's state. */
+export async function controlRollout(udb: Udb, name: string, command: ControlCommand, reason?: string, by = who()): Promise<{ rollout: RolloutRecord; message: string }> {
+  const rollout = await findRollout(udb, name);
+  const id = rollout.rolloutId;
+  if (rollout.state === 'done') {
+    throw new MoltError(ErrorCode.OperationRefused, `rollout ${id} is already done: every live node runs ${rollout.type}@${rollout.to}${command === 'abort' ? '. To go back, see `molt rollback`' : ''}`);
+  }
+  if (rollout.state === 'aborted') {
+    if (command === 'abort') return { rollout, message: `rollout ${id} was already aborted` };
+    throw new MoltError(ErrorCode.OperationRefused, `rollout ${id} was aborted${rollout.reason ? ` (${rollout.reason})` : ''}; an abort is final`);
+  }
+  const now = Date.now();
+  await udb.setControl({ rolloutId: id, command, ...(reason ? { reason } : {}), by, at: now });
+  const updated = await udb.updateRollout(id, (r) => {
+    if (r.state === 'done' || r.state === 'aborted') return undefined;
+    switch (command) {
+      case 'pause':
+        return { ...r, state: 'paused', reason: reason ?? `paused by ${by}`, updatedAt: now };
+      case 'resume': {
+        const { reason: _old, ...rest } = r;
+        return { ...rest, state: 'running', updatedAt: now };
+      }
+      case 'abort':
+        return { ...r, state: 'aborted', reason: reason ?? `aborted by ${by}`, endedAt: now, updatedAt: now };
+    }
+  });
+  const final = updated ?? rollout;
+  const what = { pause: 'paused: no node upgrades until `molt resume`', resume: 'resumed', abort: 'aborted: no further node upgrades; upgraded nodes stay upgraded' }[command];
+  if (final.state === 'done') return { rollout: final, message: `rollout ${id} finished before the ${command} took effect` };
+  return { rollout: final, message: `rollout ${id} (${rollout.type} ${rollout.from}→${rollout.to}) ${what}` };
+}
+
+/** Retires a version of a type on every node, refusing while a live node still runs it natively. */
+export async function retireVersion(udb: Udb, type: string, version: number, by = who()): Promise<string> {
+  const nodes = await udb.nodes();
+  const now = Date.now();
+  const hosting = nodes.filter((n) => n.status !== 'stopped' && typeof n.versions[type] === 'number');
+  if (nodes.length > 0 && hosting.length === 0 && !nodes.some((n) => type in n.versions)) {
+    throw new MoltError(ErrorCode.OperationRefused, `service '${udb.service}' has no type '${type}'`);
+  }
+  const behind = hosting.filter((n) => n.versions[type]! <= version && now - n.heartbeatAt < 60_000);
+  if (behind.length > 0) {
+    throw new MoltError(
+      ErrorCode.OperationRefused,
+      `cannot retire ${type}@${version}: ${behind.map((n) => `${n.id} runs ${type}@${n.versions[type]}`).join(', ')}. A node never retires the version it runs; wait until every node runs ${type}@${version + 1} or later`,
+    );
+  }
+  await udb.retire({ type, version, by, at: now });
+  return `retired ${type}@${version}: nodes drop its simulation objects and its callers get VersionRetired`;
+}
+
+/**
+ * What `molt rollback` can do for a rollout. Runs nothing: the runtime has no
+ * downward upgrade yet, so this always refuses, saying whether the upgrade
+ * could be rolled back at all (it declared a `down` transform) and what is missing.
+ */
+export async function rollbackRefusal(udb: Udb, nc: Parameters<typeof openUpgradeStore>[0], name: string): Promise<MoltError> {
+  const rollout = await findRollout(udb, name);
+  const where = `${rollout.type}@${rollout.to}`;
+  const store = await openUpgradeStore(nc, udb.service, { create: false });
+  const entry = store ? await store.descriptors.get(descriptorKey(rollout.type, rollout.to)) : null;
+  if (!store || !entry || entry.operation !== 'PUT') {
+    return new MoltError(ErrorCode.OperationRefused, `cannot roll back ${rollout.rolloutId}: its descriptor (${descriptorKey(rollout.type, rollout.to)}) is gone, so its code cannot be read`);
+  }
+  const { descriptor } = parseSignedDescriptor(entry.key, entry.value);
+  const bytes = await store.getBundle(descriptor.bundle.digest);
+  if (!bytes || sha256Hex(bytes) !== descriptor.bundle.digest) {
+    return new MoltError(ErrorCode.OperationRefused, `cannot roll back ${rollout.rolloutId}: its bundle is missing or does not match its digest`);
+  }
+  const def = (await importBundle(bytes)).version(rollout.type, rollout.to);
+  if (!def?.upgrade?.down) {
+    return new MoltError(
+      ErrorCode.OperationRefused,
+      `cannot roll back ${rollout.rolloutId}: ${where} declares no down transform (\`.from(v${rollout.from}, { down })\`), so state written by version ${rollout.to} cannot be carried back to ${rollout.from}. ` +
+        (rollout.state === 'done' ? `Publish a version ${rollout.to + 1} that undoes the change instead.` : `Abort the rollout (\`molt abort ${rollout.rolloutId}\`) to stop it where it is, or publish a version ${rollout.to + 1} that undoes the change.`),
+      { data: { rolloutId: rollout.rolloutId, reason: 'no-down-transform' } },
+    );
+  }
+  return new MoltError(
+    ErrorCode.OperationRefused,
+    `cannot roll back ${rollout.rolloutId} yet: ${where} declares a down transform, but this Molt runtime cannot run a type's chain downward (a node cannot downgrade a type in place: the actor host has no downward upgrade, and the upgrade layer no route for a version above the current one served natively by a rolled-back node). ` +
+      `Until it can: \`molt abort ${rollout.rolloutId}\` stops the rollout, or publish a version ${rollout.to + 1} whose transform is your down transform.`,
+    { data: { rolloutId: rollout.rolloutId, reason: 'no-runtime-support' } },
+  );
+}
+
+interface ControlFlags extends ConnectionFlags {
+  reason?: string;
+}
+
+export function registerControlCommands(program: Command): void {
+  for (const command of ['pause', 'resume', 'abort'] as const) {
+    const help = {
+      pause: 'pause a rollout: nodes that have not upgraded hold until resumed',
+      resume: 'resume a paused (or health-halted) rollout',
+      abort: 'abort a rollout for good: no further node upgrades; upgraded nodes keep the new version and its past SO',
+    }[command];
+    addConnectionFlags(program.command(`${command} <rollout>`))
+      .description(help)
+      .option('--reason <text>', 'why (shown by `molt status`)')
+      .action(async (name: string, flags: ControlFlags) => {
+        const nc = await connectFromFlags(flags, `molt ${command}`);
+        try {
+          const udb = await openUdbFor(nc, await serviceFromFlags(nc, flags));
+          const { message } = await controlRollout(udb, name, command, flags.reason);
+          process.stdout.write(`${message}\n`);
+        } finally {
+          await nc.drain().catch(() => undefined);
+        }
+      });
+  }
+
+  addConnectionFlags(program.command('retire <type> <version>'))
+    .description('stop serving an old version of a type on every node (its callers get VersionRetired)')
+    .action(async (type: string, versionText: string, flags: ControlFlags) => {
+      const version = Number(versionText);
+      if (!Number.isInteger(version) || version < 1) throw new MoltError(ErrorCode.InvalidDefinition, `<version> must be a positive integer, got '${versionText}'`);
+      const nc = await connectFromFlags(flags, 'molt retire');
+      try {
+        const udb = await openUdbFor(nc, await serviceFromFlags(nc, flags));
+        process.stdout.write(`${await retireVersion(udb, type, version)}\n`);
+      } finally {
+        await nc.drain().catch(() => undefined);
+      }
+    });
+
+  addConnectionFlags(program.command('rollback <rollout>'))
+    .description('carry a rollout back down its chain, where the upgrade declared a down transform')
+    .action(async (name: string, flags: ControlFlags) => {
+      const nc = await connectFromFlags(flags, 'molt rollback');
+      try {
+        const udb = await openUdbFor(nc, await serviceFromFlags(nc, flags));
+        throw await rollbackRefusal(udb, nc, name);
+      } finally {
+        await nc.drain().catch(() => undefined);
+      }
+    });
+}

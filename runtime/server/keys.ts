@@ -1,0 +1,111 @@
+/**
+ * Publisher keys: ed25519 key pairs in the NATS nkeys encoding. A seed (the
+ * secret, starting with `S`) signs upgrade descriptors; nodes are configured
+ * with the public keys (starting with `U`, or `A` for account keys) they trust.
+ *
+ * @module
+ */
+import { readFileSync, writeFileSync, existsSync } from 'node:fs';
+import { createUser, fromPublic, fromSeed, type KeyPair } from '@nats-io/nkeys';
+import { ErrorCode, MoltError } from '../errors.ts';
+
+/** A publisher key pair, as text. */
+export interface PublisherKeys {
+  /** The secret seed (`SU…`): keep it private; it signs upgrades. */
+  seed: string;
+  /** The public key (`U…`): give it to nodes with `--trust`. */
+  publicKey: string;
+}
+
+/** A public nkey that may sign upgrades: user (`U…`) or account (`A…`) keys. */
+const publicKeyPattern = /^[UA][A-Z2-7]{55}$/;
+
+/** Generates a new publisher key pair. */
+export function generatePublisherKeys(): PublisherKeys {
+  const pair = createUser();
+  const keys = { seed: new TextDecoder().decode(pair.getSeed()), publicKey: pair.getPublicKey() };
+  pair.clear();
+  return keys;
+}
+
+/** True if `key` is a well-formed public key a node can trust. */
+export function isPublicKey(key: string): boolean {
+  if (!publicKeyPattern.test(key)) return false;
+  try {
+    fromPublic(key);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Checks a list of trusted keys, throwing a message that names the bad one. */
+export function checkTrustedKeys(keys: readonly string[]): string[] {
+  const out: string[] = [];
+  for (const raw of keys) {
+    const key = raw.trim();
+    if (key === '') continue;
+    if (key.startsWith('S')) {
+      throw new MoltError(ErrorCode.InvalidDefinition, `a trusted key starting with 'S' is a secret seed, not a public key: never give seeds to nodes. Print the public key with \`molt keys public <seed file>\``);
+    }
+    if (!isPublicKey(key)) {
+      throw new MoltError(ErrorCode.InvalidDefinition, `'${key.slice(0, 12)}…' is not a publisher public key (56 characters starting with U or A, as printed by \`molt keys generate\`)`);
+    }
+    out.push(key);
+  }
+  return [...new Set(out)];
+}
+
+/** Parses trusted keys from a comma- or whitespace-separated list (e.g. `MOLT_TRUSTED_KEYS`). */
+export function parseTrustedKeys(text: string | undefined): string[] {
+  if (!text) return [];
+  return checkTrustedKeys(text.split(/[\s,]+/));
+}
+
+/** A signer made from a seed. */
+export interface Signer {
+  readonly publicKey: string;
+  sign(data: Uint8Array): Uint8Array;
+}
+
+/** Makes a signer from a seed (`SU…` or `SA…`). */
+export function signerFromSeed(seed: string): Signer {
+  let pair: KeyPair;
+  try {
+    pair = fromSeed(new TextEncoder().encode(seed.trim()));
+  } catch (e) {
+    throw new MoltError(ErrorCode.InvalidDefinition, `not a publisher seed: ${(e as Error).message}. Generate one with \`molt keys generate\``, { cause: e });
+  }
+  const publicKey = pair.getPublicKey();
+  if (!isPublicKey(publicKey)) {
+    throw new MoltError(ErrorCode.InvalidDefinition, `the seed is a '${publicKey[0]}' key; publisher keys are user (U) or account (A) keys. Generate one with \`molt keys generate\``);
+  }
+  return { publicKey, sign: (data) => pair.sign(data) };
+}
+
+/** Reads a seed file (as written by `molt keys generate`) and returns a signer. */
+export function loadSeedFile(path: string): Signer {
+  if (!existsSync(path)) {
+    throw new MoltError(ErrorCode.InvalidDefinition, `no seed file at ${path}: create one with \`molt keys generate --out ${path}\``);
+  }
+  const text = readFileSync(path, 'utf8');
+  // A seed file may hold comments; the seed is the line starting with S.
+  const line = text.split(/\r?\n/).map((l) => l.trim()).find((l) => /^S[UA][A-Z2-7]{56}$/.test(l));
+  if (!line) throw new MoltError(ErrorCode.InvalidDefinition, `${path} holds no publisher seed (a line of 58 characters starting with SU or SA)`);
+  return signerFromSeed(line);
+}
+
+/** Writes a seed file readable only by its owner. */
+export function writeSeedFile(path: string, keys: PublisherKeys): void {
+  const text = `# Molt publisher seed: keep it secret. Public key (give it to nodes with --trust):\n# ${keys.publicKey}\n${keys.seed}\n`;
+  writeFileSync(path, text, { mode: 0o600, flag: 'wx' });
+}
+
+/** True if `signature` is `publicKey`'s signature of `data`. Never throws. */
+export function verifySignature(publicKey: string, data: Uint8Array, signature: Uint8Array): boolean {
+  try {
+    return fromPublic(publicKey).verify(data, signature);
+  } catch {
+    return false;
+  }
+}

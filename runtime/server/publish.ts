@@ -1,0 +1,211 @@
+/**
+ * The upgrade server's publishing side: turn a service module into a signed
+ * upgrade — one bundle, and one descriptor (plus rollout record) per actor
+ * type and version it adds to the chain recorded in the upgrades bucket.
+ *
+ * @module
+ */
+import { randomBytes } from 'node:crypto';
+import { resolve } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { existsSync } from 'node:fs';
+import { ErrorCode, MoltError } from '../errors.ts';
+import type { ServiceDefinition } from '../define/service.ts';
+import { resolveConnection, type NatsTarget } from '../nats/connect.ts';
+import { systemClock, type Clock } from '../env.ts';
+import { buildBundle, importBundle, sha256Hex } from './bundle.ts';
+import { descriptorKey, DESCRIPTOR_FORMAT, parseSignedDescriptor, signDescriptor, type UpgradeDescriptor } from './descriptor.ts';
+import type { Signer } from './keys.ts';
+import { openUpgradeStore, type UpgradeStore } from './store.ts';
+import { openUdb, type Udb } from '../udb/index.ts';
+import { resolveSchedule } from '../../actors/schedules/index.ts';
+
+/** Options of {@link publishUpgrade}. */
+export interface PublishOptions {
+  nats: NatsTarget;
+  /** Path of the service module to publish (the module nodes run, with the new versions added). */
+  module: string;
+  /** Signs the descriptors (see `loadSeedFile`). */
+  signer: Signer;
+  /** Scheduling function and its parameters (default `immediate`). */
+  schedule?: { name: string; params?: Record<string, unknown> };
+  /**
+   * Exactly which version to publish per type (`{ counter: 3 }`); default:
+   * every version of every type newer than the last one published.
+   */
+  versions?: Record<string, number>;
+  /** Start the rollouts paused: nodes load the upgrade (serving its callers) but none upgrades until `molt resume`. */
+  paused?: boolean;
+  /** Build, check and report, but write nothing. */
+  dryRun?: boolean;
+  replicas?: number;
+  clock?: Clock;
+}
+
+/** What was published. */
+export interface PublishResult {
+  service: string;
+  bundle: { digest: string; size: number };
+  upgrades: UpgradeDescriptor[];
+}
+
+async function loadService(path: string): Promise<ServiceDefinition> {
+  const file = resolve(path);
+  if (!existsSync(file)) throw new MoltError(ErrorCode.InvalidDefinition, `no module at ${file}: pass the service module to publish (the one your nodes run, with the new versions added)`);
+  const mod = (await import(pathToFileURL(file).href)) as Record<string, unknown>;
+  const candidate = (mod.default ?? mod.service) as ServiceDefinition | undefined;
+  if (!candidate || typeof candidate.name !== 'string' || !Array.isArray(candidate.types)) {
+    throw new MoltError(ErrorCode.InvalidDefinition, `${path} does not export a service: \`export default defineService('name', [types])\`, listing every version of each type (old ones too)`);
+  }
+  return candidate;
+}
+
+/** The chain as recorded: last published version per type, and its rollout. */
+async function recordedChain(store: Pick<UpgradeStore, 'list'>): Promise<Map<string, { to: number; rolloutId: string; publisher: string }>> {
+  const heads = new Map<string, { to: number; rolloutId: string; publisher: string }>();
+  for (const entry of await store.list()) {
+    let d: UpgradeDescriptor;
+    try {
+      d = parseSignedDescriptor(entry.key, entry.value).descriptor;
+    } catch (e) {
+      throw new MoltError(ErrorCode.OperationRefused, `the upgrades bucket holds an unreadable entry ${entry.key} (${(e as Error).message}); nobody but a publisher should write there — inspect it and delete it before publishing`);
+    }
+    const head = heads.get(d.type);
+    if (!head || d.to > head.to) heads.set(d.type, { to: d.to, rolloutId: d.rolloutId, publisher: d.publisher });
+  }
+  return heads;
+}
+
+/** Plans which (type, version) pairs a publish adds, refusing anything that does not extend the chain. */
+async function plan(service: ServiceDefinition, store: Pick<UpgradeStore, 'list'>, udb: Udb, wanted: Record<string, number> | undefined): Promise<Array<{ type: string; to: number }>> {
+  const heads = await recordedChain(store);
+  const nodes = await udb.nodes();
+  const rollouts = new Map((await udb.rollouts()).map((r) => [r.rolloutId, r]));
+  const types = new Map(service.types.map((t) => [t.name, t]));
+  for (const name of Object.keys(wanted ?? {})) {
+    if (!types.has(name)) throw new MoltError(ErrorCode.OperationRefused, `--version ${name}=…: service '${service.name}' has no type '${name}' (it has ${[...types.keys()].join(', ')})`);
+  }
+  const out: Array<{ type: string; to: number }> = [];
+  for (const t of service.types) {
+    if (wanted && !(t.name in wanted)) continue;
+    const newest = t.versions[t.versions.length - 1]!.version;
+    const head = heads.get(t.name);
+    const running = nodes.map((n) => n.versions[t.name]).filter((v): v is number => typeof v === 'number');
+    // Where the chain stands: the last published version, else what nodes run, else version 1.
+    const base = head?.to ?? (running.length > 0 ? Math.max(...running) : 1);
+    const headRollout = head ? rollouts.get(head.rolloutId) : undefined;
+    const targets: number[] = [];
+    if (wanted) {
+      const v = wanted[t.name]!;
+      if (v <= base) {
+        throw new MoltError(ErrorCode.OperationRefused, `${t.name}@${v} is already ${head ? `published (rollout ${head.rolloutId})` : 'running'}; the chain is at ${t.name}@${base}, so the next upgrade is ${base + 1}`);
+      }
+      if (v !== base + 1) {
+        throw new MoltError(ErrorCode.OperationRefused, `${t.name}@${v} does not extend the chain: the last ${head ? 'published' : 'running'} version is ${base}, so publish ${t.name}@${base + 1} first`);
+      }
+      if (v > newest) throw new MoltError(ErrorCode.OperationRefused, `the module has no ${t.name}@${v} (its newest is ${newest}); add it with \`molt version add ${t.name}\``);
+      targets.push(v);
+    } else {
+      if (newest < base) {
+        throw new MoltError(ErrorCode.OperationRefused, `the module's newest ${t.name} is version ${newest}, but the chain is already at ${base}: publish from an up-to-date module`);
+      }
+      for (let v = base + 1; v <= newest; v++) targets.push(v);
+    }
+    if (targets.length > 0 && headRollout?.state === 'aborted') {
+      throw new MoltError(ErrorCode.OperationRefused, `rollout ${headRollout.rolloutId} (${t.name}@${headRollout.to}) was aborted: nodes are split between versions ${headRollout.from} and ${headRollout.to}, so no later version can be published on top of it. See docs/publishing.md, "After an abort".`);
+    }
+    for (const to of targets) out.push({ type: t.name, to });
+  }
+  if (out.length === 0) {
+    const at = service.types.map((t) => `${t.name}@${heads.get(t.name)?.to ?? t.versions[t.versions.length - 1]!.version}`).join(', ');
+    throw new MoltError(ErrorCode.OperationRefused, `nothing to publish: the chain is already at ${at}. Add a version first (\`molt version add <type>\`)`);
+  }
+  return out;
+}
+
+function rolloutIdFor(type: string, to: number): string {
+  return `${type}-v${to}-${randomBytes(3).toString('hex')}`;
+}
+
+/**
+ * Publishes the new versions of a service module: builds the bundle, stores
+ * it, and writes one signed descriptor and one rollout record per new
+ * (type, version). Refuses, saying why, anything that does not extend the
+ * chain recorded in the upgrades bucket.
+ */
+export async function publishUpgrade(options: PublishOptions): Promise<PublishResult> {
+  const clock = options.clock ?? systemClock;
+  const service = await loadService(options.module);
+  const schedule = { name: options.schedule?.name ?? 'immediate', params: options.schedule?.params ?? {} };
+  const bytes = await buildBundle(options.module);
+  const digest = sha256Hex(bytes);
+
+  const { nc, owned } = await resolveConnection(options.nats);
+  try {
+    // A dry run creates nothing: with no upgrades bucket yet, the recorded chain is empty.
+    const store = await openUpgradeStore(nc, service.name, { create: !options.dryRun, replicas: options.replicas });
+    const udb = await openUdb(nc, service.name, { replicas: options.replicas });
+    const targets = await plan(service, store ?? emptyStore, udb, options.versions);
+
+    // The bundle must offer every version we announce, built against the shared runtime.
+    const loaded = await importBundle(bytes);
+    for (const { type, to } of targets) {
+      if (!loaded.version(type, to)) {
+        throw new MoltError(ErrorCode.InvalidDefinition, `the bundle of ${options.module} does not export ${type}@${to}: export the service (default export) or \`export const upgrades = [...]\``);
+      }
+    }
+    // The same resolution nodes will do: unknown names and bad parameters are refused here, not on every node.
+    try {
+      resolveSchedule(schedule.name, schedule.params, { custom: loaded.schedules });
+    } catch (e) {
+      throw new MoltError(ErrorCode.OperationRefused, `cannot publish with this schedule: ${(e as Error).message}`, { cause: e });
+    }
+
+    const now = clock.now();
+    const descriptors: UpgradeDescriptor[] = targets.map(({ type, to }) => ({
+      format: DESCRIPTOR_FORMAT,
+      service: service.name,
+      type,
+      from: to - 1,
+      to,
+      bundle: { digest, size: bytes.length },
+      schedule,
+      publisher: options.signer.publicKey,
+      createdAt: now,
+      rolloutId: rolloutIdFor(type, to),
+    }));
+    if (options.dryRun || !store) return { service: service.name, bundle: { digest, size: bytes.length }, upgrades: descriptors };
+
+    await store.putBundle(bytes);
+    for (const d of descriptors) {
+      // Rollout record (and pause) first, so no node sees the descriptor without them.
+      await udb.createRollout({
+        rolloutId: d.rolloutId,
+        service: d.service,
+        type: d.type,
+        from: d.from,
+        to: d.to,
+        schedule: d.schedule,
+        publisher: d.publisher,
+        state: options.paused ? 'paused' : 'running',
+        counts: {},
+        startedAt: now,
+        updatedAt: now,
+        ...(options.paused ? { reason: 'published paused' } : {}),
+      });
+      if (options.paused) await udb.setControl({ rolloutId: d.rolloutId, command: 'pause', reason: 'published paused', by: 'publisher', at: now });
+      const signed = signDescriptor(d, options.signer);
+      try {
+        await store.descriptors.create(descriptorKey(d.type, d.to), JSON.stringify(signed));
+      } catch (e) {
+        await udb.kv.delete(`rollouts.${d.rolloutId}`).catch(() => undefined);
+        throw new MoltError(ErrorCode.OperationRefused, `${d.type}@${d.to} was published by someone else a moment ago (${(e as Error).message}); run \`molt status\` and publish the next version`, { cause: e });
+      }
+    }
+    return { service: service.name, bundle: { digest, size: bytes.length }, upgrades: descriptors };
+  } finally {
+    if (owned) await nc.drain().catch(() => undefined);
+  }
+}
+
+const emptyStore: Pick<UpgradeStore, 'list'> = { list: async () => [] };

@@ -1,0 +1,119 @@
+/**
+ * The upgrade server's storage, shared by publishers (who write) and nodes
+ * (who read): descriptors in KV `molt_<service>_upgrades`, bundles in the
+ * Object Store `molt_<service>_bundles` under `sha256-<digest>`.
+ *
+ * Under the permissions of docs/permissions.md only publishers may create or
+ * write these buckets; a node binds to them and waits for them to exist.
+ *
+ * @module
+ */
+import type { NatsConnection } from '@nats-io/transport-node';
+import { Kvm, type KV, type KvEntry } from '@nats-io/kv';
+import { Objm, type ObjectStore } from '@nats-io/obj';
+import { ErrorCode, MoltError } from '../errors.ts';
+import { bundleObjectName } from './descriptor.ts';
+import { sha256Hex } from './bundle.ts';
+
+/** Bucket names of a service's upgrade server. */
+export function upgradeBucketNames(service: string) {
+  return {
+    /** Signed descriptors, `upgrade.<type>.<to>`. */
+    descriptors: `molt_${service}_upgrades`,
+    /** Bundles, `sha256-<hex digest>`. */
+    bundles: `molt_${service}_bundles`,
+  } as const;
+}
+
+/** A stored descriptor as read from KV (not yet verified). */
+export interface StoredDescriptor {
+  key: string;
+  revision: number;
+  value: Uint8Array;
+}
+
+/** Access to one service's descriptors and bundles. */
+export interface UpgradeStore {
+  readonly service: string;
+  readonly descriptors: KV;
+  /** All stored descriptors (`upgrade.>`), unverified. */
+  list(): Promise<StoredDescriptor[]>;
+  /** Bundle bytes by digest, or null if absent. */
+  getBundle(digest: string): Promise<Uint8Array | null>;
+  /** Stores bundle bytes (once per digest) and returns the digest. */
+  putBundle(bytes: Uint8Array): Promise<string>;
+}
+
+/** Options of {@link openUpgradeStore}. */
+export interface OpenUpgradeStoreOptions {
+  /**
+   * `true`: create the buckets if they do not exist (publishers). `false`:
+   * only bind. `'try'`: create if this user may, else bind (nodes: creating
+   * lets them watch before anything is published; under docs/permissions.md
+   * they may not, and bind once a publisher has created the buckets).
+   */
+  create: boolean | 'try';
+  replicas?: number;
+}
+
+function isNotFound(e: unknown): boolean {
+  const text = String((e as Error)?.message ?? e);
+  return /stream not found|not found|no stream/i.test(text);
+}
+
+/**
+ * Opens a service's upgrade store. With `create: false`, resolves to undefined
+ * while the buckets do not exist yet (nothing was ever published).
+ */
+export async function openUpgradeStore(nc: NatsConnection, service: string, options: OpenUpgradeStoreOptions): Promise<UpgradeStore | undefined> {
+  const names = upgradeBucketNames(service);
+  const replicas = options.replicas ?? 1;
+  let descriptors: KV;
+  let bundles: ObjectStore;
+  if (options.create === 'try') {
+    try {
+      return await openUpgradeStore(nc, service, { ...options, create: true });
+    } catch {
+      return openUpgradeStore(nc, service, { ...options, create: false });
+    }
+  }
+  try {
+    if (options.create) {
+      descriptors = await new Kvm(nc).create(names.descriptors, { history: 10, replicas });
+      bundles = await new Objm(nc).create(names.bundles, { replicas });
+    } else {
+      descriptors = await new Kvm(nc).open(names.descriptors);
+      await descriptors.status();
+      bundles = await new Objm(nc).open(names.bundles);
+    }
+  } catch (e) {
+    if (!options.create && isNotFound(e)) return undefined;
+    throw new MoltError(ErrorCode.Unavailable, `cannot open the upgrade buckets of '${service}' (${names.descriptors}, ${names.bundles}): ${(e as Error).message}`, { cause: e });
+  }
+  return {
+    service,
+    descriptors,
+    async list() {
+      const keys: string[] = [];
+      for await (const key of await descriptors.keys('upgrade.>')) keys.push(key);
+      const entries = await Promise.all(keys.map((k) => descriptors.get(k)));
+      return entries
+        .filter((e): e is KvEntry => e !== null && e.operation === 'PUT')
+        .map((e) => ({ key: e.key, revision: e.revision, value: e.value }));
+    },
+    async getBundle(digest) {
+      return bundles.getBlob(bundleObjectName(digest));
+    },
+    async putBundle(bytes) {
+      const digest = sha256Hex(bytes);
+      const name = bundleObjectName(digest);
+      const existing = await bundles.info(name);
+      // The store's own digest is SHA-256 in padded base64url; re-upload if it differs (e.g. tampered).
+      const expected = `SHA-256=${Buffer.from(digest, 'hex').toString('base64url')}`;
+      if (!existing || existing.deleted || existing.digest.replace(/=+$/, '') !== expected) {
+        await bundles.putBlob({ name, description: 'molt upgrade bundle (ES module)' }, bytes);
+      }
+      return digest;
+    },
+  };
+}

@@ -1,0 +1,187 @@
+/**
+ * Typed access to the upgrade database (UDB) of one service. Records and keys
+ * are in ./records.ts; this module reads, writes (rollouts with
+ * compare-and-set) and watches them.
+ *
+ * @module
+ */
+import type { NatsConnection } from '@nats-io/transport-node';
+import { Kvm, type KV, type KvEntry } from '@nats-io/kv';
+import { bucketNames } from '../wire/protocol.ts';
+import {
+  parseRecord,
+  udbKey,
+  udbPatterns,
+  UdbPrefix,
+  type ControlRecord,
+  type NodeRecord,
+  type ProgressRecord,
+  type ReportRecord,
+  type RetireRecord,
+  type RolloutRecord,
+} from './records.ts';
+
+export * from './records.ts';
+
+/** A record with the KV revision it was read at. */
+export interface Versioned<T> {
+  record: T;
+  revision: number;
+}
+
+/** Everything in the UDB, as `molt status` shows it. */
+export interface UdbSnapshot {
+  nodes: NodeRecord[];
+  rollouts: RolloutRecord[];
+  control: ControlRecord[];
+  retired: RetireRecord[];
+  progress: ProgressRecord[];
+  reports: ReportRecord[];
+}
+
+const MAX_CAS_ATTEMPTS = 16;
+
+const encode = (value: unknown) => JSON.stringify(value);
+
+/** Typed access to a service's UDB bucket. */
+export class Udb {
+  constructor(
+    readonly kv: KV,
+    readonly service: string,
+  ) {}
+
+  /** Every entry (latest value) under `prefix`, e.g. `nodes.`. */
+  async readAll(prefix: string): Promise<KvEntry[]> {
+    const keys: string[] = [];
+    for await (const key of await this.kv.keys(`${prefix}>`)) keys.push(key);
+    const entries = await Promise.all(keys.map((k) => this.kv.get(k)));
+    return entries.filter((e): e is KvEntry => e !== null && e.operation === 'PUT');
+  }
+
+  private async all<T>(prefix: string, pattern: unknown): Promise<T[]> {
+    const out: T[] = [];
+    for (const e of await this.readAll(prefix)) {
+      const r = parseRecord<T>(e.value, pattern);
+      if (r) out.push(r);
+    }
+    return out;
+  }
+
+  private async one<T>(key: string, pattern: unknown): Promise<Versioned<T> | undefined> {
+    const e = await this.kv.get(key);
+    if (!e || e.operation !== 'PUT') return undefined;
+    const record = parseRecord<T>(e.value, pattern);
+    return record ? { record, revision: e.revision } : undefined;
+  }
+
+  nodes(): Promise<NodeRecord[]> {
+    return this.all(UdbPrefix.nodes, udbPatterns.node);
+  }
+  rollouts(): Promise<RolloutRecord[]> {
+    return this.all(UdbPrefix.rollouts, udbPatterns.rollout);
+  }
+  rollout(id: string): Promise<Versioned<RolloutRecord> | undefined> {
+    return this.one(udbKey.rollout(id), udbPatterns.rollout);
+  }
+  controls(): Promise<ControlRecord[]> {
+    return this.all(UdbPrefix.control, udbPatterns.control);
+  }
+  async control(id: string): Promise<ControlRecord | undefined> {
+    return (await this.one<ControlRecord>(udbKey.control(id), udbPatterns.control))?.record;
+  }
+  retirements(): Promise<RetireRecord[]> {
+    return this.all(UdbPrefix.retired, udbPatterns.retired);
+  }
+  progress(rolloutId?: string): Promise<ProgressRecord[]> {
+    return this.all(rolloutId ? `${UdbPrefix.progress}${rolloutId}.` : UdbPrefix.progress, udbPatterns.progress);
+  }
+  reports(): Promise<ReportRecord[]> {
+    return this.all(UdbPrefix.reports, udbPatterns.report);
+  }
+
+  async snapshot(): Promise<UdbSnapshot> {
+    const [nodes, rollouts, control, retired, progress, reports] = await Promise.all([
+      this.nodes(),
+      this.rollouts(),
+      this.controls(),
+      this.retirements(),
+      this.progress(),
+      this.reports(),
+    ]);
+    return { nodes, rollouts, control, retired, progress, reports };
+  }
+
+  /** Creates a rollout record; false if one with that id exists. */
+  async createRollout(record: RolloutRecord): Promise<boolean> {
+    try {
+      await this.kv.create(udbKey.rollout(record.rolloutId), encode(record));
+      return true;
+    } catch (e) {
+      const existing = await this.kv.get(udbKey.rollout(record.rolloutId));
+      if (existing?.operation === 'PUT') return false;
+      throw e;
+    }
+  }
+
+  /**
+   * Changes a rollout with compare-and-set: `change` gets the current record
+   * and returns the next one, or undefined to leave it. Retries on conflict.
+   */
+  async updateRollout(id: string, change: (current: RolloutRecord) => RolloutRecord | undefined): Promise<RolloutRecord | undefined> {
+    for (let attempt = 0; attempt < MAX_CAS_ATTEMPTS; attempt++) {
+      const current = await this.rollout(id);
+      if (!current) return undefined;
+      const next = change(current.record);
+      if (!next) return current.record;
+      try {
+        await this.kv.update(udbKey.rollout(id), encode(next), current.revision);
+        return next;
+      } catch (e) {
+        if (!/wrong last sequence/i.test(String((e as Error).message))) throw e;
+      }
+    }
+    throw new Error(`rollout ${id}: ${MAX_CAS_ATTEMPTS} conflicting writes in a row`);
+  }
+
+  async setControl(record: ControlRecord): Promise<void> {
+    await this.kv.put(udbKey.control(record.rolloutId), encode(record));
+  }
+  async retire(record: RetireRecord): Promise<void> {
+    await this.kv.put(udbKey.retired(record.type, record.version), encode(record));
+  }
+  async putProgress(record: ProgressRecord): Promise<void> {
+    await this.kv.put(udbKey.progress(record.rolloutId, record.nodeId), encode(record));
+  }
+  async putReport(record: ReportRecord): Promise<void> {
+    const m = /^upgrade\.([^.]+)\.(\d+)$/.exec(record.key);
+    await this.kv.put(udbKey.report(record.nodeId, m?.[1] ?? 'unknown', Number(m?.[2] ?? 0)), encode(record));
+  }
+
+  /**
+   * Watches every key under `prefix` (initial values first). The callback
+   * never throws into the watch. Returns a function that stops watching; the
+   * watch ends by itself if NATS closes — reconcile with a full read.
+   */
+  async watch(prefix: string, onEntry: (entry: KvEntry) => void, onEnd?: (error?: unknown) => void): Promise<() => void> {
+    const watcher = await this.kv.watch({ key: `${prefix}>` });
+    void (async () => {
+      for await (const entry of watcher) {
+        try {
+          onEntry(entry);
+        } catch {
+          // A faulty observer must not end the watch.
+        }
+      }
+    })().then(
+      () => onEnd?.(),
+      (e) => onEnd?.(e),
+    );
+    return () => watcher.stop();
+  }
+}
+
+/** Opens (creating if needed) a service's UDB bucket, with the node's settings. */
+export async function openUdb(nc: NatsConnection, service: string, options: { replicas?: number } = {}): Promise<Udb> {
+  const kv = await new Kvm(nc).create(bucketNames(service).udb, { history: 5, replicas: options.replicas ?? 1 });
+  return new Udb(kv, service);
+}

@@ -1,0 +1,158 @@
+/**
+ * The records of the upgrade database (UDB): the KV bucket `molt_<service>_udb`
+ * that every node, publisher and operator tool of a service shares.
+ * docs/upgrade-database.md describes each key; keep the two in sync.
+ *
+ * | key | record | written by |
+ * |---|---|---|
+ * | `nodes.<node>` | {@link NodeRecord} | the node (heartbeat) |
+ * | `rollouts.<rollout>` | {@link RolloutRecord} | publisher (creates), managers (counts, done), operator (state) |
+ * | `control.<rollout>` | {@link ControlRecord} | operator (`molt pause/resume/abort`), managers (health halts) |
+ * | `retired.<type>.<version>` | {@link RetireRecord} | operator (`molt retire`) |
+ * | `progress.<rollout>.<node>` | {@link ProgressRecord} | the node's upgrade manager |
+ * | `reports.<node>.<type>.<to>` | {@link ReportRecord} | the node's upgrade manager (refused or failed upgrades) |
+ *
+ * @module
+ */
+import { isMatching, P } from 'ts-pattern';
+import type { NodeRecord } from '../host/placement.ts';
+
+export type { NodeRecord };
+
+/** Lifecycle of a rollout. `aborted` and `done` are final. */
+export type RolloutState = 'running' | 'paused' | 'aborted' | 'done';
+
+/** One published upgrade's progress across the service. */
+export interface RolloutRecord {
+  rolloutId: string;
+  service: string;
+  type: string;
+  from: number;
+  to: number;
+  schedule: { name: string; params: Record<string, unknown> };
+  publisher: string;
+  state: RolloutState;
+  /** Live nodes per native version of the type (`{"1": 2, "2": 1}`), as last counted by a manager. */
+  counts: Record<string, number>;
+  startedAt: number;
+  /** When it became `done` or `aborted`. */
+  endedAt?: number;
+  updatedAt: number;
+  /** Why it is paused or aborted (operator's reason or a health halt). */
+  reason?: string;
+}
+
+/** Operator commands on a rollout. */
+export type ControlCommand = 'pause' | 'resume' | 'abort';
+
+/** The last operator command on a rollout: managers act on it and feed it to scheduling functions. */
+export interface ControlRecord {
+  rolloutId: string;
+  command: ControlCommand;
+  reason?: string;
+  /** Who issued it: `user@host` for the CLI, `node <id>` for a health halt. */
+  by: string;
+  at: number;
+}
+
+/** A version an operator retired: no node serves it any more. */
+export interface RetireRecord {
+  type: string;
+  version: number;
+  by: string;
+  at: number;
+}
+
+/** Steps of an upgrade on one node, in order (the last four are final). */
+export type ProgressStep =
+  | 'discovered'
+  | 'verified'
+  | 'loaded'
+  | 'waiting'
+  | 'scheduling'
+  | 'held'
+  | 'upgrading'
+  | 'upgraded'
+  | 'rejected'
+  | 'failed'
+  | 'aborted';
+
+/** One node's progress through one rollout. */
+export interface ProgressRecord {
+  rolloutId: string;
+  nodeId: string;
+  type: string;
+  from: number;
+  to: number;
+  step: ProgressStep;
+  at: number;
+  /** What the scheduling function says it waits for, or the outcome of the upgrade. */
+  note?: string;
+  error?: string;
+  /** Every step so far, oldest first. */
+  steps: Array<{ step: ProgressStep; at: number }>;
+}
+
+/** An upgrade a node refused or failed to apply. */
+export interface ReportRecord {
+  nodeId: string;
+  /** The descriptor key (`upgrade.<type>.<to>`). */
+  key: string;
+  rolloutId?: string;
+  /** Molt error code (`UpgradeRejected`, `TransformFailed`, …). */
+  code: string;
+  /** For rejections: `unsigned`, `untrusted-key`, `bad-signature`, `digest-mismatch`, … */
+  reason?: string;
+  message: string;
+  at: number;
+}
+
+/** UDB key prefixes. */
+export const UdbPrefix = {
+  nodes: 'nodes.',
+  rollouts: 'rollouts.',
+  control: 'control.',
+  retired: 'retired.',
+  progress: 'progress.',
+  reports: 'reports.',
+} as const;
+
+export const udbKey = {
+  node: (id: string) => `${UdbPrefix.nodes}${id}`,
+  rollout: (id: string) => `${UdbPrefix.rollouts}${id}`,
+  control: (id: string) => `${UdbPrefix.control}${id}`,
+  retired: (type: string, version: number) => `${UdbPrefix.retired}${type}.${version}`,
+  progress: (rolloutId: string, nodeId: string) => `${UdbPrefix.progress}${rolloutId}.${nodeId}`,
+  report: (nodeId: string, type: string, to: number) => `${UdbPrefix.reports}${nodeId}.${type}.${to}`,
+};
+
+const counts = P.when((v): v is Record<string, number> => typeof v === 'object' && v !== null && Object.values(v).every((n) => typeof n === 'number'));
+const record = P.when((v): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v));
+
+/** Runtime shapes of the records (ts-pattern patterns): records that do not match are ignored. */
+export const udbPatterns = {
+  node: { id: P.string, service: P.string, versions: record, status: P.union('running', 'upgrading', 'failed', 'stopped'), heartbeatAt: P.number },
+  rollout: {
+    rolloutId: P.string,
+    type: P.string,
+    from: P.number,
+    to: P.number,
+    state: P.union('running', 'paused', 'aborted', 'done'),
+    counts,
+    startedAt: P.number,
+  },
+  control: { rolloutId: P.string, command: P.union('pause', 'resume', 'abort'), at: P.number },
+  retired: { type: P.string, version: P.number, at: P.number },
+  progress: { rolloutId: P.string, nodeId: P.string, step: P.string, at: P.number },
+  report: { nodeId: P.string, key: P.string, code: P.string, message: P.string, at: P.number },
+} as const;
+
+/** Parses a record's JSON bytes against a pattern; undefined if it does not match. */
+export function parseRecord<T>(bytes: Uint8Array, pattern: unknown): T | undefined {
+  try {
+    const value: unknown = JSON.parse(new TextDecoder().decode(bytes));
+    return isMatching(pattern as never, value) ? (value as T) : undefined;
+  } catch {
+    return undefined;
+  }
+}
