@@ -60,6 +60,9 @@ export {
   stableOrder,
   rollingGate,
   healthProblem,
+  inWindow,
+  minutesOfDay,
+  parseTimeZone,
   ScheduleTag,
 } from '../actors/schedules/index.ts';
 export type {

@@ -45,6 +45,7 @@ export type { HealthParams, ParseResult } from './params.ts';
 export type { GateResult } from './order.ts';
 export { rollingGate, stableOrder, withSelf } from './order.ts';
 export { healthProblem } from './health.ts';
+export { inWindow, minutesOfDay, parseTimeZone } from './window.ts';
 export { immediate, rolling, canary, whenIdle, window, after };
 export type { ImmediateParams } from './immediate.ts';
 export type { RollingParams } from './rolling.ts';

@@ -16,8 +16,9 @@ import {
 import * as molt from '../../../runtime/index.ts';
 import { isMoltError, type MoltError } from '../../../runtime/index.ts';
 import { businessHours } from './examples/businessHours.ts';
+import { nightlyRolling } from './examples/nightlyRolling.ts';
 import { scheduledAt } from './examples/scheduledAt.ts';
-import { Sf, T0, input } from './support.ts';
+import { Cluster, Sf, T0, input } from './support.ts';
 
 function refusal(fn: () => unknown): MoltError {
   try {
@@ -148,6 +149,18 @@ test('custom SF example - businessHours gets control and health gating from the 
   assert.is(paused.decision, undefined);
   const bad = new Sf(businessHours, input({ fromHour: 18 }));
   assert.match(bad.decision?.decision === 'abort' ? bad.decision.reason : '', /"fromHour" \(18\) must be before "toHour" \(17\)/);
+});
+
+test('custom SF example - nightlyRolling composes the window and the rolling gate', () => {
+  // T0 is 12:00 UTC: outside the 22:00–04:00 night.
+  const c = new Cluster(nightlyRolling, ['a', 'b', 'c'], { batch: 1 });
+  c.settle();
+  assert.equal(c.started, []);
+  assert.match(c.sfs.get('a')!.note ?? '', /waiting for the night/);
+  c.tick(10 * 60 * 60_000); // 22:00
+  c.settle();
+  assert.equal(c.started, ['a', 'b', 'c']);
+  assert.is(c.maxUpgrading, 1);
 });
 
 test('public entry - the schedule API is exported from molt itself', () => {

@@ -90,6 +90,8 @@ export class Cluster {
   readonly started: string[] = [];
   maxUpgrading = 0;
   now = T0;
+  /** Called whenever a node starts upgrading (to check invariants at that very moment). */
+  onStart: ((id: string) => void) | undefined;
 
   constructor(readonly machine: ScheduleMachine, ids: readonly string[], readonly params: Record<string, unknown>, readonly to = 2) {
     for (const id of ids) this.truth.set(id, node(id, to - 1));
@@ -127,6 +129,7 @@ export class Cluster {
       this.truth.set(id, { ...rec, status: 'upgrading' });
       this.started.push(id);
       this.maxUpgrading = Math.max(this.maxUpgrading, this.upgrading().length);
+      this.onStart?.(id);
     }
   }
   finish(id: string): void {
