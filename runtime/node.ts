@@ -265,6 +265,12 @@ export async function createNode(options: NodeOptions): Promise<MoltNode> {
         for (const host of hosts.values()) host.evict((key) => shardOf(encodeKey(key), shards) === shard);
       }
     }
+    // Actors of shards this node gains may have changed on another node since
+    // this one last held them in memory: reload them before answering.
+    const gained = new Set([...owned].filter((shard) => !subscriptions.has(shard)));
+    if (gained.size > 0) {
+      for (const host of hosts.values()) host.invalidate((key) => gained.has(shardOf(encodeKey(key), shards)));
+    }
     for (const shard of owned) {
       if (!subscriptions.has(shard)) {
         subscriptions.set(

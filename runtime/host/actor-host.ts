@@ -227,6 +227,22 @@ export class ActorHost {
     }
   }
 
+  /**
+   * Forgets the in-memory state of the given keys, not their durable state:
+   * idle actors are dropped, busy ones reload from the store before their
+   * next batch. For when this node gains a shard: while another node owned
+   * it, that node may have changed these actors, and a read answered from
+   * memory would be stale (a write would not: its compare-and-set fails).
+   */
+  invalidate(filter: (key: string) => boolean): void {
+    if (this.options.volatile) return; // memory is their only copy
+    for (const [key, cell] of this.cells) {
+      if (!filter(key)) continue;
+      if (cell.idle) this.cells.delete(key);
+      else cell.markStale();
+    }
+  }
+
   private scheduleSweep(): void {
     const every = Math.max(50, Math.min(this.options.passivateAfterMs / 2, 10_000));
     this.sweepTimer = this.options.clock.setTimeout(() => {
@@ -317,6 +333,8 @@ class ActorCell {
   private state: ActorState | undefined;
   private revision = 0;
   private failure: MoltError | undefined;
+  /** Set when another node may have changed this actor since it was loaded: reload before the next batch. */
+  private stale = false;
   private readonly queue: Call[] = [];
   private running: Promise<void> | undefined;
   lastUsed: number;
@@ -332,6 +350,10 @@ class ActorCell {
 
   get idle(): boolean {
     return this.running === undefined && this.queue.length === 0;
+  }
+
+  markStale(): void {
+    this.stale = true;
   }
 
   enqueue(call: Call): void {
@@ -360,6 +382,7 @@ class ActorCell {
 
   private async load(types: TypeVersions): Promise<void> {
     const { config } = this.host;
+    this.stale = false;
     if (config.volatile) {
       this.state = initialActorState(types);
       this.revision = 0;
@@ -390,7 +413,7 @@ class ActorCell {
     let conflicts = 0;
     while (this.queue.length > 0) {
       const types = this.host.typeVersions;
-      if (!this.state || this.state.version !== types.current) {
+      if (!this.state || this.stale || this.state.version !== types.current) {
         try {
           await this.load(types);
         } catch (e) {
