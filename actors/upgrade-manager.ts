@@ -63,6 +63,8 @@ export interface UpgradeLifecycleInput {
 /** Result of verification: the descriptor, and whatever the runtime needs later (the loaded version, the SF). */
 export interface VerifiedUpgrade {
   descriptor: LifecycleDescriptor;
+  /** The rollout's state in the UDB when verification ended, so the first decision is made knowing it. */
+  rollout?: { done: boolean; paused: boolean; aborted: boolean; reason?: string };
 }
 
 /** Events the runtime sends the lifecycle. */
@@ -162,7 +164,19 @@ export const upgradeLifecycle = setup({
       invoke: {
         src: 'verify',
         input: ({ context }) => ({ key: context.key }),
-        onDone: { target: 'loading', actions: assign({ verified: ({ event }) => event.output }) },
+        onDone: {
+          target: 'loading',
+          actions: assign(({ context, event }) => {
+            const r = event.output.rollout;
+            return {
+              verified: event.output,
+              rolloutDone: context.rolloutDone || (r?.done ?? false),
+              paused: r ? r.paused : context.paused,
+              aborted: context.aborted || (r?.aborted ?? false),
+              ...(r?.aborted ? { reason: r.reason ?? 'the rollout was aborted' } : {}),
+            };
+          }),
+        },
         onError: { target: 'rejected', actions: assign({ error: ({ event }) => message(event.error) }) },
       },
     },

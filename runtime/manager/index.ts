@@ -277,7 +277,22 @@ export async function startUpgradeManager(node: MoltNode, options: UpgradeManage
       throw rejected('chain', `${where} in the bundle declares .from(version ${def.previous?.version}), but the descriptor says it upgrades from ${descriptor.from}`, { key });
     }
     const schedule = findSchedule(descriptor.schedule.name, descriptor.schedule.params, loaded.schedules);
-    return { descriptor, def: known ? undefined : def, schedule };
+    // Read the rollout's records now: the first decision (catch up? hold?) must not race the UDB watches.
+    const [rollout, control] = await Promise.all([udb.rollout(descriptor.rolloutId), udb.control(descriptor.rolloutId)]);
+    if (rollout) rollouts.set(rollout.record.rolloutId, rollout.record);
+    if (control) controls.set(control.rolloutId, control);
+    const r = rollout?.record;
+    return {
+      descriptor,
+      def: known ? undefined : def,
+      schedule,
+      rollout: {
+        done: r?.state === 'done',
+        paused: control ? control.command === 'pause' : r?.state === 'paused',
+        aborted: control?.command === 'abort' || r?.state === 'aborted',
+        ...(control?.reason ?? r?.reason ? { reason: control?.reason ?? r?.reason } : {}),
+      },
+    };
   }
 
   async function load(verified: Verified): Promise<void> {
@@ -438,7 +453,10 @@ export async function startUpgradeManager(node: MoltNode, options: UpgradeManage
     const note = context.note;
     if (!m.verified && context.verified) {
       m.verified = context.verified as Verified;
-      // Tell the lifecycle what the UDB says about its rollout.
+      // Verification read the rollout's control; later changes are sent as they come.
+      const control = controls.get(m.verified.descriptor.rolloutId);
+      if (control) m.lastControlAt = control.at;
+      if (m.verified.rollout?.done) m.doneSent = true;
       queueMicrotask(() => syncRollout(m));
     }
     if (state === previous) {
