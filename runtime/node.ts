@@ -260,7 +260,9 @@ export async function createNode(options: NodeOptions): Promise<MoltNode> {
   function applyOwnership(owned: ReadonlySet<number>): void {
     for (const [shard, sub] of subscriptions) {
       if (!owned.has(shard)) {
-        sub.unsubscribe();
+        // Drain, not unsubscribe: calls the server already routed here are
+        // still answered instead of being dropped (their callers would time out).
+        void sub.drain().catch(() => undefined);
         subscriptions.delete(shard);
         for (const host of hosts.values()) host.evict((key) => shardOf(encodeKey(key), shards) === shard);
       }
@@ -364,7 +366,7 @@ export async function createNode(options: NodeOptions): Promise<MoltNode> {
       stopping ??= (async () => {
         status = 'stopped';
         await placement.stop({ leave: true });
-        for (const sub of subscriptions.values()) sub.unsubscribe();
+        await Promise.allSettled([...subscriptions.values()].map((sub) => sub.drain()));
         subscriptions.clear();
         await Promise.allSettled([...inflight]);
         for (const host of hosts.values()) {
