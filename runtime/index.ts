@@ -81,3 +81,22 @@ export type {
   GateResult,
   ParseResult,
 } from '../actors/schedules/index.ts';
+export { startUpgradeManager } from './manager/index.ts';
+export type { UpgradeManager, UpgradeManagerOptions, ManagedUpgrade } from './manager/index.ts';
+export { publishUpgrade } from './server/publish.ts';
+export type { PublishOptions, PublishResult } from './server/publish.ts';
+export { generatePublisherKeys, signerFromSeed, loadSeedFile, parseTrustedKeys } from './server/keys.ts';
+export type { PublisherKeys, Signer } from './server/keys.ts';
+export type { UpgradeDescriptor, SignedDescriptor } from './server/descriptor.ts';
+export { Udb, openUdb } from './udb/index.ts';
+export type {
+  UdbSnapshot,
+  RolloutRecord,
+  RolloutState,
+  ControlRecord,
+  ControlCommand,
+  RetireRecord,
+  ProgressRecord,
+  ProgressStep,
+  ReportRecord,
+} from './udb/index.ts';

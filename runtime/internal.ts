@@ -16,3 +16,21 @@ export type { ActorState, PersistedActor, Route, TypeVersions } from './upgrade/
 export { checkVersionChain } from './define/service.ts';
 export { freePort } from './nats/embedded.ts';
 export { resolveConnection, isConnection } from './nats/connect.ts';
+export { buildBundle, importBundle, bundleExports, sha256Hex, SHARED_PACKAGES } from './server/bundle.ts';
+export type { LoadedBundle } from './server/bundle.ts';
+export {
+  canonicalJson,
+  descriptorKey,
+  parseDescriptorKey,
+  bundleObjectName,
+  signDescriptor,
+  verifyDescriptor,
+  parseSignedDescriptor,
+  DESCRIPTOR_FORMAT,
+} from './server/descriptor.ts';
+export type { RejectionReason } from './server/descriptor.ts';
+export { openUpgradeStore, upgradeBucketNames } from './server/store.ts';
+export type { UpgradeStore, StoredDescriptor } from './server/store.ts';
+export { isPublicKey, checkTrustedKeys, verifySignature, writeSeedFile } from './server/keys.ts';
+export { udbKey, UdbPrefix, udbPatterns, parseRecord } from './udb/index.ts';
+export { upgradeLifecycle } from '../actors/upgrade-manager.ts';
