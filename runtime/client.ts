@@ -9,11 +9,11 @@
  *
  * @module
  */
-import { headers as natsHeaders, type Msg, type NatsConnection, type Subscription } from '@nats-io/transport-node';
+import type { Msg, MsgHdrs, NatsConnection, Subscription } from '@nats-io/transport-node';
 import { ErrorCode, MoltError } from './errors.ts';
 import type { ActorInterface, CallArgs } from './define/version.ts';
 import type { AskSpec, MessageSpecs, ReplyOf } from './define/messages.ts';
-import { createSuperjsonCodec, type Codec } from './wire/codec.ts';
+import { createSuperjsonCodec, fixedHeaders, type Codec } from './wire/codec.ts';
 import { callSubject, DEFAULT_SHARDS, encodeKey, Header, PROTOCOL_VERSION } from './wire/protocol.ts';
 import { createIdGenerator, systemClock, type Clock, type IdGenerator } from './env.ts';
 import { resolveConnection, type NatsTarget } from './nats/connect.ts';
@@ -61,7 +61,7 @@ interface Pending {
   deadline: number;
   subject: string;
   body: Uint8Array;
-  headers: ReturnType<typeof natsHeaders>;
+  headers: MsgHdrs;
   retryUntil: number;
 }
 
@@ -127,21 +127,42 @@ function createClientOn(nc: NatsConnection, options: ClientOptions, ownsConnecti
   }, Math.min(100, Math.max(10, timeoutMs / 10)));
   sweep.unref();
 
+  // The headers of a call depend only on (version, message): one shared,
+  // pre-encoded block per pair instead of building and encoding one per call.
+  // Bounded, since untyped callers may use any message name.
+  const callHeaders = new Map<string, MsgHdrs>();
+  function headersFor(version: number, message: string): MsgHdrs {
+    const cacheKey = `${version} ${message}`;
+    let h = callHeaders.get(cacheKey);
+    if (!h) {
+      h = fixedHeaders([
+        [Header.Version, String(version)],
+        [Header.Message, message],
+        [Header.Protocol, String(PROTOCOL_VERSION)],
+      ]);
+      if (callHeaders.size < 1024) callHeaders.set(cacheKey, h);
+    }
+    return h;
+  }
+
   function call(type: string, version: number, key: string, message: string, request: unknown = {}): Promise<unknown> {
+    return send(() => callSubject(options.service, type, encodeKey(key), shards), version, message, request);
+  }
+
+  /** Sends one call; `subjectOf` may throw (an unencodable key) and the call then rejects with that error. */
+  function send(subjectOf: () => string, version: number, message: string, request: unknown = {}): Promise<unknown> {
     if (closed) return Promise.reject(new MoltError(ErrorCode.Unavailable, 'this client is closed'));
     let subject: string;
     let body: Uint8Array;
+    let h: MsgHdrs;
     try {
-      subject = callSubject(options.service, type, encodeKey(key), shards);
+      subject = subjectOf();
       body = codec.encode(request);
+      h = headersFor(version, message);
     } catch (e) {
       return Promise.reject(e);
     }
     const id = (seq++).toString(36);
-    const h = natsHeaders();
-    h.set(Header.Version, String(version));
-    h.set(Header.Message, message);
-    h.set(Header.Protocol, String(PROTOCOL_VERSION));
     return new Promise((resolve, reject) => {
       const now = clock.now();
       pending.set(id, { resolve, reject, deadline: now + timeoutMs, retryUntil: now + retryUnavailableMs, subject, body, headers: h });
@@ -156,13 +177,16 @@ function createClientOn(nc: NatsConnection, options: ClientOptions, ownsConnecti
 
   return {
     actor(iface, key) {
+      // The subject is computed on the first call and kept: a ref calls one actor.
+      let subject: string | undefined;
+      const subjectOf = () => (subject ??= callSubject(options.service, iface.type, encodeKey(key), shards));
       const ref: Record<string, (request?: unknown) => Promise<unknown>> = {};
       for (const message of Object.keys(iface.messages)) {
         const isAsk = iface.messages[message]!.kind === 'ask';
         ref[message] = isAsk
-          ? (request) => call(iface.type, iface.version, key, message, request)
+          ? (request) => send(subjectOf, iface.version, message, request)
           : async (request) => {
-              await call(iface.type, iface.version, key, message, request);
+              await send(subjectOf, iface.version, message, request);
             };
       }
       return ref as unknown as ActorRef<typeof iface.messages>;

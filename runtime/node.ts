@@ -6,13 +6,13 @@
  * @module
  */
 import { hostname } from 'node:os';
-import { headers as natsHeaders, type Msg, type NatsConnection, type Subscription } from '@nats-io/transport-node';
+import { headers as natsHeaders, type Msg, type MsgHdrs, type NatsConnection, type Subscription } from '@nats-io/transport-node';
 import { Kvm, type KV } from '@nats-io/kv';
 import { ErrorCode, MoltError, toMoltError } from './errors.ts';
 import type { ServiceDefinition } from './define/service.ts';
 import { checkVersionChain } from './define/service.ts';
 import type { AnyActorVersion } from './define/version.ts';
-import { createSuperjsonCodec, type Codec } from './wire/codec.ts';
+import { createSuperjsonCodec, fixedHeaders, type Codec } from './wire/codec.ts';
 import {
   bucketNames,
   decodeKey,
@@ -178,22 +178,47 @@ export async function createNode(options: NodeOptions): Promise<MoltNode> {
   const subscriptions = new Map<number, Subscription>();
   const inflight = new Set<Promise<unknown>>();
 
-  function respond(msg: Msg, ok: boolean, body: unknown, callerVersion: string | undefined, nodeVersion: number | undefined): void {
-    if (!msg.reply) return;
+  function replyHeaders(ok: boolean, callerVersion: string | undefined, nodeVersion: number | undefined, corr: string | undefined): MsgHdrs {
     const h = natsHeaders();
     h.set(Header.Status, ok ? 'ok' : 'error');
     h.set(Header.Protocol, String(PROTOCOL_VERSION));
     if (callerVersion) h.set(Header.Version, callerVersion);
     if (nodeVersion !== undefined) h.set(Header.NodeVersion, String(nodeVersion));
-    const corr = msg.headers?.get(Header.Correlation);
     if (corr) h.set(Header.Correlation, corr);
+    return h;
+  }
+
+  // An ok reply without a correlation id carries one of a handful of header
+  // blocks (caller version × node version, both validated integers): each is
+  // built and encoded once instead of once per reply.
+  const okReplyHeaders = new Map<string, MsgHdrs>();
+  function okHeaders(callerVersion: string | undefined, nodeVersion: number | undefined): MsgHdrs {
+    const cacheKey = `${callerVersion ?? ''} ${nodeVersion ?? ''}`;
+    let h = okReplyHeaders.get(cacheKey);
+    if (!h) {
+      const entries: Array<[string, string]> = [
+        [Header.Status, 'ok'],
+        [Header.Protocol, String(PROTOCOL_VERSION)],
+      ];
+      if (callerVersion) entries.push([Header.Version, callerVersion]);
+      if (nodeVersion !== undefined) entries.push([Header.NodeVersion, String(nodeVersion)]);
+      h = fixedHeaders(entries);
+      if (okReplyHeaders.size < 64) okReplyHeaders.set(cacheKey, h);
+    }
+    return h;
+  }
+
+  function respond(msg: Msg, ok: boolean, body: unknown, callerVersion: string | undefined, nodeVersion: number | undefined): void {
+    if (!msg.reply) return;
     let bytes: Uint8Array;
     try {
       bytes = codec.encode(body);
     } catch (e) {
-      h.set(Header.Status, 'error');
+      ok = false;
       bytes = codec.encode(new MoltError(ErrorCode.ActorFailed, `the reply could not be encoded: ${(e as Error).message}`).toWire());
     }
+    const corr = msg.headers?.get(Header.Correlation) || undefined;
+    const h = ok && corr === undefined ? okHeaders(callerVersion, nodeVersion) : replyHeaders(ok, callerVersion, nodeVersion, corr);
     try {
       msg.respond(bytes, { headers: h });
     } catch (e) {
@@ -249,12 +274,18 @@ export async function createNode(options: NodeOptions): Promise<MoltNode> {
         return fail(msg, new MoltError(ErrorCode.MalformedBody, 'body must encode an object (the message payload)'), versionHeader, host.currentVersion);
       }
     }
-    const p = host.deliver(key, version, message, request).then(
-      (reply) => respond(msg, true, reply, versionHeader, host.currentVersion),
-      (e) => fail(msg, toMoltError(e), versionHeader, host.currentVersion),
+    // One reaction per call: the settled call leaves `inflight` in the same step that answers it.
+    const p: Promise<void> = host.deliver(key, version, message, request).then(
+      (reply) => {
+        inflight.delete(p);
+        respond(msg, true, reply, versionHeader, host.currentVersion);
+      },
+      (e) => {
+        inflight.delete(p);
+        fail(msg, toMoltError(e), versionHeader, host.currentVersion);
+      },
     );
     inflight.add(p);
-    void p.finally(() => inflight.delete(p));
   }
 
   function applyOwnership(owned: ReadonlySet<number>): void {
