@@ -9,6 +9,7 @@ import { registerKeysCommands } from './keys.ts';
 import { registerPublishCommand } from './publish.ts';
 import { registerStatusCommand } from './status.ts';
 import { registerControlCommands } from './control.ts';
+import { registerNewCommand } from './new.ts';
 
 export async function registerExtraCommands(program: Command): Promise<void> {
   void program;
@@ -16,4 +17,5 @@ export async function registerExtraCommands(program: Command): Promise<void> {
   registerPublishCommand(program);
   registerStatusCommand(program);
   registerControlCommands(program);
+  registerNewCommand(program);
 }

@@ -1,0 +1,44 @@
+/**
+ * The counter service against a real nats-server (started on a free port by
+ * Molt's `startEmbeddedNats`; needs `nats-server` on PATH or NATS_SERVER_BIN).
+ */
+import { suite } from 'uvu';
+import * as assert from 'uvu/assert';
+import { createClient, createNode, silentLogger, startEmbeddedNats, type EmbeddedNats, type MoltClient, type MoltNode } from 'molt';
+import service from '../src/service.ts';
+import { counterV1 } from '../src/counter/v1.ts';
+
+const test = suite<{ nats: EmbeddedNats; node: MoltNode; client: MoltClient }>('counter');
+
+test.before(async (ctx) => {
+  ctx.nats = await startEmbeddedNats();
+  ctx.node = await createNode({ service, nats: { servers: ctx.nats.url }, logger: silentLogger });
+  ctx.client = await createClient({ service: service.name, nats: { servers: ctx.nats.url } });
+});
+
+test.after(async (ctx) => {
+  await ctx.client.close();
+  await ctx.node.stop();
+  await ctx.nats.stop();
+});
+
+test('counter - increments and reads back', async ({ client }) => {
+  const counter = client.actor(counterV1, 'alice');
+  assert.is(await counter.increment({ by: 2 }), 2);
+  assert.is(await counter.increment({ by: 3 }), 5);
+  assert.is(await counter.get(), 5);
+});
+
+test('counter - reset sets it back to zero', async ({ client }) => {
+  const counter = client.actor(counterV1, 'bob');
+  await counter.increment({ by: 7 });
+  await counter.reset();
+  assert.is(await counter.get(), 0);
+});
+
+test('counter - each key is its own actor', async ({ client }) => {
+  await client.actor(counterV1, 'carol').increment({ by: 1 });
+  assert.is(await client.actor(counterV1, 'dave').get(), 0);
+});
+
+test.run();
