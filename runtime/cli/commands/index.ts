@@ -10,6 +10,7 @@ import { registerPublishCommand } from './publish.ts';
 import { registerStatusCommand } from './status.ts';
 import { registerControlCommands } from './control.ts';
 import { registerNewCommand } from './new.ts';
+import { registerCompatCommand } from './compat.ts';
 
 export async function registerExtraCommands(program: Command): Promise<void> {
   void program;
@@ -18,4 +19,5 @@ export async function registerExtraCommands(program: Command): Promise<void> {
   registerStatusCommand(program);
   registerControlCommands(program);
   registerNewCommand(program);
+  registerCompatCommand(program);
 }
