@@ -60,7 +60,7 @@ export async function runNodeFromFlags(modulePath: string, flags: NodeFlags, nat
     replicas: positive('replicas', flags.replicas),
   });
   // Every node runs an upgrade manager; with no trusted key it refuses (and reports) every upgrade.
-  await startUpgradeManager(node, {
+  const manager = await startUpgradeManager(node, {
     trustedKeys: parseTrustedKeys([...(flags.trust ?? []), process.env.MOLT_TRUSTED_KEYS ?? ''].join(',')),
     reconcileMs: positive('reconcile', flags.reconcile),
     tickMs: positive('tick', flags.tick),
@@ -68,7 +68,11 @@ export async function runNodeFromFlags(modulePath: string, flags: NodeFlags, nat
   });
   const versions = Object.entries(node.status().types).map(([t, s]) => `${t}@${s.current}`).join(' ');
   process.stdout.write(`molt node ${node.id} serving ${service.name} (${versions}) on ${natsUrl}\n`);
-  return node;
+  // The manager works over the node's connection, which node.stop() drains: stop
+  // it first (an upgrade in progress completes), or its periodic reads fail
+  // with "connection draining" warnings on every shutdown.
+  const stopNode = node.stop.bind(node);
+  return Object.assign(node, { stop: () => manager.stop().then(stopNode, stopNode) });
 }
 
 function stopOnSignals(stop: () => Promise<void>): void {
