@@ -7,6 +7,12 @@
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { spawn } from 'node:child_process';
+import fc from 'fast-check';
+import { isMoltError, type AnyActorVersion } from '../../runtime/index.ts';
+import { admit, initialActorState, persist, restore, runTurn, type ActorState, type TypeVersions } from '../../runtime/internal.ts';
+import { accountV1 } from '../../demo/service.ts';
+import { accountV2 } from '../../demo/account-v2.ts';
+import { accountV3 } from '../../demo/account-v3.ts';
 
 const root = new URL('../..', import.meta.url).pathname;
 const test = suite('demo');
@@ -59,6 +65,105 @@ test('demo - v1 → v2 (rolling) → v3 (canary) under mixed-version load: no fa
   assert.match(output, /rollout account@2: paused → running/);
   assert.match(output, /v1 callers migrate to v2/);
   assert.match(output, /rollout account@3: running → done/);
+});
+
+// ---- the demo service's upgrades, in process: the paper's identity condition ----
+
+interface Call {
+  version: number;
+  message: string;
+  request: Record<string, unknown>;
+}
+
+const chain: readonly AnyActorVersion[] = [accountV1, accountV2, accountV3];
+const at = (current: number): TypeVersions => ({ name: 'account', byVersion: new Map(chain.map((v) => [v.version, v])), current, retired: new Set() });
+
+function apply(types: TypeVersions, state: ActorState, calls: Call[]): ActorState {
+  for (const c of calls) {
+    try {
+      state = runTurn(types, state, admit(types, c.version, c.message, c.request), c.version, c.message, c.request).state;
+    } catch (e) {
+      if (!isMoltError(e, 'Disallowed')) throw e;
+    }
+  }
+  return state;
+}
+
+function read(types: TypeVersions, state: ActorState, reads: Call[]): unknown[] {
+  return reads.map((c) => {
+    try {
+      return runTurn(types, state, admit(types, c.version, c.message, c.request), c.version, c.message, c.request).reply;
+    } catch (e) {
+      if (isMoltError(e, 'Disallowed')) return '<disallowed>';
+      throw e;
+    }
+  });
+}
+
+const holdIds = fc.constantFrom('h0', 'h1', 'h2', 'h3');
+const callsOf: Record<number, fc.Arbitrary<Call>> = {
+  1: fc.oneof(
+    fc.integer({ min: 1, max: 20 }).map((amount) => ({ version: 1, message: 'deposit', request: { amount } })),
+    fc.integer({ min: 1, max: 12 }).map((amount) => ({ version: 1, message: 'withdraw', request: { amount } })),
+  ),
+  2: fc.oneof(
+    fc.integer({ min: 1, max: 2500 }).map((cents) => ({ version: 2, message: 'deposit', request: { cents } })),
+    fc.integer({ min: 1, max: 1500 }).map((cents) => ({ version: 2, message: 'withdraw', request: { cents } })),
+  ),
+  3: fc.oneof(
+    fc.integer({ min: 1, max: 2500 }).map((cents) => ({ version: 3, message: 'deposit', request: { cents } })),
+    fc.integer({ min: 1, max: 1500 }).map((cents) => ({ version: 3, message: 'withdraw', request: { cents } })),
+    fc.tuple(holdIds, fc.integer({ min: 1, max: 800 })).map(([holdId, cents]) => ({ version: 3, message: 'placeHold', request: { holdId, cents } })),
+    holdIds.map((holdId) => ({ version: 3, message: 'releaseHold', request: { holdId } })),
+  ),
+};
+const readsOf: Record<number, Call[]> = {
+  1: [{ version: 1, message: 'balance', request: {} }],
+  2: [{ version: 2, message: 'balance', request: {} }, { version: 2, message: 'statement', request: {} }],
+  3: [{ version: 3, message: 'balance', request: {} }, { version: 3, message: 'statement', request: {} }],
+};
+
+/**
+ * On a node at `from` that knows every version, callers of `speak` make random
+ * calls; the node is carried to `to` (the TF chain). Every read served both
+ * before and after must answer the same (a read disallowed before has no
+ * answer to keep).
+ */
+function checkIdentity(from: number, to: number, speak: number[], readBoth: number[]): void {
+  const before = at(from);
+  const after = at(to);
+  const reads = readBoth.flatMap((v) => readsOf[v]!);
+  fc.assert(
+    fc.property(fc.array(fc.oneof(...speak.map((v) => callsOf[v]!)), { maxLength: 40 }), (calls) => {
+      const state = apply(before, initialActorState(before), calls);
+      const answersBefore = read(before, state, reads);
+      const answersAfter = read(after, restore(after, persist(state), 'k'), reads);
+      answersBefore.forEach((answer, i) => {
+        if (answer === '<disallowed>') return;
+        assert.equal(answersAfter[i], answer, `${JSON.stringify(reads[i])} after ${JSON.stringify(calls)}`);
+      });
+    }),
+    { numRuns: 300, seed: 20260408 },
+  );
+}
+
+test('demo service - account 1→2 is invisible to v1 and v2 readers (v3 callers too, through the chained SOs)', () => {
+  checkIdentity(1, 2, [1, 2, 3], [1, 2, 3]);
+});
+
+test('demo service - account 2→3 is invisible to v2 and v3 readers', () => {
+  checkIdentity(2, 3, [1, 2, 3], [2, 3]);
+});
+
+test('demo service - a v1 node carried to v3 in one go (TF chain) answers v2 and v3 readers as before', () => {
+  checkIdentity(1, 3, [1, 2, 3], [2, 3]);
+});
+
+test('demo service - statement is disallowed on a v1 node, through v2 and through v3 (chained)', () => {
+  const v1Node = at(1);
+  const state = apply(v1Node, initialActorState(v1Node), [{ version: 1, message: 'deposit', request: { amount: 5 } }]);
+  assert.equal(read(v1Node, state, [readsOf[2]![1]!, readsOf[3]![1]!]), ['<disallowed>', '<disallowed>']);
+  assert.equal(read(at(2), restore(at(2), persist(state), 'k'), [readsOf[2]![1]!]), [{ balanceCents: 500, operations: 0 }]);
 });
 
 test.run();
