@@ -80,8 +80,8 @@ export interface LoadContext {
   tally: Tally;
   /** Calls and outcomes per caller version. */
   byVersion: Record<CallerVersion, Tally>;
-  /** Disallowed calls by `v<version> <message>`, with the reason given. */
-  disallowedBy: Map<string, { count: number; reason: string }>;
+  /** Disallowed calls by `v<version> <message>`, with the reason given and the version whose SO refused. */
+  disallowedBy: Map<string, { count: number; reason: string; by: number | undefined }>;
   failures: Map<string, FailureGroup>;
   /** The phase failures are filed under. */
   phase: () => string;
@@ -220,8 +220,9 @@ class Caller {
         const key = `v${this.version} ${message}`;
         const seen = this.ctx.disallowedBy.get(key);
         const reason = isMoltError(e) ? String(e.data.reason ?? e.message) : String(e);
+        const by = isMoltError(e) && typeof e.data.version === 'number' ? e.data.version : undefined;
         if (seen) seen.count++;
-        else this.ctx.disallowedBy.set(key, { count: 1, reason });
+        else this.ctx.disallowedBy.set(key, { count: 1, reason, by });
         return;
       }
       tally.failed++;

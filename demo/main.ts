@@ -285,7 +285,7 @@ async function run(): Promise<number> {
       const t = ctx.byVersion[v];
       log(`  v${v} callers: ${t.calls} calls, ${t.ok} ok, ${t.disallowed} disallowed, ${t.failed} failed`);
     }
-    for (const [what, d] of ctx.disallowedBy) log(`  disallowed by design: ${what} × ${d.count}: "${d.reason}"`);
+    for (const [what, d] of ctx.disallowedBy) log(`  disallowed by design: ${what} × ${d.count}${d.by ? ` (refused by the simulation object of ${TYPE}@${d.by})` : ''}: "${d.reason}"`);
     for (const f of ctx.failures.values()) log(`  FAILED ${f.code} × ${f.count} during ${f.phase} (v${f.version} ${f.message}): ${f.example}`);
     log(`accounts: ${(check.totalCents / 100).toFixed(2)} in total, ${check.openHolds} open holds of ${(check.heldCents / 100).toFixed(2)}; lost updates: ${check.lostUpdates}`);
     for (const p of check.problems.slice(0, 20)) log(`  MISMATCH ${p}`);
