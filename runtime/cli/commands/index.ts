@@ -11,6 +11,7 @@ import { registerStatusCommand } from './status.ts';
 import { registerControlCommands } from './control.ts';
 import { registerNewCommand } from './new.ts';
 import { registerCompatCommand } from './compat.ts';
+import { registerVersionCommand } from './version.ts';
 
 export async function registerExtraCommands(program: Command): Promise<void> {
   void program;
@@ -20,4 +21,5 @@ export async function registerExtraCommands(program: Command): Promise<void> {
   registerControlCommands(program);
   registerNewCommand(program);
   registerCompatCommand(program);
+  registerVersionCommand(program);
 }

@@ -1,0 +1,44 @@
+/**
+ * `molt version add <type>`: write the next version of an actor type as a new
+ * file beside the current one (messages and machine copied, TF and SO stubs),
+ * and add it to the type's version chain (codegen/version-add.ts).
+ *
+ * @module
+ */
+import { relative } from 'node:path';
+import type { Command } from 'commander';
+import { addVersion } from '../../../codegen/version-add.ts';
+
+interface AddFlags {
+  service: string;
+  tsconfig?: string;
+  forward?: boolean;
+  dryRun?: boolean;
+}
+
+export function registerVersionCommand(program: Command): void {
+  const version = program.command('version').description('manage the versions of actor types');
+  version
+    .command('add <type>')
+    .description('write the next version of <type>: a copy of the current one, with a typed transform function and simulation-object stubs')
+    .option('-s, --service <module>', 'the service module', 'src/service.ts')
+    .option('--tsconfig <file>', 'compiler options to read the code with (default: the nearest tsconfig.json)')
+    .option('--forward', 'SO handlers call the same message on the other version instead of refusing it (right only while both versions mean the same by it)')
+    .option('--dry-run', 'print the new file, write nothing')
+    .action((type: string, flags: AddFlags) => {
+      const result = addVersion({ type, service: flags.service, tsconfig: flags.tsconfig, forward: flags.forward, dryRun: flags.dryRun });
+      if (flags.dryRun) {
+        process.stdout.write(result.text);
+        return;
+      }
+      const file = relative(process.cwd(), result.file);
+      const chain = relative(process.cwd(), result.chainFile);
+      const stubs = flags.forward ? 'forward every message to the other version' : `refuse every message (disallow) until you write them`;
+      process.stdout.write(
+        `wrote ${file}: ${type}@${result.version}, a copy of ${type}@${result.version - 1} (${result.messages.length} messages)\n` +
+          `added ${result.exportName} to the chain of '${type}' in ${chain}\n\n` +
+          `Next: change ${type}@${result.version} in ${file}; its transform is the identity and its simulation objects ${stubs}.\n` +
+          `Check with: npx tsc --noEmit, and npx molt compat ${type}\n`,
+      );
+    });
+}
