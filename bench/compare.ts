@@ -31,6 +31,8 @@ export interface Cell {
   p99Us: number;
   /** Requester + servers + nats-server CPU time per successful call, µs. */
   cpuPerCallUs: number;
+  /** The same, split by process: requester, servers (responder / node), nats-server. */
+  cpuSplitUs: { requester: number; servers: number; nats: number };
   calls: number;
   errors: number;
   firstError?: string;
@@ -65,11 +67,13 @@ export async function compare(
         const servers1 = await cpuOf(s.servers);
         const nats1 = processCpuMicros(natsPid);
         const cpu = r.cpuUs + (servers1 - servers0) + (nats1 - nats0);
+        const per = (us: number) => (r.calls > 0 ? us / r.calls : NaN);
         const cell: Cell = {
           throughput: r.throughput,
           p50Us: r.p50Us,
           p99Us: r.p99Us,
-          cpuPerCallUs: r.calls > 0 ? cpu / r.calls : NaN,
+          cpuPerCallUs: per(cpu),
+          cpuSplitUs: { requester: per(r.cpuUs), servers: per(servers1 - servers0), nats: per(nats1 - nats0) },
           calls: r.calls,
           errors: r.errors,
         };
@@ -77,7 +81,7 @@ export async function compare(
         results.get(s.id)!.get(c)!.push(cell);
         ctx.log(
           `rep ${rep + 1}/${reps} c=${c} ${s.label}: ${Math.round(r.throughput)}/s p50 ${r.p50Us.toFixed(0)}µs p99 ${r.p99Us.toFixed(0)}µs ` +
-            `cpu ${cell.cpuPerCallUs.toFixed(1)}µs/call${r.errors ? ` errors ${r.errors} (${r.firstError})` : ''}`,
+            `cpu ${cell.cpuPerCallUs.toFixed(1)}µs/call (req ${cell.cpuSplitUs.requester.toFixed(1)}, server ${cell.cpuSplitUs.servers.toFixed(1)}, nats ${cell.cpuSplitUs.nats.toFixed(1)})${r.errors ? ` errors ${r.errors} (${r.firstError})` : ''}`,
         );
       }
     }
@@ -97,6 +101,9 @@ export function addRows(ctx: BenchContext, systems: readonly LoadSystem[], resul
           p50_us: stat(cells.map((x) => x.p50Us)),
           p99_us: stat(cells.map((x) => x.p99Us)),
           cpu_us_per_call: stat(cells.map((x) => x.cpuPerCallUs)),
+          cpu_requester_us_per_call: stat(cells.map((x) => x.cpuSplitUs.requester)),
+          cpu_server_us_per_call: stat(cells.map((x) => x.cpuSplitUs.servers)),
+          cpu_nats_us_per_call: stat(cells.map((x) => x.cpuSplitUs.nats)),
         },
         errors: cells.reduce((n, x) => n + x.errors, 0),
       });

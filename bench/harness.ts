@@ -110,6 +110,8 @@ export interface RunOptions {
   cellMs: number;
   /** Unmeasured warm-up before each cell, ms. */
   warmupMs: number;
+  /** If set, every agent runs with `--cpu-prof` and writes its profiles to `<dir>/<bench>-<agent>/` (one per thread; the largest is the main thread). */
+  profileDir?: string;
 }
 
 /** What a benchmark sees. */
@@ -364,7 +366,10 @@ export async function runBenchmarks(
         return server;
       },
       async agent(name, agentOptions) {
-        const agent = await Agent.start(name, agentOptions);
+        const profile = options.profileDir
+          ? ['--cpu-prof', `--cpu-prof-dir=${options.profileDir}/${bench.name}-${name}`]
+          : [];
+        const agent = await Agent.start(name, { ...agentOptions, execArgv: [...(agentOptions?.execArgv ?? []), ...profile] });
         cleanups.push(() => agent.stop());
         return agent;
       },

@@ -7,12 +7,14 @@
  *   --quick   a smoke run in seconds (tiny sizes, one repetition); writes to a
  *             temporary directory unless --out is given, never to latest.json
  *   --only    run only these benchmarks (see --list)
+ *   --profile DIR  run every agent with `node --cpu-prof`, profiles in DIR
+ *             (summarise one with `node --import tsx bench/profile.ts FILE`)
  *
  * @module
  */
 import { mkdirSync, writeFileSync, mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { fmt, fmtStat, machineInfo, runBenchmarks, table, type Benchmark, type RunOptions } from './harness.ts';
 import { messaging } from './benchmarks/messaging.ts';
@@ -28,7 +30,7 @@ import { availability } from './benchmarks/availability.ts';
 export const benchmarks: readonly Benchmark[] = [messaging, durable, peer, crossVersion, upgrade, memory, dissemination, availability];
 
 function parseArgs(argv: string[]) {
-  const out = { quick: false, only: undefined as string[] | undefined, reps: undefined as number | undefined, cellMs: undefined as number | undefined, dir: undefined as string | undefined, list: false };
+  const out = { quick: false, only: undefined as string[] | undefined, reps: undefined as number | undefined, cellMs: undefined as number | undefined, dir: undefined as string | undefined, list: false, profile: undefined as string | undefined };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!;
     const value = () => {
@@ -42,6 +44,7 @@ function parseArgs(argv: string[]) {
     else if (a === '--cell-ms') out.cellMs = Number(value());
     else if (a === '--out') out.dir = value();
     else if (a === '--list') out.list = true;
+    else if (a === '--profile') out.profile = value();
     else throw new Error(`unknown option ${a}; see the header of bench/main.ts`);
   }
   return out;
@@ -60,6 +63,10 @@ if (args.only) {
 const options: RunOptions = args.quick
   ? { quick: true, reps: args.reps ?? 1, cellMs: args.cellMs ?? 150, warmupMs: 100 }
   : { quick: false, reps: args.reps ?? 3, cellMs: args.cellMs ?? 1500, warmupMs: 400 };
+if (args.profile) {
+  options.profileDir = resolve(args.profile);
+  mkdirSync(options.profileDir, { recursive: true });
+}
 
 const started = Date.now();
 const machine = machineInfo();

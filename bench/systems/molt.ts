@@ -48,8 +48,9 @@ export const commands: Record<string, Command> = {
     return { steps, ms: steps.reduce((s, x) => s + x.ms, 0) };
   },
   /**
-   * Registers caller `name`: worker w asks `inc` of actor `<prefix><w>` of
-   * `type`, speaking `version`. One client (and connection) per caller.
+   * Registers caller `name`: worker w asks `inc` (or `message: 'get'`, which
+   * changes nothing) of actor `<prefix><w>` of `type`, speaking `version`.
+   * One client (and connection) per caller.
    */
   'molt.caller': async (args) => {
     const key = `${String(args.type)}@${Number(args.version ?? 1)}`;
@@ -60,9 +61,10 @@ export const commands: Record<string, Command> = {
     cleanups.push(() => client.close());
     const prefix = String(args.keyPrefix ?? 'k');
     const refs: Array<ActorRef<typeof messages>> = [];
+    const ask = args.message === 'get' ? (ref: ActorRef<typeof messages>) => ref.get() : (ref: ActorRef<typeof messages>) => ref.inc(PAYLOAD);
     callers.set(String(args.name), {
-      call: (w) => (refs[w] ??= client.actor(iface, `${prefix}${w}`)).inc(PAYLOAD),
-      callKey: (i) => client.actor(iface, `${prefix}${i}`).inc(PAYLOAD),
+      call: (w) => ask((refs[w] ??= client.actor(iface, `${prefix}${w}`))),
+      callKey: (i) => ask(client.actor(iface, `${prefix}${i}`)),
     });
     return {};
   },
