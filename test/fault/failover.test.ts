@@ -7,7 +7,8 @@
  *   than an increment acknowledged before the read was sent, and — the moves
  *   being planned — no failed call at all;
  * - a node process dies (SIGKILL): its actors are served by the survivor
- *   within the configured bound — lease + one heartbeat + a margin.
+ *   within the configured bound — lease + one heartbeat + a margin;
+ * - and placement gives every live node a fair part of the shards.
  */
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
@@ -165,6 +166,21 @@ test('node dies - its actors are served by the survivor within lease + heartbeat
   assert.ok(worst <= bound, `served after ${worst} ms; the bound is ${bound} ms`);
   // Not sooner than the lease allows: a node silent for less than the lease may still be alive.
   assert.ok(Math.min(...servedAfter) >= LEASE_MS - 2 * HEARTBEAT_MS, 'the survivor waited for the lease to run out');
+});
+
+test('placement - live nodes split the shards evenly enough, whatever their ids', () => {
+  // Deterministic (no randomness): rendezvous scores of similar ids must not be correlated.
+  const share = (ids: string[]) => {
+    const owners = assignShards(ids, DEFAULT_SHARDS);
+    return Math.min(...ids.map((id) => owners.filter((o) => o === id).length));
+  };
+  for (let i = 0; i < 100; i++) {
+    assert.ok(share([`node-${i}`, `node-${i + 1}`]) >= 16, `node-${i}, node-${i + 1}: each gets at least a quarter of the shards`);
+    const four = [0, 1, 2, 3].map((k) => `n${4 * i + k}`);
+    assert.ok(share(four) >= 4, `${four.join(', ')}: each gets at least a sixteenth`);
+  }
+  assert.ok(share(['a', 'b', 'c', 'd']) >= 4);
+  assert.ok(share(['same-a', 'same-b']) >= 16);
 });
 
 test.run();
