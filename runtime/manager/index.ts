@@ -94,6 +94,8 @@ interface Verified extends VerifiedUpgrade {
   descriptor: UpgradeDescriptor;
   /** The version to load, unless the node already knows it. */
   def: AnyActorVersion | undefined;
+  /** The bundle's definition even when the node knows the version (what a fix loads). */
+  fixDef: AnyActorVersion | undefined;
   schedule: ScheduleMachine;
 }
 
@@ -112,6 +114,8 @@ interface Managed {
   lastControlAt?: number;
   doneSent?: boolean;
   lastNote?: string;
+  /** The descriptor revision of a fix being applied. */
+  fixing?: number;
 }
 
 interface NodeView {
@@ -285,6 +289,7 @@ export async function startUpgradeManager(node: MoltNode, options: UpgradeManage
     return {
       descriptor,
       def: known ? undefined : def,
+      fixDef: def,
       schedule,
       rollout: {
         done: r?.state === 'done',
@@ -497,7 +502,7 @@ export async function startUpgradeManager(node: MoltNode, options: UpgradeManage
       case 'upgraded': {
         const result = context.result ?? { transformed: 0, failed: 0 };
         recordStep(m, `transformed ${result.transformed} resident actors${result.failed ? `, ${result.failed} transform failures` : ''}`);
-        if (result.failed > 0 && d) haltOnTransformFailures(m, d, result.failed);
+        checkTransformFailures();
         afterUpgrade(m.type);
         break;
       }
@@ -510,8 +515,35 @@ export async function startUpgradeManager(node: MoltNode, options: UpgradeManage
     if (state === 'loading' || finalStates.has(state) || state === 'waiting') queueMicrotask(pump);
   }
 
+  /** Transform failures already acted on, per descriptor key. */
+  const failuresHalted = new Map<string, number>();
+
+  /**
+   * Halts a rollout when this node sees new transform failures of its version
+   * — at the upgrade (resident actors) or later (actors carried when next
+   * loaded). A resume accepts the failures seen so far; a fix clears them.
+   */
+  function checkTransformFailures(): void {
+    const status = types();
+    for (const m of managed.values()) {
+      const d = m.verified?.descriptor;
+      if (!d || m.state !== 'upgraded') continue;
+      const count = (status[m.type]?.transformFailures ?? []).filter((f) => f.to === m.to).length;
+      const before = failuresHalted.get(m.key) ?? 0;
+      if (count === before) continue;
+      failuresHalted.set(m.key, count);
+      if (count < before) continue;
+      const state = rollouts.get(d.rolloutId)?.state;
+      if (state === 'done' || state === 'aborted') {
+        void reportProblem(m, ErrorCode.TransformFailed, `${count} actor(s) of ${d.type} failed their transform to ${d.to} on ${node.id}; their state is untouched. Publish a fix: molt publish <module> --fix --version ${d.type}=${d.to}`);
+        continue;
+      }
+      haltOnTransformFailures(m, d, count);
+    }
+  }
+
   function haltOnTransformFailures(m: Managed, d: UpgradeDescriptor, failed: number): void {
-    const reason = `${failed} transform failure(s) on node ${node.id} upgrading ${d.type} to ${d.to}; fix the TF and publish it again, then \`molt resume ${d.rolloutId}\``;
+    const reason = `${failed} transform failure(s) of ${d.type} ${d.from}→${d.to} on node ${node.id}: fix the TF (\`molt publish <module> --fix --version ${d.type}=${d.to}\`), then \`molt resume ${d.rolloutId}\``;
     void reportProblem(m, ErrorCode.TransformFailed, reason);
     write(`control:${d.rolloutId}`, () => udb.setControl({ rolloutId: d.rolloutId, command: 'pause', reason, by: `node ${node.id}`, at: clock.now() }));
     write(`rollout:${d.rolloutId}`, async () => {
@@ -564,17 +596,19 @@ export async function startUpgradeManager(node: MoltNode, options: UpgradeManage
       const knownMax = Math.max(...s.known);
       list.sort((a, b) => a.to - b.to);
       for (const { stored, to } of list) {
-        if (to <= s.current) continue;
         const existing = managed.get(stored.key);
+        if (to <= s.current) {
+          // A fix of a version this node already runs still replaces its TF (for actors not yet carried).
+          if (existing && existing.revision !== stored.revision && existing.state === 'upgraded') applyFix(existing, stored);
+          continue;
+        }
         if (existing) {
           if (existing.revision !== stored.revision && (existing.state === 'rejected' || existing.state === 'failed')) {
             replace(existing);
             startLifecycle(stored, type, to);
             break;
           }
-          if (existing.revision !== stored.revision && !finalStates.has(existing.state)) {
-            logger.warn('descriptor changed after it was loaded; the running upgrade continues with the first one', { key: stored.key });
-          }
+          if (existing.revision !== stored.revision && existing.state !== 'verifying' && existing.state !== 'loading') applyFix(existing, stored);
           // Later versions wait until this one is loaded.
           if (existing.state === 'verifying' || existing.state === 'loading' || existing.state === 'rejected') break;
           if (existing.state === 'failed' && !s.known.includes(to)) break;
@@ -585,6 +619,42 @@ export async function startUpgradeManager(node: MoltNode, options: UpgradeManage
         break;
       }
     }
+  }
+
+  /**
+   * A new revision of a descriptor this node already loaded: a fix (`molt
+   * publish --fix`). Verified like any upgrade, then loaded in place of the
+   * old code; the host retries actors whose transform failed with it.
+   */
+  function applyFix(m: Managed, stored: StoredDescriptor): void {
+    if (m.fixing === stored.revision) return;
+    m.fixing = stored.revision;
+    void (async () => {
+      try {
+        const verified = await verify(stored.key);
+        const previous = m.verified?.descriptor;
+        if (previous && verified.descriptor.rolloutId !== previous.rolloutId) {
+          throw rejected('chain', `${stored.key} now names rollout ${verified.descriptor.rolloutId}, but this node runs rollout ${previous.rolloutId} for it; a fix keeps its rollout`, { key: stored.key });
+        }
+        const def = loadedVersion(verified);
+        if (def) node.loadVersion(def);
+        m.revision = stored.revision;
+        m.verified = { ...verified, def: m.verified?.def };
+        (m.steps as Array<{ step: ProgressStep; at: number }>).push({ step: m.steps[m.steps.length - 1]?.step ?? 'loaded', at: clock.now() });
+        recordStep(m, `fixed code loaded (bundle sha256 ${verified.descriptor.bundle.digest.slice(0, 12)}…)`);
+        failuresHalted.delete(m.key);
+        logger.info('fixed upgrade loaded', { key: m.key, digest: verified.descriptor.bundle.digest });
+      } catch (e) {
+        m.fixing = undefined;
+        m.revision = stored.revision; // do not retry the same bad revision in a loop
+        void reportProblem(m, isMoltError(e) ? e.code : ErrorCode.UpgradeRejected, `refused fix of ${m.type}@${m.to}: ${errorText(e)}`, rejectionReasons.get(m.key));
+      }
+    })();
+  }
+
+  /** The definition a verified upgrade offers, even when the node already knows that version (a fix replaces it). */
+  function loadedVersion(v: Verified): AnyActorVersion | undefined {
+    return v.def ?? v.fixDef;
   }
 
   function replace(m: Managed): void {
@@ -854,6 +924,7 @@ export async function startUpgradeManager(node: MoltNode, options: UpgradeManage
       m.actor.send({ type: 'schedule.feed', event: { type: 'load', callsPerSecond: cps, idleForMs: cur ? now - cur.changedAt : 0 } });
     }
     lastCalls = nextCalls;
+    checkTransformFailures();
     if (scheduling.length > 0) {
       feedNodes();
       for (const watch of versionWatches) {

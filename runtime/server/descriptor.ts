@@ -40,6 +40,8 @@ export interface UpgradeDescriptor {
   createdAt: number;
   /** The rollout this upgrade starts (`molt pause <rolloutId>` …). */
   rolloutId: string;
+  /** Set on a fix (`molt publish --fix`): the digest of the bundle this one replaces. */
+  replaces?: string;
 }
 
 /** The stored form: a descriptor and its detached signature. */

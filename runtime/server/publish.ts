@@ -36,6 +36,13 @@ export interface PublishOptions {
   versions?: Record<string, number>;
   /** Start the rollouts paused: nodes load the upgrade (serving its callers) but none upgrades until `molt resume`. */
   paused?: boolean;
+  /**
+   * Replace the code of already-published versions (named in `versions`)
+   * instead of adding new ones: same rollout, same schedule, new bundle. Nodes
+   * load it in place of the old one; actors whose transform failed are retried
+   * with the new one. The versions' messages must not change.
+   */
+  fix?: boolean;
   /** Build, check and report, but write nothing. */
   dryRun?: boolean;
   replicas?: number;
@@ -142,6 +149,7 @@ export async function publishUpgrade(options: PublishOptions): Promise<PublishRe
 
   const { nc, owned } = await resolveConnection(options.nats);
   try {
+    if (options.fix) return await publishFix(options, service, bytes, digest, nc, clock);
     // A dry run creates nothing: with no upgrades bucket yet, the recorded chain is empty.
     const store = await openUpgradeStore(nc, service.name, { create: !options.dryRun, replicas: options.replicas });
     const udb = await openUdb(nc, service.name, { replicas: options.replicas });
@@ -209,3 +217,62 @@ export async function publishUpgrade(options: PublishOptions): Promise<PublishRe
 }
 
 const emptyStore: Pick<UpgradeStore, 'list'> = { list: async () => [] };
+
+/** `publishUpgrade` with `fix`: new code for versions already published. */
+async function publishFix(
+  options: PublishOptions,
+  service: ServiceDefinition,
+  bytes: Uint8Array,
+  digest: string,
+  nc: Parameters<typeof openUpgradeStore>[0],
+  clock: Clock,
+): Promise<PublishResult> {
+  const wanted = options.versions ?? {};
+  if (Object.keys(wanted).length === 0) {
+    throw new MoltError(ErrorCode.OperationRefused, 'a fix replaces a published version: name it with --version <type>=<version> (e.g. --fix --version counter=2)');
+  }
+  const store = await openUpgradeStore(nc, service.name, { create: false });
+  if (!store) throw new MoltError(ErrorCode.OperationRefused, `nothing was ever published for service '${service.name}': there is nothing to fix`);
+  const udb = await openUdb(nc, service.name, { replicas: options.replicas });
+  const loaded = await importBundle(bytes);
+  const out: UpgradeDescriptor[] = [];
+  const writes: Array<() => Promise<unknown>> = [];
+  for (const [type, to] of Object.entries(wanted)) {
+    const key = descriptorKey(type, to);
+    const entry = await store.descriptors.get(key);
+    if (!entry || entry.operation !== 'PUT') {
+      throw new MoltError(ErrorCode.OperationRefused, `${type}@${to} was never published, so there is nothing to fix: publish it without --fix`);
+    }
+    const old = parseSignedDescriptor(key, entry.value).descriptor;
+    const rollout = (await udb.rollout(old.rolloutId))?.record;
+    if (rollout?.state === 'aborted') {
+      throw new MoltError(ErrorCode.OperationRefused, `rollout ${old.rolloutId} (${type}@${to}) was aborted; an abort is final, a fix cannot revive it`);
+    }
+    const def = loaded.version(type, to);
+    if (!def) throw new MoltError(ErrorCode.OperationRefused, `the module has no ${type}@${to} to replace the published one with`);
+    if (old.bundle.digest === digest) throw new MoltError(ErrorCode.OperationRefused, `${type}@${to} is already published with exactly this bundle: nothing changed`);
+    const oldBytes = await store.getBundle(old.bundle.digest);
+    const oldDef = oldBytes && sha256Hex(oldBytes) === old.bundle.digest ? (await importBundle(oldBytes)).version(type, to) : undefined;
+    if (oldDef) {
+      const names = (m: object) => Object.keys(m).sort().join(', ');
+      if (names(oldDef.messages) !== names(def.messages)) {
+        throw new MoltError(ErrorCode.OperationRefused, `a fix may change ${type}@${to}'s transform and simulation objects, not its messages (published: ${names(oldDef.messages)}; now: ${names(def.messages)}): publish a new version instead`);
+      }
+    }
+    const d: UpgradeDescriptor = { ...old, bundle: { digest, size: bytes.length }, publisher: options.signer.publicKey, createdAt: clock.now(), replaces: old.bundle.digest };
+    out.push(d);
+    const revision = entry.revision;
+    writes.push(() => store.descriptors.update(key, JSON.stringify(signDescriptor(d, options.signer)), revision));
+  }
+  if (!options.dryRun) {
+    await store.putBundle(bytes);
+    for (const write of writes) {
+      try {
+        await write();
+      } catch (e) {
+        throw new MoltError(ErrorCode.OperationRefused, `the descriptor changed while fixing it (${(e as Error).message}); run \`molt status\` and try again`, { cause: e });
+      }
+    }
+  }
+  return { service: service.name, bundle: { digest, size: bytes.length }, upgrades: out };
+}

@@ -14,7 +14,7 @@ import type { Udb } from '../../runtime/udb/index.ts';
 import { counterV1 } from '../fixtures/counter.ts';
 import { counterV3 } from '../fixtures/counter-v3.ts';
 import { startEmbeddedNats, type ChildNode, type EmbeddedNats } from '../support/nats.ts';
-import { killAll, openCounters, progressByNode, publish, startUpgradableNode, testPublisher, waitForRollout, waitForVersions, TIMINGS } from '../support/upgrades.ts';
+import { killAll, openCounters, publish, waitForProgress, startUpgradableNode, testPublisher, waitForRollout, waitForVersions, TIMINGS } from '../support/upgrades.ts';
 
 interface Ctx {
   nats: EmbeddedNats;
@@ -63,8 +63,8 @@ test('catch-up - a node down for two upgrades, and a late node, go through both 
   ctx.nodes.push(b, c);
   await waitForVersions(ctx.udb, ['node-a', 'node-b', 'node-c'], 'counter', 3);
 
-  const p2 = await progressByNode(ctx.udb, v2.rolloutId);
-  const p3 = await progressByNode(ctx.udb, v3.rolloutId);
+  const p2 = await waitForProgress(ctx.udb, v2.rolloutId, ['node-b', 'node-c']);
+  const p3 = await waitForProgress(ctx.udb, v3.rolloutId, ['node-b', 'node-c']);
   for (const id of ['node-b', 'node-c']) {
     const s2 = p2.get(id)!;
     const s3 = p3.get(id)!;

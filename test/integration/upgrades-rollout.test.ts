@@ -12,7 +12,7 @@ import { counterV1 } from '../fixtures/counter.ts';
 import { counterV2 } from '../fixtures/counter-v2.ts';
 import { counterV3 } from '../fixtures/counter-v3.ts';
 import { startEmbeddedNats, type ChildNode, type EmbeddedNats } from '../support/nats.ts';
-import { eventually, killAll, openCounters, progressByNode, publish, startUpgradableNode, testPublisher, waitForRollout, waitForVersions } from '../support/upgrades.ts';
+import { eventually, killAll, openCounters, publish, waitForProgress, startUpgradableNode, testPublisher, waitForRollout, waitForVersions } from '../support/upgrades.ts';
 
 interface Ctx {
   nats: EmbeddedNats;
@@ -52,7 +52,7 @@ test('immediate - every node loads v2, upgrades, and the TF carries state', asyn
   assert.equal(done.counts, { '2': 3 });
   assert.ok(done.endedAt! >= done.startedAt);
 
-  const progress = await progressByNode(udb, rollout.rolloutId);
+  const progress = await waitForProgress(udb, rollout.rolloutId, ids);
   for (const id of ids) {
     const steps = progress.get(id)?.steps.map((s) => s.step) ?? [];
     assert.equal(steps, ['verified', 'loaded', 'scheduling', 'upgrading', 'upgraded'], `${id}: ${steps}`);
@@ -79,7 +79,7 @@ test('rolling - v3 rolls out one node at a time and v2 callers keep working', as
   await waitForVersions(udb, ids, 'counter', 3);
   await waitForRollout(udb, rollout.rolloutId, (r) => r.state === 'done', 'done');
   // At most one node upgraded at a time: their upgrade intervals do not overlap.
-  const intervals = [...(await progressByNode(udb, rollout.rolloutId)).values()].map((p) => {
+  const intervals = [...(await waitForProgress(udb, rollout.rolloutId, ids)).values()].map((p) => {
     const start = p.steps.find((s) => s.step === 'upgrading')!.at;
     const end = p.steps.find((s) => s.step === 'upgraded')!.at;
     return [start, end] as const;

@@ -110,6 +110,26 @@ export async function progressByNode(udb: Udb, rolloutId: string): Promise<Map<s
   return new Map((await udb.progress(rolloutId)).map((p) => [p.nodeId, p]));
 }
 
+/**
+ * Waits until every listed node's progress in a rollout has reached one of
+ * `steps` (progress records are written just after the node record changes,
+ * so read them through this, not right after `waitForVersions`).
+ */
+export async function waitForProgress(udb: Udb, rolloutId: string, ids: string[], steps: string[] = ['upgraded'], timeoutMs = 10_000): Promise<Map<string, ProgressRecord>> {
+  let last = new Map<string, ProgressRecord>();
+  await eventually(
+    async () => {
+      last = await progressByNode(udb, rolloutId);
+      return ids.every((id) => steps.includes(last.get(id)?.step ?? ''));
+    },
+    `progress of ${ids.join(', ')} in ${rolloutId} at ${steps.join('/')}`,
+    timeoutMs,
+  ).catch((e) => {
+    throw new Error(`${(e as Error).message}; progress: ${JSON.stringify([...last.values()].map((p) => ({ id: p.nodeId, step: p.step, note: p.note })))}`);
+  });
+  return last;
+}
+
 /** Kills every child, ignoring errors. */
 export async function killAll(children: Array<ChildNode | undefined>, signal: NodeJS.Signals = 'SIGTERM'): Promise<void> {
   await Promise.all(children.map((c) => c?.kill(signal).catch(() => undefined)));

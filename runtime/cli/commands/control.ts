@@ -81,7 +81,7 @@ export async function retireVersion(udb: Udb, type: string, version: number, by 
   if (nodes.length > 0 && hosting.length === 0 && !nodes.some((n) => type in n.versions)) {
     throw new MoltError(ErrorCode.OperationRefused, `service '${udb.service}' has no type '${type}'`);
   }
-  const behind = hosting.filter((n) => n.versions[type]! <= version && now - n.heartbeatAt < 60_000);
+  const behind = hosting.filter((n) => n.versions[type]! <= version && now - n.heartbeatAt < 60_000).sort((a, b) => (a.id < b.id ? -1 : 1));
   if (behind.length > 0) {
     throw new MoltError(
       ErrorCode.OperationRefused,

@@ -18,6 +18,7 @@ interface PublishFlags extends ConnectionFlags {
   param?: string[];
   version?: string[];
   paused?: boolean;
+  fix?: boolean;
   dryRun?: boolean;
   json?: boolean;
   replicas?: string;
@@ -61,6 +62,7 @@ export function registerPublishCommand(program: Command): void {
     .option('--param <name=value...>', 'a parameter of the schedule, e.g. --param batch=1 (repeat for more)')
     .option('--version <type=version...>', 'publish exactly this version of a type (default: every version newer than the last published)')
     .option('--paused', 'start the rollouts paused: nodes load the upgrade but none upgrades until `molt resume`')
+    .option('--fix', 'replace the code of an already-published version (named with --version), e.g. a fixed transform; same rollout, same messages')
     .option('--dry-run', 'build and check, print what would be published, write nothing')
     .option('--json', 'print the published descriptors as JSON')
     .option('--replicas <n>', 'replicas of the upgrade buckets when creating them (3 on a 3-server cluster)')
@@ -78,6 +80,7 @@ export function registerPublishCommand(program: Command): void {
           schedule: { name: flags.schedule, params },
           versions: parseVersions(flags.version),
           paused: flags.paused === true,
+          fix: flags.fix === true,
           dryRun: flags.dryRun === true,
           replicas: flags.replicas ? Number(flags.replicas) : undefined,
         });
@@ -85,7 +88,7 @@ export function registerPublishCommand(program: Command): void {
           process.stdout.write(`${JSON.stringify(result)}\n`);
           return;
         }
-        const verb = flags.dryRun ? 'would publish' : 'published';
+        const verb = `${flags.dryRun ? 'would publish' : 'published'}${flags.fix ? ' a fix of' : ''}`;
         const shownParams = Object.keys(params).length > 0 ? ` ${JSON.stringify(params)}` : '';
         for (const d of result.upgrades) {
           process.stdout.write(`${verb} ${d.type} ${d.from}→${d.to}: rollout ${d.rolloutId}, schedule ${d.schedule.name}${shownParams}${flags.paused ? ' (paused)' : ''}\n`);
