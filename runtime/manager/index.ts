@@ -954,11 +954,13 @@ export async function startUpgradeManager(node: MoltNode, options: UpgradeManage
   })().catch(() => undefined);
 
   await reconcile();
+  // The node closed its connection (it stopped): nothing left to manage.
+  void node.connection.closed().then(() => manager.stop());
   timers[0] = clock.setTimeout(tick, tickMs);
   timers[1] = clock.setTimeout(periodic, reconcileMs);
   logger.info('upgrade manager started', { trustedKeys: trustedKeys.length, reconcileMs });
 
-  return {
+  const manager: UpgradeManager = {
     upgrades() {
       return [...managed.values()].map((m) => ({
         key: m.key,
@@ -986,4 +988,5 @@ export async function startUpgradeManager(node: MoltNode, options: UpgradeManage
       await Promise.allSettled([...writes.values()]);
     },
   };
+  return manager;
 }
