@@ -321,17 +321,25 @@ function specifier(fromFile: string, toFile: string, extension: string): string 
   return rel.replace(/\.ts$/, extension);
 }
 
-/** The extension relative imports use in `file` (default `.ts`). */
-function importExtension(file: SourceFile): string {
+/** The extension relative imports use in `file`, or undefined if it has none. */
+function importExtension(file: SourceFile): string | undefined {
   for (const imp of file.getImportDeclarations()) {
     const spec = imp.getModuleSpecifierValue();
     if (spec.startsWith('.')) {
       const ext = extname(spec);
-      if (ext === '.js' || ext === '.ts') return ext;
-      return '';
+      return ext === '.js' || ext === '.ts' ? ext : '';
     }
   }
-  return '.ts';
+  return undefined;
+}
+
+/** Removes `indentation` from the start of every line but the first (code moved out of a nested position). */
+function dedent(text: string, indentation: string): string {
+  if (!indentation) return text;
+  return text
+    .split('\n')
+    .map((line, i) => (i > 0 && line.startsWith(indentation) ? line.slice(indentation.length) : line))
+    .join('\n');
 }
 
 function quoteOf(file: SourceFile): string {
@@ -450,7 +458,8 @@ export function addVersion(options: AddVersionOptions): AddVersionResult {
   const oldPath = site.file.getFilePath();
   const newPath = nextFileName(oldPath, from, to);
   if (existsSync(newPath) || project.getSourceFile(newPath)) throw fail(`${relative(cwd, newPath)} already exists; remove it or add the version by hand`);
-  const ext = importExtension(site.file);
+  // Relative imports end the way the project writes them (`.ts`, `.js` or nothing).
+  const ext = [site.file, chainFile, serviceFile].map(importExtension).find((e) => e !== undefined) ?? '.ts';
   const q = quoteOf(site.file);
 
   // The module that provides defineVersion (usually 'molt'): the helpers come from there too.
@@ -470,7 +479,7 @@ export function addVersion(options: AddVersionOptions): AddVersionResult {
     else if (Node.isPropertyAssignment(prop)) {
       const init = prop.getInitializerOrThrow();
       // Inline in the old definition: the new file gives it a name.
-      parts.set(name, Node.isIdentifier(init) ? { local: init.getText() } : { local: unique(name, taken), hoist: init.getText() });
+      parts.set(name, Node.isIdentifier(init) ? { local: init.getText() } : { local: unique(name, taken), hoist: dedent(init.getText(), prop.getIndentationText()) });
     } else throw fail(`${previousName} needs '${name}' as a plain property of its definition`);
   }
   const messagesPart = parts.get('messages')!;
@@ -615,12 +624,11 @@ export function addVersion(options: AddVersionOptions): AddVersionResult {
 
   // ---- wire the chain ---------------------------------------------------------
   chain.array.addElement(exportName);
-  const chainExt = importExtension(chainFile);
   const prevImport = chainFile.getImportDeclarations().find((d) => d.getNamedImports().some((n) => (n.getAliasNode()?.getText() ?? n.getName()) === previousName));
   const at = prevImport ? prevImport.getChildIndex() + 1 : chainFile.getImportDeclarations().length;
   // In the quotes the file already uses.
   project.manipulationSettings.set({ quoteKind: quoteOf(chainFile) === '"' ? QuoteKind.Double : QuoteKind.Single });
-  chainFile.insertImportDeclaration(at, { namedImports: [exportName], moduleSpecifier: specifier(chainFile.getFilePath(), newPath, chainExt) });
+  chainFile.insertImportDeclaration(at, { namedImports: [exportName], moduleSpecifier: specifier(chainFile.getFilePath(), newPath, importExtension(chainFile) ?? ext) });
 
   const finalText = newFile.getFullText();
   if (!options.dryRun) {
