@@ -198,7 +198,11 @@ export async function startUpgradeManager(node: MoltNode, options: UpgradeManage
     writes.set(key, next);
   }
 
+  /** The descriptor key of the problem last written to this node's `lastError`. */
+  let lastProblemKey: string | undefined;
+
   async function reportProblem(m: Managed, code: string, message: string, reason?: string): Promise<void> {
+    lastProblemKey = m.key;
     const rolloutId = m.verified?.descriptor.rolloutId;
     write(`report:${m.key}`, () =>
       udb.putReport({ nodeId: node.id, key: m.key, ...(rolloutId ? { rolloutId } : {}), code, ...(reason ? { reason } : {}), message, at: clock.now() }),
@@ -502,6 +506,12 @@ export async function startUpgradeManager(node: MoltNode, options: UpgradeManage
       case 'upgraded': {
         const result = context.result ?? { transformed: 0, failed: 0 };
         recordStep(m, `transformed ${result.transformed} resident actors${result.failed ? `, ${result.failed} transform failures` : ''}`);
+        // A problem reported earlier for this upgrade (e.g. a refused revision) is over.
+        write(`report:${m.key}`, () => udb.deleteReport(node.id, m.type, m.to));
+        if (lastProblemKey === m.key && result.failed === 0) {
+          lastProblemKey = undefined;
+          write('status', () => node.setStatus(upgrading > 0 ? 'upgrading' : 'running', undefined));
+        }
         checkTransformFailures();
         afterUpgrade(m.type);
         break;

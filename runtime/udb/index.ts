@@ -152,6 +152,12 @@ export class Udb {
   async putProgress(record: ProgressRecord): Promise<void> {
     await this.kv.put(udbKey.progress(record.rolloutId, record.nodeId), encode(record));
   }
+  /** Removes a node's report about a descriptor (it was applied after all). */
+  async deleteReport(nodeId: string, type: string, to: number): Promise<void> {
+    const key = udbKey.report(nodeId, type, to);
+    const existing = await this.kv.get(key);
+    if (existing?.operation === 'PUT') await this.kv.delete(key);
+  }
   async putReport(record: ReportRecord): Promise<void> {
     const m = /^upgrade\.([^.]+)\.(\d+)$/.exec(record.key);
     await this.kv.put(udbKey.report(record.nodeId, m?.[1] ?? 'unknown', Number(m?.[2] ?? 0)), encode(record));

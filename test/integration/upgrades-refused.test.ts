@@ -145,6 +145,9 @@ test('genuine - the same bundle, stored and signed properly, is imported and app
   await ctx.store.descriptors.put(descriptorKey('counter', 2), JSON.stringify(signed));
   await waitForVersions(ctx.udb, ['n1'], 'counter', 2, 10_000);
   assert.match(readFileSync(ctx.marker, 'utf8'), /counter-v2 bundle imported/);
+  // The refusals are over: the report goes, and so does the node's last error.
+  await eventually(async () => (await ctx.udb.reports()).length === 0, 'the report is removed', 5000);
+  await eventually(async () => (await ctx.udb.nodes()).find((n) => n.id === 'n1')?.lastError === undefined, 'lastError cleared', 5000);
 });
 
 test.run();
