@@ -106,8 +106,52 @@ export const upgrade: Benchmark = {
           params: { actors: n, steps: 3, concurrency: CONCURRENCY, stateBytes: sizes },
         });
       }
+      await lazy(ctx, env, ctx.options.quick ? 100 : 1000);
     } finally {
       await nc.close();
     }
   },
 };
+
+/**
+ * Lazy migration: the first call to an actor whose stored state is older than
+ * the node runs the TF chain on load. Loads N actors stored at v4 and N stored
+ * at v1 on a v4 node, one call at a time, alternating halves, and reports the
+ * mean first-call latency of each and the difference (the cost of TF 1→2→3→4).
+ */
+async function lazy(ctx: BenchContext, env: Env, n: number): Promise<void> {
+  const { url, state, requester, kvClient } = env;
+  const stored: Record<number, string> = {};
+  for (const v of [1, 4]) {
+    const node = await ctx.agent(`molt-node-lazy-v${v}`);
+    await node.call('molt.serve', { url, versions: { chain: v } });
+    await requester.call('molt.caller', { url, name: `lazy-write-v${v}`, type: 'chain', version: v, keyPrefix: `lazyprobe${v}-` });
+    await sweep(requester, { caller: `lazy-write-v${v}`, from: 0, to: 1, concurrency: 1 });
+    await node.stop();
+    const entry = await state.get(stateKey('chain', `lazyprobe${v}-0`));
+    if (!entry) throw new Error(`no v${v} state written`);
+    stored[v] = Buffer.from(entry.value).toString('base64');
+    await kvClient.call('kv.caller', { url, name: `lazy-fill-v${v}`, bucket: bucketNames(service.name).state, keyPrefix: `chain.lazy${v}-`, valueBase64: stored[v] });
+    await sweep(kvClient, { caller: `lazy-fill-v${v}`, from: 0, to: n, concurrency: 128 });
+  }
+  const node = await ctx.agent('molt-node-lazy');
+  await node.call('molt.serve', { url, versions: { chain: 4 } });
+  for (const v of [1, 4]) await requester.call('molt.caller', { url, name: `lazy-get-v${v}`, type: 'chain', version: 4, keyPrefix: `lazy${v}-`, message: 'get' });
+  await sweep(requester, { caller: 'lazy-get-v4', from: 0, to: 20, concurrency: 1 }); // warm the load path
+  await sweep(requester, { caller: 'lazy-get-v1', from: 0, to: 20, concurrency: 1 });
+  const ms: Record<number, number> = { 1: 0, 4: 0 };
+  const half = Math.floor(n / 2);
+  for (const [from, to] of [[20, half], [half, n]] as const) {
+    for (const v of from === 20 ? [4, 1] : [1, 4]) ms[v]! += (await sweep(requester, { caller: `lazy-get-v${v}`, from, to, concurrency: 1 })).ms;
+  }
+  await node.stop();
+  const count = n - 20;
+  const us = (v: number) => (ms[v]! * 1000) / count;
+  const one = (x: number) => ({ min: x, median: x, max: x, n: 1 });
+  ctx.log(`lazy migration: first call ${us(4).toFixed(0)} µs when stored at v4, ${us(1).toFixed(0)} µs when stored at v1 (+${(us(1) - us(4)).toFixed(0)} µs for TF 1→4)`);
+  ctx.row({
+    system: 'first call, stored at v1 vs v4 (node at v4)',
+    setting: `N=${count}, c=1`,
+    metrics: { first_call_v4_us: one(us(4)), first_call_v1_us: one(us(1)), added_by_tf_chain_us: one(us(1) - us(4)) },
+  });
+}
