@@ -194,7 +194,27 @@ export function bundleExports(mod: Record<string, unknown>): LoadedBundle {
  * Imports a bundle. Call it only on bytes whose signature and digest were
  * verified: importing runs the bundle's top-level code with the node's rights.
  */
-export async function importBundle(bytes: Uint8Array): Promise<LoadedBundle> {
+export function importBundle(bytes: Uint8Array): Promise<LoadedBundle> {
+  const digest = sha256Hex(bytes);
+  let loaded = importedByDigest.get(digest);
+  if (!loaded) {
+    loaded = linkAndImport(bytes);
+    importedByDigest.set(digest, loaded);
+    loaded.catch(() => importedByDigest.delete(digest));
+  }
+  return loaded;
+}
+
+/**
+ * Bundles imported in this process, by the sha256 of their bytes. A memo of a
+ * pure function of the bytes — like Node's own module cache, which already
+ * keeps one instance per `data:` URL — so many nodes in one process (tests,
+ * benchmarks) link a bundle once instead of once each. It holds no
+ * configuration and no trust decision: callers verify before calling.
+ */
+const importedByDigest = new Map<string, Promise<LoadedBundle>>();
+
+async function linkAndImport(bytes: Uint8Array): Promise<LoadedBundle> {
   let linked: string;
   try {
     const result = await build({
