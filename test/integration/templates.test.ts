@@ -8,9 +8,10 @@ import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { listTemplates } from '../../codegen/scaffold.ts';
-import { declaredDeps, installDeps, molt, moltRoot, run, shareDeps, tempDir, typecheck } from '../support/projects.ts';
+import { startEmbeddedNats } from '../../runtime/index.ts';
+import { declaredDeps, installDeps, molt, moltBin, moltRoot, run, shareDeps, tempDir, typecheck } from '../support/projects.ts';
 
 const templates = listTemplates().map((t) => t.name);
 const test = suite<{ tmp: ReturnType<typeof tempDir> }>('templates');
@@ -127,6 +128,34 @@ test('templates - --name sets the service name; an invalid one is refused with t
   const bad = await molt(['new', 'named2', '--template', 'counter', '--name', 'Shop!', '--yes'], tmp.path);
   assert.is(bad.status, 2, bad.output);
   assert.match(bad.output, /lower-case letters/);
+});
+
+test('templates - cart: its release script publishes with valid canary parameters (dry run)', async ({ tmp }) => {
+  const dir = projectOf(tmp, 'cart');
+  const nats = await startEmbeddedNats();
+  try {
+    const keys = await molt(['keys', 'generate', '--out', 'publisher.nk'], dir);
+    assert.is(keys.status, 0, keys.output);
+    const r = await run('npm', ['run', 'release', '--', '--dry-run'], dir, { NATS_URL: nats.url, MOLT_PUBLISHER_KEY: 'publisher.nk' });
+    assert.is(r.status, 0, r.output);
+    assert.match(r.output, 'would publish cart 2→3: rollout cart-v3-');
+    assert.match(r.output, 'schedule canary {"canaries":1,"healthyForMs":30000,"batch":2}');
+  } finally {
+    await nats.stop();
+  }
+});
+
+// `script` gives the command a terminal, so molt new asks its questions.
+const hasScript = spawnSync('sh', ['-c', 'command -v script']).status === 0;
+test('templates - without --yes, on a terminal, molt new asks for the folder, the template and the name', async ({ tmp }) => {
+  if (!hasScript) return console.log('  (skipped: no `script` command to provide a terminal)');
+  const answers = 'asked\ncolorset\npaper-set\n';
+  const r = await run('sh', ['-c', `(sleep 1; printf '${answers}'; sleep 5) | script -qec "${process.execPath} ${moltBin} new" /dev/null`], tmp.path);
+  assert.is(r.status, 0, r.output);
+  assert.match(r.output, 'Folder for the new service [molt-service]: ');
+  assert.match(r.output, 'Template (cart, colorset, counter) [counter]: ');
+  assert.match(r.output, 'Service name [asked]: ');
+  assert.match(readFileSync(join(tmp.path, 'asked/src/service.ts'), 'utf8'), "defineService('paper-set', [colorset])");
 });
 
 test.run();
