@@ -160,15 +160,19 @@ export async function createNode(options: NodeOptions): Promise<MoltNode> {
     const versions: Record<string, number> = {};
     const known: Record<string, number[]> = {};
     const stats: Record<string, number> = { calls: 0, failed: 0, disallowed: 0, transformFailures: 0 };
+    // Per type as well: a rollout's health gate must judge the type it upgrades, not the node.
+    const typeStats: Record<string, Record<string, number>> = {};
     for (const [name, host] of hosts) {
       versions[name] = host.currentVersion;
       known[name] = host.knownVersions;
-      stats.calls! += host.stats.calls;
-      stats.failed! += host.stats.failed;
-      stats.disallowed! += host.stats.disallowed;
-      stats.transformFailures! += host.stats.transformFailures;
+      const { calls, failed, disallowed, transformFailures } = host.stats;
+      typeStats[name] = { calls, failed, disallowed, transformFailures };
+      stats.calls! += calls;
+      stats.failed! += failed;
+      stats.disallowed! += disallowed;
+      stats.transformFailures! += transformFailures;
     }
-    const rec: NodeRecord = { id: nodeId, service: service.name, host: hostname(), pid: process.pid, versions, known, status, startedAt, heartbeatAt: clock.now(), stats };
+    const rec: NodeRecord = { id: nodeId, service: service.name, host: hostname(), pid: process.pid, versions, known, status, startedAt, heartbeatAt: clock.now(), stats, typeStats };
     if (lastError !== undefined) rec.lastError = lastError;
     return rec;
   };

@@ -33,6 +33,8 @@ export interface NodeRecord {
   lastError?: string;
   /** Counters for health gating: calls, failed, disallowed, transform failures. */
   stats?: Record<string, number>;
+  /** The same counters per actor type (health gates judge the type being upgraded). */
+  typeStats?: Record<string, Record<string, number>>;
 }
 
 export interface PlacementOptions {

@@ -315,7 +315,7 @@ export async function startUpgradeManager(node: MoltNode, options: UpgradeManage
       const version = v.record.versions[type];
       if (typeof version !== 'number') continue;
       const live = v.record.status !== 'stopped' && (id === node.id || now - v.lastSeen <= leaseMs);
-      const s = v.record.stats;
+      const s = v.record.typeStats?.[type] ?? v.record.stats;
       out.push({
         id,
         version,
