@@ -11,6 +11,11 @@ const documented = [
   'checkSchema', 'ErrorCode', 'MoltError', 'isMoltError', 'isRetryable', 'createNode', 'createClient',
   'createSuperjsonCodec', 'systemClock', 'SimulatedClock', 'createJsonLogger', 'silentLogger', 'createIdGenerator',
   'startEmbeddedNats', 'findNatsServer', 'connectNats',
+  // upgrade infrastructure (docs/publishing.md, docs/upgrade-database.md)
+  'startUpgradeManager', 'publishUpgrade', 'generatePublisherKeys', 'signerFromSeed', 'loadSeedFile', 'parseTrustedKeys',
+  'Udb', 'openUdb',
+  // scheduling functions (docs/scheduling.md)
+  'builtInSchedules', 'resolveSchedule', 'defineSchedule', 'fromSchedulePolicy',
 ];
 
 test('public api - every documented runtime export is reachable from the package root', async () => {
