@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { spawn, spawnSync } from 'node:child_process';
 import { listTemplates } from '../../codegen/scaffold.ts';
 import { startEmbeddedNats } from '../../runtime/index.ts';
-import { declaredDeps, installDeps, molt, moltBin, moltRoot, run, shareDeps, tempDir, typecheck } from '../support/projects.ts';
+import { declaredDeps, installDeps, molt, moltBin, moltRoot, run, shareDeps, tempDir } from '../support/projects.ts';
 
 const templates = listTemplates().map((t) => t.name);
 const test = suite<{ tmp: ReturnType<typeof tempDir> }>('templates');
@@ -59,8 +59,8 @@ for (const template of templates) {
     assert.not.match(service + readFileSync(join(dir, 'README.md'), 'utf8'), '{{');
   });
 
-  test(`templates - ${template}: type-checks`, async ({ tmp }) => {
-    const r = await typecheck(projectOf(tmp, template));
+  test(`templates - ${template}: type-checks (npm run typecheck)`, async ({ tmp }) => {
+    const r = await run('npm', ['run', 'typecheck'], projectOf(tmp, template));
     assert.is(r.status, 0, r.output);
   });
 
@@ -150,7 +150,7 @@ const hasScript = spawnSync('sh', ['-c', 'command -v script']).status === 0;
 test('templates - without --yes, on a terminal, molt new asks for the folder, the template and the name', async ({ tmp }) => {
   if (!hasScript) return console.log('  (skipped: no `script` command to provide a terminal)');
   const answers = 'asked\ncolorset\npaper-set\n';
-  const r = await run('sh', ['-c', `(sleep 1; printf '${answers}'; sleep 5) | script -qec "${process.execPath} ${moltBin} new" /dev/null`], tmp.path);
+  const r = await run('sh', ['-c', `(sleep 1; printf '${answers}'; sleep 3) | script -qec "${process.execPath} ${moltBin} new" /dev/null`], tmp.path);
   assert.is(r.status, 0, r.output);
   assert.match(r.output, 'Folder for the new service [molt-service]: ');
   assert.match(r.output, 'Template (cart, colorset, counter) [counter]: ');
