@@ -242,9 +242,29 @@ function closureOf(site: VersionSite): Closure {
     }
   }
 
+  // Only names the module declares or imports can lead to its statements.
+  // Filtering on them first also spares the type checker: resolving a
+  // property name (`context.items`) would make it type the whole machine.
+  const moduleNames = new Set<string>(file.getStatements().flatMap((st) => declaredNames(st)));
+  for (const imp of file.getImportDeclarations()) {
+    const clause = imp.getImportClause();
+    if (clause?.getDefaultImport()) moduleNames.add(clause.getDefaultImport()!.getText());
+    if (clause?.getNamespaceImport()) moduleNames.add(clause.getNamespaceImport()!.getText());
+    for (const n of imp.getNamedImports()) moduleNames.add(n.getAliasNode()?.getText() ?? n.getName());
+  }
+  const isPropertyName = (id: Identifier): boolean => {
+    const parent = id.getParent();
+    if (!parent) return false;
+    if (Node.isPropertyAccessExpression(parent) || Node.isQualifiedName(parent)) return parent.getLastChild() === id;
+    if (Node.isPropertyAssignment(parent) || Node.isPropertySignature(parent) || Node.isMethodDeclaration(parent) || Node.isPropertyDeclaration(parent)) {
+      return parent.getNameNode() === id;
+    }
+    return false;
+  };
   const visit = (root: Node, inTypePosition: boolean) => {
     const ids = Node.isIdentifier(root) ? [root] : root.getDescendantsOfKind(SyntaxKind.Identifier);
     for (const id of ids) {
+      if (!moduleNames.has(id.getText()) || isPropertyName(id)) continue;
       const symbol = referencedSymbol(id);
       for (const decl of symbol?.getDeclarations() ?? []) {
         if (decl.getSourceFile() !== file) continue;
