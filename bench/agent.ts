@@ -101,7 +101,7 @@ const table: Record<string, Command> = {
   },
   warm: async (args) => drive(String(args.caller), Number(args.concurrency), Number(args.durationMs), false),
   measure: async (args) => drive(String(args.caller), Number(args.concurrency), Number(args.durationMs), true),
-  /** Calls keys `<from>..<to-1>` of a caller once each, `concurrency` at a time. */
+  /** Calls keys `<from>..<to-1>` of a caller once each, `concurrency` at a time (`latencies: true` returns each call's latency, µs). */
   sweep: async (args) => {
     const caller = callers.get(String(args.caller));
     if (!caller?.callKey) throw new Error(`caller '${String(args.caller)}' cannot address keys`);
@@ -110,12 +110,15 @@ const table: Record<string, Command> = {
     let next = from;
     let errors = 0;
     let firstError: string | undefined;
+    const latenciesUs: number[] = [];
     const t0 = performance.now();
     const worker = async () => {
       while (next < to) {
         const i = next++;
         try {
+          const start = performance.now();
           await caller.callKey!(i);
+          if (args.latencies) latenciesUs.push((performance.now() - start) * 1000);
         } catch (e) {
           errors++;
           firstError ??= e instanceof Error ? e.message : String(e);
@@ -123,7 +126,7 @@ const table: Record<string, Command> = {
       }
     };
     await Promise.all(Array.from({ length: Number(args.concurrency ?? 64) }, worker));
-    return { ms: performance.now() - t0, count: to - from, errors, firstError };
+    return { ms: performance.now() - t0, count: to - from, errors, firstError, ...(args.latencies ? { latenciesUs } : {}) };
   },
   ...raw,
   ...molt,

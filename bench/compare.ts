@@ -3,7 +3,8 @@
  * each a requester agent driving a named caller against its server agents,
  * measured in the same run, interleaved within every repetition (the order
  * rotates per repetition so no system always runs first or last), at each
- * concurrency. CPU per call sums the requester, the servers and nats-server.
+ * concurrency, after one unmeasured warm-up pass over every cell. CPU per call
+ * sums the requester, the servers and nats-server.
  *
  * @module
  */
@@ -56,6 +57,11 @@ export async function compare(
   const { reps, cellMs, warmupMs } = ctx.options;
   const results: Results = new Map(systems.map((s) => [s.id, new Map(concurrencies.map((c) => [c, [] as Cell[]]))]));
   const natsPid = nats.process.pid!;
+  // One unmeasured pass over every cell first: the first measured cell would
+  // otherwise also pay for JIT compilation and actor activation.
+  for (const c of concurrencies) {
+    for (const s of systems) await s.requester.call('warm', { caller: s.caller, concurrency: c, durationMs: warmupMs });
+  }
   for (let rep = 0; rep < reps; rep++) {
     for (const c of concurrencies) {
       const order = systems.map((_, i) => systems[(i + rep) % systems.length]!);

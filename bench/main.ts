@@ -16,7 +16,8 @@ import { mkdirSync, writeFileSync, mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { fmt, fmtStat, machineInfo, runBenchmarks, table, type Benchmark, type RunOptions } from './harness.ts';
+import { machineInfo, runBenchmarks, type Benchmark, type RunOptions } from './harness.ts';
+import { render, type Report } from './report.ts';
 import { messaging } from './benchmarks/messaging.ts';
 import { durable } from './benchmarks/durable.ts';
 import { peer } from './benchmarks/peer.ts';
@@ -74,69 +75,11 @@ const log = (line: string) => process.stderr.write(`${((Date.now() - started) / 
 log(`molt bench${options.quick ? ' (quick)' : ''}: ${machine.cpu}, ${machine.cores} cores, node ${machine.node}, ${machine.natsServer}; load ${machine.loadAverageAtStart.join(' ')}`);
 const { rows, targets, pending, outcomes } = await runBenchmarks(selected, options, log);
 
-// ---- the human table -------------------------------------------------------
 
-const metricColumns: Array<[string, string, number | undefined]> = [
-  ['throughput_per_s', 'calls/s', undefined],
-  ['p50_us', 'p50 µs', undefined],
-  ['p99_us', 'p99 µs', undefined],
-  ['cpu_us_per_call', 'CPU µs/call', undefined],
-];
-const loadRows = rows.filter((r) => r.metrics.throughput_per_s);
-const otherRows = rows.filter((r) => !r.metrics.throughput_per_s);
-const out: string[] = [];
-out.push(`Molt benchmarks — ${machine.date} on ${machine.host} (${machine.cpu}, ${machine.cores} cores, node ${machine.node}, ${machine.natsServer})`);
-out.push(`${options.reps} repetition(s), ${options.cellMs} ms per cell; figures are median (min–max) over repetitions.`);
-out.push('');
-if (loadRows.length) {
-  out.push(
-    table(
-      ['bench', 'system', 'setting', ...metricColumns.map((c) => c[1]), 'errors'],
-      loadRows.map((r) => [r.bench, r.system, r.setting, ...metricColumns.map(([k, , d]) => fmtStat(r.metrics[k], d)), String(r.errors ?? 0)]),
-    ),
-  );
-  out.push('');
-}
-if (otherRows.length) {
-  out.push(
-    table(
-      ['bench', 'system', 'setting', 'measurements'],
-      otherRows.map((r) => [r.bench, r.system, r.setting, Object.entries(r.metrics).map(([k, s]) => `${k} ${fmtStat(s)}`).join(', ')]),
-    ),
-  );
-  out.push('');
-}
-out.push(
-  table(
-    ['target', 'value', 'baseline', 'ratio (min–max)', 'target', 'met'],
-    targets.map((t) => [
-      t.name,
-      `${fmt(t.value)} ${t.unit}`,
-      t.baseline === null ? '–' : `${fmt(t.baseline)} ${t.unit}`,
-      t.ratio === null ? '–' : fmtStat(t.reps.ratio, 2),
-      `${t.baseline === null ? 'value' : 'ratio'} ${t.comparison} ${t.target}`,
-      t.met ? 'yes' : 'NO',
-    ]),
-  ),
-);
-if (pending.length) {
-  out.push('');
-  out.push('Not measured yet:');
-  for (const p of pending) out.push(`  ${p.target}: ${p.reason}`);
-}
-const failed = outcomes.filter((o) => !o.ok);
-if (failed.length) {
-  out.push('');
-  out.push(`FAILED benchmarks: ${failed.map((o) => o.name).join(', ')} (see the log above)`);
-}
-const met = targets.filter((t) => t.met).length;
-out.push('');
-out.push(`${met} of ${targets.length} targets met; ${((Date.now() - started) / 1000).toFixed(0)} s`);
-console.log(out.join('\n'));
 
-// ---- the results files -----------------------------------------------------
+// ---- the table and the results files ---------------------------------------
 
-const report = {
+const report: Report = {
   mode: options.quick ? 'quick' : 'full',
   machine,
   options,
@@ -146,6 +89,8 @@ const report = {
   pending,
   benchmarks: outcomes,
 };
+console.log(render(report));
+const failed = outcomes.filter((o) => !o.ok);
 const resultsDir = fileURLToPath(new URL('./results/', import.meta.url));
 const dir = args.dir ?? (options.quick ? mkdtempSync(join(tmpdir(), 'molt-bench-quick-')) : resultsDir);
 mkdirSync(dir, { recursive: true });

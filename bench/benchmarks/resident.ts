@@ -16,6 +16,7 @@ interface Sweep {
   count: number;
   errors: number;
   firstError?: string;
+  latenciesUs?: number[];
 }
 
 /** Runs a sweep and throws if any call failed. */
