@@ -79,6 +79,18 @@ export function typecheck(dir: string): Promise<Ran> {
   return run(join(dir, 'node_modules', '.bin', 'tsc'), ['--noEmit', '-p', 'tsconfig.json'], dir);
 }
 
+/**
+ * The type errors of a tsc run that are in the project's own files (tsc
+ * prints their paths relative to the project). A project also type-checks
+ * Molt's sources, since it imports them through its `file:` link; errors
+ * there are Molt's, checked by Molt's own `tsc -p tsconfig.json` — and in a
+ * checkout shared with other sessions they may come from someone's work in
+ * progress, which must not fail the templates' tests.
+ */
+export function ownTypeErrors(output: string): string[] {
+  return output.split('\n').filter((line) => /^[^.\/][^(]*\(\d+,\d+\): error TS/.test(line));
+}
+
 /** True if `nats-server` can be found, as the embedded server needs. */
 export function hasNatsServer(): boolean {
   return spawnSync('sh', ['-c', 'command -v nats-server || test -x "$NATS_SERVER_BIN"']).status === 0;
