@@ -63,6 +63,9 @@ export function registerNewCommand(program: Command): void {
         const answers = await ask(questions.map(([q]) => q), process.stdin, process.stdout);
         questions.forEach(([, set], i) => set(answers[i]!));
       }
+      if (!interactive && !flags.yes && (dir === undefined || template === undefined)) {
+        process.stderr.write(`molt new: not a terminal, so nothing is asked: using ${dir === undefined ? `folder '${DEFAULT_DIR}'` : ''}${dir === undefined && template === undefined ? ' and ' : ''}${template === undefined ? `template '${DEFAULT_TEMPLATE}'` : ''} (pass them, or --yes to take defaults quietly)\n`);
+      }
       dir ??= DEFAULT_DIR;
       template ??= DEFAULT_TEMPLATE;
       const result = scaffold({ dir, template, name, force: flags.force, moltDependency: flags.molt });
