@@ -47,14 +47,16 @@ async function cpuOf(agents: readonly Agent[]): Promise<number> {
   return values.reduce((s, v) => s + v, 0);
 }
 
-/** Runs every system at every concurrency, `ctx.options.reps` times, interleaved. */
+/** Runs every system at every concurrency, `ctx.options.reps` times (or `options.reps`), interleaved. */
 export async function compare(
   ctx: BenchContext,
   nats: EmbeddedNats,
   systems: readonly LoadSystem[],
   concurrencies: readonly number[],
+  options: { reps?: number } = {},
 ): Promise<Results> {
-  const { reps, cellMs, warmupMs } = ctx.options;
+  const { cellMs, warmupMs } = ctx.options;
+  const reps = options.reps ?? ctx.options.reps;
   const results: Results = new Map(systems.map((s) => [s.id, new Map(concurrencies.map((c) => [c, [] as Cell[]]))]));
   const natsPid = nats.process.pid!;
   // One unmeasured pass over every cell first: the first measured cell would

@@ -29,7 +29,8 @@ export const crossVersion: Benchmark = {
       await client.call('molt.caller', { url: nats.url, name: r.id, type: 'chain-mem', version: r.version, keyPrefix: `x${r.id}` });
     }
     const systems: LoadSystem[] = routes.map((r) => ({ id: r.id, label: r.label, requester: client, caller: r.id, servers: [node] }));
-    const results = await compare(ctx, nats, systems, [CONCURRENCY]);
+    // The differences measured here are small, so take more repetitions than the default.
+    const results = await compare(ctx, nats, systems, [CONCURRENCY], { reps: ctx.options.quick ? ctx.options.reps : Math.max(ctx.options.reps, 5) });
     addRows(ctx, systems, results);
     for (const r of routes.slice(1)) {
       ctx.target({
