@@ -28,7 +28,7 @@ import {
 import { createIdGenerator, createJsonLogger, systemClock, type Clock, type IdGenerator, type Logger } from './env.ts';
 import { resolveConnection, type NatsTarget } from './nats/connect.ts';
 import { ActorHost, type HostStats, type TransformFailure } from './host/actor-host.ts';
-import { createKvStore, createMemoryStore } from './host/store.ts';
+import { createKvStore, createMemoryStore, type StateStore } from './host/store.ts';
 import { NODE_PREFIX, Placement, type NodeRecord } from './host/placement.ts';
 import { routeFor, servedVersions } from './upgrade/layer.ts';
 
@@ -96,6 +96,20 @@ export interface MoltNode {
   stop(): Promise<void>;
 }
 
+/** A store that refuses writes (retryable `Unavailable`, nothing written) while `mayWrite()` is false. */
+function leaseGuarded(store: StateStore, mayWrite: () => boolean): StateStore {
+  return {
+    ...store,
+    load: (key) => store.load(key),
+    save(key, bytes, revision) {
+      if (!mayWrite()) {
+        return Promise.reject(new MoltError(ErrorCode.Unavailable, 'this node lost its placement lease: nothing was written; retry (another node serves this actor now)'));
+      }
+      return store.save(key, bytes, revision);
+    },
+  };
+}
+
 /** Starts a node. Resolves once it is serving. */
 export async function createNode(options: NodeOptions): Promise<MoltNode> {
   const clock = options.clock ?? systemClock;
@@ -114,7 +128,10 @@ export async function createNode(options: NodeOptions): Promise<MoltNode> {
   const kvm = new Kvm(nc);
   const names = bucketNames(service.name);
   const replicas = options.replicas ?? 1;
-  const stateKv = await kvm.create(names.state, { history: 1, replicas });
+  // Replicated state is read from the stream leader (allow_direct off): a direct
+  // get may be answered by a replica that lags, and an actor loaded from it
+  // would answer reads from an older state.
+  const stateKv = await kvm.create(names.state, replicas > 1 ? { history: 1, replicas, allow_direct: false } : { history: 1, replicas });
   const udb = await kvm.create(names.udb, { history: 5, replicas });
 
   // Resume where this node id left off (e.g. killed mid-upgrade): never run a
@@ -130,7 +147,9 @@ export async function createNode(options: NodeOptions): Promise<MoltNode> {
   }
 
   const hosts = new Map<string, ActorHost>();
-  const durableStore = createKvStore(stateKv);
+  // A node whose lease ran out writes nothing more: another node may own these
+  // actors already (placement.leaseValid(); `placement` exists before any call).
+  const durableStore = leaseGuarded(createKvStore(stateKv), () => placement.leaseValid());
   for (const type of service.types) {
     checkVersionChain(type.name, type.versions);
     const newest = type.versions[type.versions.length - 1]!.version;
@@ -292,12 +311,14 @@ export async function createNode(options: NodeOptions): Promise<MoltNode> {
     inflight.add(p);
   }
 
-  function applyOwnership(owned: ReadonlySet<number>): void {
+  /** Resolves once the shards given up are quiet: no call accepted for them is still running. */
+  function applyOwnership(owned: ReadonlySet<number>): Promise<void> {
+    const draining: Array<Promise<unknown>> = [];
     for (const [shard, sub] of subscriptions) {
       if (!owned.has(shard)) {
         // Drain, not unsubscribe: calls the server already routed here are
         // still answered instead of being dropped (their callers would time out).
-        void sub.drain().catch(() => undefined);
+        draining.push(sub.drain().catch(() => undefined));
         subscriptions.delete(shard);
         for (const host of hosts.values()) host.evict((key) => shardOf(encodeKey(key), shards) === shard);
       }
@@ -322,6 +343,12 @@ export async function createNode(options: NodeOptions): Promise<MoltNode> {
       }
     }
     logger.debug('shards changed', { owned: owned.size });
+    if (draining.length === 0) return Promise.resolve();
+    // Placement announces the release only after this: until then another node
+    // must not take these shards, or two nodes could write one actor at once.
+    return Promise.all(draining).then(async () => {
+      await Promise.allSettled([...inflight]);
+    });
   }
 
   const placement = new Placement({

@@ -11,6 +11,19 @@
  * process paused) fences itself: it stops serving before anyone else may
  * take its shards.
  *
+ * Two rules keep two nodes from serving one shard at once (on a NATS cluster
+ * this matters beyond reads: nats-server before 2.9.21 can accept two
+ * concurrent compare-and-set writes of one key, nats-server#4320):
+ *
+ * - **Death needs proof.** An observer declares a node dead only once its own
+ *   heartbeats have come back through the watch for longer than a lease
+ *   after that node's last record. A watch that stalls (a nats-server failing
+ *   over) therefore makes nobody look dead — everyone renews together after.
+ * - **Handover by claims.** Each record lists the shards its node may still be
+ *   serving (owned plus those it is releasing). A node takes a shard only when
+ *   no other live node claims it; a node giving a shard up stops taking calls
+ *   for it, lets the calls it accepted finish, and only then drops the claim.
+ *
  * @module
  */
 import type { KV, KvEntry } from '@nats-io/kv';
@@ -35,6 +48,8 @@ export interface NodeRecord {
   stats?: Record<string, number>;
   /** The same counters per actor type (health gates judge the type being upgraded). */
   typeStats?: Record<string, Record<string, number>>;
+  /** Shards this node may be serving (owned, or released but not yet quiet); see the module notes. */
+  claims?: number[];
 }
 
 export interface PlacementOptions {
@@ -47,8 +62,12 @@ export interface PlacementOptions {
   logger: Logger;
   /** Builds this node's record for the next heartbeat. */
   record: () => NodeRecord;
-  /** Called with the shards this node owns whenever that set changes. */
-  onOwnedChange: (owned: ReadonlySet<number>) => void;
+  /**
+   * Called with the shards this node owns whenever that set changes. May
+   * return a promise that settles once no call on a released shard is still
+   * running: only then is the release announced to other nodes.
+   */
+  onOwnedChange: (owned: ReadonlySet<number>) => void | Promise<void>;
 }
 
 export const NODE_PREFIX = 'nodes.';
@@ -93,16 +112,31 @@ export class Placement {
   private stopped = false;
   private watchStop: (() => void) | undefined;
   private fenced = false;
+  /** Shards given up whose accepted calls may still be running: still claimed. */
+  private readonly releasing = new Set<number>();
+  /**
+   * Start time of this node's latest heartbeat seen back through the watch:
+   * the watch has shown everything written before that moment. Others are
+   * judged against it, never against `now`, so a stalled watch kills nobody.
+   */
+  private watchedUpTo = 0;
+  private readonly startedAt: number;
+  /**
+   * New shards are taken only once the watch is current past this time: at
+   * start, once our first record came back (so we have seen every claim);
+   * after a fence, one heartbeat past the renewal (so a node that took our
+   * shards just before we came back has published its claim).
+   */
+  private gainAfter: number;
 
-  constructor(private readonly o: PlacementOptions) {}
+  constructor(private readonly o: PlacementOptions) {
+    this.startedAt = o.clock.now();
+    this.gainAfter = this.startedAt;
+  }
 
   async start(): Promise<void> {
     await this.heartbeat();
-    const watcher = await this.o.kv.watch({ key: `${NODE_PREFIX}>` });
-    this.watchStop = () => watcher.stop();
-    void (async () => {
-      for await (const entry of watcher) this.observe(entry);
-    })().catch((e) => this.o.logger.warn('membership watch ended', { error: String(e) }));
+    await this.watch();
     // Read the current set too: the watch's initial values may arrive after we compute.
     for await (const key of await this.o.kv.keys(`${NODE_PREFIX}>`)) {
       const entry = await this.o.kv.get(key);
@@ -112,13 +146,37 @@ export class Placement {
     this.tick();
   }
 
-  /** Node ids considered live now. */
+  /**
+   * Watches every node record. If the watch ever ends while this node runs,
+   * it is started again: without it no other node could be judged dead.
+   */
+  private async watch(): Promise<void> {
+    const watcher = await this.o.kv.watch({ key: `${NODE_PREFIX}>` });
+    this.watchStop = () => watcher.stop();
+    void (async () => {
+      for await (const entry of watcher) this.observe(entry);
+    })()
+      .catch((e) => this.o.logger.warn('membership watch ended', { error: String(e) }))
+      .finally(() => {
+        if (this.stopped) return;
+        const again = () => {
+          if (this.stopped) return;
+          this.watch().catch(() => this.o.clock.setTimeout(again, this.o.heartbeatMs));
+        };
+        this.o.clock.setTimeout(again, this.o.heartbeatMs);
+      });
+  }
+
+  /**
+   * Node ids considered live now: this node, and every node whose latest
+   * record was seen less than a lease before this node's latest heartbeat
+   * that came back through the watch.
+   */
   live(): string[] {
-    const now = this.o.clock.now();
     const out: string[] = [];
     for (const [id, seen] of this.lastSeen) {
       const rec = this.records.get(id);
-      if (rec && rec.status !== 'stopped' && (id === this.o.nodeId || now - seen <= this.o.leaseMs)) out.push(id);
+      if (rec && rec.status !== 'stopped' && (id === this.o.nodeId || this.watchedUpTo - seen <= this.o.leaseMs)) out.push(id);
     }
     return out;
   }
@@ -145,10 +203,18 @@ export class Placement {
     }
     try {
       const rec = entry.json<NodeRecord>();
-      const known = this.records.has(id);
+      if (id === this.o.nodeId) {
+        // Our own heartbeat came back: the watch is current up to when we wrote
+        // it (records of an earlier process with this id do not count).
+        const at = rec.heartbeatAt;
+        if (typeof at === 'number' && at >= this.startedAt && at <= this.o.clock.now()) this.watchedUpTo = Math.max(this.watchedUpTo, at);
+        return;
+      }
       this.records.set(id, rec);
       this.lastSeen.set(id, this.o.clock.now());
-      if (!known || rec.status === 'stopped') this.recompute();
+      // Membership or claims may have changed (a node joined, left, came back
+      // or released shards): cheap to recompute, and handovers wait on it.
+      this.recompute();
     } catch {
       this.o.logger.warn('ignoring malformed node record', { key: entry.key });
     }
@@ -156,7 +222,7 @@ export class Placement {
 
   private async heartbeat(): Promise<void> {
     const started = this.o.clock.now();
-    const rec = { ...this.o.record(), heartbeatAt: started };
+    const rec: NodeRecord = { ...this.o.record(), heartbeatAt: started, claims: [...new Set([...this.owned, ...this.releasing])].sort((a, b) => a - b) };
     try {
       await this.o.kv.put(`${NODE_PREFIX}${this.o.nodeId}`, JSON.stringify(rec));
       this.lastHeartbeatOk = started;
@@ -164,6 +230,7 @@ export class Placement {
       this.lastSeen.set(this.o.nodeId, started);
       if (this.fenced) {
         this.fenced = false;
+        this.gainAfter = started + this.o.heartbeatMs;
         this.o.logger.info('lease renewed; serving again', { node: this.o.nodeId });
         this.recompute();
       }
@@ -175,6 +242,10 @@ export class Placement {
   private tick(): void {
     if (this.stopped) return;
     this.timer = this.o.clock.setTimeout(() => {
+      // First: a process that was paused (SIGSTOP, a long GC, a frozen VM)
+      // must notice that its lease ran out before it renews it, or it would
+      // keep answering from memory for shards another node has taken since.
+      this.checkFence();
       void this.heartbeat().finally(() => {
         this.checkFence();
         this.recompute();
@@ -194,16 +265,40 @@ export class Placement {
 
   recompute(): void {
     if (this.stopped || this.fenced) return;
-    const owners = assignShards(this.live(), this.o.shards);
+    const live = this.live();
+    const owners = assignShards(live, this.o.shards);
+    // Shards other live nodes may still be serving: wait until they let go.
+    const claimed = new Set<number>();
+    for (const id of live) {
+      if (id === this.o.nodeId) continue;
+      for (const s of this.records.get(id)?.claims ?? []) claimed.add(s);
+    }
+    const mayGain = this.watchedUpTo >= this.gainAfter;
     const mine = new Set<number>();
-    owners.forEach((owner, shard) => owner === this.o.nodeId && mine.add(shard));
+    owners.forEach((owner, shard) => owner === this.o.nodeId && (this.owned.has(shard) || (mayGain && !claimed.has(shard))) && mine.add(shard));
     this.setOwned(mine);
   }
 
   private setOwned(next: Set<number>): void {
     if (next.size === this.owned.size && [...next].every((s) => this.owned.has(s))) return;
+    const released = [...this.owned].filter((s) => !next.has(s));
+    for (const s of released) this.releasing.add(s);
+    for (const s of next) this.releasing.delete(s);
     this.owned = next;
-    this.o.onOwnedChange(next);
+    let quiet: void | Promise<void> = undefined;
+    try {
+      quiet = this.o.onOwnedChange(next);
+    } catch (e) {
+      this.o.logger.error('applying shard ownership failed', { error: String(e) });
+    }
+    // Announce the new claims once the released shards are quiet (or after two
+    // leases at most: a call still running by then is stuck, not committing).
+    void Promise.race([Promise.resolve(quiet), new Promise<void>((r) => this.o.clock.setTimeout(r, 2 * this.o.leaseMs))])
+      .catch(() => undefined)
+      .then(() => {
+        for (const s of released) if (!this.owned.has(s)) this.releasing.delete(s);
+        if (!this.stopped) return this.heartbeat();
+      });
   }
 
   /** Publishes the record now (e.g. after an upgrade), outside the heartbeat rhythm. */
@@ -211,12 +306,21 @@ export class Placement {
     await this.heartbeat();
   }
 
-  /** Leaves: removes this node's record so its shards move at once. */
+  /** Leaves: releases every shard, then removes this node's record so its shards move at once. */
   async stop(options: { leave: boolean }): Promise<void> {
     this.stopped = true;
     if (this.timer !== undefined) this.o.clock.clearTimeout(this.timer);
     this.watchStop?.();
     if (options.leave) {
+      if (this.owned.size > 0) {
+        // Calls already accepted finish before others may take the shards.
+        this.owned = new Set();
+        try {
+          await Promise.race([Promise.resolve(this.o.onOwnedChange(this.owned)), new Promise<void>((r) => this.o.clock.setTimeout(r, 2 * this.o.leaseMs))]);
+        } catch {
+          // Nothing more to wait for.
+        }
+      }
       try {
         await this.o.kv.delete(`${NODE_PREFIX}${this.o.nodeId}`);
       } catch {
