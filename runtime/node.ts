@@ -140,7 +140,11 @@ export async function createNode(options: NodeOptions): Promise<MoltNode> {
   const resumed: Record<string, number> = {};
   if (previous && previous.operation === 'PUT') {
     try {
-      Object.assign(resumed, previous.json<NodeRecord>().versions ?? {});
+      const last = previous.json<NodeRecord>();
+      Object.assign(resumed, last.versions ?? {});
+      // Killed mid-upgrade: some actors may already be stored at the target
+      // version, so this node resumes there (the rest follow lazily).
+      for (const [type, target] of Object.entries(last.upgrading ?? {})) resumed[type] = Math.max(resumed[type] ?? 0, target);
     } catch {
       // A malformed record is ignored: the configured versions apply.
     }
@@ -175,6 +179,8 @@ export async function createNode(options: NodeOptions): Promise<MoltNode> {
   let status: NodeRecord['status'] = 'running';
   let lastError: string | undefined;
   const startedAt = clock.now();
+  /** Types being upgraded now, and their target version (published in the node record). */
+  const upgradingTo: Record<string, number> = {};
   const record = (): NodeRecord => {
     const versions: Record<string, number> = {};
     const known: Record<string, number[]> = {};
@@ -193,6 +199,7 @@ export async function createNode(options: NodeOptions): Promise<MoltNode> {
     }
     const rec: NodeRecord = { id: nodeId, service: service.name, host: hostname(), pid: process.pid, versions, known, status, startedAt, heartbeatAt: clock.now(), stats, typeStats };
     if (lastError !== undefined) rec.lastError = lastError;
+    if (Object.keys(upgradingTo).length > 0) rec.upgrading = { ...upgradingTo };
     return rec;
   };
 
@@ -386,6 +393,9 @@ export async function createNode(options: NodeOptions): Promise<MoltNode> {
       const host = hostOf(type);
       if (def) host.addVersion(def);
       status = 'upgrading';
+      // Durably record the target before any actor is written at it: a node
+      // restarted after a crash must never run a version older than its state.
+      upgradingTo[type] = version;
       await placement.publish();
       try {
         const result = await host.upgrade(version);
@@ -395,6 +405,7 @@ export async function createNode(options: NodeOptions): Promise<MoltNode> {
         lastError = (e as Error).message;
         throw e;
       } finally {
+        delete upgradingTo[type];
         status = 'running';
         await placement.publish();
       }

@@ -41,6 +41,8 @@ export interface NodeRecord {
   /** Versions known per type (loaded upgrades whose future SO is installed). */
   known?: Record<string, number[]>;
   status: 'running' | 'upgrading' | 'failed' | 'stopped';
+  /** Types being upgraded in place right now, with their target version (a restart resumes there). */
+  upgrading?: Record<string, number>;
   startedAt: number;
   heartbeatAt: number;
   lastError?: string;
