@@ -1,0 +1,288 @@
+/**
+ * Test support: a 3-server (or n-server) nats-server cluster on loopback, with
+ * JetStream on every server, for failover tests.
+ *
+ * Each server has its own client port, cluster port, `server_name` and
+ * JetStream store directory, and routes to every other server. A server can
+ * be killed (SIGKILL, like a crashed machine) or stopped, and started again
+ * on the same ports and store: it rejoins the cluster and catches up.
+ *
+ * `startNatsCluster()` resolves only once JetStream has a meta leader and
+ * every server answers JetStream API calls, so buckets can be created with
+ * `replicas: 3` at once.
+ */
+import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { connect, type NatsConnection } from '@nats-io/transport-node';
+import { jetstreamManager } from '@nats-io/jetstream';
+import { freePort, startEmbeddedNats, type EmbeddedNats } from '../../runtime/internal.ts';
+
+/** One server of a test cluster. */
+export interface ClusterServer {
+  readonly index: number;
+  readonly name: string;
+  /** `nats://127.0.0.1:<port>` */
+  readonly url: string;
+  readonly port: number;
+  readonly clusterPort: number;
+  /** HTTP monitoring port (`/jsz` shows this server's own replica of each stream). */
+  readonly monitorPort: number;
+  readonly storeDir: string;
+  /** The running process, or undefined while the server is down. */
+  readonly embedded: EmbeddedNats | undefined;
+  readonly running: boolean;
+}
+
+/** A running test cluster. */
+export interface NatsCluster {
+  readonly servers: readonly ClusterServer[];
+  /** Every client URL, in server order. */
+  readonly urls: string[];
+  /** The URLs joined with commas, as `molt node --nats` takes them. */
+  readonly natsArg: string;
+  /** Kills server `i` (default SIGKILL: no clean shutdown, like a crashed machine). */
+  kill(i: number, signal?: NodeJS.Signals): Promise<void>;
+  /** Starts server `i` again on the same ports and store directory. */
+  restart(i: number): Promise<void>;
+  /** Resolves once JetStream has a meta leader and every running server answers. */
+  waitReady(timeoutMs?: number): Promise<void>;
+  /** Stops every server and removes the store directories. */
+  stop(): Promise<void>;
+}
+
+export interface NatsClusterOptions {
+  /** Number of servers (default 3). */
+  size?: number;
+  /** Cluster name (default `molt-test`). */
+  name?: string;
+  /** Print the servers' logs to stderr. */
+  verbose?: boolean;
+}
+
+interface ServerSlot {
+  index: number;
+  name: string;
+  port: number;
+  clusterPort: number;
+  monitorPort: number;
+  storeDir: string;
+  embedded: EmbeddedNats | undefined;
+}
+
+/** The configuration text of one server; startEmbeddedNats's flags add host, port, `-js`, the store directory and the name. */
+function serverConfig(cluster: string, slot: ServerSlot, all: ServerSlot[]): string {
+  const routes = all.filter((s) => s !== slot).map((s) => `    "nats-route://127.0.0.1:${s.clusterPort}"`);
+  return [
+    `server_name: "${slot.name}"`,
+    `http_port: ${slot.monitorPort}`,
+    // Lame-duck and ping settings short enough that a dead peer is noticed in a test's time.
+    `ping_interval: "2s"`,
+    `ping_max: 2`,
+    `cluster {`,
+    `  name: "${cluster}"`,
+    `  listen: "127.0.0.1:${slot.clusterPort}"`,
+    `  routes: [`,
+    routes.join(',\n'),
+    `  ]`,
+    `}`,
+    '',
+  ].join('\n');
+}
+
+/** Starts an n-server JetStream cluster on loopback and waits until it has a meta leader. */
+export async function startNatsCluster(options: NatsClusterOptions = {}): Promise<NatsCluster> {
+  const size = options.size ?? 3;
+  const clusterName = options.name ?? 'molt-test';
+  const base = mkdtempSync(join(tmpdir(), 'molt-cluster-'));
+  const slots: ServerSlot[] = [];
+  const taken = new Set<number>();
+  const port = async () => {
+    for (;;) {
+      const p = await freePort();
+      if (!taken.has(p)) {
+        taken.add(p);
+        return p;
+      }
+    }
+  };
+  for (let i = 0; i < size; i++) {
+    slots.push({ index: i, name: `n${i + 1}`, port: await port(), clusterPort: await port(), monitorPort: await port(), storeDir: join(base, `n${i + 1}`), embedded: undefined });
+  }
+
+  const startSlot = async (slot: ServerSlot) => {
+    slot.embedded = await startEmbeddedNats({
+      port: slot.port,
+      storeDir: slot.storeDir,
+      name: slot.name,
+      config: serverConfig(clusterName, slot, slots),
+      verbose: options.verbose ?? false,
+    });
+  };
+
+  // startEmbeddedNats writes its config file into the store directory, so it must exist.
+  for (const s of slots) mkdirSync(s.storeDir, { recursive: true });
+
+  try {
+    await Promise.all(slots.map(startSlot));
+  } catch (e) {
+    await Promise.allSettled(slots.map((s) => s.embedded?.stop()));
+    rmSync(base, { recursive: true, force: true });
+    throw e;
+  }
+
+  const view = (s: ServerSlot): ClusterServer => ({
+    index: s.index,
+    name: s.name,
+    url: `nats://127.0.0.1:${s.port}`,
+    port: s.port,
+    clusterPort: s.clusterPort,
+    monitorPort: s.monitorPort,
+    storeDir: s.storeDir,
+    get embedded() {
+      return s.embedded;
+    },
+    get running() {
+      return s.embedded !== undefined;
+    },
+  });
+
+  const cluster: NatsCluster = {
+    servers: slots.map(view),
+    urls: slots.map((s) => `nats://127.0.0.1:${s.port}`),
+    get natsArg() {
+      return this.urls.join(',');
+    },
+    async kill(i, signal = 'SIGKILL') {
+      const slot = slots[i];
+      if (!slot?.embedded) return;
+      const child = slot.embedded.process;
+      await new Promise<void>((resolve) => {
+        if (child.exitCode !== null || child.signalCode !== null) return resolve();
+        child.once('exit', () => resolve());
+        child.kill(signal);
+      });
+      slot.embedded = undefined;
+    },
+    async restart(i) {
+      const slot = slots[i];
+      if (!slot) throw new Error(`no server ${i}`);
+      if (slot.embedded) return;
+      await startSlot(slot);
+    },
+    async waitReady(timeoutMs = 30_000) {
+      const deadline = Date.now() + timeoutMs;
+      for (const slot of slots) {
+        if (!slot.embedded) continue;
+        await waitForJetStream(`nats://127.0.0.1:${slot.port}`, deadline);
+      }
+    },
+    async stop() {
+      await Promise.allSettled(slots.map((s) => s.embedded?.stop({ keepStore: true })));
+      for (const s of slots) s.embedded = undefined;
+      rmSync(base, { recursive: true, force: true });
+    },
+  };
+
+  try {
+    await cluster.waitReady();
+  } catch (e) {
+    await cluster.stop();
+    throw e;
+  }
+  return cluster;
+}
+
+/** Polls `$JS.API.INFO` through `url` until it answers (which needs a meta leader). */
+async function waitForJetStream(url: string, deadline: number): Promise<void> {
+  let last: unknown;
+  while (Date.now() < deadline) {
+    let nc: NatsConnection | undefined;
+    try {
+      nc = await connect({ servers: url, reconnect: false, timeout: 1000 });
+      const jsm = await jetstreamManager(nc, { timeout: 1000 });
+      await jsm.getAccountInfo();
+      return;
+    } catch (e) {
+      last = e;
+    } finally {
+      await nc?.close().catch(() => undefined);
+    }
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  throw new Error(`JetStream on ${url} has no meta leader: ${String(last)}`);
+}
+
+/** One server's own replica of a stream, from its `/jsz` monitoring endpoint. */
+export interface ReplicaState {
+  server: string;
+  messages: number;
+  bytes: number;
+  firstSeq: number;
+  lastSeq: number;
+}
+
+/**
+ * The state of `stream` as each running server's replica holds it (not the
+ * leader's view): equal message counts, bytes and sequences on every server
+ * mean the replicas hold the same log.
+ */
+export async function replicaStates(cluster: NatsCluster, stream: string): Promise<ReplicaState[]> {
+  const out: ReplicaState[] = [];
+  for (const s of cluster.servers) {
+    if (!s.running) continue;
+    const res = await fetch(`http://127.0.0.1:${s.monitorPort}/jsz?accounts=true&streams=true`);
+    const jsz = (await res.json()) as { account_details?: Array<{ stream_detail?: Array<{ name: string; state: { messages: number; bytes: number; first_seq: number; last_seq: number } }> }> };
+    const detail = (jsz.account_details ?? []).flatMap((a) => a.stream_detail ?? []).find((d) => d.name === stream);
+    if (!detail) throw new Error(`server ${s.name} holds no replica of ${stream}`);
+    out.push({ server: s.name, messages: detail.state.messages, bytes: detail.state.bytes, firstSeq: detail.state.first_seq, lastSeq: detail.state.last_seq });
+  }
+  return out;
+}
+
+/** One KV entry as one server's replica holds it. */
+export interface ReplicaEntry {
+  revision: number;
+  bytes: Uint8Array;
+}
+
+/**
+ * Reads every key of KV bucket `bucket` through the server at `url`. (With
+ * `allow_direct` off, as Molt sets it for replicated state, the stream leader
+ * answers, whichever server the request enters: compare replicas with
+ * {@link replicaStates}.)
+ */
+export async function readBucketVia(url: string, bucket: string, prefix = '>'): Promise<Map<string, ReplicaEntry>> {
+  const { Kvm } = await import('@nats-io/kv');
+  const nc = await connect({ servers: url, reconnect: false, timeout: 2000 });
+  try {
+    const kv = await new Kvm(nc).open(bucket);
+    const out = new Map<string, ReplicaEntry>();
+    const keys: string[] = [];
+    for await (const k of await kv.keys(prefix)) keys.push(k);
+    for (const k of keys) {
+      const e = await kv.get(k);
+      if (e && e.operation === 'PUT') out.set(k, { revision: e.revision, bytes: e.value });
+    }
+    return out;
+  } finally {
+    await nc.close().catch(() => undefined);
+  }
+}
+
+/** The replication state of a stream as its leader reports it: every replica current with no lag? */
+export async function streamReplicas(url: string, stream: string): Promise<{ leader: string | undefined; replicas: Array<{ name: string; current: boolean; lag: number }>; messages: number; lastSeq: number }> {
+  const nc = await connect({ servers: url, reconnect: false, timeout: 2000 });
+  try {
+    const jsm = await jetstreamManager(nc, { timeout: 3000 });
+    const info = await jsm.streams.info(stream);
+    return {
+      leader: info.cluster?.leader,
+      replicas: (info.cluster?.replicas ?? []).map((r) => ({ name: r.name, current: r.current, lag: r.lag ?? 0 })),
+      messages: info.state.messages,
+      lastSeq: info.state.last_seq,
+    };
+  } finally {
+    await nc.close().catch(() => undefined);
+  }
+}
