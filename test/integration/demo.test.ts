@@ -8,8 +8,8 @@ import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { spawn } from 'node:child_process';
 import fc from 'fast-check';
-import { isMoltError, type AnyActorVersion } from '../../runtime/index.ts';
-import { admit, initialActorState, persist, restore, runTurn, type ActorState, type TypeVersions } from '../../runtime/internal.ts';
+import type { AnyActorVersion } from '../../runtime/index.ts';
+import { checkIdentity as checkUpgradeIdentity, DISALLOWED, SimulatedActor, type SimulatedCall as Call } from 'molt/testing';
 import { accountV1 } from '../../demo/service.ts';
 import { accountV2 } from '../../demo/account-v2.ts';
 import { accountV3 } from '../../demo/account-v3.ts';
@@ -69,36 +69,7 @@ test('demo - v1 → v2 (rolling) → v3 (canary) under mixed-version load: no fa
 
 // ---- the demo service's upgrades, in process: the paper's identity condition ----
 
-interface Call {
-  version: number;
-  message: string;
-  request: Record<string, unknown>;
-}
-
 const chain: readonly AnyActorVersion[] = [accountV1, accountV2, accountV3];
-const at = (current: number): TypeVersions => ({ name: 'account', byVersion: new Map(chain.map((v) => [v.version, v])), current, retired: new Set() });
-
-function apply(types: TypeVersions, state: ActorState, calls: Call[]): ActorState {
-  for (const c of calls) {
-    try {
-      state = runTurn(types, state, admit(types, c.version, c.message, c.request), c.version, c.message, c.request).state;
-    } catch (e) {
-      if (!isMoltError(e, 'Disallowed')) throw e;
-    }
-  }
-  return state;
-}
-
-function read(types: TypeVersions, state: ActorState, reads: Call[]): unknown[] {
-  return reads.map((c) => {
-    try {
-      return runTurn(types, state, admit(types, c.version, c.message, c.request), c.version, c.message, c.request).reply;
-    } catch (e) {
-      if (isMoltError(e, 'Disallowed')) return '<disallowed>';
-      throw e;
-    }
-  });
-}
 
 const holdIds = fc.constantFrom('h0', 'h1', 'h2', 'h3');
 const callsOf: Record<number, fc.Arbitrary<Call>> = {
@@ -130,19 +101,11 @@ const readsOf: Record<number, Call[]> = {
  * answer to keep).
  */
 function checkIdentity(from: number, to: number, speak: number[], readBoth: number[]): void {
-  const before = at(from);
-  const after = at(to);
   const reads = readBoth.flatMap((v) => readsOf[v]!);
   fc.assert(
-    fc.property(fc.array(fc.oneof(...speak.map((v) => callsOf[v]!)), { maxLength: 40 }), (calls) => {
-      const state = apply(before, initialActorState(before), calls);
-      const answersBefore = read(before, state, reads);
-      const answersAfter = read(after, restore(after, persist(state), 'k'), reads);
-      answersBefore.forEach((answer, i) => {
-        if (answer === '<disallowed>') return;
-        assert.equal(answersAfter[i], answer, `${JSON.stringify(reads[i])} after ${JSON.stringify(calls)}`);
-      });
-    }),
+    fc.property(fc.array(fc.oneof(...speak.map((v) => callsOf[v]!)), { maxLength: 40 }), (calls) =>
+      checkUpgradeIdentity({ versions: chain, from, to, calls, readsOld: reads, readsNew: [] }),
+    ),
     { numRuns: 300, seed: 20260408 },
   );
 }
@@ -160,10 +123,9 @@ test('demo service - a v1 node carried to v3 in one go (TF chain) answers v2 and
 });
 
 test('demo service - statement is disallowed on a v1 node, through v2 and through v3 (chained)', () => {
-  const v1Node = at(1);
-  const state = apply(v1Node, initialActorState(v1Node), [{ version: 1, message: 'deposit', request: { amount: 5 } }]);
-  assert.equal(read(v1Node, state, [readsOf[2]![1]!, readsOf[3]![1]!]), ['<disallowed>', '<disallowed>']);
-  assert.equal(read(at(2), restore(at(2), persist(state), 'k'), [readsOf[2]![1]!]), [{ balanceCents: 500, operations: 0 }]);
+  const actor = new SimulatedActor(chain, 1).apply([{ version: 1, message: 'deposit', request: { amount: 5 } }]);
+  assert.equal(actor.read([readsOf[2]![1]!, readsOf[3]![1]!]), [DISALLOWED, DISALLOWED]);
+  assert.equal(actor.upgradeTo(2).read([readsOf[2]![1]!]), [{ balanceCents: 500, operations: 0 }]);
 });
 
 test.run();

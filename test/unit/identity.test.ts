@@ -8,47 +8,13 @@
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import fc from 'fast-check';
-import { isMoltError, type AnyActorVersion } from '../../runtime/index.ts';
-import { admit, initialActorState, persist, restore, runTurn, type ActorState, type TypeVersions } from '../../runtime/internal.ts';
+import type { AnyActorVersion } from '../../runtime/index.ts';
+import { checkIdentity, type SimulatedCall as Call } from 'molt/testing';
 import { colorset } from '../fixtures/colorset.ts';
 import { counterChain } from '../fixtures/counter-chain.ts';
 
-function typeAt(versions: readonly AnyActorVersion[], current: number): TypeVersions {
-  return { name: versions[0]!.type, byVersion: new Map(versions.map((v) => [v.version, v])), current, retired: new Set() };
-}
-
-interface Call {
-  version: number;
-  message: string;
-  request: Record<string, unknown>;
-}
-
-/** Applies calls, skipping the ones an SO disallows (they change nothing by design). */
-function apply(types: TypeVersions, state: ActorState, calls: Call[]): ActorState {
-  for (const c of calls) {
-    try {
-      state = runTurn(types, state, admit(types, c.version, c.message, c.request), c.version, c.message, c.request).state;
-    } catch (e) {
-      if (!isMoltError(e, 'Disallowed')) throw e;
-    }
-  }
-  return state;
-}
-
-/** Answers of read-only calls; a disallowed read is recorded as such (and must be so on both sides to compare). */
-function read(types: TypeVersions, state: ActorState, reads: Call[]): unknown[] {
-  return reads.map((c) => {
-    try {
-      return runTurn(types, state, admit(types, c.version, c.message, c.request), c.version, c.message, c.request).reply;
-    } catch (e) {
-      if (isMoltError(e, 'Disallowed')) return '<disallowed>';
-      throw e;
-    }
-  });
-}
-
-/** Checks the identity condition for the upgrade `from` → `from + 1` over random call sequences. */
-function checkIdentity(
+/** The identity condition for `from` → `from + 1`, over random call sequences (seeded: failures reproduce). */
+function checkIdentityProperty(
   versions: readonly AnyActorVersion[],
   from: number,
   callArb: fc.Arbitrary<Call>,
@@ -56,20 +22,8 @@ function checkIdentity(
   readsNew: Call[],
   runs = 300,
 ): void {
-  const before = typeAt(versions, from);
-  const after = typeAt(versions, from + 1);
   fc.assert(
-    fc.property(fc.array(callArb, { maxLength: 40 }), (calls) => {
-      const state = apply(before, initialActorState(before), calls);
-      const oldBefore = read(before, state, readsOld);
-      const newBefore = read(before, state, readsNew);
-      const upgraded = restore(after, persist(state), 'k');
-      const oldAfter = read(after, upgraded, readsOld);
-      const newAfter = read(after, upgraded, readsNew);
-      // A read the past SO disallows is not an answer; every other must match.
-      oldAfter.forEach((answer, i) => answer !== '<disallowed>' && assert.equal(answer, oldBefore[i], `old interface, ${JSON.stringify(readsOld[i])}`));
-      newBefore.forEach((answer, i) => answer !== '<disallowed>' && assert.equal(newAfter[i], answer, `new interface, ${JSON.stringify(readsNew[i])}`));
-    }),
+    fc.property(fc.array(callArb, { maxLength: 40 }), (calls) => checkIdentity({ versions, from, calls, readsOld, readsNew })),
     { numRuns: runs, seed: 20261126 },
   );
 }
@@ -91,7 +45,7 @@ identity('ColorSet 1→2 - reads through both interfaces are unchanged by the up
     ...xs.map((x) => ({ version: 2, message: 'getColor', request: { x } })),
     { version: 2, message: 'elements', request: {} },
   ];
-  checkIdentity(colorset.versions, 1, callArb, readsOld, readsNew);
+  checkIdentityProperty(colorset.versions, 1, callArb, readsOld, readsNew);
 });
 
 identity('Counter 1→2 and 2→3 - reads are unchanged by each upgrade', () => {
@@ -102,7 +56,7 @@ identity('Counter 1→2 and 2→3 - reads are unchanged by each upgrade', () => 
     amount.map((by) => ({ version: 2, message: 'increment', request: { by } })),
     // No decrements here: the v2 TF refuses negative counts by design (tested elsewhere).
   );
-  checkIdentity(counterChain.versions, 1, v1v2, [{ version: 1, message: 'get', request: {} }], [
+  checkIdentityProperty(counterChain.versions, 1, v1v2, [{ version: 1, message: 'get', request: {} }], [
     { version: 2, message: 'get', request: {} },
     { version: 2, message: 'stats', request: {} },
   ]);
@@ -111,7 +65,7 @@ identity('Counter 1→2 and 2→3 - reads are unchanged by each upgrade', () => 
     amount.map((by) => ({ version: 2, message: 'decrement', request: { by } })),
     amount.map((a) => ({ version: 3, message: 'add', request: { amount: a } })),
   );
-  checkIdentity(counterChain.versions, 2, v2v3, [{ version: 2, message: 'get', request: {} }, { version: 2, message: 'stats', request: {} }], [
+  checkIdentityProperty(counterChain.versions, 2, v2v3, [{ version: 2, message: 'get', request: {} }, { version: 2, message: 'stats', request: {} }], [
     { version: 3, message: 'total', request: {} },
   ]);
 });
@@ -124,7 +78,7 @@ identity('the check can fail - a TF that drops colours breaks the identity condi
   } as never);
   const callArb = fc.tuple(element, fc.constantFrom('red', 'green')).map(([x, color]) => ({ version: 2, message: 'insertColor', request: { x, color } }));
   assert.throws(() =>
-    checkIdentity([v1!, broken], 1, callArb, [], [0, 1, 2].map((x) => ({ version: 2, message: 'getColor', request: { x } })), 50),
+    checkIdentityProperty([v1!, broken], 1, callArb, [], [0, 1, 2].map((x) => ({ version: 2, message: 'getColor', request: { x } })), 50),
   );
 });
 
