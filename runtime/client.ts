@@ -25,6 +25,7 @@ export type ActorRef<TMessages extends MessageSpecs> = {
   ) => Promise<TMessages[K] extends AskSpec ? ReplyOf<TMessages[K]> : void>;
 };
 
+/** Options of {@link createClient}. Only `service` and `nats` are required. */
 export interface ClientOptions {
   /** The service whose actors to call. */
   service: string;
@@ -44,6 +45,7 @@ export interface ClientOptions {
   ids?: IdGenerator;
 }
 
+/** A client of one service: typed actor references, and an untyped `call` for tools. */
 export interface MoltClient {
   /** A typed reference to actor `key` of `iface.type`, speaking `iface.version`. */
   actor<TType extends string, TVersion extends number, TMessages extends MessageSpecs>(

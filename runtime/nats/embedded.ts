@@ -24,6 +24,7 @@ export interface EmbeddedNats {
   stop(options?: { keepStore?: boolean }): Promise<void>;
 }
 
+/** Options of {@link startEmbeddedNats}; all optional (a free port and a temporary store by default). */
 export interface EmbeddedNatsOptions {
   /** Port to listen on (default: a free one). */
   port?: number;
