@@ -25,6 +25,8 @@ export interface Op {
   ok: boolean;
   value?: number;
   code?: string;
+  /** The error message (first 160 characters), for diagnostics. */
+  message?: string;
 }
 
 /** Codes after which the call was certainly not applied (rejected before any state change). */
@@ -36,6 +38,15 @@ export const now = (): number => performance.now();
 /** A record of calls, with the checks above. */
 export class History {
   readonly ops: Op[] = [];
+  private readonly notApplied: ReadonlySet<string>;
+
+  /**
+   * @param options.notApplied more codes that, in this test's setting, prove
+   *   the call was not applied (e.g. `Unavailable` where NATS itself never fails).
+   */
+  constructor(options: { notApplied?: string[] } = {}) {
+    this.notApplied = new Set([...DEFINITELY_NOT_APPLIED, ...(options.notApplied ?? [])]);
+  }
 
   /** Runs `call` as operation `kind` on `key` and records it; never throws. */
   async run(key: string, kind: Op['kind'], call: () => Promise<unknown>): Promise<Op> {
@@ -45,7 +56,7 @@ export class History {
       const value = await call();
       op = { key, kind, sentAt, recvAt: now(), ok: true, value: typeof value === 'number' ? value : undefined };
     } catch (e) {
-      op = { key, kind, sentAt, recvAt: now(), ok: false, code: isMoltError(e) ? e.code : `non-Molt error: ${String(e).slice(0, 120)}` };
+      op = { key, kind, sentAt, recvAt: now(), ok: false, code: isMoltError(e) ? e.code : `non-Molt error: ${String(e).slice(0, 120)}`, message: String((e as Error)?.message ?? e).slice(0, 160) };
     }
     this.ops.push(op);
     return op;
@@ -73,7 +84,7 @@ export class History {
       if (o.kind !== 'inc') continue;
       const c = out.get(o.key) ?? { acked: 0, uncertain: 0 };
       if (o.ok) c.acked++;
-      else if (!DEFINITELY_NOT_APPLIED.has(o.code!)) c.uncertain++;
+      else if (!this.notApplied.has(o.code!)) c.uncertain++;
       out.set(o.key, c);
     }
     return out;
@@ -183,4 +194,42 @@ export async function rssMiB(pid: number): Promise<number> {
   const m = /VmRSS:\s+(\d+)\s+kB/.exec(status);
   if (!m) throw new Error(`no VmRSS for pid ${pid}`);
   return Number(m[1]) / 1024;
+}
+
+/** Options of {@link runOpenLoad}. */
+export interface OpenLoad {
+  client: MoltClient;
+  keys: readonly string[];
+  /** Calls started per second, whether or not earlier ones were answered. */
+  ratePerSec: number;
+  readShare?: number;
+  type?: string;
+  version?: number;
+}
+
+/**
+ * Open-loop load: starts a call every 1/rate seconds without waiting for the
+ * earlier ones, so a call stuck on a paused node does not slow the rest.
+ * `stop()` resolves once every started call has been answered or failed.
+ */
+export function runOpenLoad(o: OpenLoad, history = new History()): { history: History; stop(): Promise<void> } {
+  const type = o.type ?? 'counter';
+  const version = o.version ?? 1;
+  const pending = new Set<Promise<unknown>>();
+  const timer = setInterval(() => {
+    const key = o.keys[Math.floor(Math.random() * o.keys.length)]!;
+    const p =
+      Math.random() < (o.readShare ?? 0)
+        ? history.run(key, 'get', () => o.client.call(type, version, key, 'get', {}))
+        : history.run(key, 'inc', () => o.client.call(type, version, key, 'increment', { by: 1 }));
+    pending.add(p);
+    void p.finally(() => pending.delete(p));
+  }, 1000 / o.ratePerSec);
+  return {
+    history,
+    async stop() {
+      clearInterval(timer);
+      while (pending.size > 0) await Promise.allSettled([...pending]);
+    },
+  };
 }
