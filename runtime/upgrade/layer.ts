@@ -10,7 +10,7 @@
  *
  * @module
  */
-import { initialTransition, transition, type AnyMachineSnapshot } from 'xstate';
+import { createActor, initialTransition, type AnyMachineSnapshot, type AnyStateMachine } from 'xstate';
 import { ErrorCode, MoltError, isMoltError } from '../errors.ts';
 import { checkSchema } from '../schema.ts';
 import type { AnyActorVersion, AnySimulationObject, Handle } from '../define/version.ts';
@@ -209,7 +209,14 @@ function resolveSnapshot(def: AnyActorVersion, value: unknown, context: unknown,
 export function persist(state: ActorState): PersistedActor {
   const so: PersistedActor['so'] = {};
   if (state.past !== undefined) so.past = state.past;
-  if (Object.keys(state.future).length > 0) so.future = { ...state.future };
+  // Stateless SOs have `undefined` state: leave them out, so the record stays
+  // plain JSON (an `undefined` anywhere sends the codec down superjson's slow path).
+  let future: Record<number, unknown> | undefined;
+  for (const version in state.future) {
+    const soState = state.future[version];
+    if (soState !== undefined) (future ??= {})[version] = soState;
+  }
+  if (future) so.future = future;
   const out: PersistedActor = { v: state.version, value: state.snapshot.value, context: state.snapshot.context };
   if (so.past !== undefined || so.future) out.so = so;
   return out;
@@ -263,7 +270,7 @@ class Turn {
     let next: AnyMachineSnapshot;
     try {
       const event = { ...(request as object), type: message };
-      const [snapshot, actions] = transition(def.machine, previous, event as never);
+      const [snapshot, actions] = transitionOnce(def.machine, previous, event);
       for (const action of actions) {
         const exec = (action as { exec?: (info: unknown, params: unknown) => void }).exec;
         if (exec) exec((action as { info?: unknown }).info, (action as { params?: unknown }).params);
@@ -369,6 +376,32 @@ class Turn {
       }
     }
   }
+}
+
+/**
+ * One inert actor scope per machine, reused by every transition of that
+ * machine. xstate's `transition()` builds a throw-away actor for each call —
+ * most of a node's CPU and garbage per message. A transition of a Molt
+ * machine reads only `self` and `system` from its scope (no children, no
+ * delays) and hands the actions to execute to `actionExecutor`, so one scope
+ * serves every actor of the machine. A cache keyed by the machine object
+ * (not global state: it holds nothing a runtime could observe).
+ */
+const scopes = new WeakMap<AnyStateMachine, { scope: unknown; actions: unknown[] }>();
+
+function transitionOnce(machine: AnyStateMachine, snapshot: AnyMachineSnapshot, event: object): [AnyMachineSnapshot, unknown[]] {
+  let cached = scopes.get(machine);
+  if (!cached) {
+    const self = createActor(machine);
+    const actions: unknown[] = [];
+    const noop = () => {};
+    const scope = { self, system: self.system, id: '', sessionId: '', logger: noop, defer: noop, stopChild: noop, emit: noop, actionExecutor: (a: unknown) => actions.push(a) };
+    cached = { scope, actions };
+    scopes.set(machine, cached);
+  }
+  cached.actions.length = 0;
+  const next = machine.transition(snapshot, event as never, cached.scope as never) as AnyMachineSnapshot;
+  return [next, cached.actions.length === 0 ? [] : cached.actions.splice(0)];
 }
 
 function sameValue(a: unknown, b: unknown): boolean {
