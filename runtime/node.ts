@@ -69,6 +69,8 @@ export interface TypeStatus {
   resident: number;
   stats: HostStats;
   transformFailures: TransformFailure[];
+  /** Set when the type was rolled back on this node from this version. */
+  rolledBackFrom?: number;
 }
 
 /** A running node. */
@@ -80,6 +82,14 @@ export interface MoltNode {
   loadVersion(def: AnyActorVersion): void;
   /** Upgrades a type in place to `version` (current + 1; loaded first if `def` is given). */
   upgrade(type: string, version: number, def?: AnyActorVersion): Promise<{ transformed: number; failed: number }>;
+  /**
+   * Rolls a type back in place to `version` (current − 1), through the current
+   * version's `down` transform. On a node already at `version`, only marks the
+   * type rolled back, so state written by the newer version is carried down when loaded.
+   */
+  downgrade(type: string, version: number): Promise<{ transformed: number; failed: number }>;
+  /** Forgets that a type was rolled back (its newer version was published again). */
+  clearRollback(type: string): void;
   /** Stops serving a version of a type (its SOs are dropped). */
   retire(type: string, version: number): void;
   /** Versions, residents, counters and failures per type. */
@@ -410,6 +420,31 @@ export async function createNode(options: NodeOptions): Promise<MoltNode> {
         await placement.publish();
       }
     },
+    async downgrade(type, version) {
+      const host = hostOf(type);
+      if (host.currentVersion === version) {
+        host.markRolledBack(version + 1);
+        void placement.publish();
+        return { transformed: 0, failed: 0 };
+      }
+      status = 'upgrading';
+      await placement.publish();
+      try {
+        const result = await host.downgrade(version);
+        logger.info('type rolled back', { type, version, ...result });
+        return result;
+      } catch (e) {
+        lastError = (e as Error).message;
+        throw e;
+      } finally {
+        status = 'running';
+        await placement.publish();
+      }
+    },
+    clearRollback(type) {
+      hostOf(type).clearRollback();
+      void placement.publish();
+    },
     retire(type, version) {
       hostOf(type).retire(version);
     },
@@ -424,6 +459,7 @@ export async function createNode(options: NodeOptions): Promise<MoltNode> {
           resident: host.residentCount,
           stats: { ...host.stats },
           transformFailures: [...host.transformFailures.values()],
+          ...(host.rolledBackFrom !== undefined ? { rolledBackFrom: host.rolledBackFrom } : {}),
         };
       }
       return { id: nodeId, service: service.name, owned: [...placement.ownedShards()].sort((a, b) => a - b), types };

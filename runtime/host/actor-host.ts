@@ -7,7 +7,8 @@
  *
  * It also performs the in-place upgrade of the type (a soft restart): hold
  * new messages, let every actor finish its batch, carry resident actors to the
- * new version, swap the definition, release the held messages.
+ * new version, swap the definition, release the held messages — and the same
+ * soft restart downward (`molt rollback`), through the newer version's `down`.
  *
  * @module
  */
@@ -77,6 +78,8 @@ export class ActorHost {
   private readonly versions = new Map<number, AnyActorVersion>();
   private current: number;
   private readonly retired = new Set<number>();
+  /** The highest version this type was rolled back from on this node, if it was (see TypeVersions.rolledBackFrom). */
+  private rolledBack: number | undefined;
   private readonly cells = new Map<string, ActorCell>();
   private held: Array<{ key: string; call: Call }> | undefined;
   private sweepTimer: ReturnType<Clock['setTimeout']> | undefined;
@@ -98,12 +101,27 @@ export class ActorHost {
   /** The versions view the upgrade layer works on. Rebuilt only when versions change. */
   private view: TypeVersions | undefined;
   get typeVersions(): TypeVersions {
-    this.view ??= { name: this.name, byVersion: this.versions, current: this.current, retired: this.retired };
+    this.view ??= {
+      name: this.name,
+      byVersion: this.versions,
+      current: this.current,
+      retired: this.retired,
+      ...(this.rolledBack !== undefined ? { rolledBackFrom: this.rolledBack } : {}),
+    };
     return this.view;
   }
 
   get currentVersion(): number {
     return this.current;
+  }
+
+  /**
+   * The highest version this type was rolled back from on this node, or
+   * undefined: state stamped with a newer version up to this one is carried
+   * down through `down` when loaded.
+   */
+  get rolledBackFrom(): number | undefined {
+    return this.rolledBack;
   }
 
   get knownVersions(): number[] {
@@ -268,7 +286,8 @@ export class ActorHost {
   /**
    * Upgrades this type in place to `target` (must be current + 1 and known).
    * Held calls are delivered after the switch; actors whose TF fails keep
-   * their old state and answer TransformFailed.
+   * their old state and answer TransformFailed. Upgrading to the version this
+   * node was rolled back from (or past it) ends the rollback.
    */
   async upgrade(target: number, options: { concurrency?: number } = {}): Promise<{ transformed: number; failed: number }> {
     if (target !== this.current + 1) {
@@ -277,7 +296,87 @@ export class ActorHost {
     if (!this.versions.has(target)) {
       throw new MoltError(ErrorCode.OperationRefused, `${this.name}@${target} is not loaded on this node; load the upgrade first`);
     }
-    if (this.held) throw new MoltError(ErrorCode.OperationRefused, `${this.name} is already upgrading`);
+    return this.softRestart(target, () => {
+      if (this.rolledBack !== undefined && target >= this.rolledBack) this.rolledBack = undefined;
+    }, options);
+  }
+
+  /**
+   * Rolls this type back in place to `target` (must be current − 1, and the
+   * current version must declare `down`): the same soft restart as
+   * {@link upgrade}. Calls are held, every actor finishes its batch, the
+   * current object switches to `target`, resident actors are carried down
+   * through `down` and written at `target` (compare-and-set), and the held
+   * calls are re-admitted — callers of the version rolled back from are then
+   * served by its future SO, which stays loaded.
+   *
+   * From then on this type is *rolled back* on this node: actors not in
+   * memory whose state is stamped with the newer version are carried down
+   * when next loaded. An actor whose `down` throws keeps its state at the
+   * newer version, is counted and reported like a transform failure, and
+   * answers TransformFailed.
+   */
+  async downgrade(target: number, options: { concurrency?: number } = {}): Promise<{ transformed: number; failed: number }> {
+    const from = this.current;
+    if (target !== from - 1) {
+      throw new MoltError(ErrorCode.OperationRefused, `${this.name} runs version ${from}; it can roll back only to ${from - 1}, not ${target}`);
+    }
+    if (!this.versions.has(target)) {
+      throw new MoltError(ErrorCode.OperationRefused, `${this.name}@${target} is not known on this node, so it cannot roll back to it`);
+    }
+    if (!this.versions.get(from)?.upgrade?.down) {
+      throw new MoltError(ErrorCode.OperationRefused, `${this.name}@${from} declares no down transform (\`.from(v${target}, { down })\`): state written by version ${from} cannot be carried back to ${target}`);
+    }
+    return this.softRestart(target, () => {
+      this.rolledBack = Math.max(this.rolledBack ?? 0, from);
+      // Transforms up to the version left behind no longer run here.
+      for (const [key, failure] of this.transformFailures) {
+        if (failure.to > failure.from && failure.to > target) this.transformFailures.delete(key);
+      }
+    }, options);
+  }
+
+  /**
+   * Marks this type rolled back from `from` on a node that already runs
+   * `from − 1` (it had not upgraded when the rollout was rolled back): state
+   * other nodes wrote at `from` is carried down when loaded here. Nothing is
+   * restarted. `from` must be known and declare `down`.
+   */
+  markRolledBack(from: number): void {
+    if (from !== this.current + 1) {
+      throw new MoltError(ErrorCode.OperationRefused, `${this.name} runs version ${this.current}; only version ${this.current + 1} can be marked rolled back here, not ${from}`);
+    }
+    if (!this.versions.get(from)?.upgrade?.down) {
+      throw new MoltError(ErrorCode.OperationRefused, `${this.name}@${from} is not loaded here or declares no down transform, so state it wrote cannot be carried down on this node`);
+    }
+    if ((this.rolledBack ?? 0) >= from) return;
+    this.rolledBack = from;
+    this.view = undefined;
+  }
+
+  /**
+   * Ends a rollback on this node without upgrading (the rolled-back version is
+   * being published again): state stamped with a newer version answers
+   * VersionUnsupported (retryable) again, until this node upgrades. Down
+   * failures recorded for those versions are forgotten.
+   */
+  clearRollback(): void {
+    if (this.rolledBack === undefined) return;
+    for (const [key, failure] of this.transformFailures) {
+      if (failure.to < failure.from) this.transformFailures.delete(key);
+    }
+    this.rolledBack = undefined;
+    this.view = undefined;
+  }
+
+  /**
+   * The soft restart shared by upgrade and downgrade: hold new calls, let
+   * every resident actor finish, switch the current version (and whatever
+   * `switchState` changes with it), carry resident actors to it and write
+   * them, then re-admit the held calls.
+   */
+  private async softRestart(target: number, switchState: () => void, options: { concurrency?: number }): Promise<{ transformed: number; failed: number }> {
+    if (this.held) throw new MoltError(ErrorCode.OperationRefused, `${this.name} is already upgrading or rolling back`);
     this.held = [];
     let transformed = 0;
     let failed = 0;
@@ -286,13 +385,14 @@ export class ActorHost {
       await Promise.all(cells.map((c) => c.quiesce()));
       const before = this.typeVersions;
       this.current = target;
+      switchState();
       this.view = undefined;
       const after = this.typeVersions;
       // An index, not shift(): shift is O(n) and this runs over every resident actor.
       let next = 0;
       const worker = async () => {
         for (let cell = cells[next++]; cell; cell = cells[next++]) {
-          const ok = await cell.carryForward(before, after);
+          const ok = await cell.carry(before, after);
           if (ok) transformed++;
           else failed++;
         }
@@ -470,11 +570,12 @@ class ActorCell {
   }
 
   /**
-   * During a node upgrade: carries this resident actor from `before` to
-   * `after` and writes it at the new version. Returns false if its TF failed
-   * (its stored state stays at the old version).
+   * During a node upgrade or rollback: carries this resident actor from
+   * `before` to `after` (TF chain up, or `down`) and writes it at the new
+   * version. Returns false if its TF or `down` failed (its stored state stays
+   * at the old version).
    */
-  async carryForward(before: TypeVersions, after: TypeVersions): Promise<boolean> {
+  async carry(before: TypeVersions, after: TypeVersions): Promise<boolean> {
     const { config } = this.host;
     if (!this.state || this.state.version !== before.current) {
       this.state = undefined; // not loaded (or failed): it will be carried lazily when next used
@@ -501,7 +602,7 @@ class ActorCell {
       } catch (e) {
         if (!(e instanceof RevisionConflict)) {
           this.state = undefined;
-          config.logger.warn('could not write upgraded actor; it will be carried forward when next loaded', { type: this.host.name, key: this.key, error: String(e) });
+          config.logger.warn('could not write the carried actor; it will be carried when next loaded', { type: this.host.name, key: this.key, error: String(e) });
           return true;
         }
         // Someone else wrote it: reload at whatever version it is now.

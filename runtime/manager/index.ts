@@ -29,6 +29,7 @@ import { openUpgradeStore, type StoredDescriptor, type UpgradeStore } from '../s
 import { checkTrustedKeys } from '../server/keys.ts';
 import {
   parseRecord,
+  rollbackStates,
   Udb,
   UdbPrefix,
   udbPatterns,
@@ -290,6 +291,8 @@ export async function startUpgradeManager(node: MoltNode, options: UpgradeManage
     if (rollout) rollouts.set(rollout.record.rolloutId, rollout.record);
     if (control) controls.set(control.rolloutId, control);
     const r = rollout?.record;
+    const rolledBack = control?.command === 'rollback' || (r !== undefined && rollbackStates.has(r.state));
+    const reason = control?.reason ?? r?.reason;
     return {
       descriptor,
       def: known ? undefined : def,
@@ -298,14 +301,29 @@ export async function startUpgradeManager(node: MoltNode, options: UpgradeManage
       rollout: {
         done: r?.state === 'done',
         paused: control ? control.command === 'pause' : r?.state === 'paused',
-        aborted: control?.command === 'abort' || r?.state === 'aborted',
-        ...(control?.reason ?? r?.reason ? { reason: control?.reason ?? r?.reason } : {}),
+        // A rollback ends the upgrade's lifecycle like an abort; the node's way back is runRollbacks'.
+        aborted: control?.command === 'abort' || r?.state === 'aborted' || rolledBack,
+        ...(rolledBack ? { reason: `rolled back${reason ? `: ${reason}` : ''}` } : reason ? { reason } : {}),
       },
     };
   }
 
   async function load(verified: Verified): Promise<void> {
-    if (verified.def) node.loadVersion(verified.def);
+    if (verified.def) {
+      node.loadVersion(verified.def);
+      return;
+    }
+    // A version rolled back on this node and now published again (a new
+    // rollout of the same version): its new code replaces the old, and state
+    // stamped with it is no longer carried down here — until this node
+    // upgrades it answers "retry", like any node behind in a rollout.
+    const d = verified.descriptor;
+    const rolledBackFrom = types()[d.type]?.rolledBackFrom;
+    if (!verified.rollout?.aborted && rolledBackFrom !== undefined && rolledBackFrom >= d.to && verified.fixDef) {
+      node.loadVersion(verified.fixDef);
+      node.clearRollback(d.type);
+      logger.info('rolled-back version published again', { type: d.type, version: d.to, rolloutId: d.rolloutId });
+    }
   }
 
   function nodeViews(type: string): ScheduleNodeView[] {
@@ -523,6 +541,8 @@ export async function startUpgradeManager(node: MoltNode, options: UpgradeManage
         recordStep(m, note);
     }
     if (state === 'loading' || finalStates.has(state) || state === 'waiting') queueMicrotask(pump);
+    // Once `to` is loaded, a node at `from` can take part in a rollback of it.
+    if (previous === 'loading') queueMicrotask(runRollbacks);
   }
 
   /** Transform failures already acted on, per descriptor key. */
@@ -544,6 +564,7 @@ export async function startUpgradeManager(node: MoltNode, options: UpgradeManage
       failuresHalted.set(m.key, count);
       if (count < before) continue;
       const state = rollouts.get(d.rolloutId)?.state;
+      if (state !== undefined && rollbackStates.has(state)) continue;
       if (state === 'done' || state === 'aborted') {
         void reportProblem(m, ErrorCode.TransformFailed, `${count} actor(s) of ${d.type} failed their transform to ${d.to} on ${node.id}; their state is untouched. Publish a fix: molt publish <module> --fix --version ${d.type}=${d.to}`);
         continue;
@@ -565,8 +586,133 @@ export async function startUpgradeManager(node: MoltNode, options: UpgradeManage
     const current = types()[type]?.current ?? 0;
     for (const m of managed.values()) if (m.type === type) m.actor.send({ type: 'node.current', version: current });
     applyRetirements();
+    // A rollback may have come while this upgrade ran: it applies now.
+    queueMicrotask(runRollbacks);
     // The node record changed: count the rollout again.
     queueMicrotask(() => void refreshRollouts());
+  }
+
+  // ---- rollback ----------------------------------------------------------------
+
+  /** Types with a rollback step queued or running on this node (one at a time per type). */
+  const rollingBackTypes = new Set<string>();
+  /** Rollouts whose rollback step failed here: retried at the next reconciliation, not at once. */
+  const rollbackFailed = new Set<string>();
+  /** Steps of rollouts this node has no lifecycle for (it never saw them as upgrades). */
+  const rollbackSteps = new Map<string, Array<{ step: ProgressStep; at: number }>>();
+  /** Down failures already reported, per rollout. */
+  const downFailuresSeen = new Map<string, number>();
+
+  /**
+   * Rollouts this node must be rolled back from: `rolling-back` or
+   * `rolled-back` (or whose control says `rollback`), newest first, leaving
+   * out any replaced by a later rollout of the same version (published again).
+   */
+  function rollbacksToApply(): RolloutRecord[] {
+    const all = [...rollouts.values()];
+    return all
+      .filter((r) => rollbackStates.has(r.state) || controls.get(r.rolloutId)?.command === 'rollback')
+      .filter((r) => !all.some((o) => o.type === r.type && o.to === r.to && o.rolloutId !== r.rolloutId && o.startedAt > r.startedAt))
+      .sort((a, b) => b.to - a.to);
+  }
+
+  /**
+   * Takes this node back wherever a rollout is rolled back: a node at `to`
+   * rolls the type back in place (`node.downgrade`), a node at `from` that
+   * knows `to` is marked rolled back (state written at `to` is carried down
+   * when loaded). Runs at every rollback control, rollout change, upgrade,
+   * load and reconciliation; idempotent.
+   */
+  function runRollbacks(): void {
+    if (stopped) return;
+    const status = types();
+    for (const r of rollbacksToApply()) {
+      const s = status[r.type];
+      if (!s || rollingBackTypes.has(r.type) || rollbackFailed.has(r.rolloutId)) continue;
+      const inPlace = s.current === r.to;
+      const mark = s.current === r.from && s.known.includes(r.to) && (s.rolledBackFrom ?? 0) < r.to;
+      if (inPlace || mark) rollBackNode(r, inPlace);
+    }
+  }
+
+  function rollBackNode(r: RolloutRecord, inPlace: boolean): void {
+    rollingBackTypes.add(r.type);
+    const run = async () => {
+      upgrading++;
+      try {
+        const s = types()[r.type];
+        // Re-checked in the queue: an upgrade may have run in between.
+        if (!s || (s.current !== r.to && s.current !== r.from)) return;
+        if (s.current === r.to) recordRollback(r, 'rolling-back', `rolling back from ${r.to} to ${r.from}`);
+        const result = await node.downgrade(r.type, r.from);
+        const note = s.current === r.to
+          ? `carried ${result.transformed} resident actors down to ${r.from}${result.failed ? `, ${result.failed} down transform failures` : ''}`
+          : `was at ${r.from}: state written by ${r.to} is carried down when loaded`;
+        recordRollback(r, 'rolled-back', note);
+        if (result.failed > 0) {
+          downFailuresSeen.set(r.rolloutId, countDownFailures(r));
+          reportRollback(r, ErrorCode.TransformFailed, `${result.failed} actor(s) of ${r.type} failed their down transform ${r.to}→${r.from} on ${node.id}; they keep their state at ${r.to} and answer TransformFailed. Publish ${r.type}@${r.to} again to serve them`);
+        }
+      } catch (e) {
+        rollbackFailed.add(r.rolloutId);
+        recordRollback(r, 'failed', undefined, errorText(e));
+        reportRollback(r, isMoltError(e) ? e.code : ErrorCode.OperationRefused, `rollback of ${r.type} ${r.to}→${r.from} failed on ${node.id}: ${errorText(e)}`);
+      } finally {
+        upgrading--;
+      }
+    };
+    // Serialised with upgrades: the node's status is one field, and a type is never restarted twice at once.
+    const p = upgradeChain.then(run, run);
+    upgradeChain = p.catch(() => undefined);
+    void p.finally(() => {
+      rollingBackTypes.delete(r.type);
+      queueMicrotask(runRollbacks);
+      queueMicrotask(() => void refreshRollouts());
+    });
+  }
+
+  function countDownFailures(r: RolloutRecord): number {
+    return (types()[r.type]?.transformFailures ?? []).filter((f) => f.from === r.to && f.to === r.from).length;
+  }
+
+  /** Reports new down failures (actors carried down lazily, when loaded) of rolled-back rollouts. */
+  function checkDownFailures(): void {
+    for (const r of rollbacksToApply()) {
+      const count = countDownFailures(r);
+      const before = downFailuresSeen.get(r.rolloutId) ?? 0;
+      if (count === before) continue;
+      downFailuresSeen.set(r.rolloutId, count);
+      if (count < before) continue;
+      reportRollback(r, ErrorCode.TransformFailed, `${count} actor(s) of ${r.type} failed their down transform ${r.to}→${r.from} on ${node.id}; they keep their state at ${r.to} and answer TransformFailed. Publish ${r.type}@${r.to} again to serve them`);
+    }
+  }
+
+  function recordRollback(r: RolloutRecord, step: ProgressStep, note?: string, error?: string): void {
+    const m = [...managed.values()].find((x) => x.verified?.descriptor.rolloutId === r.rolloutId);
+    let steps = m?.steps ?? rollbackSteps.get(r.rolloutId);
+    if (!steps) rollbackSteps.set(r.rolloutId, (steps = []));
+    const at = clock.now();
+    if (steps[steps.length - 1]?.step !== step) steps.push({ step, at });
+    const record: ProgressRecord = {
+      rolloutId: r.rolloutId,
+      nodeId: node.id,
+      type: r.type,
+      from: r.from,
+      to: r.to,
+      step,
+      at,
+      ...(note ? { note } : {}),
+      ...(error ? { error } : {}),
+      steps: [...steps],
+    };
+    write(`progress:${r.rolloutId}`, () => udb.putProgress(record));
+  }
+
+  function reportRollback(r: RolloutRecord, code: string, message: string): void {
+    const key = `upgrade.${r.type}.${r.to}`;
+    lastProblemKey = key;
+    write(`report:${key}`, () => udb.putReport({ nodeId: node.id, key, rolloutId: r.rolloutId, code, message, at: clock.now() }));
+    write('status', () => node.setStatus(upgrading > 0 ? 'upgrading' : 'running', message));
   }
 
   /** Sends a lifecycle what the UDB says about its rollout: control and done. */
@@ -577,10 +723,15 @@ export async function startUpgradeManager(node: MoltNode, options: UpgradeManage
     const rollout = rollouts.get(d.rolloutId);
     if (control && control.at !== m.lastControlAt) {
       m.lastControlAt = control.at;
-      m.actor.send({ type: 'control', command: control.command, ...(control.reason ? { reason: control.reason } : {}) });
-    } else if (!control && rollout?.state === 'aborted' && m.lastControlAt === undefined) {
+      if (control.command === 'rollback') {
+        // For the upgrade's lifecycle a rollback is an abort: it never upgrades now (runRollbacks takes the node back).
+        m.actor.send({ type: 'control', command: 'abort', reason: `rolled back${control.reason ? `: ${control.reason}` : ''}` });
+      } else {
+        m.actor.send({ type: 'control', command: control.command, ...(control.reason ? { reason: control.reason } : {}) });
+      }
+    } else if (!control && rollout && (rollout.state === 'aborted' || rollbackStates.has(rollout.state)) && m.lastControlAt === undefined) {
       m.lastControlAt = rollout.updatedAt;
-      m.actor.send({ type: 'control', command: 'abort', reason: rollout.reason ?? 'the rollout was aborted' });
+      m.actor.send({ type: 'control', command: 'abort', reason: rollout.reason ?? `the rollout was ${rollout.state === 'aborted' ? 'aborted' : 'rolled back'}` });
     }
     if (rollout?.state === 'done' && !m.doneSent) {
       m.doneSent = true;
@@ -613,7 +764,10 @@ export async function startUpgradeManager(node: MoltNode, options: UpgradeManage
           continue;
         }
         if (existing) {
-          if (existing.revision !== stored.revision && (existing.state === 'rejected' || existing.state === 'failed')) {
+          // A finished upgrade above the node's version whose descriptor changed: the
+          // version was rolled back and is published again (a new rollout).
+          const republished = existing.state === 'upgraded' || existing.state === 'aborted';
+          if (existing.revision !== stored.revision && (existing.state === 'rejected' || existing.state === 'failed' || republished)) {
             replace(existing);
             startLifecycle(stored, type, to);
             break;
@@ -747,6 +901,7 @@ export async function startUpgradeManager(node: MoltNode, options: UpgradeManage
     if (!record) return;
     controls.set(record.rolloutId, record);
     for (const m of managed.values()) if (m.verified?.descriptor.rolloutId === record.rolloutId) syncRollout(m);
+    if (record.command === 'rollback') queueMicrotask(runRollbacks);
   }
 
   function observeRollout(entry: KvEntry): void {
@@ -755,6 +910,7 @@ export async function startUpgradeManager(node: MoltNode, options: UpgradeManage
     if (!record) return;
     rollouts.set(record.rolloutId, record);
     for (const m of managed.values()) if (m.verified?.descriptor.rolloutId === record.rolloutId) syncRollout(m);
+    if (rollbackStates.has(record.state)) queueMicrotask(runRollbacks);
   }
 
   function observeRetired(entry: KvEntry): void {
@@ -807,20 +963,24 @@ export async function startUpgradeManager(node: MoltNode, options: UpgradeManage
       do {
         refreshAgain = false;
         for (const r of [...rollouts.values()]) {
-          if (stopped || r.state === 'done') continue;
+          if (stopped || r.state === 'done' || r.state === 'rolled-back') continue;
           const views = nodeViews(r.type).filter((n) => n.live);
           const counts: Record<string, number> = {};
           for (const n of views) counts[String(n.version)] = (counts[String(n.version)] ?? 0) + 1;
           const done = views.length > 0 && views.every((n) => n.version >= r.to);
+          // Rolled back: every live node is at `from` again, none in the middle of a soft restart.
+          const back = views.length > 0 && views.every((n) => n.version <= r.from && n.status !== 'upgrading');
+          const ending = (state: RolloutRecord['state']): 'done' | 'rolled-back' | undefined =>
+            state === 'rolling-back' ? (back ? 'rolled-back' : undefined) : state === 'running' || state === 'paused' ? (done ? 'done' : undefined) : undefined;
           const same = JSON.stringify(counts) === JSON.stringify(r.counts);
-          if (same && !(done && r.state !== 'aborted')) continue;
+          if (same && !ending(r.state)) continue;
           try {
             const next = await udb.updateRollout(r.rolloutId, (cur) => {
-              if (cur.state === 'done') return undefined;
-              const finish = done && cur.state !== 'aborted';
+              const finish = ending(cur.state);
+              if (cur.state === 'done' || cur.state === 'rolled-back') return undefined;
               if (JSON.stringify(cur.counts) === JSON.stringify(counts) && !finish) return undefined;
               const now = clock.now();
-              return { ...cur, counts, updatedAt: now, ...(finish ? { state: 'done' as const, endedAt: now } : {}) };
+              return { ...cur, counts, updatedAt: now, ...(finish ? { state: finish, endedAt: now } : {}) };
             });
             if (next) rollouts.set(next.rolloutId, next);
           } catch (e) {
@@ -901,6 +1061,8 @@ export async function startUpgradeManager(node: MoltNode, options: UpgradeManage
     }
     retryFailed();
     pump();
+    rollbackFailed.clear();
+    runRollbacks();
     await refreshRollouts();
   }
 
@@ -935,6 +1097,7 @@ export async function startUpgradeManager(node: MoltNode, options: UpgradeManage
     }
     lastCalls = nextCalls;
     checkTransformFailures();
+    checkDownFailures();
     if (scheduling.length > 0) {
       feedNodes();
       for (const watch of versionWatches) {

@@ -11,6 +11,7 @@ import { pathToFileURL } from 'node:url';
 import { existsSync } from 'node:fs';
 import { ErrorCode, MoltError } from '../errors.ts';
 import type { ServiceDefinition } from '../define/service.ts';
+import type { AnyActorVersion } from '../define/version.ts';
 import { resolveConnection, type NatsTarget } from '../nats/connect.ts';
 import { systemClock, type Clock } from '../env.ts';
 import { buildBundle, importBundle, sha256Hex } from './bundle.ts';
@@ -67,9 +68,19 @@ async function loadService(path: string): Promise<ServiceDefinition> {
   return candidate;
 }
 
-/** The chain as recorded: last published version per type, and its rollout. */
-async function recordedChain(store: Pick<UpgradeStore, 'list'>): Promise<Map<string, { to: number; rolloutId: string; publisher: string }>> {
-  const heads = new Map<string, { to: number; rolloutId: string; publisher: string }>();
+/** One published descriptor, as the chain rule needs it. */
+interface Published {
+  to: number;
+  rolloutId: string;
+  publisher: string;
+  digest: string;
+  /** KV revision of the descriptor (a re-publish after a rollback replaces it with compare-and-set). */
+  revision: number;
+}
+
+/** The chain as recorded: every published version per type, by version. */
+async function recordedChain(store: Pick<UpgradeStore, 'list'>): Promise<Map<string, Map<number, Published>>> {
+  const chains = new Map<string, Map<number, Published>>();
   for (const entry of await store.list()) {
     let d: UpgradeDescriptor;
     try {
@@ -77,29 +88,59 @@ async function recordedChain(store: Pick<UpgradeStore, 'list'>): Promise<Map<str
     } catch (e) {
       throw new MoltError(ErrorCode.OperationRefused, `the upgrades bucket holds an unreadable entry ${entry.key} (${(e as Error).message}); nobody but a publisher should write there — inspect it and delete it before publishing`);
     }
-    const head = heads.get(d.type);
-    if (!head || d.to > head.to) heads.set(d.type, { to: d.to, rolloutId: d.rolloutId, publisher: d.publisher });
+    let chain = chains.get(d.type);
+    if (!chain) chains.set(d.type, (chain = new Map()));
+    chain.set(d.to, { to: d.to, rolloutId: d.rolloutId, publisher: d.publisher, digest: d.bundle.digest, revision: entry.revision });
   }
-  return heads;
+  return chains;
 }
 
-/** Plans which (type, version) pairs a publish adds, refusing anything that does not extend the chain. */
-async function plan(service: ServiceDefinition, store: Pick<UpgradeStore, 'list'>, udb: Udb, wanted: Record<string, number> | undefined): Promise<Array<{ type: string; to: number }>> {
-  const heads = await recordedChain(store);
+/** A planned (type, version); `replaces` is set when it publishes a rolled-back version again. */
+interface Target {
+  type: string;
+  to: number;
+  replaces?: Published;
+}
+
+/**
+ * Plans which (type, version) pairs a publish adds, refusing anything that
+ * does not extend the chain. Versions rolled back (`molt rollback`) are off
+ * the chain: it stands at the highest version not rolled back, so the next
+ * publish of the type publishes the rolled-back version again, as a new
+ * rollout.
+ */
+async function plan(service: ServiceDefinition, store: Pick<UpgradeStore, 'list'>, udb: Udb, wanted: Record<string, number> | undefined): Promise<Target[]> {
+  const chains = await recordedChain(store);
   const nodes = await udb.nodes();
   const rollouts = new Map((await udb.rollouts()).map((r) => [r.rolloutId, r]));
   const types = new Map(service.types.map((t) => [t.name, t]));
   for (const name of Object.keys(wanted ?? {})) {
     if (!types.has(name)) throw new MoltError(ErrorCode.OperationRefused, `--version ${name}=…: service '${service.name}' has no type '${name}' (it has ${[...types.keys()].join(', ')})`);
   }
-  const out: Array<{ type: string; to: number }> = [];
+  const out: Target[] = [];
   for (const t of service.types) {
     if (wanted && !(t.name in wanted)) continue;
     const newest = t.versions[t.versions.length - 1]!.version;
-    const head = heads.get(t.name);
+    const chain = chains.get(t.name) ?? new Map<number, Published>();
+    let headTo = chain.size > 0 ? Math.max(...chain.keys()) : undefined;
+    // Rolled-back versions are off the chain (from the top down: a rollback runs the chain downward).
+    for (;;) {
+      if (headTo === undefined) break;
+      const rollout = rollouts.get(chain.get(headTo)!.rolloutId);
+      if (rollout?.state === 'rolling-back') {
+        throw new MoltError(ErrorCode.OperationRefused, `rollout ${rollout.rolloutId} (${t.name}@${rollout.to}) is rolling back: wait until \`molt status\` shows it rolled back, then publish ${t.name}@${rollout.to} again`);
+      }
+      if (rollout?.state !== 'rolled-back') break;
+      headTo = chain.has(headTo - 1) ? headTo - 1 : undefined;
+      if (headTo === undefined) break;
+    }
+    const rolledBackTop = chain.size > 0 ? Math.max(...chain.keys()) : undefined;
+    const head = headTo !== undefined ? chain.get(headTo) : undefined;
     const running = nodes.map((n) => n.versions[t.name]).filter((v): v is number => typeof v === 'number');
-    // Where the chain stands: the last published version, else what nodes run, else version 1.
-    const base = head?.to ?? (running.length > 0 ? Math.max(...running) : 1);
+    // Where the chain stands: the last published version not rolled back, else (everything
+    // published was rolled back) the version below the lowest of those, else what nodes run, else 1.
+    const lowestRolledBack = head === undefined && chain.size > 0 ? Math.min(...chain.keys()) : undefined;
+    const base = head?.to ?? (lowestRolledBack !== undefined ? lowestRolledBack - 1 : running.length > 0 ? Math.max(...running) : 1);
     const headRollout = head ? rollouts.get(head.rolloutId) : undefined;
     const targets: number[] = [];
     if (wanted) {
@@ -121,10 +162,16 @@ async function plan(service: ServiceDefinition, store: Pick<UpgradeStore, 'list'
     if (targets.length > 0 && headRollout?.state === 'aborted') {
       throw new MoltError(ErrorCode.OperationRefused, `rollout ${headRollout.rolloutId} (${t.name}@${headRollout.to}) was aborted: nodes are split between versions ${headRollout.from} and ${headRollout.to}, so no later version can be published on top of it. See docs/publishing.md, "After an abort".`);
     }
-    for (const to of targets) out.push({ type: t.name, to });
+    for (const to of targets) {
+      const replaces = rolledBackTop !== undefined && to <= rolledBackTop ? chain.get(to) : undefined;
+      out.push({ type: t.name, to, ...(replaces ? { replaces } : {}) });
+    }
   }
   if (out.length === 0) {
-    const at = service.types.map((t) => `${t.name}@${heads.get(t.name)?.to ?? t.versions[t.versions.length - 1]!.version}`).join(', ');
+    const at = service.types.map((t) => {
+      const chain = chains.get(t.name);
+      return `${t.name}@${chain && chain.size > 0 ? Math.max(...chain.keys()) : t.versions[t.versions.length - 1]!.version}`;
+    }).join(', ');
     throw new MoltError(ErrorCode.OperationRefused, `nothing to publish: the chain is already at ${at}. Add a version first (\`molt version add <type>\`)`);
   }
   return out;
@@ -157,10 +204,15 @@ export async function publishUpgrade(options: PublishOptions): Promise<PublishRe
 
     // The bundle must offer every version we announce, built against the shared runtime.
     const loaded = await importBundle(bytes);
-    for (const { type, to } of targets) {
-      if (!loaded.version(type, to)) {
+    for (const { type, to, replaces } of targets) {
+      const def = loaded.version(type, to);
+      if (!def) {
         throw new MoltError(ErrorCode.InvalidDefinition, `the bundle of ${options.module} does not export ${type}@${to}: export the service (default export) or \`export const upgrades = [...]\``);
       }
+      // Nodes rolled back still hold the old code of this version (serving its
+      // callers through its future SO), and actors they did not load since
+      // still hold state it wrote: the new code must keep its messages.
+      if (replaces && store) await checkSameMessages(store, replaces.digest, def, `${type}@${to} was rolled back; publishing it again`);
     }
     // The same resolution nodes will do: unknown names and bad parameters are refused here, not on every node.
     try {
@@ -170,6 +222,7 @@ export async function publishUpgrade(options: PublishOptions): Promise<PublishRe
     }
 
     const now = clock.now();
+    const replacing = new Map(targets.filter((t) => t.replaces).map((t) => [`${t.type}@${t.to}`, t.replaces!]));
     const descriptors: UpgradeDescriptor[] = targets.map(({ type, to }) => ({
       format: DESCRIPTOR_FORMAT,
       service: service.name,
@@ -203,8 +256,11 @@ export async function publishUpgrade(options: PublishOptions): Promise<PublishRe
       });
       if (options.paused) await udb.setControl({ rolloutId: d.rolloutId, command: 'pause', reason: 'published paused', by: 'publisher', at: now });
       const signed = signDescriptor(d, options.signer);
+      const replaces = replacing.get(`${d.type}@${d.to}`);
       try {
-        await store.descriptors.create(descriptorKey(d.type, d.to), JSON.stringify(signed));
+        // A rolled-back version published again replaces its descriptor (compare-and-set), under a new rollout.
+        if (replaces) await store.descriptors.update(descriptorKey(d.type, d.to), JSON.stringify(signed), replaces.revision);
+        else await store.descriptors.create(descriptorKey(d.type, d.to), JSON.stringify(signed));
       } catch (e) {
         await udb.kv.delete(`rollouts.${d.rolloutId}`).catch(() => undefined);
         throw new MoltError(ErrorCode.OperationRefused, `${d.type}@${d.to} was published by someone else a moment ago (${(e as Error).message}); run \`molt status\` and publish the next version`, { cause: e });
@@ -217,6 +273,18 @@ export async function publishUpgrade(options: PublishOptions): Promise<PublishRe
 }
 
 const emptyStore: Pick<UpgradeStore, 'list'> = { list: async () => [] };
+
+/** Refuses new code for a published version whose messages differ from the published code's. */
+async function checkSameMessages(store: UpgradeStore, oldDigest: string, def: AnyActorVersion, what: string): Promise<void> {
+  const oldBytes = await store.getBundle(oldDigest);
+  if (!oldBytes || sha256Hex(oldBytes) !== oldDigest) return;
+  const oldDef = (await importBundle(oldBytes)).version(def.type, def.version);
+  if (!oldDef) return;
+  const names = (m: object) => Object.keys(m).sort().join(', ');
+  if (names(oldDef.messages) !== names(def.messages)) {
+    throw new MoltError(ErrorCode.OperationRefused, `${what} may change its code, not its messages (published: ${names(oldDef.messages)}; now: ${names(def.messages)}): rolled-back nodes still serve callers of the published interface through its future SO`);
+  }
+}
 
 /** `publishUpgrade` with `fix`: new code for versions already published. */
 async function publishFix(
@@ -247,6 +315,9 @@ async function publishFix(
     const rollout = (await udb.rollout(old.rolloutId))?.record;
     if (rollout?.state === 'aborted') {
       throw new MoltError(ErrorCode.OperationRefused, `rollout ${old.rolloutId} (${type}@${to}) was aborted; an abort is final, a fix cannot revive it`);
+    }
+    if (rollout?.state === 'rolling-back' || rollout?.state === 'rolled-back') {
+      throw new MoltError(ErrorCode.OperationRefused, `rollout ${old.rolloutId} (${type}@${to}) was rolled back; publish ${type}@${to} again without --fix (a new rollout)${rollout.state === 'rolling-back' ? ' once the rollback is over' : ''}`);
     }
     const def = loaded.version(type, to);
     if (!def) throw new MoltError(ErrorCode.OperationRefused, `the module has no ${type}@${to} to replace the published one with`);

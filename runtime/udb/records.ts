@@ -7,7 +7,7 @@
  * |---|---|---|
  * | `nodes.<node>` | {@link NodeRecord} | the node (heartbeat) |
  * | `rollouts.<rollout>` | {@link RolloutRecord} | publisher (creates), managers (counts, done), operator (state) |
- * | `control.<rollout>` | {@link ControlRecord} | operator (`molt pause/resume/abort`), managers (health halts) |
+ * | `control.<rollout>` | {@link ControlRecord} | operator (`molt pause/resume/abort/rollback`), managers (health halts) |
  * | `retired.<type>.<version>` | {@link RetireRecord} | operator (`molt retire`) |
  * | `progress.<rollout>.<node>` | {@link ProgressRecord} | the node's upgrade manager |
  * | `reports.<node>.<type>.<to>` | {@link ReportRecord} | the node's upgrade manager (refused or failed upgrades) |
@@ -19,8 +19,15 @@ import type { NodeRecord } from '../host/placement.ts';
 
 export type { NodeRecord };
 
-/** Lifecycle of a rollout. `aborted` and `done` are final. */
-export type RolloutState = 'running' | 'paused' | 'aborted' | 'done';
+/**
+ * Lifecycle of a rollout. `aborted`, `done` and `rolled-back` are final;
+ * `rolling-back` (after `molt rollback`) ends in `rolled-back` once every live
+ * node runs `from` again.
+ */
+export type RolloutState = 'running' | 'paused' | 'aborted' | 'done' | 'rolling-back' | 'rolled-back';
+
+/** States after which a rollout's upgrade never runs again on any node. */
+export const rollbackStates: ReadonlySet<RolloutState> = new Set(['rolling-back', 'rolled-back']);
 
 /** One published upgrade's progress across the service. */
 export interface RolloutRecord {
@@ -35,15 +42,19 @@ export interface RolloutRecord {
   /** Live nodes per native version of the type (`{"1": 2, "2": 1}`), as last counted by a manager. */
   counts: Record<string, number>;
   startedAt: number;
-  /** When it became `done` or `aborted`. */
+  /** When it became `done`, `aborted` or `rolled-back`. */
   endedAt?: number;
   updatedAt: number;
-  /** Why it is paused or aborted (operator's reason or a health halt). */
+  /** Why it is paused, aborted or rolled back (operator's reason or a health halt). */
   reason?: string;
 }
 
-/** Operator commands on a rollout. */
-export type ControlCommand = 'pause' | 'resume' | 'abort';
+/**
+ * Operator commands on a rollout. `rollback` (written by `molt rollback` only
+ * where the upgrade declares `down`) is final like `abort`, and also carries
+ * every node that upgraded back to `from`.
+ */
+export type ControlCommand = 'pause' | 'resume' | 'abort' | 'rollback';
 
 /** The last operator command on a rollout: managers act on it and feed it to scheduling functions. */
 export interface ControlRecord {
@@ -63,7 +74,11 @@ export interface RetireRecord {
   at: number;
 }
 
-/** Steps of an upgrade on one node, in order (the last four are final). */
+/**
+ * Steps of an upgrade on one node, in order (`upgraded` … `aborted` are final
+ * for the upgrade; `rolling-back` and `rolled-back` follow any of them after
+ * `molt rollback`).
+ */
 export type ProgressStep =
   | 'discovered'
   | 'verified'
@@ -75,7 +90,9 @@ export type ProgressStep =
   | 'upgraded'
   | 'rejected'
   | 'failed'
-  | 'aborted';
+  | 'aborted'
+  | 'rolling-back'
+  | 'rolled-back';
 
 /** One node's progress through one rollout. */
 export interface ProgressRecord {
@@ -137,11 +154,11 @@ export const udbPatterns = {
     type: P.string,
     from: P.number,
     to: P.number,
-    state: P.union('running', 'paused', 'aborted', 'done'),
+    state: P.union('running', 'paused', 'aborted', 'done', 'rolling-back', 'rolled-back'),
     counts,
     startedAt: P.number,
   },
-  control: { rolloutId: P.string, command: P.union('pause', 'resume', 'abort'), at: P.number },
+  control: { rolloutId: P.string, command: P.union('pause', 'resume', 'abort', 'rollback'), at: P.number },
   retired: { type: P.string, version: P.number, at: P.number },
   progress: { rolloutId: P.string, nodeId: P.string, step: P.string, at: P.number },
   report: { nodeId: P.string, key: P.string, code: P.string, message: P.string, at: P.number },

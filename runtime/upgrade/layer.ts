@@ -40,6 +40,15 @@ export interface TypeVersions {
   readonly current: number;
   /** Versions retired by an operator. */
   readonly retired: ReadonlySet<number>;
+  /**
+   * Set when this node was rolled back (`molt rollback`): the highest version
+   * it was rolled back from. State stamped with a version above `current` and
+   * up to this one is carried down through each version's `down` when loaded.
+   * Unset, such state answers a retryable VersionUnsupported: a node that is
+   * merely behind in a rolling upgrade must never carry state down, because
+   * `down` may drop what only the newer version can represent.
+   */
+  readonly rolledBackFrom?: number;
 }
 
 /** The persisted form of an actor (what goes to KV, via the codec). */
@@ -156,10 +165,13 @@ export function restore(types: TypeVersions, persisted: PersistedActor, key: str
   let past: unknown = persisted.so?.past;
   let future: Record<number, unknown> = { ...(persisted.so?.future ?? {}) };
   if (v > types.current) {
-    throw new MoltError(ErrorCode.VersionUnsupported, `actor ${types.name}/${key} was written by version ${v}, but this node runs version ${types.current}; it will be served once this node upgrades`, {
-      retryable: true,
-      data: { type: types.name, key, stateVersion: v, current: types.current },
-    });
+    if (types.rolledBackFrom === undefined || v > types.rolledBackFrom) {
+      throw new MoltError(ErrorCode.VersionUnsupported, `actor ${types.name}/${key} was written by version ${v}, but this node runs version ${types.current}; it will be served once this node upgrades`, {
+        retryable: true,
+        data: { type: types.name, key, stateVersion: v, current: types.current },
+      });
+    }
+    return restoreDown(types, persisted, key);
   }
   while (v < types.current) {
     const next = types.byVersion.get(v + 1);
@@ -186,6 +198,46 @@ export function restore(types: TypeVersions, persisted: PersistedActor, key: str
   const def = types.byVersion.get(types.current)!;
   const snapshot = resolveSnapshot(def, value, context, key);
   return { version: v, snapshot, past, future: initialFutureStates(types, future) };
+}
+
+/**
+ * Carries state written by a newer version down to the node's current one on
+ * a node that was rolled back: each version's `down`, newest first (state of
+ * v3 loaded by a node rolled back to v1 runs down 3→2, then 2→1). Throws
+ * TransformFailed (nothing is written) if a `down` throws.
+ *
+ * SO states do not survive the step down: the past SO state belongs to the
+ * newer version's past SO, and no `down` produces future SO state, so every
+ * SO starts from its initial state (the future SO of the version rolled back
+ * from serves its callers again, from scratch).
+ */
+function restoreDown(types: TypeVersions, persisted: PersistedActor, key: string): ActorState {
+  let { v, value, context } = persisted;
+  while (v > types.current) {
+    const down = types.byVersion.get(v)?.upgrade?.down;
+    if (!down) {
+      throw new MoltError(ErrorCode.TransformFailed, `actor ${types.name}/${key} was written by version ${v}, and ${types.name}@${v} ${types.byVersion.has(v) ? 'declares no down transform' : 'is not loaded on this node'}, so it cannot be carried down to ${v - 1}. Its state is untouched at version ${v}.`, {
+        retryable: false,
+        data: { type: types.name, key, from: v, to: v - 1 },
+      });
+    }
+    let out: { context: unknown; value?: unknown };
+    try {
+      out = down({ value, context });
+    } catch (e) {
+      throw new MoltError(ErrorCode.TransformFailed, `down transform ${types.name} ${v}→${v - 1} failed for actor '${key}': ${e instanceof Error ? e.message : String(e)}. Its state is untouched at version ${v}; publish version ${v} again to serve it.`, {
+        retryable: false,
+        cause: e,
+        data: { type: types.name, key, from: v, to: v - 1 },
+      });
+    }
+    value = out.value !== undefined ? out.value : value;
+    context = out.context;
+    v -= 1;
+  }
+  const def = types.byVersion.get(types.current)!;
+  const snapshot = resolveSnapshot(def, value, context, key);
+  return { version: v, snapshot, past: initialSOState(pastSO(types)), future: initialFutureStates(types, {}) };
 }
 
 function resolveSnapshot(def: AnyActorVersion, value: unknown, context: unknown, key: string): AnyMachineSnapshot {

@@ -1,7 +1,8 @@
 /**
  * The operator's command line, end to end: `molt keys`, `molt publish`,
- * `molt status` (plain, JSON and watching), `molt pause/resume`, and the
- * refusals of `molt rollback` and of bad schedule parameters.
+ * `molt status` (plain, JSON and watching), `molt pause/resume`, `molt
+ * rollback`, and the refusals of unknown or finished rollouts and of bad
+ * schedule parameters.
  */
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
@@ -103,17 +104,31 @@ test('publish - paused, shown by status, resumed, watched to the end', async (ct
   assert.is(ctx.node.status().types.counter!.current, 2);
 });
 
-test('refusals - rollback, unknown rollouts and finished rollouts say why', async (ctx) => {
+test('refusals and rollback - unknown and finished rollouts say why; rollback takes the node back', async (ctx) => {
   const nats = ['--nats', ctx.nats.url];
-  const rollback = await molt(['rollback', 'counter@2', ...nats]);
-  assert.is(rollback.code, 1);
-  assert.match(rollback.output, /OperationRefused: cannot roll back counter-v2-\w+ yet: counter@2 declares a down transform/);
   const unknown = await molt(['pause', 'nope', ...nats]);
   assert.is(unknown.code, 1);
   assert.match(unknown.output, /no rollout 'nope' in service 'counters'; rollouts: counter-v2-\w+ \(counter@2, done\)/);
   const finished = await molt(['abort', 'counter@2', ...nats]);
   assert.is(finished.code, 1);
   assert.match(finished.output, /is already done: every live node runs counter@2. To go back, see `molt rollback`/);
+
+  // counter@2 declares a down transform: rollback runs.
+  const rollback = await molt(['rollback', 'counter@2', ...nats, '--reason', 'testing']);
+  assert.is(rollback.code, 0, rollback.output);
+  assert.match(rollback.output, /rollout counter-v2-\w+ \(counter 1→2\) rolling back: every node returns to counter@1/);
+  const deadline = Date.now() + 10_000;
+  let plain = '';
+  while (Date.now() < deadline) {
+    plain = (await molt(['status', ...nats])).output;
+    if (/rolled-back \(testing\)/.test(plain)) break;
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  assert.match(plain, /counter 1→2\s+rolling \{"batch":1\}\s+rolled-back \(testing\)\s+\[#{20}\] 1\/1 back at 1/);
+  assert.is(ctx.node!.status().types.counter!.current, 1);
+  assert.is(ctx.node!.status().types.counter!.rolledBackFrom, 2);
+  const again = await molt(['rollback', 'counter@2', ...nats]);
+  assert.match(again.output, /was already rolled back: every node runs counter@1/);
 });
 
 test.run();

@@ -2,14 +2,14 @@
  * Operator control across three node processes, with the stepwise custom SF
  * shipped in the bundle (one node at a time, a pause between nodes):
  * pause holds, resume completes; retire; abort leaves every node consistent;
- * rollback is refused with the reason.
+ * rollback is refused with the reason (rollback itself: upgrades-rollback.test.ts).
  */
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { createClient, isMoltError, type MoltClient } from '../../runtime/index.ts';
 import type { Udb } from '../../runtime/udb/index.ts';
-import { controlRollout, retireVersion, rollbackRefusal } from '../../runtime/cli/commands/control.ts';
+import { controlRollout, retireVersion, rollbackRefusal, rollbackRollout } from '../../runtime/cli/commands/control.ts';
 import { counterV1 } from '../fixtures/counter.ts';
 import { counterV2 } from '../fixtures/counter-v2.ts';
 import { counterV3 } from '../fixtures/counter-v3.ts';
@@ -126,14 +126,22 @@ test('abort - stops the rollout where it is and every node stays consistent', as
 });
 
 test('rollback - refused, saying the upgrade declares no down transform', async ({ nc, udb }) => {
-  const refusal = await rollbackRefusal(udb, nc, 'counter@3');
+  const refusal = (await rollbackRefusal(udb, nc, 'counter@3'))!;
   assert.is(refusal.code, 'OperationRefused');
   assert.is(refusal.data.reason, 'no-down-transform');
   assert.match(refusal.message, /counter@3 declares no down transform/);
-  // v2 declares one, but no node can run a type's chain downward yet.
-  const notYet = await rollbackRefusal(udb, nc, 'counter@2');
-  assert.is(notYet.data.reason, 'no-runtime-support');
-  assert.match(notYet.message, /declares a down transform, but this Molt runtime cannot run a type's chain downward/);
+  try {
+    await rollbackRollout(udb, nc, 'counter@3');
+    assert.unreachable('molt rollback must refuse');
+  } catch (e) {
+    assert.match((e as Error).message, /declares no down transform/);
+  }
+  // v2 declares one, but v3 is published on top of it: the chain runs down from the top.
+  const notNewest = (await rollbackRefusal(udb, nc, 'counter@2'))!;
+  assert.is(notNewest.data.reason, 'not-newest');
+  assert.match(notNewest.message, /counter@3 .* is published on top of it; roll back from the top of the chain down/);
+  const record = (await udb.rollout((await udb.rollouts()).find((r) => r.to === 3)!.rolloutId))!.record;
+  assert.is(record.state, 'aborted', 'a refused rollback changes nothing');
 });
 
 test.run();

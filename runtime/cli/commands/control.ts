@@ -2,7 +2,11 @@
  * Operator control of rollouts and versions:
  * `molt pause|resume|abort <rollout>`, `molt retire <type> <version>` and
  * `molt rollback <rollout>`. Each writes the UDB's control records (which
- * every node's upgrade manager follows) and says what it did.
+ * every node's upgrade manager follows) and says what it did. Like the
+ * others, a rollback is an operator record, not a signed one: who may write
+ * control records is set by NATS permissions (docs/permissions.md), and a
+ * rollback only ever runs code a trusted publisher signed (the `down` of the
+ * bundle the nodes already verified).
  *
  * A rollout is named by its id (`counter-v2-3f9a1c`), by `<type>@<version>`
  * (`counter@2`) or by a unique prefix of its id.
@@ -12,7 +16,7 @@
 import type { Command } from 'commander';
 import { userInfo, hostname } from 'node:os';
 import { ErrorCode, MoltError } from '../../errors.ts';
-import type { Udb, RolloutRecord, ControlCommand } from '../../udb/index.ts';
+import { rollbackStates, type Udb, type RolloutRecord, type ControlCommand } from '../../udb/index.ts';
 import { openUpgradeStore } from '../../server/store.ts';
 import { descriptorKey, parseSignedDescriptor } from '../../server/descriptor.ts';
 import { importBundle, sha256Hex } from '../../server/bundle.ts';
@@ -34,6 +38,8 @@ export async function findRollout(udb: Udb, name: string): Promise<RolloutRecord
   const exact = matches.find((r) => r.rolloutId === name);
   if (exact) return exact;
   if (matches.length === 1) return matches[0]!;
+  // `counter@2` published again after a rollback names the latest of its rollouts.
+  if (at && matches.length > 1) return matches.reduce((a, b) => (b.startedAt > a.startedAt ? b : a));
   if (matches.length === 0) {
     const known = all.map((r) => `${r.rolloutId} (${r.type}@${r.to}, ${r.state})`).join(', ') || 'none';
     throw new MoltError(ErrorCode.OperationRefused, `no rollout '${name}' in service '${udb.service}'; rollouts: ${known}`);
@@ -42,9 +48,12 @@ export async function findRollout(udb: Udb, name: string): Promise<RolloutRecord
 }
 
 /** Applies an operator command to a rollout: control record first (managers act on it), then the rollout's state. */
-export async function controlRollout(udb: Udb, name: string, command: ControlCommand, reason?: string, by = who()): Promise<{ rollout: RolloutRecord; message: string }> {
+export async function controlRollout(udb: Udb, name: string, command: Exclude<ControlCommand, 'rollback'>, reason?: string, by = who()): Promise<{ rollout: RolloutRecord; message: string }> {
   const rollout = await findRollout(udb, name);
   const id = rollout.rolloutId;
+  if (rollbackStates.has(rollout.state)) {
+    throw new MoltError(ErrorCode.OperationRefused, `rollout ${id} was rolled back${rollout.state === 'rolling-back' ? ' (in progress)' : ''}: nodes return to ${rollout.type}@${rollout.from}; a rollback is final. To try ${rollout.type}@${rollout.to} again, publish it again`);
+  }
   if (rollout.state === 'done') {
     throw new MoltError(ErrorCode.OperationRefused, `rollout ${id} is already done: every live node runs ${rollout.type}@${rollout.to}${command === 'abort' ? '. To go back, see `molt rollback`' : ''}`);
   }
@@ -55,7 +64,7 @@ export async function controlRollout(udb: Udb, name: string, command: ControlCom
   const now = Date.now();
   await udb.setControl({ rolloutId: id, command, ...(reason ? { reason } : {}), by, at: now });
   const updated = await udb.updateRollout(id, (r) => {
-    if (r.state === 'done' || r.state === 'aborted') return undefined;
+    if (r.state === 'done' || r.state === 'aborted' || rollbackStates.has(r.state)) return undefined;
     switch (command) {
       case 'pause':
         return { ...r, state: 'paused', reason: reason ?? `paused by ${by}`, updatedAt: now };
@@ -93,38 +102,80 @@ export async function retireVersion(udb: Udb, type: string, version: number, by 
 }
 
 /**
- * What `molt rollback` can do for a rollout. Runs nothing: the runtime has no
- * downward upgrade yet, so this always refuses, saying whether the upgrade
- * could be rolled back at all (it declared a `down` transform) and what is missing.
+ * Why a rollout cannot be rolled back, or undefined if it can: its upgrade must
+ * declare a `down` transform (read from its signed bundle, checked against its
+ * digest), it must still be the rollout its descriptor names (not replaced by a
+ * later publish of the same version), and every later rollout of the type must
+ * have been rolled back first (the chain runs downward one step at a time).
  */
-export async function rollbackRefusal(udb: Udb, nc: Parameters<typeof openUpgradeStore>[0], name: string): Promise<MoltError> {
+export async function rollbackRefusal(udb: Udb, nc: Parameters<typeof openUpgradeStore>[0], name: string): Promise<MoltError | undefined> {
   const rollout = await findRollout(udb, name);
+  return refusalFor(udb, nc, rollout);
+}
+
+async function refusalFor(udb: Udb, nc: Parameters<typeof openUpgradeStore>[0], rollout: RolloutRecord): Promise<MoltError | undefined> {
   const where = `${rollout.type}@${rollout.to}`;
+  const id = rollout.rolloutId;
+  const refuse = (message: string, reason: string) => new MoltError(ErrorCode.OperationRefused, `cannot roll back ${id}: ${message}`, { data: { rolloutId: id, reason } });
+  const later = (await udb.rollouts()).filter((r) => r.type === rollout.type && r.rolloutId !== id && (r.to > rollout.to || (r.to === rollout.to && r.startedAt > rollout.startedAt)));
+  const replaced = later.find((r) => r.to === rollout.to);
+  if (replaced) return refuse(`${where} was published again since (rollout ${replaced.rolloutId}); roll that one back instead`, 'superseded');
+  const above = later.filter((r) => r.state !== 'rolled-back').sort((a, b) => b.to - a.to);
+  if (above.length > 0) {
+    const top = above[0]!;
+    return refuse(`${top.type}@${top.to} (rollout ${top.rolloutId}, ${top.state}) is published on top of it; roll back from the top of the chain down: \`molt rollback ${top.rolloutId}\` first`, 'not-newest');
+  }
   const store = await openUpgradeStore(nc, udb.service, { create: false });
   const entry = store ? await store.descriptors.get(descriptorKey(rollout.type, rollout.to)) : null;
   if (!store || !entry || entry.operation !== 'PUT') {
-    return new MoltError(ErrorCode.OperationRefused, `cannot roll back ${rollout.rolloutId}: its descriptor (${descriptorKey(rollout.type, rollout.to)}) is gone, so its code cannot be read`);
+    return refuse(`its descriptor (${descriptorKey(rollout.type, rollout.to)}) is gone, so its code cannot be read`, 'descriptor-missing');
   }
   const { descriptor } = parseSignedDescriptor(entry.key, entry.value);
+  if (descriptor.rolloutId !== id) return refuse(`${descriptorKey(rollout.type, rollout.to)} now belongs to rollout ${descriptor.rolloutId}`, 'superseded');
   const bytes = await store.getBundle(descriptor.bundle.digest);
-  if (!bytes || sha256Hex(bytes) !== descriptor.bundle.digest) {
-    return new MoltError(ErrorCode.OperationRefused, `cannot roll back ${rollout.rolloutId}: its bundle is missing or does not match its digest`);
-  }
+  if (!bytes || sha256Hex(bytes) !== descriptor.bundle.digest) return refuse('its bundle is missing or does not match its digest', 'bundle-invalid');
   const def = (await importBundle(bytes)).version(rollout.type, rollout.to);
   if (!def?.upgrade?.down) {
     return new MoltError(
       ErrorCode.OperationRefused,
-      `cannot roll back ${rollout.rolloutId}: ${where} declares no down transform (\`.from(v${rollout.from}, { down })\`), so state written by version ${rollout.to} cannot be carried back to ${rollout.from}. ` +
-        (rollout.state === 'done' ? `Publish a version ${rollout.to + 1} that undoes the change instead.` : `Abort the rollout (\`molt abort ${rollout.rolloutId}\`) to stop it where it is, or publish a version ${rollout.to + 1} that undoes the change.`),
-      { data: { rolloutId: rollout.rolloutId, reason: 'no-down-transform' } },
+      `cannot roll back ${id}: ${where} declares no down transform (\`.from(v${rollout.from}, { down })\`), so state written by version ${rollout.to} cannot be carried back to ${rollout.from}. ` +
+        (rollout.state === 'done' ? `Publish a version ${rollout.to + 1} that undoes the change instead.` : `Abort the rollout (\`molt abort ${id}\`) to stop it where it is, or publish a version ${rollout.to + 1} that undoes the change.`),
+      { data: { rolloutId: id, reason: 'no-down-transform' } },
     );
   }
-  return new MoltError(
-    ErrorCode.OperationRefused,
-    `cannot roll back ${rollout.rolloutId} yet: ${where} declares a down transform, but this Molt runtime cannot run a type's chain downward (a node cannot downgrade a type in place: the actor host has no downward upgrade, and the upgrade layer no route for a version above the current one served natively by a rolled-back node). ` +
-      `Until it can: \`molt abort ${rollout.rolloutId}\` stops the rollout, or publish a version ${rollout.to + 1} whose transform is your down transform.`,
-    { data: { rolloutId: rollout.rolloutId, reason: 'no-runtime-support' } },
-  );
+  return undefined;
+}
+
+/**
+ * `molt rollback`: carries every node of a rollout back to its `from` version.
+ * Refused, saying why, unless the upgrade declares `down` (see
+ * {@link rollbackRefusal}). Writes the `rollback` control record (every node's
+ * upgrade manager acts on it: nodes at `to` roll back in place, nodes at `from`
+ * stop upgrading and carry state written at `to` down when they load it), then
+ * marks the rollout `rolling-back`; the managers mark it `rolled-back` once
+ * every live node runs `from`.
+ */
+export async function rollbackRollout(
+  udb: Udb,
+  nc: Parameters<typeof openUpgradeStore>[0],
+  name: string,
+  reason?: string,
+  by = who(),
+): Promise<{ rollout: RolloutRecord; message: string }> {
+  const rollout = await findRollout(udb, name);
+  const id = rollout.rolloutId;
+  if (rollout.state === 'rolled-back') return { rollout, message: `rollout ${id} was already rolled back: every node runs ${rollout.type}@${rollout.from}` };
+  if (rollout.state === 'rolling-back') return { rollout, message: `rollout ${id} is already rolling back to ${rollout.type}@${rollout.from}` };
+  const refusal = await refusalFor(udb, nc, rollout);
+  if (refusal) throw refusal;
+  const now = Date.now();
+  const why = reason ?? `rolled back by ${by}`;
+  await udb.setControl({ rolloutId: id, command: 'rollback', reason: why, by, at: now });
+  const updated = await udb.updateRollout(id, (r) => (rollbackStates.has(r.state) ? undefined : { ...r, state: 'rolling-back', reason: why, updatedAt: now }));
+  return {
+    rollout: updated ?? rollout,
+    message: `rollout ${id} (${rollout.type} ${rollout.from}→${rollout.to}) rolling back: every node returns to ${rollout.type}@${rollout.from} (\`molt status\` shows when it is rolled back)`,
+  };
 }
 
 interface ControlFlags extends ConnectionFlags {
@@ -168,12 +219,14 @@ export function registerControlCommands(program: Command): void {
     });
 
   addConnectionFlags(program.command('rollback <rollout>'))
-    .description('carry a rollout back down its chain, where the upgrade declared a down transform')
+    .description('carry every node of a rollout back to its previous version, where the upgrade declared a down transform')
+    .option('--reason <text>', 'why (shown by `molt status`)')
     .action(async (name: string, flags: ControlFlags) => {
       const nc = await connectFromFlags(flags, 'molt rollback');
       try {
         const udb = await openUdbFor(nc, await serviceFromFlags(nc, flags));
-        throw await rollbackRefusal(udb, nc, name);
+        const { message } = await rollbackRollout(udb, nc, name, flags.reason);
+        process.stdout.write(`${message}\n`);
       } finally {
         await nc.drain().catch(() => undefined);
       }

@@ -140,6 +140,15 @@ function bar(done: number, total: number, width: number, unicode: boolean): stri
   return unicode ? `${'█'.repeat(filled)}${'░'.repeat(width - filled)}` : `${'#'.repeat(filled)}${'-'.repeat(width - filled)}`;
 }
 
+/** The progress bar of a rollout: nodes upgraded, or, once it is rolling back, nodes back at `from`. */
+function progressCell(r: RolloutStatusView, width: number, unicode: boolean): string {
+  if (r.state === 'rolling-back' || r.state === 'rolled-back') {
+    const back = r.total - r.upgraded;
+    return `[${bar(back, r.total, width, unicode)}] ${back}/${r.total} back at ${r.from}`;
+  }
+  return `[${bar(r.upgraded, r.total, width, unicode)}] ${r.upgraded}/${r.total}`;
+}
+
 function ago(ms: number): string {
   return ms < 1000 ? `${ms}ms` : ms < 120_000 ? `${(ms / 1000).toFixed(1)}s` : `${Math.round(ms / 60_000)}m`;
 }
@@ -168,13 +177,13 @@ export function renderStatus(view: StatusView, options: { unicode: boolean }): s
     const rows = [['ROLLOUT', 'UPGRADE', 'SCHEDULE', 'STATE', 'PROGRESS']];
     for (const r of view.rollouts) {
       const params = Object.keys(r.schedule.params).length ? ` ${JSON.stringify(r.schedule.params)}` : '';
-      rows.push([r.rolloutId, `${r.type} ${r.from}→${r.to}`, `${r.schedule.name}${params}`, r.state + (r.reason && r.state !== 'done' ? ` (${r.reason})` : ''), `[${bar(r.upgraded, r.total, 20, options.unicode)}] ${r.upgraded}/${r.total}`]);
+      rows.push([r.rolloutId, `${r.type} ${r.from}→${r.to}`, `${r.schedule.name}${params}`, r.state + (r.reason && r.state !== 'done' ? ` (${r.reason})` : ''), progressCell(r, 20, options.unicode)]);
     }
     lines.push(...table(rows));
     for (const r of view.rollouts) {
-      if (r.state === 'done') continue;
+      if (r.state === 'done' || r.state === 'rolled-back') continue;
       for (const p of r.nodes) {
-        if (p.step === 'upgraded') continue;
+        if (p.step === 'upgraded' || p.step === 'rolled-back') continue;
         lines.push(`  ${r.rolloutId} ${p.nodeId}: ${p.step}${p.note ? ` — ${p.note}` : ''}${p.error ? ` — ${p.error}` : ''}`);
       }
     }
@@ -193,7 +202,11 @@ export function renderStatus(view: StatusView, options: { unicode: boolean }): s
 function changeLines(view: StatusView): string[] {
   return [
     ...view.nodes.map((n) => `node ${n.id} ${n.live ? n.status : 'dead'} ${Object.entries(n.versions).map(([t, v]) => `${t}@${v}`).join(' ')}${n.lastError ? ` error: ${n.lastError}` : ''}`),
-    ...view.rollouts.map((r) => `rollout ${r.rolloutId} ${r.type} ${r.from}→${r.to} ${r.state} ${r.upgraded}/${r.total} [${bar(r.upgraded, r.total, 10, false)}]`),
+    ...view.rollouts.map((r) => {
+      const back = r.state === 'rolling-back' || r.state === 'rolled-back';
+      const done = back ? r.total - r.upgraded : r.upgraded;
+      return `rollout ${r.rolloutId} ${r.type} ${r.from}→${r.to} ${r.state} ${done}/${r.total}${back ? ` back at ${r.from}` : ''} [${bar(done, r.total, 10, false)}]`;
+    }),
     ...view.problems.map((p) => `problem ${p.nodeId} ${p.key} ${p.code}${p.reason ? ` (${p.reason})` : ''}`),
   ];
 }
@@ -206,7 +219,7 @@ interface StatusFlags extends ConnectionFlags {
 }
 
 function allOver(view: StatusView): boolean {
-  return view.rollouts.length > 0 && view.rollouts.every((r) => r.state === 'done' || r.state === 'aborted');
+  return view.rollouts.length > 0 && view.rollouts.every((r) => r.state === 'done' || r.state === 'aborted' || r.state === 'rolled-back');
 }
 
 export function registerStatusCommand(program: Command): void {
@@ -214,7 +227,7 @@ export function registerStatusCommand(program: Command): void {
     .description('nodes, versions and rollouts of a service, from its upgrade database')
     .option('--watch', 'keep watching (redraws on a terminal; prints changed lines otherwise)')
     .option('--json', 'print JSON (with --watch: one document per line on each change)')
-    .option('--until-done', 'with --watch: exit once every rollout is done or aborted')
+    .option('--until-done', 'with --watch: exit once every rollout is done, aborted or rolled back')
     .option('--lease <ms>', 'a node silent this long is shown dead', '5000')
     .action(async (flags: StatusFlags) => {
       const nc = await connectFromFlags(flags, 'molt status');
