@@ -62,20 +62,32 @@ export async function controlRollout(udb: Udb, name: string, command: Exclude<Co
     throw new MoltError(ErrorCode.OperationRefused, `rollout ${id} was aborted${rollout.reason ? ` (${rollout.reason})` : ''}; an abort is final`);
   }
   const now = Date.now();
-  await udb.setControl({ rolloutId: id, command, ...(reason ? { reason } : {}), by, at: now });
-  const updated = await udb.updateRollout(id, (r) => {
-    if (r.state === 'done' || r.state === 'aborted' || rollbackStates.has(r.state)) return undefined;
-    switch (command) {
-      case 'pause':
-        return { ...r, state: 'paused', reason: reason ?? `paused by ${by}`, updatedAt: now };
-      case 'resume': {
-        const { reason: _old, ...rest } = r;
-        return { ...rest, state: 'running', updatedAt: now };
+  const control = () => udb.setControl({ rolloutId: id, command, ...(reason ? { reason } : {}), by, at: now });
+  const state = () =>
+    udb.updateRollout(id, (r) => {
+      if (r.state === 'done' || r.state === 'aborted' || rollbackStates.has(r.state)) return undefined;
+      switch (command) {
+        case 'pause':
+          return { ...r, state: 'paused', reason: reason ?? `paused by ${by}`, updatedAt: now };
+        case 'resume': {
+          const { reason: _old, ...rest } = r;
+          return { ...rest, state: 'running', updatedAt: now };
+        }
+        case 'abort':
+          return { ...r, state: 'aborted', reason: reason ?? `aborted by ${by}`, endedAt: now, updatedAt: now };
       }
-      case 'abort':
-        return { ...r, state: 'aborted', reason: reason ?? `aborted by ${by}`, endedAt: now, updatedAt: now };
-    }
-  });
+    });
+  // Pause and abort: the command first, so nodes stop as soon as possible. Resume: the
+  // state first, so that a health gate halting the rollout again at once (its SFs act
+  // on the command) records its halt after this, not under it.
+  let updated: RolloutRecord | undefined;
+  if (command === 'resume') {
+    updated = await state();
+    await control();
+  } else {
+    await control();
+    updated = await state();
+  }
   const final = updated ?? rollout;
   const what = { pause: 'paused: no node upgrades until `molt resume`', resume: 'resumed', abort: 'aborted: no further node upgrades; upgraded nodes stay upgraded' }[command];
   if (final.state === 'done') return { rollout: final, message: `rollout ${id} finished before the ${command} took effect` };
