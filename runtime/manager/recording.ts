@@ -1,0 +1,120 @@
+/**
+ * Recording in the upgrade database: this node's progress through each
+ * rollout (`progress.<rollout>.<node>`), the problems it reports
+ * (`reports.<node>.<type>.<to>` and its record's `lastError`), and the status
+ * message of its node record.
+ *
+ * Why one recorder: writes go out in order per key, and a failed write is
+ * logged, never thrown into a lifecycle — the UDB is a whiteboard for people
+ * and other nodes, and serving calls must never depend on writing to it. It
+ * also remembers which problem this node's `lastError` is about, so that the
+ * upgrade that fixes it can clear it.
+ *
+ * @module
+ */
+import type { ProgressRecord, ProgressStep } from '../udb/index.ts';
+import type { ManagerContext } from './context.ts';
+import { errorText, stepOf, type Managed } from './model.ts';
+
+/** The rollout a progress record is about. */
+export interface ProgressOf {
+  rolloutId: string;
+  type: string;
+  from: number;
+  to: number;
+}
+
+/** A problem to report: the descriptor key it is about, a Molt error code and the message. */
+export interface Problem {
+  key: string;
+  rolloutId?: string;
+  code: string;
+  /** For rejections: `unsigned`, `digest-mismatch`, … */
+  reason?: string;
+  message: string;
+}
+
+export interface Recorder {
+  /** Queues a UDB write behind earlier writes of the same key; failures are logged. */
+  write(key: string, fn: () => Promise<void>): void;
+  /** Sets the status message of this node's record (`lastError`; undefined clears it). */
+  status(message: string | undefined): void;
+  /** Appends `step` to `steps` (unless it is the last one) and writes the progress record. */
+  progress(of: ProgressOf, steps: Array<{ step: ProgressStep; at: number }>, step: ProgressStep, note?: string, error?: string): void;
+  /** Records a lifecycle's current state as its progress step. */
+  recordStep(m: Managed, note?: string, error?: string): void;
+  /** Writes a report and makes it this node's `lastError`. */
+  report(problem: Problem): void;
+  /** Reports a problem of a managed upgrade. */
+  reportProblem(m: Managed, code: string, message: string, reason?: string): void;
+  /** The upgrade of `m` went through: its report is deleted, and `lastError` cleared if it was about it. */
+  problemOver(m: Managed, clearStatus: boolean): void;
+  /** Settles once every write queued so far has. */
+  settled(): Promise<unknown>;
+}
+
+export function createRecorder(ctx: ManagerContext): Recorder {
+  const { node, udb, clock, logger } = ctx;
+  const writes = new Map<string, Promise<void>>();
+  /** The descriptor key of the problem last written to this node's `lastError`. */
+  let lastProblemKey: string | undefined;
+
+  function write(key: string, fn: () => Promise<void>): void {
+    const next = (writes.get(key) ?? Promise.resolve()).then(fn).catch((e) => logger.warn('could not write to the UDB', { key, error: errorText(e) }));
+    writes.set(key, next);
+  }
+
+  function status(message: string | undefined): void {
+    write('status', () => node.setStatus(ctx.restarts.active > 0 ? 'upgrading' : 'running', message));
+  }
+
+  function progress(of: ProgressOf, steps: Array<{ step: ProgressStep; at: number }>, step: ProgressStep, note?: string, error?: string): void {
+    const at = clock.now();
+    if (steps[steps.length - 1]?.step !== step) steps.push({ step, at });
+    const record: ProgressRecord = {
+      rolloutId: of.rolloutId,
+      nodeId: node.id,
+      type: of.type,
+      from: of.from,
+      to: of.to,
+      step,
+      at,
+      ...(note ? { note } : {}),
+      ...(error ? { error } : {}),
+      steps: [...steps],
+    };
+    write(`progress:${of.rolloutId}`, () => udb.putProgress(record));
+  }
+
+  function report(problem: Problem): void {
+    lastProblemKey = problem.key;
+    const { key, rolloutId, code, reason, message } = problem;
+    write(`report:${key}`, () => udb.putReport({ nodeId: node.id, key, ...(rolloutId ? { rolloutId } : {}), code, ...(reason ? { reason } : {}), message, at: clock.now() }));
+    status(message);
+  }
+
+  return {
+    write,
+    status,
+    progress,
+    recordStep(m, note, error) {
+      const d = m.verified?.descriptor;
+      const step = stepOf[m.state];
+      if (!d || !step) return;
+      progress(d, m.steps, step, note, error);
+    },
+    report,
+    reportProblem(m, code, message, reason) {
+      const rolloutId = m.verified?.descriptor.rolloutId;
+      report({ key: m.key, ...(rolloutId ? { rolloutId } : {}), code, ...(reason ? { reason } : {}), message });
+    },
+    problemOver(m, clearStatus) {
+      write(`report:${m.key}`, () => udb.deleteReport(node.id, m.type, m.to));
+      if (lastProblemKey === m.key && clearStatus) {
+        lastProblemKey = undefined;
+        status(undefined);
+      }
+    },
+    settled: () => Promise.allSettled([...writes.values()]),
+  };
+}

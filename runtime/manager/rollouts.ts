@@ -1,0 +1,70 @@
+/**
+ * Rollout accounting: the `counts` of each rollout that is not over (live
+ * nodes per native version of its type) and its end — `done` when every live
+ * node hosting the type runs `to` or later, `rolled-back` when a rollout
+ * rolling back finds every live node at `from` again, none mid-restart.
+ *
+ * Why every manager does it: there is no coordinator. Each manager recounts
+ * when a node's version or status changes and at every reconciliation,
+ * writing only when the numbers differ, with compare-and-set on the rollout's
+ * revision, so concurrent managers never lose each other's writes and the
+ * first to see the end records it.
+ *
+ * @module
+ */
+import type { RolloutRecord } from '../udb/index.ts';
+import { nodeViews, type ManagerContext } from './context.ts';
+import { errorText } from './model.ts';
+
+export interface RolloutAccounting {
+  /** Recounts every rollout that is not over (coalesced: a call during a recount runs one more round). */
+  refresh(): Promise<void>;
+}
+
+export function createRolloutAccounting(ctx: ManagerContext): RolloutAccounting {
+  const { udb, clock, logger } = ctx;
+  let refreshing: Promise<void> | undefined;
+  let refreshAgain = false;
+
+  async function refresh(): Promise<void> {
+    if (refreshing) {
+      refreshAgain = true;
+      return refreshing;
+    }
+    refreshing = (async () => {
+      do {
+        refreshAgain = false;
+        for (const r of [...ctx.rollouts.values()]) {
+          if (ctx.stopped || r.state === 'done' || r.state === 'rolled-back') continue;
+          const views = nodeViews(ctx, r.type).filter((n) => n.live);
+          const counts: Record<string, number> = {};
+          for (const n of views) counts[String(n.version)] = (counts[String(n.version)] ?? 0) + 1;
+          const done = views.length > 0 && views.every((n) => n.version >= r.to);
+          // Rolled back: every live node is at `from` again, none in the middle of a soft restart.
+          const back = views.length > 0 && views.every((n) => n.version <= r.from && n.status !== 'upgrading');
+          const ending = (state: RolloutRecord['state']): 'done' | 'rolled-back' | undefined =>
+            state === 'rolling-back' ? (back ? 'rolled-back' : undefined) : state === 'running' || state === 'paused' ? (done ? 'done' : undefined) : undefined;
+          const same = JSON.stringify(counts) === JSON.stringify(r.counts);
+          if (same && !ending(r.state)) continue;
+          try {
+            const next = await udb.updateRollout(r.rolloutId, (cur) => {
+              const finish = ending(cur.state);
+              if (cur.state === 'done' || cur.state === 'rolled-back') return undefined;
+              if (JSON.stringify(cur.counts) === JSON.stringify(counts) && !finish) return undefined;
+              const now = clock.now();
+              return { ...cur, counts, updatedAt: now, ...(finish ? { state: finish, endedAt: now } : {}) };
+            });
+            if (next) ctx.rollouts.set(next.rolloutId, next);
+          } catch (e) {
+            logger.warn('could not update rollout', { rolloutId: r.rolloutId, error: errorText(e) });
+          }
+        }
+      } while (refreshAgain && !ctx.stopped);
+    })().finally(() => {
+      refreshing = undefined;
+    });
+    return refreshing;
+  }
+
+  return { refresh };
+}

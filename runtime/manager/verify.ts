@@ -1,0 +1,138 @@
+/**
+ * Verification and loading of a published upgrade: the descriptor's
+ * signature by a trusted publisher key, the bundle downloaded and checked
+ * against its signed digest, and only then imported; the version it exports
+ * checked against the chain, the scheduling function resolved, the rollout's
+ * state read. Loading makes the new version known to the node (its future SO
+ * serves callers at once) — or, for a version rolled back here and published
+ * again, replaces the old code and ends the rollback.
+ *
+ * Why apart: this is the trust boundary. Nothing of a bundle runs before both
+ * checks pass, and every refusal carries a reason (`unsigned`,
+ * `digest-mismatch`, …) that the lifecycle reports. Bundles are imported once
+ * per digest.
+ *
+ * @module
+ */
+import { ErrorCode, isMoltError, MoltError } from '../errors.ts';
+import type { AnyActorVersion } from '../define/version.ts';
+import { importBundle, sha256Hex, type LoadedBundle } from '../server/bundle.ts';
+import { rejected, verifyDescriptor } from '../server/descriptor.ts';
+import { rollbackStates } from '../udb/index.ts';
+import type { ManagerContext } from './context.ts';
+import { errorText, type Verified } from './model.ts';
+
+export interface Verifier {
+  /** Verifies the descriptor under `key` and imports its bundle; throws UpgradeRejected (with a reason) or a transient error. */
+  verify(key: string): Promise<Verified>;
+  /** The reason of the last rejection of `key`, if its last verification was a verdict (not a transient failure). */
+  rejectionReason(key: string): string | undefined;
+  /** Makes a verified version known to the node. */
+  load(verified: Verified): Promise<void>;
+  /** The definition a verified upgrade offers, even when the node already knows that version (a fix replaces it). */
+  loadedVersion(verified: Verified): AnyActorVersion | undefined;
+}
+
+export function createVerifier(ctx: ManagerContext): Verifier {
+  const { node, udb, logger } = ctx;
+  const bundles = new Map<string, Promise<LoadedBundle>>();
+  /** Rejection reasons (`unsigned`, `digest-mismatch`, …) by descriptor key, for reports. */
+  const rejectionReasons = new Map<string, string>();
+
+  async function verify(key: string): Promise<Verified> {
+    try {
+      const verified = await verifyUpgrade(key);
+      rejectionReasons.delete(key);
+      return verified;
+    } catch (e) {
+      if (isMoltError(e, ErrorCode.UpgradeRejected)) rejectionReasons.set(key, String(e.data.reason ?? 'rejected'));
+      else rejectionReasons.delete(key);
+      throw e;
+    }
+  }
+
+  async function verifyUpgrade(key: string): Promise<Verified> {
+    const stored = ctx.descriptors.get(key);
+    const store = ctx.store;
+    if (!stored || !store) throw new MoltError(ErrorCode.Unavailable, `descriptor ${key} is no longer readable`);
+    const descriptor = verifyDescriptor(key, stored.value, { service: node.service, trustedKeys: ctx.config.trustedKeys });
+    const where = `${descriptor.type}@${descriptor.to}`;
+    let bundle = bundles.get(descriptor.bundle.digest);
+    if (!bundle) {
+      bundle = (async () => {
+        let bytes: Uint8Array | null;
+        try {
+          bytes = await store.getBundle(descriptor.bundle.digest);
+        } catch (e) {
+          // The object store checks its own digest while reading: a corrupt object is a tampered one.
+          if (/corrupt|digest/i.test(errorText(e))) throw rejected('digest-mismatch', `the bundle of ${where} is corrupt in the object store: ${errorText(e)}`, { key });
+          throw e;
+        }
+        if (!bytes) throw rejected('bundle-missing', `the bundle of ${where} (sha256 ${descriptor.bundle.digest}) is not in the bundles store: publish it again`, { key });
+        const digest = sha256Hex(bytes);
+        if (digest !== descriptor.bundle.digest) {
+          throw rejected('digest-mismatch', `the bundle of ${where} does not match its signed digest (got sha256 ${digest}, signed ${descriptor.bundle.digest}): it was altered after publishing; it was not loaded`, { key });
+        }
+        // Only now, with a trusted signature over this exact digest, is the code run.
+        return importBundle(bytes);
+      })();
+      bundles.set(descriptor.bundle.digest, bundle);
+      bundle.catch(() => bundles.delete(descriptor.bundle.digest));
+    }
+    const loaded = await bundle;
+    const status = ctx.types()[descriptor.type];
+    if (!status) throw rejected('chain', `${where}: this node's service has no type '${descriptor.type}'`, { key });
+    const known = status.known.includes(descriptor.to);
+    const def = loaded.version(descriptor.type, descriptor.to);
+    if (!known && !def) throw rejected('bundle-invalid', `the bundle of ${where} does not export ${where}`, { key });
+    if (def && (def.previous ? def.previous.version !== descriptor.from : false)) {
+      throw rejected('chain', `${where} in the bundle declares .from(version ${def.previous?.version}), but the descriptor says it upgrades from ${descriptor.from}`, { key });
+    }
+    const schedule = ctx.config.findSchedule(descriptor.schedule.name, descriptor.schedule.params, loaded.schedules);
+    // Read the rollout's records now: the first decision (catch up? hold?) must not race the UDB watches.
+    const [rollout, control] = await Promise.all([udb.rollout(descriptor.rolloutId), udb.control(descriptor.rolloutId)]);
+    if (rollout) ctx.rollouts.set(rollout.record.rolloutId, rollout.record);
+    if (control) ctx.controls.set(control.rolloutId, control);
+    const r = rollout?.record;
+    const rolledBack = control?.command === 'rollback' || (r !== undefined && rollbackStates.has(r.state));
+    const reason = control?.reason ?? r?.reason;
+    return {
+      descriptor,
+      def: known ? undefined : def,
+      fixDef: def,
+      schedule,
+      rollout: {
+        done: r?.state === 'done',
+        paused: control ? control.command === 'pause' : r?.state === 'paused',
+        // A rollback ends the upgrade's lifecycle like an abort; the node's way back is in rollback.ts.
+        aborted: control?.command === 'abort' || r?.state === 'aborted' || rolledBack,
+        ...(rolledBack ? { reason: `rolled back${reason ? `: ${reason}` : ''}` } : reason ? { reason } : {}),
+      },
+    };
+  }
+
+  async function load(verified: Verified): Promise<void> {
+    if (verified.def) {
+      node.loadVersion(verified.def);
+      return;
+    }
+    // A version rolled back on this node and now published again (a new
+    // rollout of the same version): its new code replaces the old, and state
+    // stamped with it is no longer carried down here — until this node
+    // upgrades it answers "retry", like any node behind in a rollout.
+    const d = verified.descriptor;
+    const rolledBackFrom = ctx.types()[d.type]?.rolledBackFrom;
+    if (!verified.rollout?.aborted && rolledBackFrom !== undefined && rolledBackFrom >= d.to && verified.fixDef) {
+      node.loadVersion(verified.fixDef);
+      node.clearRollback(d.type);
+      logger.info('rolled-back version published again', { type: d.type, version: d.to, rolloutId: d.rolloutId });
+    }
+  }
+
+  return {
+    verify,
+    rejectionReason: (key) => rejectionReasons.get(key),
+    load,
+    loadedVersion: (v) => v.def ?? v.fixDef,
+  };
+}
