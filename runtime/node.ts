@@ -32,6 +32,7 @@ import { createKvStore, createMemoryStore, type StateStore } from './host/store.
 import { NODE_PREFIX, Placement, type NodeRecord } from './host/placement.ts';
 import { routeFor, servedVersions } from './upgrade/layer.ts';
 
+/** Options of {@link createNode}. Only `service` and `nats` are required; timings default for a LAN. */
 export interface NodeOptions {
   /** The service to run. */
   service: ServiceDefinition;
