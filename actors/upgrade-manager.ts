@@ -25,9 +25,10 @@
  * - **upgrading**: the in-place upgrade of the type on this node.
  *
  * Operator `abort` ends any non-final state in **aborted** (an upgrade already
- * running completes: it is never cut in half). `pause` is enforced here as
- * well as by the SF, so a custom SF that ignores it cannot upgrade a paused
- * rollout.
+ * running completes: it is never cut in half). `molt rollback` reaches the
+ * lifecycle as an abort too (the runtime then takes the node back: see
+ * runtime/manager/rollback.ts). `pause` is enforced here as well as by the
+ * SF, so a custom SF that ignores it cannot upgrade a paused rollout.
  *
  * The machine does no I/O itself: verification, loading, the SF and the
  * upgrade are actors provided by the runtime (runtime/manager), so the
