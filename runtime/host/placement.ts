@@ -85,15 +85,36 @@ function score(nodeId: string, shard: number): number {
   return (h ^ (h >>> 16)) >>> 0;
 }
 
+/**
+ * A node's scores for shards 0…shards−1, hashed once per node id: every node
+ * recomputes placement on every record it sees (N heartbeats a second), and
+ * hashing N × shards strings each time made that O(N² × shards) per second.
+ */
+const scoreCache = new Map<string, Uint32Array>();
+
+function scoresOf(nodeId: string, shards: number): Uint32Array {
+  let scores = scoreCache.get(nodeId);
+  if (!scores || scores.length < shards) {
+    // Node ids of restarted processes accumulate; a bound keeps the memo small.
+    if (scoreCache.size >= 4096) scoreCache.clear();
+    scores = new Uint32Array(shards);
+    for (let s = 0; s < shards; s++) scores[s] = score(nodeId, s);
+    scoreCache.set(nodeId, scores);
+  }
+  return scores;
+}
+
 /** The owner of each shard among `live` nodes (sorted, so ties break the same everywhere). */
 export function assignShards(live: readonly string[], shards: number): string[] {
   const nodes = [...live].sort();
+  const table = nodes.map((n) => scoresOf(n, shards));
   const owners: string[] = [];
   for (let s = 0; s < shards; s++) {
     let best = '';
     let bestScore = -1;
-    for (const n of nodes) {
-      const sc = score(n, s);
+    for (let i = 0; i < nodes.length; i++) {
+      const n = nodes[i]!;
+      const sc = table[i]![s]!;
       if (sc > bestScore) {
         bestScore = sc;
         best = n;
@@ -130,6 +151,8 @@ export class Placement {
    * shards just before we came back has published its claim).
    */
   private gainAfter: number;
+  /** The shard owners last computed, and the live set they were computed from. */
+  private ownersOf: { liveKey: string; owners: readonly string[] } | undefined;
 
   constructor(private readonly o: PlacementOptions) {
     this.startedAt = o.clock.now();
@@ -268,7 +291,10 @@ export class Placement {
   recompute(): void {
     if (this.stopped || this.fenced) return;
     const live = this.live();
-    const owners = assignShards(live, this.o.shards);
+    // Runs on every record seen; the owners change only when the live set does.
+    const liveKey = live.join('\n');
+    if (liveKey !== this.ownersOf?.liveKey) this.ownersOf = { liveKey, owners: assignShards(live, this.o.shards) };
+    const owners = this.ownersOf.owners;
     // Shards other live nodes may still be serving: wait until they let go.
     const claimed = new Set<number>();
     for (const id of live) {
