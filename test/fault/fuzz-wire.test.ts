@@ -294,8 +294,12 @@ async function send(nc: NatsConnection, c: Call): Promise<string | undefined> {
   if (!modelled) return undefined;
   // An ok reply on a model key: it must agree with the model. (The NATS client
   // trims header values, so ' increment' arrives as 'increment'.)
-  const message = c.message.kind === 'name' ? c.message.value.trim() : '';
-  const version = c.version.kind === 'valid' ? c.version.value : Number(c.version.kind === 'text' ? c.version.value.trim() : NaN);
+  // What the node read: the first header of that exact name, which may be one
+  // of the random extra headers when the call itself set none.
+  const sent = (name: string, own: string | undefined) => own ?? c.extraHeaders.find(([k]) => k === name)?.[1];
+  const message = (sent('Molt-Message', c.message.kind === 'name' ? c.message.value : undefined) ?? '').trim();
+  const versionText = sent('Molt-Version', c.version.kind === 'valid' ? String(c.version.value) : c.version.kind === 'text' ? c.version.value : undefined);
+  const version = versionText === undefined ? NaN : Number(versionText.trim());
   const before = model.get(key) ?? 0;
   if (version !== 1) return `version ${version} accepted on a node serving only counter@1: ${describe(c, subject, data)}`;
   if (message === 'get') {
