@@ -11,6 +11,7 @@
 import type { NatsConnection } from '@nats-io/transport-node';
 import { Kvm, type KV, type KvEntry } from '@nats-io/kv';
 import { Objm, type ObjectStore } from '@nats-io/obj';
+import { jetstreamManager } from '@nats-io/jetstream';
 import { ErrorCode, MoltError } from '../errors.ts';
 import { bundleObjectName } from './descriptor.ts';
 import { sha256Hex } from './bundle.ts';
@@ -90,6 +91,7 @@ export async function openUpgradeStore(nc: NatsConnection, service: string, opti
     if (!options.create && isNotFound(e)) return undefined;
     throw new MoltError(ErrorCode.Unavailable, `cannot open the upgrade buckets of '${service}' (${names.descriptors}, ${names.bundles}): ${(e as Error).message}`, { cause: e });
   }
+  let jsm: Awaited<ReturnType<typeof jetstreamManager>> | undefined;
   return {
     service,
     descriptors,
@@ -102,7 +104,19 @@ export async function openUpgradeStore(nc: NatsConnection, service: string, opti
         .map((e) => ({ key: e.key, revision: e.revision, value: e.value }));
     },
     async getBundle(digest) {
-      return bundles.getBlob(bundleObjectName(digest));
+      const name = bundleObjectName(digest);
+      // A bundle of one chunk (up to 128 KiB, most are) is read with one
+      // stream message get instead of getBlob's push consumer, whose creation
+      // costs nats-server ≈ 4 ms of CPU: 50 nodes fetching one bundle queued
+      // 200+ ms there. Callers check the bytes against the signed digest.
+      const info = await bundles.info(name);
+      if (!info || info.deleted) return null;
+      if (info.chunks === 1 && !info.options?.link) {
+        jsm ??= await jetstreamManager(nc, { checkAPI: false });
+        const chunk = await jsm.streams.getMessage(`OBJ_${names.bundles}`, { last_by_subj: `$O.${names.bundles}.C.${info.nuid}` });
+        if (chunk && chunk.data.length === info.size) return chunk.data;
+      }
+      return bundles.getBlob(name);
     },
     async putBundle(bytes) {
       const digest = sha256Hex(bytes);
