@@ -15,6 +15,7 @@ import { commands as raw } from './systems/raw.ts';
 import { commands as molt } from './systems/molt.ts';
 import { commands as moleculer } from './systems/moleculer.ts';
 import { commands as kv } from './systems/kv.ts';
+import { commands as upgrades } from './systems/upgrades.ts';
 import { callers, cleanups, type Command } from './systems/common.ts';
 
 const name = process.argv[2] ?? 'agent';
@@ -132,6 +133,7 @@ const table: Record<string, Command> = {
   ...molt,
   ...moleculer,
   ...kv,
+  ...upgrades,
 };
 
 async function shutdown(): Promise<void> {
