@@ -52,9 +52,11 @@ export class Udb {
 
   /** Every entry (latest value) under `prefix`, e.g. `nodes.`. */
   async readAll(prefix: string): Promise<KvEntry[]> {
-    const keys: string[] = [];
-    for await (const key of await this.kv.keys(`${prefix}>`)) keys.push(key);
-    const entries = await Promise.all(keys.map((k) => this.kv.get(k)));
+    // A Set: the key lister is an ordered consumer, which may deliver a key
+    // twice when it restarts under concurrent writes (heartbeats never stop).
+    const keys = new Set<string>();
+    for await (const key of await this.kv.keys(`${prefix}>`)) keys.add(key);
+    const entries = await Promise.all([...keys].map((k) => this.kv.get(k)));
     return entries.filter((e): e is KvEntry => e !== null && e.operation === 'PUT');
   }
 
@@ -76,6 +78,10 @@ export class Udb {
 
   nodes(): Promise<NodeRecord[]> {
     return this.all(UdbPrefix.nodes, udbPatterns.node);
+  }
+  /** One node's record, read directly (no key listing). */
+  async node(id: string): Promise<NodeRecord | undefined> {
+    return (await this.one<NodeRecord>(udbKey.node(id), udbPatterns.node))?.record;
   }
   rollouts(): Promise<RolloutRecord[]> {
     return this.all(UdbPrefix.rollouts, udbPatterns.rollout);

@@ -67,7 +67,7 @@ test('whenIdle - busy nodes wait; they upgrade once quiet for the required time'
         await Promise.all(Array.from({ length: 12 }, () => client.actor(counterV1, `busy-${k++ % 48}`).get().catch(() => undefined)));
         await new Promise((r) => setTimeout(r, 20));
       }
-      during = (await udb.nodes()).map((n) => n.versions.counter);
+      during = await Promise.all(ids.map(async (id) => (await udb.node(id))?.versions.counter));
       loadEnded = Date.now();
     } finally {
       await client.close();
