@@ -176,7 +176,7 @@ export function fromSchedulePolicy<TParams extends { health?: HealthParams | und
     return ctx;
   };
 
-  const machine = setup({
+  const machineSetup = setup({
     types: {
       context: {} as ScheduleContext,
       events: {} as ScheduleEvent,
@@ -234,7 +234,16 @@ export function fromSchedulePolicy<TParams extends { health?: HealthParams | und
         }),
       }),
     },
-  }).createMachine({
+  });
+  // While paused or halted, the SF keeps its view of the world current, so it
+  // decides on fresh facts the moment it runs again.
+  const keepObserving = {
+    'udb.nodes': { actions: 'observe' },
+    tick: { actions: 'observe' },
+    load: { actions: 'observe' },
+    'udb.versions': { actions: 'observe' },
+  } as const;
+  const machine = machineSetup.createMachine({
     id: `molt.schedule.${policy.name}`,
     context: ({ input }) => initialContext(input),
     initial: 'starting',
@@ -267,10 +276,7 @@ export function fromSchedulePolicy<TParams extends { health?: HealthParams | und
         tags: [ScheduleTag.paused],
         entry: 'notePaused',
         on: {
-          'udb.nodes': { actions: 'observe' },
-          tick: { actions: 'observe' },
-          load: { actions: 'observe' },
-          'udb.versions': { actions: 'observe' },
+          ...keepObserving,
           control: [
             { guard: 'isAbort', target: 'aborted', actions: 'decideOperatorAbort' },
             { guard: 'isResume', target: 'running' },
@@ -281,10 +287,7 @@ export function fromSchedulePolicy<TParams extends { health?: HealthParams | und
         tags: [ScheduleTag.halted],
         entry: 'halt',
         on: {
-          'udb.nodes': { actions: 'observe' },
-          tick: { actions: 'observe' },
-          load: { actions: 'observe' },
-          'udb.versions': { actions: 'observe' },
+          ...keepObserving,
           control: [
             { guard: 'isAbort', target: 'aborted', actions: 'decideOperatorAbort' },
             // Resume after a halt accepts the errors seen so far: counters restart from here.
