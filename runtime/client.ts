@@ -85,7 +85,18 @@ function createClientOn(nc: NatsConnection, options: ClientOptions, ownsConnecti
   let seq = 0;
   let closed = false;
 
-  const sub: Subscription = nc.subscribe(`${inbox}.*`, { callback: (err, msg) => (err ? undefined : onReply(msg)) });
+  // Guarded: the NATS client runs this inside its socket reader, and a reply
+  // whose header block cannot be parsed throws on first access.
+  const sub: Subscription = nc.subscribe(`${inbox}.*`, {
+    callback: (err, msg) => {
+      if (err) return;
+      try {
+        onReply(msg);
+      } catch {
+        // An unreadable reply is dropped; its call ends with Timeout.
+      }
+    },
+  });
 
   function onReply(msg: Msg): void {
     const id = msg.subject.slice(inbox.length + 1);

@@ -329,6 +329,18 @@ export async function createNode(options: NodeOptions): Promise<MoltNode> {
     inflight.add(p);
   }
 
+  /** Answers a call whose headers cannot even be parsed (InvalidHeader), touching nothing else of it. */
+  function failUnreadable(msg: Msg, e: unknown): void {
+    logger.debug('unreadable call', { subject: msg.subject.slice(0, 200), error: String(e) });
+    if (!msg.reply) return;
+    try {
+      const error = new MoltError(ErrorCode.InvalidHeader, `the call's header block cannot be parsed: ${e instanceof Error ? e.message : String(e)}`);
+      msg.respond(codec.encode(error.toWire()), { headers: replyHeaders(false, undefined, undefined, undefined) });
+    } catch {
+      // Nothing more can be done for it.
+    }
+  }
+
   /** Resolves once the shards given up are quiet: no call accepted for them is still running. */
   function applyOwnership(owned: ReadonlySet<number>): Promise<void> {
     const draining: Array<Promise<unknown>> = [];
@@ -354,7 +366,15 @@ export async function createNode(options: NodeOptions): Promise<MoltNode> {
           nc.subscribe(shardSubscription(service.name, shard), {
             queue: queueGroup(service.name),
             callback: (err, msg) => {
-              if (!err) onMessage(msg);
+              if (err) return;
+              // The NATS client calls this inside its socket reader: anything
+              // thrown here (a header block it cannot parse throws on first
+              // access) would stop the reader and leave the node deaf.
+              try {
+                onMessage(msg);
+              } catch (e) {
+                failUnreadable(msg, e);
+              }
             },
           }),
         );
