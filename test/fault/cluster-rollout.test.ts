@@ -36,6 +36,11 @@ test.after(async (ctx) => {
   await ctx.client?.close().catch(() => undefined);
   await killAll(ctx.nodes, 'SIGKILL');
   await ctx.cluster?.stop();
+  // With every server gone, a NATS connection of the publish/UDB helpers can keep
+  // retrying and hold the process open after uvu's summary (seen once in CI:
+  // the test passed, the file never exited). Leave a little time for the summary,
+  // then end with uvu's own exit code.
+  setTimeout(() => process.exit(process.exitCode ?? 0), 5000);
 });
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
