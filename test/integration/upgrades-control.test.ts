@@ -14,35 +14,21 @@ import { counterV1 } from '../fixtures/counter.ts';
 import { counterV2 } from '../fixtures/counter-v2.ts';
 import { counterV3 } from '../fixtures/counter-v3.ts';
 import { startEmbeddedNats, type ChildNode, type EmbeddedNats } from '../support/nats.ts';
-import { eventually, killAll, openCounters, publish, waitForProgress, startUpgradableNode, testPublisher, waitForRollout, waitForVersions } from '../support/upgrades.ts';
+import { eventually, publish, waitForProgress, waitForRollout, waitForVersions, startThreeNodeService, stopThreeNodeService, THREE_NODE_IDS, type ThreeNodeService } from '../support/upgrades.ts';
 
-interface Ctx {
-  nats: EmbeddedNats;
-  nodes: ChildNode[];
-  nc: NatsConnection;
-  udb: Udb;
-  client: MoltClient;
-  publisher: ReturnType<typeof testPublisher>;
-}
+type Ctx = ThreeNodeService;
 const test = suite<Ctx>('upgrades: control');
-const ids = ['node-a', 'node-b', 'node-c'];
+const ids = THREE_NODE_IDS;
 // Long enough that, even on a loaded machine, the next node is still waiting when the test pauses or aborts.
 const stepwise = { name: 'stepwise', params: { gapMs: 2500 } };
 
 test.before(async (ctx) => {
-  ctx.nats = await startEmbeddedNats();
-  ctx.publisher = testPublisher();
-  ctx.nodes = await Promise.all(ids.map((id) => startUpgradableNode(ctx.nats.url, id, { trust: [ctx.publisher.publicKey] })));
-  ({ nc: ctx.nc, udb: ctx.udb } = await openCounters(ctx.nats.url));
-  ctx.client = await createClient({ service: 'counters', nats: ctx.nc, timeoutMs: 5000 });
+  Object.assign(ctx, await startThreeNodeService());
   for (let i = 0; i < 12; i++) await ctx.client.actor(counterV1, `k${i}`).increment({ by: i });
 });
 
 test.after(async (ctx) => {
-  await ctx.client?.close();
-  await killAll(ctx.nodes);
-  await ctx.nc?.drain().catch(() => undefined);
-  await ctx.nats?.stop();
+  await stopThreeNodeService(ctx);
 });
 
 async function versions(udb: Udb): Promise<Record<string, number>> {

@@ -18,34 +18,20 @@ import { controlRollout, rollbackRollout } from '../../runtime/cli/commands/cont
 import { counterV1 } from '../fixtures/counter.ts';
 import { counterV2 } from '../fixtures/counter-v2.ts';
 import { startEmbeddedNats, type ChildNode, type EmbeddedNats } from '../support/nats.ts';
-import { killAll, openCounters, publish, startUpgradableNode, testPublisher, waitForProgress, waitForRollout, waitForVersions } from '../support/upgrades.ts';
+import { publish, waitForProgress, waitForRollout, waitForVersions, startThreeNodeService, stopThreeNodeService, THREE_NODE_IDS, type ThreeNodeService } from '../support/upgrades.ts';
 
-interface Ctx {
-  nats: EmbeddedNats;
-  nodes: ChildNode[];
-  nc: NatsConnection;
-  udb: Udb;
-  client: MoltClient;
-  publisher: ReturnType<typeof testPublisher>;
-}
+type Ctx = ThreeNodeService;
 const test = suite<Ctx>('upgrades: rollback');
-const ids = ['node-a', 'node-b', 'node-c'];
+const ids = THREE_NODE_IDS;
 // Actors idle this long leave memory: the "cold" ones below are in KV only when the rollback comes.
 const passivateMs = 1200;
 
 test.before(async (ctx) => {
-  ctx.nats = await startEmbeddedNats();
-  ctx.publisher = testPublisher();
-  ctx.nodes = await Promise.all(ids.map((id) => startUpgradableNode(ctx.nats.url, id, { trust: [ctx.publisher.publicKey], args: ['--passivate-after', String(passivateMs)] })));
-  ({ nc: ctx.nc, udb: ctx.udb } = await openCounters(ctx.nats.url));
-  ctx.client = await createClient({ service: 'counters', nats: ctx.nc, timeoutMs: 5000 });
+  Object.assign(ctx, await startThreeNodeService({ args: ['--passivate-after', String(passivateMs)] }));
 });
 
 test.after(async (ctx) => {
-  await ctx.client?.close();
-  await killAll(ctx.nodes);
-  await ctx.nc?.drain().catch(() => undefined);
-  await ctx.nats?.stop();
+  await stopThreeNodeService(ctx);
 });
 
 /** Version stamp of an actor's stored state. */

@@ -12,32 +12,18 @@ import { counterV1 } from '../fixtures/counter.ts';
 import { counterV2 } from '../fixtures/counter-v2.ts';
 import { counterV3 } from '../fixtures/counter-v3.ts';
 import { startEmbeddedNats, type ChildNode, type EmbeddedNats } from '../support/nats.ts';
-import { eventually, killAll, openCounters, publish, waitForProgress, startUpgradableNode, testPublisher, waitForRollout, waitForVersions } from '../support/upgrades.ts';
+import { eventually, publish, waitForProgress, waitForRollout, waitForVersions, startThreeNodeService, stopThreeNodeService, THREE_NODE_IDS, type ThreeNodeService } from '../support/upgrades.ts';
 
-interface Ctx {
-  nats: EmbeddedNats;
-  nodes: ChildNode[];
-  nc: NatsConnection;
-  udb: Udb;
-  client: MoltClient;
-  publisher: ReturnType<typeof testPublisher>;
-}
+type Ctx = ThreeNodeService;
 const test = suite<Ctx>('upgrades: rollout');
-const ids = ['node-a', 'node-b', 'node-c'];
+const ids = THREE_NODE_IDS;
 
 test.before(async (ctx) => {
-  ctx.nats = await startEmbeddedNats();
-  ctx.publisher = testPublisher();
-  ctx.nodes = await Promise.all(ids.map((id) => startUpgradableNode(ctx.nats.url, id, { trust: [ctx.publisher.publicKey] })));
-  ({ nc: ctx.nc, udb: ctx.udb } = await openCounters(ctx.nats.url));
-  ctx.client = await createClient({ service: 'counters', nats: ctx.nc, timeoutMs: 5000 });
+  Object.assign(ctx, await startThreeNodeService());
 });
 
 test.after(async (ctx) => {
-  await ctx.client?.close();
-  await killAll(ctx.nodes);
-  await ctx.nc?.drain().catch(() => undefined);
-  await ctx.nats?.stop();
+  await stopThreeNodeService(ctx);
 });
 
 test('immediate - every node loads v2, upgrades, and the TF carries state', async ({ nats, udb, client, publisher }) => {

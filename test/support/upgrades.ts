@@ -5,7 +5,7 @@
  */
 import { Kvm } from '@nats-io/kv';
 import type { NatsConnection } from '@nats-io/transport-node';
-import { connectNats } from '../../runtime/index.ts';
+import { connectNats, createClient, startEmbeddedNats, type EmbeddedNats, type MoltClient } from '../../runtime/index.ts';
 import { Udb, type NodeRecord, type ProgressRecord, type RolloutRecord } from '../../runtime/udb/index.ts';
 import { generatePublisherKeys, signerFromSeed, type Signer } from '../../runtime/server/keys.ts';
 import { publishUpgrade, type PublishOptions } from '../../runtime/server/publish.ts';
@@ -133,4 +133,35 @@ export async function waitForProgress(udb: Udb, rolloutId: string, ids: string[]
 /** Kills every child, ignoring errors. */
 export async function killAll(children: Array<ChildNode | undefined>, signal: NodeJS.Signals = 'SIGTERM'): Promise<void> {
   await Promise.all(children.map((c) => c?.kill(signal).catch(() => undefined)));
+}
+
+/** A `counters` service on three upgradable node processes, with a client and the UDB. */
+export interface ThreeNodeService {
+  nats: EmbeddedNats;
+  nodes: ChildNode[];
+  nc: NatsConnection;
+  udb: Udb;
+  client: MoltClient;
+  publisher: ReturnType<typeof testPublisher>;
+}
+
+/** The node ids of {@link startThreeNodeService}. */
+export const THREE_NODE_IDS: string[] = ['node-a', 'node-b', 'node-c'];
+
+/** Starts a nats-server and three `molt node` processes trusting a fresh publisher (`args`: extra node flags). */
+export async function startThreeNodeService(options: { args?: string[] } = {}): Promise<ThreeNodeService> {
+  const nats = await startEmbeddedNats();
+  const publisher = testPublisher();
+  const nodes = await Promise.all(THREE_NODE_IDS.map((id) => startUpgradableNode(nats.url, id, { trust: [publisher.publicKey], args: options.args })));
+  const { nc, udb } = await openCounters(nats.url);
+  const client = await createClient({ service: 'counters', nats: nc, timeoutMs: 5000 });
+  return { nats, nodes, nc, udb, client, publisher };
+}
+
+/** Stops what {@link startThreeNodeService} started (tolerates a partial start). */
+export async function stopThreeNodeService(s: Partial<ThreeNodeService>): Promise<void> {
+  await s.client?.close();
+  await killAll(s.nodes ?? []);
+  await s.nc?.drain().catch(() => undefined);
+  await s.nats?.stop();
 }
