@@ -4,9 +4,10 @@
  * writes `bench/results/<date>-<host>.json` and `bench/results/latest.json`.
  *
  * Usage: npm run bench -- [--quick] [--only a,b] [--reps N] [--cell-ms N] [--out DIR] [--list]
- *   --quick   a smoke run in seconds (tiny sizes, one repetition); writes to a
- *             temporary directory unless --out is given, never to latest.json
+ *   --quick   a smoke run in seconds (tiny sizes, one repetition)
  *   --only    run only these benchmarks (see --list)
+ *   Quick, partial (--only) and profiled runs write to a temporary directory
+ *   unless --out is given; only a complete run writes bench/results/.
  *   --profile DIR  run every agent with `node --cpu-prof`, profiles in DIR
  *             (summarise one with `node --import tsx bench/profile.ts FILE`)
  *
@@ -92,7 +93,11 @@ const report: Report = {
 console.log(render(report));
 const failed = outcomes.filter((o) => !o.ok);
 const resultsDir = fileURLToPath(new URL('./results/', import.meta.url));
-const dir = args.dir ?? (options.quick ? mkdtempSync(join(tmpdir(), 'molt-bench-quick-')) : resultsDir);
+// Only a complete, unprofiled run is a result: a partial (--only), quick or
+// profiled run would replace latest.json with a table missing targets, or with
+// figures slowed by the profiler.
+const complete = !options.quick && !args.only && !args.profile;
+const dir = args.dir ?? (complete ? resultsDir : mkdtempSync(join(tmpdir(), 'molt-bench-partial-')));
 mkdirSync(dir, { recursive: true });
 const stamp = machine.date.replace(/:/g, '-').replace(/\.\d+Z$/, 'Z');
 const file = join(dir, `${stamp}-${machine.host}.json`);
