@@ -164,7 +164,8 @@ export async function createNode(options: NodeOptions): Promise<MoltNode> {
   const hosts = new Map<string, ActorHost>();
   // A node whose lease ran out writes nothing more: another node may own these
   // actors already (placement.leaseValid(); `placement` exists before any call).
-  const durableStore = leaseGuarded(createKvStore(stateKv), () => placement.leaseValid());
+  const kvStore = createKvStore(stateKv, nc);
+  const durableStore = leaseGuarded(kvStore, () => placement.leaseValid());
   for (const type of service.types) {
     checkVersionChain(type.name, type.versions);
     const newest = type.versions[type.versions.length - 1]!.version;
@@ -503,6 +504,7 @@ export async function createNode(options: NodeOptions): Promise<MoltNode> {
           await host.drain();
           host.stop();
         }
+        kvStore.close();
         if (ownsConnection) await nc.drain().catch(() => undefined);
         logger.info('node stopped');
       })();

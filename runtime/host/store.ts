@@ -4,7 +4,9 @@
  *
  * @module
  */
+import { randomBytes } from 'node:crypto';
 import type { KV } from '@nats-io/kv';
+import type { Msg, MsgHdrs, NatsConnection, Subscription } from '@nats-io/transport-node';
 import { ErrorCode, MoltError } from '../errors.ts';
 
 /** A stored record and its revision (0 = absent). */
@@ -27,8 +29,27 @@ export interface StateStore {
   keys?(prefix: string): Promise<string[]>;
 }
 
-/** Stores state in a JetStream KV bucket. */
-export function createKvStore(kv: KV): StateStore {
+/** Options of {@link createKvStore}. */
+export interface KvStoreOptions {
+  /** How long a write waits for JetStream's acknowledgement before failing with `Unavailable` (default 5000 ms). */
+  writeTimeoutMs?: number;
+}
+
+/**
+ * Stores state in a JetStream KV bucket.
+ *
+ * Reads go through the KV client. Writes — the hot path: one per committed
+ * batch of every durable actor — are published straight to the key's subject
+ * with the `Nats-Expected-Last-Subject-Sequence` header, exactly the message
+ * `kv.update` sends, and their acknowledgements are matched on one shared
+ * inbox. The durability and the compare-and-set are JetStream's, unchanged;
+ * what goes is the client's per-write reply subscription entry, timer, random
+ * token and stack-captured error object, which cost more CPU than the rest of
+ * a durable call (see docs/performance.md).
+ */
+export function createKvStore(kv: KV, nc: NatsConnection, options: KvStoreOptions = {}): StateStore & { close(): void } {
+  const writer = new AckedPublisher(nc, options.writeTimeoutMs ?? 5000);
+  const subjectOf = keySubjects(kv);
   return {
     async load(key) {
       const entry = await kv.get(key);
@@ -36,28 +57,138 @@ export function createKvStore(kv: KV): StateStore {
       return { bytes: entry.value, revision: entry.revision };
     },
     async save(key, bytes, revision) {
-      try {
-        return revision === 0 ? await kv.create(key, bytes) : await kv.update(key, bytes, revision);
-      } catch (e) {
-        if (isWrongLastSequence(e)) throw new RevisionConflict(`revision ${revision} of '${key}' is stale`);
-        throw new MoltError(ErrorCode.Unavailable, `could not write actor state '${key}': ${e instanceof Error ? e.message : String(e)}`, { cause: e });
-      }
+      const ack = await writer.publish(subjectOf(key), bytes, expectedLastSequence(revision));
+      if (ack.ok) return ack.seq;
+      if (ack.errCode === WRONG_LAST_SEQUENCE) throw new RevisionConflict(`revision ${revision} of '${key}' is stale`);
+      throw new MoltError(ErrorCode.Unavailable, `could not write actor state '${key}': ${ack.description}`, { data: { key } });
     },
     async keys(prefix) {
       const out: string[] = [];
       for await (const k of await kv.keys(`${prefix}>`)) out.push(k);
       return out;
     },
+    close() {
+      writer.close();
+    },
   };
 }
 
-function isWrongLastSequence(e: unknown): boolean {
-  const text = `${(e as Error)?.message ?? ''} ${String((e as { cause?: unknown })?.cause ?? '')}`;
-  // JetStream answers a failed compare-and-set with "wrong last sequence" (err_code 10071),
-  // and a create of an existing key the same way.
-  return /wrong last sequence|10071|key exists/i.test(text) || (e as { code?: unknown })?.code === 10071 ||
-    (e as { api_error?: { err_code?: number } })?.api_error?.err_code === 10071;
+/** JetStream's error code for a failed compare-and-set (also: create of an existing key). */
+const WRONG_LAST_SEQUENCE = 10071;
+
+/**
+ * The subject a write of `key` is published to: the bucket's own mapping
+ * (`$KV.<bucket>.<key>`), taken from the KV client so a bucket it maps
+ * differently is written where the client would write it.
+ */
+function keySubjects(kv: KV): (key: string) => string {
+  const impl = kv as KV & { subjectForKey?: (key: string, edit?: boolean) => string; bucket?: string };
+  if (typeof impl.subjectForKey === 'function') return (key) => impl.subjectForKey!(key, true);
+  return (key) => `$KV.${impl.bucket}.${key}`;
 }
+
+/**
+ * The header block `kv.update(key, value, revision)` sends (`kv.create` when
+ * revision is 0: the subject must hold nothing yet), built as bytes: nats.js
+ * publishes a header object by calling its `encode()`, and this block is the
+ * same bytes a `headers()` with that one entry encodes to.
+ */
+export function expectedLastSequence(revision: number): MsgHdrs {
+  const bytes = Buffer.from(`NATS/1.0\r\nNats-Expected-Last-Subject-Sequence: ${revision}\r\n\r\n`, 'latin1');
+  return { encode: () => bytes } as unknown as MsgHdrs;
+}
+
+type PubAck = { ok: true; seq: number } | { ok: false; errCode: number | undefined; description: string };
+
+interface PendingAck {
+  resolve(ack: PubAck): void;
+  deadline: number;
+  subject: string;
+}
+
+/**
+ * Publishes messages to JetStream and resolves with their acknowledgement,
+ * matched by a sequence number in the reply subject of one shared inbox
+ * subscription. A write unanswered within the timeout resolves as a failure
+ * whose outcome is unknown (it may have been stored): the caller must reload
+ * before writing again, as it must after any failed write.
+ */
+class AckedPublisher {
+  private readonly inbox: string;
+  private readonly pending = new Map<number, PendingAck>();
+  private readonly subscription: Subscription;
+  private readonly sweep: ReturnType<typeof setInterval>;
+  private next = 0;
+
+  constructor(
+    private readonly nc: NatsConnection,
+    private readonly timeoutMs: number,
+  ) {
+    // Under _INBOX, like every reply Molt waits for: docs/permissions.md allows a node `_INBOX.>`.
+    this.inbox = `_INBOX.molt-kv.${randomBytes(9).toString('base64url')}`;
+    this.subscription = nc.subscribe(`${this.inbox}.*`, {
+      callback: (err, msg) => {
+        if (!err) this.onAck(msg);
+      },
+    });
+    // One coarse timer for every deadline instead of one per write.
+    this.sweep = setInterval(() => this.expire(Date.now()), Math.min(250, Math.max(10, timeoutMs / 10)));
+    this.sweep.unref();
+  }
+
+  publish(subject: string, data: Uint8Array, headers: MsgHdrs): Promise<PubAck> {
+    const id = this.next++;
+    return new Promise<PubAck>((resolve) => {
+      this.pending.set(id, { resolve, deadline: Date.now() + this.timeoutMs, subject });
+      try {
+        this.nc.publish(subject, data, { reply: `${this.inbox}.${id}`, headers });
+      } catch (e) {
+        this.pending.delete(id);
+        resolve({ ok: false, errCode: undefined, description: `cannot publish to NATS: ${(e as Error).message}` });
+      }
+    });
+  }
+
+  private onAck(msg: Msg): void {
+    const id = Number(msg.subject.slice(this.inbox.length + 1));
+    const waiting = this.pending.get(id);
+    if (!waiting) return; // timed out already
+    this.pending.delete(id);
+    if (msg.data.length === 0) {
+      // A status message: 503 when no stream listens on the subject (the
+      // bucket is gone, or its stream has no leader right now).
+      const code = msg.headers?.code ?? 0;
+      waiting.resolve({ ok: false, errCode: undefined, description: code === 503 ? `no JetStream stream answered on ${waiting.subject} (no responders)` : `JetStream answered status ${code} ${msg.headers?.description ?? ''}`.trim() });
+      return;
+    }
+    let ack: { seq?: unknown; error?: { err_code?: number; description?: string } };
+    try {
+      ack = JSON.parse(decoder.decode(msg.data)) as typeof ack;
+    } catch {
+      waiting.resolve({ ok: false, errCode: undefined, description: 'JetStream sent an acknowledgement that is not JSON' });
+      return;
+    }
+    if (ack.error) waiting.resolve({ ok: false, errCode: ack.error.err_code, description: ack.error.description ?? `JetStream error ${ack.error.err_code}` });
+    else if (typeof ack.seq === 'number') waiting.resolve({ ok: true, seq: ack.seq });
+    else waiting.resolve({ ok: false, errCode: undefined, description: 'JetStream sent an acknowledgement without a sequence' });
+  }
+
+  private expire(now: number): void {
+    for (const [id, waiting] of this.pending) {
+      if (now < waiting.deadline) continue;
+      this.pending.delete(id);
+      waiting.resolve({ ok: false, errCode: undefined, description: `no acknowledgement from JetStream within ${this.timeoutMs} ms; the write may or may not have been stored` });
+    }
+  }
+
+  close(): void {
+    clearInterval(this.sweep);
+    this.subscription.unsubscribe();
+    this.expire(Number.POSITIVE_INFINITY);
+  }
+}
+
+const decoder = new TextDecoder();
 
 /** Stores state in memory (volatile types): lost when the process exits. */
 export function createMemoryStore(): StateStore {

@@ -1,0 +1,136 @@
+/**
+ * The durable store's write path: compare-and-set writes published straight to
+ * the bucket's subjects, acknowledgements matched on one inbox. These tests
+ * check it keeps exactly the semantics of `kv.create` / `kv.update` on a real
+ * JetStream, and that a write nobody acknowledges fails instead of hanging.
+ */
+import { suite } from 'uvu';
+import * as assert from 'uvu/assert';
+import { headers, type NatsConnection } from '@nats-io/transport-node';
+import { Kvm, type KV } from '@nats-io/kv';
+import { connectNats, isMoltError } from '../../runtime/index.ts';
+import { createKvStore, RevisionConflict } from '../../runtime/internal.ts';
+import { expectedLastSequence } from '../../runtime/host/store.ts';
+import { startEmbeddedNats, type EmbeddedNats } from '../support/nats.ts';
+
+const test = suite<{ nats: EmbeddedNats; nc: NatsConnection; kv: KV }>('kv store');
+
+test.before(async (ctx) => {
+  ctx.nats = await startEmbeddedNats();
+  ctx.nc = await connectNats({ servers: ctx.nats.url });
+  ctx.kv = await new Kvm(ctx.nc).create('kvstore_test', { history: 1 });
+});
+
+test.after(async (ctx) => {
+  await ctx.nc?.close();
+  await ctx.nats?.stop();
+});
+
+const bytes = (text: string) => new TextEncoder().encode(text);
+const text = (b: Uint8Array | undefined) => (b ? new TextDecoder().decode(b) : undefined);
+
+test('kv store - the header block is byte for byte what headers() encodes', () => {
+  for (const revision of [0, 1, 42, 9_007_199_254_740_991]) {
+    const h = headers();
+    h.set('Nats-Expected-Last-Subject-Sequence', String(revision));
+    const expected = (h as unknown as { encode(): Uint8Array }).encode();
+    const actual = (expectedLastSequence(revision) as unknown as { encode(): Uint8Array }).encode();
+    assert.equal(Buffer.from(actual).toString('latin1'), Buffer.from(expected).toString('latin1'));
+  }
+});
+
+test('kv store - create, update on the current revision, refuse stale revisions and a second create', async ({ nc, kv }) => {
+  const store = createKvStore(kv, nc);
+  try {
+    const first = await store.save('a', bytes('one'), 0);
+    assert.ok(first > 0);
+    const second = await store.save('a', bytes('two'), first);
+    assert.ok(second > first);
+    assert.equal(text((await store.load('a')).bytes), 'two');
+    assert.equal((await store.load('a')).revision, second);
+    // The KV client sees the same record and revision.
+    const entry = await kv.get('a');
+    assert.equal(entry?.revision, second);
+    assert.equal(entry?.string(), 'two');
+
+    for (const stale of [0, first, second + 5]) {
+      try {
+        await store.save('a', bytes('lost'), stale);
+        assert.unreachable(`revision ${stale} should be refused`);
+      } catch (e) {
+        assert.instance(e, RevisionConflict, String(e));
+      }
+    }
+    assert.equal(text((await store.load('a')).bytes), 'two', 'a refused write changes nothing');
+  } finally {
+    store.close();
+  }
+});
+
+test('kv store - concurrent writers of one revision: exactly one wins', async ({ nc, kv }) => {
+  const store = createKvStore(kv, nc);
+  try {
+    const base = await store.save('race', bytes('0'), 0);
+    const results = await Promise.allSettled(Array.from({ length: 20 }, (_, i) => store.save('race', bytes(String(i + 1)), base)));
+    const won = results.filter((r) => r.status === 'fulfilled');
+    assert.is(won.length, 1);
+    for (const r of results) if (r.status === 'rejected') assert.instance(r.reason, RevisionConflict);
+  } finally {
+    store.close();
+  }
+});
+
+test('kv store - a write nobody acknowledges fails with Unavailable after the timeout', async ({ nc, kv }) => {
+  // A subscriber that swallows writes stands in for a stream that stores but never answers.
+  const sink = nc.subscribe('swallowed.>');
+  const silent = Object.assign(Object.create(Object.getPrototypeOf(kv)) as KV, kv, { subjectForKey: (k: string) => `swallowed.${k}` });
+  const store = createKvStore(silent, nc, { writeTimeoutMs: 150 });
+  try {
+    const started = Date.now();
+    await store.save('x', bytes('never'), 0).then(
+      () => assert.unreachable('an unacknowledged write must fail'),
+      (e) => {
+        assert.ok(isMoltError(e) && e.code === 'Unavailable', String(e));
+        assert.match(String(e), /may or may not have been stored/);
+      },
+    );
+    assert.ok(Date.now() - started >= 150);
+  } finally {
+    store.close();
+    sink.unsubscribe();
+  }
+});
+
+test('kv store - a write no stream listens for fails with Unavailable at once (no responders)', async ({ nc, kv }) => {
+  const nowhere = Object.assign(Object.create(Object.getPrototypeOf(kv)) as KV, kv, { subjectForKey: (k: string) => `nobody.${k}` });
+  const store = createKvStore(nowhere, nc, { writeTimeoutMs: 10_000 });
+  try {
+    const started = Date.now();
+    await store.save('x', bytes('nowhere'), 0).then(
+      () => assert.unreachable('a write nobody receives must fail'),
+      (e) => {
+        assert.ok(isMoltError(e) && e.code === 'Unavailable', String(e));
+        assert.match(String(e), /no responders/);
+      },
+    );
+    assert.ok(Date.now() - started < 5000, 'answered by the server, not by the timeout');
+  } finally {
+    store.close();
+  }
+});
+
+test('kv store - close fails the writes still waiting', async ({ nc, kv }) => {
+  const sink = nc.subscribe('held.>');
+  const held = Object.assign(Object.create(Object.getPrototypeOf(kv)) as KV, kv, { subjectForKey: (k: string) => `held.${k}` });
+  const store = createKvStore(held, nc, { writeTimeoutMs: 60_000 });
+  const write = store.save('y', bytes('pending'), 0);
+  await nc.flush();
+  store.close();
+  await write.then(
+    () => assert.unreachable('a write pending at close must fail'),
+    (e) => assert.ok(isMoltError(e) && e.code === 'Unavailable', String(e)),
+  );
+  sink.unsubscribe();
+});
+
+test.run();
