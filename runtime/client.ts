@@ -14,6 +14,7 @@ import { ErrorCode, MoltError } from './errors.ts';
 import type { ActorInterface, CallArgs } from './define/version.ts';
 import type { AskSpec, MessageSpecs, ReplyOf } from './define/messages.ts';
 import { createSuperjsonCodec, fixedHeaders, type Codec } from './wire/codec.ts';
+import { HeaderBlock } from './wire/header-block.ts';
 import { callSubject, DEFAULT_SHARDS, encodeKey, Header, PROTOCOL_VERSION } from './wire/protocol.ts';
 import { createIdGenerator, systemClock, type Clock, type IdGenerator } from './env.ts';
 import { resolveConnection, type NatsTarget } from './nats/connect.ts';
@@ -102,7 +103,7 @@ function createClientOn(nc: NatsConnection, options: ClientOptions, ownsConnecti
     const id = msg.subject.slice(inbox.length + 1);
     const p = pending.get(id);
     if (!p) return;
-    const h = msg.headers;
+    const h = HeaderBlock.of(msg);
     if (h && h.code === 503) {
       // No node is subscribed to this shard right now (none running, or the
       // shard is moving): the call was not delivered, so resending is safe.

@@ -13,6 +13,7 @@ import type { ServiceDefinition } from './define/service.ts';
 import { checkVersionChain } from './define/service.ts';
 import type { AnyActorVersion } from './define/version.ts';
 import { createSuperjsonCodec, fixedHeaders, type Codec } from './wire/codec.ts';
+import { HeaderBlock } from './wire/header-block.ts';
 import {
   bucketNames,
   decodeKey,
@@ -218,7 +219,10 @@ export async function createNode(options: NodeOptions): Promise<MoltNode> {
   // ---- the request path -------------------------------------------------
 
   const subscriptions = new Map<number, Subscription>();
-  const inflight = new Set<Promise<unknown>>();
+  // Calls accepted and not yet answered, and who waits for there to be none.
+  let inflight = 0;
+  let whenQuiet: Array<() => void> = [];
+  const quiet = (): Promise<void> => (inflight === 0 ? Promise.resolve() : new Promise((resolve) => whenQuiet.push(resolve)));
 
   function replyHeaders(ok: boolean, callerVersion: string | undefined, nodeVersion: number | undefined, corr: string | undefined): MsgHdrs {
     const h = natsHeaders();
@@ -250,7 +254,7 @@ export async function createNode(options: NodeOptions): Promise<MoltNode> {
     return h;
   }
 
-  function respond(msg: Msg, ok: boolean, body: unknown, callerVersion: string | undefined, nodeVersion: number | undefined): void {
+  function respond(msg: Msg, headers: HeaderBlock | undefined, ok: boolean, body: unknown, callerVersion: string | undefined, nodeVersion: number | undefined): void {
     if (!msg.reply) return;
     let bytes: Uint8Array;
     try {
@@ -259,7 +263,7 @@ export async function createNode(options: NodeOptions): Promise<MoltNode> {
       ok = false;
       bytes = codec.encode(new MoltError(ErrorCode.ActorFailed, `the reply could not be encoded: ${(e as Error).message}`).toWire());
     }
-    const corr = msg.headers?.get(Header.Correlation) || undefined;
+    const corr = headers?.get(Header.Correlation) || undefined;
     const h = ok && corr === undefined ? okHeaders(callerVersion, nodeVersion) : replyHeaders(ok, callerVersion, nodeVersion, corr);
     try {
       msg.respond(bytes, { headers: h });
@@ -268,41 +272,42 @@ export async function createNode(options: NodeOptions): Promise<MoltNode> {
     }
   }
 
-  function fail(msg: Msg, error: MoltError, callerVersion?: string, nodeVersion?: number): void {
-    respond(msg, false, error.toWire(), callerVersion, nodeVersion);
+  function fail(msg: Msg, headers: HeaderBlock | undefined, error: MoltError, callerVersion?: string, nodeVersion?: number): void {
+    respond(msg, headers, false, error.toWire(), callerVersion, nodeVersion);
   }
 
   function onMessage(msg: Msg): void {
     // molt.<service>.<type>.<shard>.<key>
     const tokens = msg.subject.split('.');
-    const versionHeader = msg.headers?.get(Header.Version) || undefined;
+    const headers = HeaderBlock.of(msg);
+    const versionHeader = headers?.get(Header.Version) || undefined;
     if (!placement.leaseValid()) {
       placement.checkFence();
-      return fail(msg, new MoltError(ErrorCode.Unavailable, 'this node lost its placement lease and is handing over its shards; retry', { data: { node: nodeId } }), versionHeader);
+      return fail(msg, headers, new MoltError(ErrorCode.Unavailable, 'this node lost its placement lease and is handing over its shards; retry', { data: { node: nodeId } }), versionHeader);
     }
-    if (tokens.length !== 5) return fail(msg, new MoltError(ErrorCode.InvalidHeader, `subject '${msg.subject}' is not molt.<service>.<type>.<shard>.<key>`));
+    if (tokens.length !== 5) return fail(msg, headers, new MoltError(ErrorCode.InvalidHeader, `subject '${msg.subject}' is not molt.<service>.<type>.<shard>.<key>`));
     const host = hosts.get(tokens[2]!);
     if (!host) {
-      return fail(msg, new MoltError(ErrorCode.UnknownType, `service '${service.name}' has no actor type '${tokens[2]}'; it has: ${[...hosts.keys()].join(', ')}`, { data: { type: tokens[2] } }), versionHeader);
+      return fail(msg, headers, new MoltError(ErrorCode.UnknownType, `service '${service.name}' has no actor type '${tokens[2]}'; it has: ${[...hosts.keys()].join(', ')}`, { data: { type: tokens[2] } }), versionHeader);
     }
     if (versionHeader === undefined || !/^[1-9][0-9]{0,8}$/.test(versionHeader)) {
-      return fail(msg, new MoltError(ErrorCode.InvalidVersion, `header ${Header.Version} must be the caller's interface version, a positive integer; got ${versionHeader === undefined ? 'nothing' : JSON.stringify(versionHeader.slice(0, 20))}`), versionHeader, host.currentVersion);
+      return fail(msg, headers, new MoltError(ErrorCode.InvalidVersion, `header ${Header.Version} must be the caller's interface version, a positive integer; got ${versionHeader === undefined ? 'nothing' : JSON.stringify(versionHeader.slice(0, 20))}`), versionHeader, host.currentVersion);
     }
     const version = Number(versionHeader);
-    const message = msg.headers?.get(Header.Message);
-    if (!message) return fail(msg, new MoltError(ErrorCode.InvalidHeader, `header ${Header.Message} (the message name) is missing`), versionHeader, host.currentVersion);
+    const message = headers?.get(Header.Message);
+    if (!message) return fail(msg, headers, new MoltError(ErrorCode.InvalidHeader, `header ${Header.Message} (the message name) is missing`), versionHeader, host.currentVersion);
     if (msg.data.length > maxPayload) {
-      return fail(msg, new MoltError(ErrorCode.PayloadTooLarge, `body is ${msg.data.length} bytes; this node accepts at most ${maxPayload}`, { data: { size: msg.data.length, limit: maxPayload } }), versionHeader, host.currentVersion);
+      return fail(msg, headers, new MoltError(ErrorCode.PayloadTooLarge, `body is ${msg.data.length} bytes; this node accepts at most ${maxPayload}`, { data: { size: msg.data.length, limit: maxPayload } }), versionHeader, host.currentVersion);
     }
     let key: string;
     try {
       key = decodeKey(tokens[4]!);
     } catch (e) {
-      return fail(msg, toMoltError(e), versionHeader, host.currentVersion);
+      return fail(msg, headers, toMoltError(e), versionHeader, host.currentVersion);
     }
     const expected = shardOf(tokens[4]!, shards);
     if (String(expected) !== tokens[3]) {
-      return fail(msg, new MoltError(ErrorCode.InvalidHeader, `key '${tokens[4]}' belongs to shard ${expected} of ${shards}, but was sent to shard ${tokens[3]}: does the caller use the service's shard count (${shards})?`, { data: { shards, expected } }), versionHeader, host.currentVersion);
+      return fail(msg, headers, new MoltError(ErrorCode.InvalidHeader, `key '${tokens[4]}' belongs to shard ${expected} of ${shards}, but was sent to shard ${tokens[3]}: does the caller use the service's shard count (${shards})?`, { data: { shards, expected } }), versionHeader, host.currentVersion);
     }
     let request: unknown;
     if (msg.data.length === 0) request = {};
@@ -310,24 +315,22 @@ export async function createNode(options: NodeOptions): Promise<MoltNode> {
       try {
         request = codec.decode(msg.data);
       } catch (e) {
-        return fail(msg, new MoltError(ErrorCode.MalformedBody, `body is not a superjson document: ${(e as Error).message}`), versionHeader, host.currentVersion);
+        return fail(msg, headers, new MoltError(ErrorCode.MalformedBody, `body is not a superjson document: ${(e as Error).message}`), versionHeader, host.currentVersion);
       }
       if (typeof request !== 'object' || request === null || Array.isArray(request)) {
-        return fail(msg, new MoltError(ErrorCode.MalformedBody, 'body must encode an object (the message payload)'), versionHeader, host.currentVersion);
+        return fail(msg, headers, new MoltError(ErrorCode.MalformedBody, 'body must encode an object (the message payload)'), versionHeader, host.currentVersion);
       }
     }
-    // One reaction per call: the settled call leaves `inflight` in the same step that answers it.
-    const p: Promise<void> = host.deliver(key, version, message, request).then(
-      (reply) => {
-        inflight.delete(p);
-        respond(msg, true, reply, versionHeader, host.currentVersion);
-      },
-      (e) => {
-        inflight.delete(p);
-        fail(msg, toMoltError(e), versionHeader, host.currentVersion);
-      },
-    );
-    inflight.add(p);
+    inflight++;
+    host.dispatch(key, version, message, request, (error, reply) => {
+      if (error) fail(msg, headers, error, versionHeader, host.currentVersion);
+      else respond(msg, headers, true, reply, versionHeader, host.currentVersion);
+      if (--inflight === 0 && whenQuiet.length > 0) {
+        const waiting = whenQuiet;
+        whenQuiet = [];
+        for (const wake of waiting) wake();
+      }
+    });
   }
 
   /** Answers a call whose headers cannot even be parsed (InvalidHeader), touching nothing else of it. */
@@ -386,7 +389,7 @@ export async function createNode(options: NodeOptions): Promise<MoltNode> {
     // Placement announces the release only after this: until then another node
     // must not take these shards, or two nodes could write one actor at once.
     return Promise.all(draining).then(async () => {
-      await Promise.allSettled([...inflight]);
+      await quiet();
     });
   }
 
@@ -499,7 +502,7 @@ export async function createNode(options: NodeOptions): Promise<MoltNode> {
         await placement.stop({ leave: true });
         await Promise.allSettled([...subscriptions.values()].map((sub) => sub.drain()));
         subscriptions.clear();
-        await Promise.allSettled([...inflight]);
+        await quiet();
         for (const host of hosts.values()) {
           await host.drain();
           host.stop();

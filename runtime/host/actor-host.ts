@@ -30,14 +30,16 @@ import {
   type TypeVersions,
 } from '../upgrade/layer.ts';
 
+/** Receives a call's outcome, exactly once: an error, or none and the reply. */
+export type Settle = (error: MoltError | undefined, reply?: unknown) => void;
+
 /** One call waiting for its actor. */
 export interface Call {
   readonly version: number;
   readonly message: string;
   readonly request: unknown;
   readonly route: Route;
-  resolve(reply: unknown): void;
-  reject(error: MoltError): void;
+  readonly settle: Settle;
 }
 
 /** Counters a host keeps for status and health gating. */
@@ -172,39 +174,44 @@ export class ActorHost {
     this.view = undefined;
   }
 
-  /** Accepts a call for actor `key`: validates it and queues it on the actor. */
+  /** Accepts a call for actor `key`: validates it and queues it on the actor. Resolves with the reply. */
   deliver(key: string, version: number, message: string, request: unknown): Promise<unknown> {
+    return new Promise<unknown>((resolve, reject) => {
+      this.dispatch(key, version, message, request, (error, reply) => (error ? reject(error) : resolve(reply)));
+    });
+  }
+
+  /**
+   * {@link deliver} without a promise, for the node's request path: `settle`
+   * gets the outcome — synchronously when the actor is resident and the call
+   * writes nothing, which is most calls to volatile actors.
+   */
+  dispatch(key: string, version: number, message: string, request: unknown, settle: Settle): void {
     this.stats.calls++;
     let route: Route;
     try {
       route = admit(this.typeVersions, version, message, request);
     } catch (e) {
-      this.stats.failed++;
-      return Promise.reject(e);
+      this.fail({ version, message, request, route: 'native', settle }, toMoltError(e));
+      return;
     }
-    return new Promise<unknown>((resolve, reject) => {
-      const call: Call = {
-        version,
-        message,
-        request,
-        route,
-        resolve,
-        reject: (err) => {
-          if (err.code === ErrorCode.Disallowed) this.stats.disallowed++;
-          else this.stats.failed++;
-          reject(err);
-        },
-      };
-      if (this.held) {
-        if (this.held.length >= this.options.holdLimit) {
-          call.reject(new MoltError(ErrorCode.Upgrading, `${this.name} is upgrading on this node and ${this.options.holdLimit} calls are already held; retry shortly`, { data: { type: this.name } }));
-          return;
-        }
-        this.held.push({ key, call });
+    const call: Call = { version, message, request, route, settle };
+    if (this.held) {
+      if (this.held.length >= this.options.holdLimit) {
+        this.fail(call, new MoltError(ErrorCode.Upgrading, `${this.name} is upgrading on this node and ${this.options.holdLimit} calls are already held; retry shortly`, { data: { type: this.name } }));
         return;
       }
-      this.cellFor(key).enqueue(call);
-    });
+      this.held.push({ key, call });
+      return;
+    }
+    this.cellFor(key).enqueue(call);
+  }
+
+  /** @internal Ends `call` with `error`, counted in the stats. */
+  fail(call: Call, error: MoltError): void {
+    if (error.code === ErrorCode.Disallowed) this.stats.disallowed++;
+    else this.stats.failed++;
+    call.settle(error);
   }
 
   private cellFor(key: string): ActorCell {
@@ -407,7 +414,7 @@ export class ActorHost {
           const route = admit(this.typeVersions, call.version, call.message, call.request);
           this.cellFor(key).enqueue({ ...call, route });
         } catch (e) {
-          call.reject(toMoltError(e));
+          this.fail(call, toMoltError(e));
         }
       }
     }
@@ -519,7 +526,7 @@ class ActorCell {
           await this.load(types);
         } catch (e) {
           const err = toMoltError(e, ErrorCode.Unavailable);
-          for (const call of this.queue.splice(0)) call.reject(err);
+          for (const call of this.queue.splice(0)) this.host.fail(call, err);
           return;
         }
       }
@@ -555,7 +562,7 @@ class ActorCell {
             ? e
             : new MoltError(ErrorCode.Unavailable, `actor ${this.host.name}/${this.key} could not commit: ${(e as Error).message}`, { cause: e });
           this.state = undefined; // reload before the next call: memory may be ahead of the store
-          for (const call of batch) call.reject(err);
+          for (const call of batch) this.host.fail(call, err);
           continue;
         }
       }
@@ -563,8 +570,8 @@ class ActorCell {
       this.lastUsed = config.clock.now();
       outcomes.forEach((o, i) => {
         const call = batch[i]!;
-        if (o.ok) call.resolve(o.reply);
-        else call.reject(o.error);
+        if (o.ok) call.settle(undefined, o.reply);
+        else this.host.fail(call, o.error);
       });
     }
   }

@@ -456,10 +456,23 @@ function transitionOnce(machine: AnyStateMachine, snapshot: AnyMachineSnapshot, 
   return [next, cached.actions.length === 0 ? [] : cached.actions.splice(0)];
 }
 
+/**
+ * Equality of two xstate state values (a state name, or an object of nested
+ * values). xstate builds a new value object on every transition, even when the
+ * machine stays where it was, so identity alone would count every call as a change.
+ */
 function sameValue(a: unknown, b: unknown): boolean {
   if (a === b) return true;
-  if (typeof a !== 'object' || typeof b !== 'object') return false;
-  return JSON.stringify(a) === JSON.stringify(b);
+  if (typeof a !== 'object' || typeof b !== 'object' || a === null || b === null) return false;
+  const left = a as Record<string, unknown>;
+  const right = b as Record<string, unknown>;
+  let count = 0;
+  for (const key in left) {
+    if (!Object.hasOwn(right, key) || !sameValue(left[key], right[key])) return false;
+    count++;
+  }
+  for (const _ in right) count--;
+  return count === 0;
 }
 
 function disallowed(type: string, version: number, message: string, reason: string): MoltError {
