@@ -29,6 +29,7 @@
 import type { KV, KvEntry } from '@nats-io/kv';
 import type { Clock, Logger, TimerHandle } from '../env.ts';
 import { fnv1a } from '../wire/protocol.ts';
+import { parseSharedJson } from '../udb/records.ts';
 
 /** A node's record in the upgrade database. */
 export interface NodeRecord {
@@ -123,6 +124,13 @@ export function assignShards(live: readonly string[], shards: number): string[] 
     owners.push(best);
   }
   return owners;
+}
+
+function sameShards(a: readonly number[] | undefined, b: readonly number[] | undefined): boolean {
+  if (a === b) return true;
+  if (!a || !b || a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
 }
 
 /** Tracks membership and this node's shards. */
@@ -227,16 +235,27 @@ export class Placement {
       return;
     }
     try {
-      const rec = entry.json<NodeRecord>();
+      // Parsed once per process for every observer (frozen: read only).
+      const rec = parseSharedJson(entry.value) as NodeRecord;
       if (id === this.o.nodeId) {
         // Our own heartbeat came back: the watch is current up to when we wrote
         // it (records of an earlier process with this id do not count).
         const at = rec.heartbeatAt;
-        if (typeof at === 'number' && at >= this.startedAt && at <= this.o.clock.now()) this.watchedUpTo = Math.max(this.watchedUpTo, at);
+        if (typeof at === 'number' && at >= this.startedAt && at <= this.o.clock.now() && at > this.watchedUpTo) {
+          this.watchedUpTo = at;
+          // Others may have died by it, or this node may now take shards.
+          this.recompute();
+        }
         return;
       }
+      const before = this.records.get(id);
+      const seen = this.lastSeen.get(id);
       this.records.set(id, rec);
       this.lastSeen.set(id, this.o.clock.now());
+      // A heartbeat of a live node that changes neither its status nor its
+      // claims changes no input of recompute(); skipping it saves O(N) per
+      // record, N records a heartbeat period.
+      if (before && seen !== undefined && this.watchedUpTo - seen <= this.o.leaseMs && before.status === rec.status && sameShards(before.claims, rec.claims)) return;
       // Membership or claims may have changed (a node joined, left, came back
       // or released shards): cheap to recompute, and handovers wait on it.
       this.recompute();

@@ -119,7 +119,7 @@ export async function startUpgradeManager(node: MoltNode, options: UpgradeManage
 
   function periodic(): void {
     if (ctx.stopped) return;
-    void watch.reconcile();
+    void watch.periodic();
     timers[1] = clock.setTimeout(periodic, reconcileMs);
   }
 

@@ -78,9 +78,9 @@ export function createLifecycles(ctx: ManagerContext, deps: LifecyclesDeps): Lif
     const note = context.note;
     if (!m.verified && context.verified) {
       m.verified = context.verified as Verified;
-      // Verification read the rollout's control; later changes are sent as they come.
-      const control = ctx.controls.get(m.verified.descriptor.rolloutId);
-      if (control) m.lastControlAt = control.at;
+      // Verification read the rollout's control; syncRollout sends any other
+      // the watch has delivered since (and later ones as they come).
+      if (m.verified.controlAt !== undefined) m.lastControlAt = m.verified.controlAt;
       if (m.verified.rollout?.done) m.doneSent = true;
       queueMicrotask(() => deps.syncRollout(m));
     }

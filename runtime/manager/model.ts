@@ -18,7 +18,12 @@ import type { ScheduleMachine } from '../../actors/schedules/contract.ts';
 export interface UpgradeManagerOptions {
   /** Publisher public keys whose upgrades this node accepts (`U…`/`A…`, from `molt keys generate`). */
   trustedKeys: readonly string[];
-  /** Full re-read of descriptors and UDB, in ms (default 5000). */
+  /**
+   * Period of reconciliation, in ms (default 5000): ended watches restarted
+   * with a full re-read of descriptors and UDB, failed upgrades retried,
+   * rollouts recounted. With every watch running, the full re-read runs every
+   * 12th period (the watches deliver every change meanwhile).
+   */
   reconcileMs?: number;
   /** Period of `tick` and `load` events to scheduling functions, in ms (default 1000). */
   tickMs?: number;
@@ -62,6 +67,8 @@ export interface Verified extends VerifiedUpgrade {
   /** The bundle's definition even when the node knows the version (what a fix loads). */
   fixDef: AnyActorVersion | undefined;
   schedule: ScheduleMachine;
+  /** The `at` of the control record the rollout flags were read from, if there was one. */
+  controlAt?: number;
 }
 
 /** One upgrade (one descriptor key) under management: its lifecycle actor and what was recorded of it. */

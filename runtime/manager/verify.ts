@@ -57,6 +57,11 @@ export function createVerifier(ctx: ManagerContext): Verifier {
     if (!stored || !store) throw new MoltError(ErrorCode.Unavailable, `descriptor ${key} is no longer readable`);
     const descriptor = verifyDescriptor(key, stored.value, { service: node.service, trustedKeys: ctx.config.trustedKeys });
     const where = `${descriptor.type}@${descriptor.to}`;
+    // Read the rollout's records now, while the bundle downloads: the first
+    // decision (catch up? hold?) must not race the UDB watches. (Awaited below;
+    // if verification fails first, nobody needs them.)
+    const records = Promise.all([udb.rollout(descriptor.rolloutId), udb.control(descriptor.rolloutId)]);
+    records.catch(() => undefined);
     let bundle = bundles.get(descriptor.bundle.digest);
     if (!bundle) {
       bundle = (async () => {
@@ -89,10 +94,12 @@ export function createVerifier(ctx: ManagerContext): Verifier {
       throw rejected('chain', `${where} in the bundle declares .from(version ${def.previous?.version}), but the descriptor says it upgrades from ${descriptor.from}`, { key });
     }
     const schedule = ctx.config.findSchedule(descriptor.schedule.name, descriptor.schedule.params, loaded.schedules);
-    // Read the rollout's records now: the first decision (catch up? hold?) must not race the UDB watches.
-    const [rollout, control] = await Promise.all([udb.rollout(descriptor.rolloutId), udb.control(descriptor.rolloutId)]);
-    if (rollout) ctx.rollouts.set(rollout.record.rolloutId, rollout.record);
-    if (control) ctx.controls.set(control.rolloutId, control);
+    const [rollout, control] = await records;
+    // What the watches delivered meanwhile stays: they deliver in write order,
+    // and the lifecycle is told of anything newer than what it decided on
+    // (`controlAt`, see lifecycles.ts).
+    if (rollout && !ctx.rollouts.has(rollout.record.rolloutId)) ctx.rollouts.set(rollout.record.rolloutId, rollout.record);
+    if (control && !ctx.controls.has(control.rolloutId)) ctx.controls.set(control.rolloutId, control);
     const r = rollout?.record;
     const rolledBack = control?.command === 'rollback' || (r !== undefined && rollbackStates.has(r.state));
     const reason = control?.reason ?? r?.reason;
@@ -101,6 +108,7 @@ export function createVerifier(ctx: ManagerContext): Verifier {
       def: known ? undefined : def,
       fixDef: def,
       schedule,
+      ...(control ? { controlAt: control.at } : {}),
       rollout: {
         done: r?.state === 'done',
         paused: control ? control.command === 'pause' : r?.state === 'paused',

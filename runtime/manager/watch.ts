@@ -2,9 +2,20 @@
  * How the manager learns: a KV watch on the descriptors (`upgrade.>` in the
  * upgrades bucket) for sub-second reaction, watches on the UDB keys it
  * follows (`nodes.>`, `control.>`, `rollouts.>`, `retired.>`), and a full
- * read of all of them — reconciliation — at start, after every reconnect and
- * every `reconcileMs`, because a watch can skip intermediate values and ends
- * when its server goes away (the next reconciliation restarts it).
+ * read of all of them — reconciliation — at start, after every reconnect,
+ * whenever a watch has ended (it ends when its server goes away; the
+ * reconciliation restarts it) and every {@link FULL_READ_EVERY} periods.
+ *
+ * Every `reconcileMs` a periodic pass checks that every watch still runs and
+ * acts on what the manager knows (retries, lifecycles, rollbacks, counts);
+ * it reads everything again only when a watch has ended or the full read is
+ * due. Why not a full read every period: a running watch is an ordered
+ * consumer that restarts itself from the last value it delivered on a gap or
+ * on missed heartbeats, so it already holds what a read would return; the
+ * read cost five key listings (five consumers) and one get per record, per
+ * manager and period — with 50 nodes, ≈ 20 % of a nats-server core, in bursts
+ * that delayed the watches themselves. The full reads of different managers
+ * start at a random period so that they do not come together.
  *
  * Every record, however it arrives, goes through one observer per key family
  * that keeps the newest revision in the manager's context and tells the rest
@@ -17,6 +28,7 @@ import { parseDescriptorKey } from '../server/descriptor.ts';
 import { openUpgradeStore, type StoredDescriptor } from '../server/store.ts';
 import {
   parseRecord,
+  parseSharedRecord,
   UdbPrefix,
   udbPatterns,
   type ControlRecord,
@@ -26,6 +38,14 @@ import {
 } from '../udb/index.ts';
 import type { ManagerContext } from './context.ts';
 import { errorText } from './model.ts';
+
+/** Same native version of every type (a heartbeat usually changes neither). */
+function sameVersions(a: Readonly<Record<string, number>>, b: Readonly<Record<string, number>>): boolean {
+  const keys = Object.keys(a);
+  if (keys.length !== Object.keys(b).length) return false;
+  for (const k of keys) if (a[k] !== b[k]) return false;
+  return true;
+}
 
 /** What the watch tells the rest of the manager. */
 export interface WatchHooks {
@@ -42,9 +62,19 @@ export interface WatchHooks {
   reconciled(): Promise<void>;
 }
 
+/** Every this many periodic passes, a full read even with every watch running. */
+export const FULL_READ_EVERY = 12;
+/** The watches a manager keeps: nodes, control, rollouts, retired (UDB) and descriptors. */
+const WATCH_COUNT = 5;
+
 export interface Watch {
   /** Reads everything again and acts on it (one at a time: a call during a reconciliation joins it). */
   reconcile(): Promise<void>;
+  /**
+   * The periodic pass: a full {@link Watch.reconcile} if a watch has ended or
+   * one is due, else only the reconciliation's actions on what is known.
+   */
+  periodic(): Promise<void>;
   /** Reconciles after every reconnect to NATS. */
   followReconnects(): void;
   /** Stops every watch. */
@@ -55,6 +85,8 @@ export function createWatch(ctx: ManagerContext, hooks: WatchHooks): Watch {
   const { node, udb, clock, logger } = ctx;
   const watches = new Map<string, () => void>();
   let reconciling: Promise<void> | undefined;
+  /** Periodic passes until the next full read: a random phase per manager, so that full reads spread out. */
+  let passesToFullRead = 1 + Math.floor(Math.random() * FULL_READ_EVERY);
 
   function observeNode(entry: KvEntry): void {
     const id = entry.key.slice(UdbPrefix.nodes.length);
@@ -63,15 +95,16 @@ export function createWatch(ctx: ManagerContext, hooks: WatchHooks): Watch {
       hooks.nodesChanged();
       return;
     }
-    const record = parseRecord<NodeRecord>(entry.value, udbPatterns.node);
-    if (!record) return;
     const before = ctx.nodes.get(id);
     if (before && before.revision >= entry.revision) return;
+    // Shared with every other observer in the process (placement, other nodes' managers).
+    const record = parseSharedRecord<NodeRecord>(entry.value, udbPatterns.node);
+    if (!record) return;
     const now = clock.now();
     // First sight: trust the heartbeat time (bounded by now) so a long-dead record is not live for a lease.
     const lastSeen = before ? now : Math.min(now, record.heartbeatAt);
     ctx.nodes.set(id, { record, revision: entry.revision, lastSeen });
-    const changed = !before || before.record.status !== record.status || JSON.stringify(before.record.versions) !== JSON.stringify(record.versions);
+    const changed = !before || before.record.status !== record.status || !sameVersions(before.record.versions, record.versions);
     if (changed) {
       hooks.nodesChanged();
       queueMicrotask(hooks.recount);
@@ -194,8 +227,23 @@ export function createWatch(ctx: ManagerContext, hooks: WatchHooks): Watch {
     return reconciling;
   }
 
+  /** Every watch this manager keeps is running (the descriptors' only once the upgrades bucket is reachable). */
+  function watching(): boolean {
+    return ctx.store !== undefined && watches.size === WATCH_COUNT;
+  }
+
+  async function periodic(): Promise<void> {
+    if (--passesToFullRead <= 0 || !watching()) {
+      passesToFullRead = FULL_READ_EVERY;
+      return reconcile();
+    }
+    if (reconciling) return reconciling;
+    await hooks.reconciled();
+  }
+
   return {
     reconcile,
+    periodic,
     followReconnects() {
       // Reconnects: watches may have missed values while away.
       void (async () => {

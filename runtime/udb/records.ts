@@ -164,12 +164,80 @@ export const udbPatterns = {
   report: { nodeId: P.string, key: P.string, code: P.string, message: P.string, at: P.number },
 } as const;
 
+const decoder = new TextDecoder();
+
 /** Parses a record's JSON bytes against a pattern; undefined if it does not match. */
 export function parseRecord<T>(bytes: Uint8Array, pattern: unknown): T | undefined {
   try {
-    const value: unknown = JSON.parse(new TextDecoder().decode(bytes));
+    const value: unknown = JSON.parse(decoder.decode(bytes));
     return isMatching(pattern as never, value) ? (value as T) : undefined;
   } catch {
     return undefined;
   }
+}
+
+/** One JSON text parsed once, and which patterns its value matched. */
+interface SharedParse {
+  readonly value: unknown;
+  readonly matches: Map<unknown, boolean>;
+}
+
+/**
+ * Values of record texts parsed lately, by the text itself. Every observer of
+ * a record in the process — placement and upgrade manager of every node, each
+ * on its own connection and watch — gets the same bytes; with N nodes in one
+ * process (tests, benchmarks) each heartbeat was parsed 2N times, N² a
+ * heartbeat period. A memo of a pure function of the bytes: keyed by the whole
+ * text (never by key or revision, which two servers can share), bounded, and
+ * its values are frozen because every caller gets the same object.
+ */
+const sharedParses = new Map<string, SharedParse>();
+const SHARED_PARSES_MAX = 512;
+
+function deepFreeze<T>(value: T): T {
+  if (typeof value === 'object' && value !== null && !Object.isFrozen(value)) {
+    Object.freeze(value);
+    for (const v of Object.values(value)) deepFreeze(v);
+  }
+  return value;
+}
+
+function sharedParse(bytes: Uint8Array): SharedParse {
+  const text = decoder.decode(bytes);
+  let parsed = sharedParses.get(text);
+  if (!parsed) {
+    parsed = { value: deepFreeze(JSON.parse(text) as unknown), matches: new Map() };
+    // Oldest first: observers read a record within moments of each other.
+    if (sharedParses.size >= SHARED_PARSES_MAX) sharedParses.delete(sharedParses.keys().next().value!);
+    sharedParses.set(text, parsed);
+  }
+  return parsed;
+}
+
+/**
+ * Parses JSON bytes once per process however many observers read them (see
+ * {@link sharedParse}); throws like `JSON.parse` if they are not JSON.
+ * The value is deeply frozen: it is shared, never mutate it.
+ */
+export function parseSharedJson(bytes: Uint8Array): unknown {
+  return sharedParse(bytes).value;
+}
+
+/**
+ * {@link parseRecord} for records many observers in one process read (node
+ * records): parsed and matched once per text. The record is deeply frozen.
+ */
+export function parseSharedRecord<T>(bytes: Uint8Array, pattern: unknown): Readonly<T> | undefined {
+  let parsed: SharedParse;
+  try {
+    parsed = sharedParse(bytes);
+  } catch {
+    return undefined;
+  }
+  let matches = parsed.matches.get(pattern);
+  if (matches === undefined) {
+    matches = isMatching(pattern as never, parsed.value);
+    parsed.matches.set(pattern, matches);
+  }
+  return matches ? (parsed.value as T) : undefined;
 }

@@ -1,0 +1,46 @@
+/**
+ * UDB record parsing shared by every observer in a process (placement and the
+ * upgrade manager of each node): one parse per record text, the same frozen
+ * value for all, and the same verdicts as a plain parse.
+ */
+import { suite } from 'uvu';
+import * as assert from 'uvu/assert';
+import { parseRecord, parseSharedJson, parseSharedRecord, udbPatterns, type NodeRecord } from '../../runtime/udb/index.ts';
+
+const test = suite('udb records');
+const bytes = (value: unknown) => new TextEncoder().encode(JSON.stringify(value));
+const node: NodeRecord = { id: 'n1', service: 's', host: 'h', pid: 1, versions: { counter: 2 }, known: { counter: [1, 2] }, status: 'running', startedAt: 1, heartbeatAt: 2, claims: [3, 5] };
+
+test('shared parse - observers of one record text get one frozen value', () => {
+  // Two copies of the bytes, as two connections receive them.
+  const a = parseSharedRecord<NodeRecord>(bytes(node), udbPatterns.node);
+  const b = parseSharedRecord<NodeRecord>(bytes(node), udbPatterns.node);
+  assert.ok(a);
+  assert.is(a, b);
+  assert.equal(a, node);
+  assert.is(parseSharedJson(bytes(node)), a);
+  assert.ok(Object.isFrozen(a) && Object.isFrozen(a!.versions) && Object.isFrozen(a!.known!.counter) && Object.isFrozen(a!.claims));
+  assert.throws(() => {
+    (a!.versions as Record<string, number>).counter = 3;
+  });
+});
+
+test('shared parse - the same verdicts as parseRecord', () => {
+  const wrong = { ...node, status: 'sleeping' };
+  assert.is(parseSharedRecord(bytes(wrong), udbPatterns.node), undefined);
+  assert.is(parseRecord(bytes(wrong), udbPatterns.node), undefined);
+  // The text matched one pattern and not another: each verdict is its own.
+  assert.ok(parseSharedRecord(bytes(node), udbPatterns.node));
+  assert.is(parseSharedRecord(bytes(node), udbPatterns.control), undefined);
+  assert.is(parseSharedRecord(new TextEncoder().encode('{not json'), udbPatterns.node), undefined);
+  assert.throws(() => parseSharedJson(new TextEncoder().encode('{not json')));
+});
+
+test('shared parse - a changed record is parsed anew', () => {
+  const a = parseSharedRecord<NodeRecord>(bytes(node), udbPatterns.node);
+  const b = parseSharedRecord<NodeRecord>(bytes({ ...node, heartbeatAt: 3 }), udbPatterns.node);
+  assert.is.not(a, b);
+  assert.is(b!.heartbeatAt, 3);
+});
+
+test.run();
