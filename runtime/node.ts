@@ -7,7 +7,7 @@
  */
 import { hostname } from 'node:os';
 import { headers as natsHeaders, type Msg, type MsgHdrs, type NatsConnection, type Subscription } from '@nats-io/transport-node';
-import { Kvm, type KV } from '@nats-io/kv';
+import { Kvm, type KV, type KvEntry } from '@nats-io/kv';
 import { ErrorCode, MoltError, toMoltError } from './errors.ts';
 import type { ServiceDefinition } from './define/service.ts';
 import { checkVersionChain } from './define/service.ts';
@@ -122,6 +122,41 @@ function leaseGuarded(store: StateStore, mayWrite: () => boolean): StateStore {
   };
 }
 
+/**
+ * Refuses to start a second process under a node id that a live process is
+ * using: both would heartbeat one record, claim the same shards and serve the
+ * same actors (compare-and-set keeps writes safe, but reads could be stale).
+ * A record recent enough to belong to a live process is watched for a few of
+ * its heartbeats; if it moves, its owner is alive. A node restarted right
+ * after a crash waits those heartbeats once, then starts.
+ */
+async function ensureIdFree(udb: KV, nodeId: string, previous: KvEntry | null, timing: { heartbeatMs: number; leaseMs: number; clock: Clock }): Promise<void> {
+  if (!previous || previous.operation !== 'PUT') return;
+  let record: NodeRecord;
+  try {
+    record = previous.json<NodeRecord>();
+  } catch {
+    return; // a malformed record belongs to nobody
+  }
+  const { heartbeatMs, leaseMs, clock } = timing;
+  if (record.status === 'stopped' || clock.now() - record.heartbeatAt > leaseMs) return;
+  await new Promise<void>((resolve) => clock.setTimeout(resolve, Math.ceil(heartbeatMs * 2.5)));
+  const now = await udb.get(`${NODE_PREFIX}${nodeId}`).catch(() => null);
+  if (!now || now.operation !== 'PUT' || now.revision === previous.revision) return;
+  let current: NodeRecord | undefined;
+  try {
+    current = now.json<NodeRecord>();
+  } catch {
+    return;
+  }
+  if (current.status === 'stopped') return;
+  throw new MoltError(
+    ErrorCode.OperationRefused,
+    `node id '${nodeId}' is in use: process ${current.pid} on host '${current.host}' is running under it and heartbeating its record. Stop that process, or start this one with another id (--id)`,
+    { retryable: false, data: { nodeId, pid: current.pid, host: current.host } },
+  );
+}
+
 /** Starts a node. Resolves once it is serving. */
 export async function createNode(options: NodeOptions): Promise<MoltNode> {
   const clock = options.clock ?? systemClock;
@@ -149,6 +184,12 @@ export async function createNode(options: NodeOptions): Promise<MoltNode> {
   // Resume where this node id left off (e.g. killed mid-upgrade): never run a
   // type older than this node last ran it, if we have the code for that version.
   const previous = await udb.get(`${NODE_PREFIX}${nodeId}`).catch(() => null);
+  try {
+    await ensureIdFree(udb, nodeId, previous, { heartbeatMs: options.heartbeatMs ?? 1000, leaseMs: options.leaseMs ?? 5000, clock });
+  } catch (e) {
+    if (ownsConnection) await nc.close().catch(() => undefined);
+    throw e;
+  }
   const resumed: Record<string, number> = {};
   if (previous && previous.operation === 'PUT') {
     try {
