@@ -436,6 +436,14 @@ export class ActorHost {
   }
 }
 
+/** A batch's turns, run on a working copy of the actor's state. */
+interface BatchTurns {
+  working: ActorState;
+  /** True if some turn changed what is persisted. */
+  dirty: boolean;
+  outcomes: Array<{ ok: true; reply: unknown } | { ok: false; error: MoltError }>;
+}
+
 /** One actor in memory: its state, revision and mailbox. */
 class ActorCell {
   private state: ActorState | undefined;
@@ -444,7 +452,9 @@ class ActorCell {
   /** Set when another node may have changed this actor since it was loaded: reload before the next batch. */
   private stale = false;
   private readonly queue: Call[] = [];
+  /** The asynchronous rest of the mailbox's processing, while a batch waits for the store. */
   private running: Promise<void> | undefined;
+  private pumping = false;
   lastUsed: number;
   private readonly storeKey: string;
 
@@ -467,10 +477,7 @@ class ActorCell {
   enqueue(call: Call): void {
     this.queue.push(call);
     this.lastUsed = this.host.config.clock.now();
-    this.running ??= this.drain().finally(() => {
-      this.running = undefined;
-      if (this.queue.length > 0) this.running = this.drain().finally(() => (this.running = undefined));
-    });
+    if (this.running === undefined && !this.pumping) this.pump(0);
   }
 
   /** Resolves when the mailbox is empty and nothing is being written. */
@@ -516,64 +523,104 @@ class ActorCell {
     }
   }
 
-  private async drain(): Promise<void> {
+  /**
+   * Runs the mailbox one batch at a time. A batch that needs no I/O — a
+   * resident actor whose turns change nothing to persist, which is every call
+   * to a volatile actor — runs synchronously and is answered before this
+   * returns: no promise per call. A batch that must load or write the actor
+   * continues asynchronously, and `running` holds that continuation until the
+   * mailbox is empty again. `conflicts` counts compare-and-set retries since
+   * the mailbox was last empty.
+   */
+  private pump(conflicts: number): void {
     const { config } = this.host;
-    let conflicts = 0;
-    while (this.queue.length > 0) {
-      const types = this.host.typeVersions;
-      if (!this.state || this.stale || this.state.version !== types.current) {
-        try {
-          await this.load(types);
-        } catch (e) {
-          const err = toMoltError(e, ErrorCode.Unavailable);
-          for (const call of this.queue.splice(0)) this.host.fail(call, err);
+    // A reply handler that enqueues on this actor synchronously must not start a second pump.
+    this.pumping = true;
+    try {
+      while (this.queue.length > 0) {
+        const types = this.host.typeVersions;
+        if (!this.state || this.stale || this.state.version !== types.current) {
+          this.running = this.loadThenPump(types, conflicts);
           return;
         }
-      }
-      const batch = this.queue.splice(0);
-      const base = this.state!;
-      let working = base;
-      let dirty = false;
-      const outcomes: Array<{ ok: true; reply: unknown } | { ok: false; error: MoltError }> = [];
-      for (const call of batch) {
-        try {
-          const result = runTurn(types, working, call.route, call.version, call.message, call.request);
-          working = result.state;
-          dirty ||= result.changed;
-          outcomes.push({ ok: true, reply: result.reply });
-        } catch (e) {
-          outcomes.push({ ok: false, error: toMoltError(e, ErrorCode.ActorFailed) });
+        const batch = this.queue.splice(0);
+        const turns = this.runBatch(types, batch);
+        if (turns.dirty && !config.volatile) {
+          this.running = this.commitThenPump(batch, turns, conflicts);
+          return;
         }
+        this.answer(batch, turns);
       }
-      if (dirty && !config.volatile) {
-        try {
-          this.revision = await config.store.save(this.storeKey, config.codec.encode(persist(working)), this.revision);
-        } catch (e) {
-          if (e instanceof RevisionConflict && conflicts < MAX_CONFLICT_RETRIES) {
-            // Another node wrote this actor (a placement move): reload and run the
-            // batch again. None of its replies has been sent, so nothing is applied twice.
-            conflicts++;
-            this.host.stats.conflicts++;
-            this.state = undefined;
-            this.queue.unshift(...batch);
-            continue;
-          }
-          const err = isMoltError(e)
-            ? e
-            : new MoltError(ErrorCode.Unavailable, `actor ${this.host.name}/${this.key} could not commit: ${(e as Error).message}`, { cause: e });
-          this.state = undefined; // reload before the next call: memory may be ahead of the store
-          for (const call of batch) this.host.fail(call, err);
-          continue;
-        }
-      }
-      this.state = working;
-      this.lastUsed = config.clock.now();
-      outcomes.forEach((o, i) => {
-        const call = batch[i]!;
-        if (o.ok) call.settle(undefined, o.reply);
-        else this.host.fail(call, o.error);
-      });
+      this.running = undefined;
+    } finally {
+      this.pumping = false;
     }
+  }
+
+  /** Runs every call of `batch` on a working copy of the state, all or nothing per call. */
+  private runBatch(types: TypeVersions, batch: Call[]): BatchTurns {
+    let working = this.state!;
+    let dirty = false;
+    const outcomes: BatchTurns['outcomes'] = [];
+    for (const call of batch) {
+      try {
+        const result = runTurn(types, working, call.route, call.version, call.message, call.request);
+        working = result.state;
+        dirty ||= result.changed;
+        outcomes.push({ ok: true, reply: result.reply });
+      } catch (e) {
+        outcomes.push({ ok: false, error: toMoltError(e, ErrorCode.ActorFailed) });
+      }
+    }
+    return { working, dirty, outcomes };
+  }
+
+  /** Adopts the batch's state and answers its calls (after the write, for durable actors). */
+  private answer(batch: Call[], turns: BatchTurns): void {
+    this.state = turns.working;
+    this.lastUsed = this.host.config.clock.now();
+    turns.outcomes.forEach((o, i) => {
+      const call = batch[i]!;
+      if (o.ok) call.settle(undefined, o.reply);
+      else this.host.fail(call, o.error);
+    });
+  }
+
+  private async loadThenPump(types: TypeVersions, conflicts: number): Promise<void> {
+    try {
+      await this.load(types);
+    } catch (e) {
+      const err = toMoltError(e, ErrorCode.Unavailable);
+      for (const call of this.queue.splice(0)) this.host.fail(call, err);
+    }
+    this.pump(conflicts);
+  }
+
+  /** Writes the batch's state with compare-and-set; answers the batch only once it is stored. */
+  private async commitThenPump(batch: Call[], turns: BatchTurns, conflicts: number): Promise<void> {
+    const { config } = this.host;
+    try {
+      this.revision = await config.store.save(this.storeKey, config.codec.encode(persist(turns.working)), this.revision);
+    } catch (e) {
+      if (e instanceof RevisionConflict && conflicts < MAX_CONFLICT_RETRIES) {
+        // Another node wrote this actor (a placement move): reload and run the
+        // batch again. None of its replies has been sent, so nothing is applied twice.
+        this.host.stats.conflicts++;
+        this.state = undefined;
+        this.queue.unshift(...batch);
+        this.pump(conflicts + 1);
+        return;
+      }
+      const err = isMoltError(e)
+        ? e
+        : new MoltError(ErrorCode.Unavailable, `actor ${this.host.name}/${this.key} could not commit: ${(e as Error).message}`, { cause: e });
+      this.state = undefined; // reload before the next call: memory may be ahead of the store
+      for (const call of batch) this.host.fail(call, err);
+      this.pump(conflicts);
+      return;
+    }
+    this.answer(batch, turns);
+    this.pump(conflicts);
   }
 
   /**
