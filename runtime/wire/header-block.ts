@@ -42,6 +42,8 @@ export class HeaderBlock {
 
   /** The status code of the status line (`NATS/1.0 503` → 503), 0 if it has none. */
   get code(): number {
+    // Most blocks (every call, every reply of a node) have a bare status line.
+    if (this.text.startsWith('NATS/1.0\r\n')) return 0;
     const firstLine = this.text.slice(0, Math.max(0, this.text.indexOf('\r\n')));
     const match = /^NATS\/1\.0\s+(\d+)/.exec(firstLine);
     return match ? Number(match[1]) : 0;
