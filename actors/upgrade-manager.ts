@@ -204,6 +204,8 @@ export const upgradeLifecycle = setup({
         id: 'schedule',
         src: 'runSchedule',
         input: ({ context }) => ({ verified: context.verified!, paused: context.paused }),
+        // The runner reports an SF's crash as `schedule.failed`; should the runner itself throw, the same.
+        onError: { target: 'failed', actions: assign({ error: ({ event }) => `the scheduling function failed: ${message(event.error)}` }) },
       },
       always: [{ guard: 'aborted', target: 'aborted' }],
       on: {

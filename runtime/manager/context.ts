@@ -25,6 +25,7 @@ export interface ManagerConfig {
   readonly reconcileMs: number;
   readonly tickMs: number;
   readonly leaseMs: number;
+  readonly maxBundleBytes: number;
   readonly findSchedule: (name: string, params: Record<string, unknown>, custom: Readonly<Record<string, unknown>>) => ScheduleMachine;
 }
 

@@ -35,7 +35,11 @@ export function createOperatorControl(ctx: ManagerContext, deps: { runRollbacks(
 
   function syncRollout(m: Managed): void {
     const d = m.verified?.descriptor;
-    if (!d || finalStates.has(m.state)) return;
+    if (!d) return;
+    if (finalStates.has(m.state)) {
+      if (m.retryOnControl) retryWhenChanged(m, d.rolloutId);
+      return;
+    }
     const control = ctx.controls.get(d.rolloutId);
     const rollout = ctx.rollouts.get(d.rolloutId);
     if (control && control.at !== m.lastControlAt) {
@@ -53,6 +57,16 @@ export function createOperatorControl(ctx: ManagerContext, deps: { runRollbacks(
     if (rollout?.state === 'done' && !m.doneSent) {
       m.doneSent = true;
       m.actor.send({ type: 'rollout.done' });
+    }
+  }
+
+  /** A lifecycle whose SF crashed gets another go (at the next reconciliation) once its rollout's control or state changed. */
+  function retryWhenChanged(m: Managed, rolloutId: string): void {
+    const control = ctx.controls.get(rolloutId);
+    const rollout = ctx.rollouts.get(rolloutId);
+    if ((control && control.at !== m.lastControlAt) || (rollout && rollout.state !== 'running' && rollout.state !== 'paused')) {
+      m.retryOnControl = false;
+      m.retry = true;
     }
   }
 

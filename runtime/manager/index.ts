@@ -43,7 +43,7 @@ import { createOperatorControl } from './control.ts';
 import { createUpgrades } from './upgrades.ts';
 import { createLifecycles } from './lifecycles.ts';
 import { createWatch } from './watch.ts';
-import { errorText, type UpgradeManager, type UpgradeManagerOptions } from './model.ts';
+import { DEFAULT_MAX_BUNDLE_BYTES, errorText, type UpgradeManager, type UpgradeManagerOptions } from './model.ts';
 
 export type { ManagedUpgrade, UpgradeManager, UpgradeManagerOptions } from './model.ts';
 
@@ -76,6 +76,7 @@ export async function startUpgradeManager(node: MoltNode, options: UpgradeManage
     reconcileMs,
     tickMs,
     leaseMs: options.leaseMs ?? 5000,
+    maxBundleBytes: options.maxBundleBytes ?? DEFAULT_MAX_BUNDLE_BYTES,
     findSchedule: options.resolveSchedule ?? defaultResolve,
   });
   if (trustedKeys.length === 0) logger.warn('no trusted publisher keys: every upgrade will be refused (pass --trust <public key>)');

@@ -115,8 +115,16 @@ export function createLifecycles(ctx: ManagerContext, deps: LifecyclesDeps): Lif
       }
       case 'failed': {
         const error = context.error ?? 'failed';
-        m.retry = true;
-        recorder.reportProblem(m, ErrorCode.OperationRefused, `upgrade ${m.type}@${m.to} failed: ${error}`);
+        // Only a crashed SF (user code of the bundle) fails a lifecycle in `scheduling`:
+        // retried every period it would crash every period. See Managed.retryOnControl.
+        const sfCrashed = previous === 'scheduling';
+        m.retry = !sfCrashed;
+        m.retryOnControl = sfCrashed;
+        const rolloutId = m.verified?.descriptor.rolloutId;
+        const advice = sfCrashed
+          ? `; this node runs it again only when the rollout changes: publish a fixed bundle (\`molt publish --fix --version ${m.type}=${m.to}\`) or abort the rollout (\`molt abort ${rolloutId ?? `${m.type}@${m.to}`}\`)`
+          : '';
+        recorder.reportProblem(m, ErrorCode.OperationRefused, `upgrade ${m.type}@${m.to} failed: ${error}${advice}`);
         recorder.recordStep(m, undefined, error);
         break;
       }
@@ -211,7 +219,7 @@ export function createLifecycles(ctx: ManagerContext, deps: LifecyclesDeps): Lif
       } catch (e) {
         m.fixing = undefined;
         m.revision = stored.revision; // do not retry the same bad revision in a loop
-        recorder.reportProblem(m, isMoltError(e) ? e.code : ErrorCode.UpgradeRejected, `refused fix of ${m.type}@${m.to}: ${errorText(e)}`, verifier.rejectionReason(m.key));
+        recorder.reportProblem(m, isMoltError(e) ? e.code : ErrorCode.UpgradeRejected, `refused new revision ${stored.revision} of ${m.type}@${m.to} (as a fix of the code it runs): ${errorText(e)}`, verifier.rejectionReason(m.key));
       }
     })();
   }

@@ -30,6 +30,14 @@ export interface UpgradeManagerOptions {
   /** A node whose record has not changed for this long is not live (default 5000; use the nodes' lease). */
   leaseMs?: number;
   /**
+   * The largest upgrade bundle this node downloads, in bytes (default
+   * 16 MiB, 16777216). A larger one is refused and
+   * reported (`bundle-too-large`) from its signed size, or from the size the
+   * Object Store records, before it is downloaded; a download that brings
+   * more is cut off.
+   */
+  maxBundleBytes?: number;
+  /**
    * Finds the SF machine of a descriptor's schedule (default: the built-ins of
    * actors/schedules and the bundle's `schedules` export).
    */
@@ -37,6 +45,9 @@ export interface UpgradeManagerOptions {
   clock?: Clock;
   logger?: Logger;
 }
+
+/** Default of `UpgradeManagerOptions.maxBundleBytes`: 16 MiB (bundles are usually well under 1 MiB). */
+export const DEFAULT_MAX_BUNDLE_BYTES = 16 * 1024 * 1024;
 
 /** One upgrade as this node's manager sees it. */
 export interface ManagedUpgrade {
@@ -84,6 +95,13 @@ export interface Managed {
   steps: Array<{ step: ProgressStep; at: number }>;
   /** Failed or rejected for a reason that may pass (NATS trouble): try again at the next reconciliation. */
   retry: boolean;
+  /**
+   * Failed because its scheduling function crashed: running it again would
+   * crash again, so it is retried only once its rollout's control or state
+   * changes (an abort, a resume, the rollout done elsewhere), or a new
+   * revision of its descriptor (a fix) replaces it.
+   */
+  retryOnControl?: boolean;
   lastControlAt?: number;
   doneSent?: boolean;
   lastNote?: string;

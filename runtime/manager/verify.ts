@@ -10,14 +10,19 @@
  * Why apart: this is the trust boundary. Nothing of a bundle runs before both
  * checks pass, and every refusal carries a reason (`unsigned`,
  * `digest-mismatch`, …) that the lifecycle reports. Bundles are imported once
- * per digest.
+ * per digest. Two refusals guard against what a valid signature alone lets
+ * through: a bundle larger than `maxBundleBytes` (refused from its signed
+ * size, then from the store's record of it, before it is downloaded, and cut
+ * off if more arrives), and a replayed descriptor — a new revision of a key
+ * whose signed `createdAt` is not later than the newest descriptor of that key
+ * this manager has seen verified (an old, genuinely signed descriptor put back).
  *
  * @module
  */
 import { ErrorCode, isMoltError, MoltError } from '../errors.ts';
 import type { AnyActorVersion } from '../define/version.ts';
 import { importBundle, sha256Hex, type LoadedBundle } from '../server/bundle.ts';
-import { rejected, verifyDescriptor } from '../server/descriptor.ts';
+import { rejected, verifyDescriptor, type UpgradeDescriptor } from '../server/descriptor.ts';
 import { rollbackStates } from '../udb/index.ts';
 import type { ManagerContext } from './context.ts';
 import { errorText, type Verified } from './model.ts';
@@ -38,6 +43,12 @@ export function createVerifier(ctx: ManagerContext): Verifier {
   const bundles = new Map<string, Promise<LoadedBundle>>();
   /** Rejection reasons (`unsigned`, `digest-mismatch`, …) by descriptor key, for reports. */
   const rejectionReasons = new Map<string, string>();
+  /**
+   * The newest descriptor of each key whose signature verified here. A later
+   * revision must have been published later (publishers make `createdAt`
+   * increase per key); one that was not is an old descriptor put back.
+   */
+  const newest = new Map<string, { revision: number; createdAt: number; rolloutId: string; digest: string }>();
 
   async function verify(key: string): Promise<Verified> {
     try {
@@ -57,6 +68,15 @@ export function createVerifier(ctx: ManagerContext): Verifier {
     if (!stored || !store) throw new MoltError(ErrorCode.Unavailable, `descriptor ${key} is no longer readable`);
     const descriptor = verifyDescriptor(key, stored.value, { service: node.service, trustedKeys: ctx.config.trustedKeys });
     const where = `${descriptor.type}@${descriptor.to}`;
+    checkNotReplayed(key, stored.revision, descriptor);
+    const maxBytes = ctx.config.maxBundleBytes;
+    if (descriptor.bundle.size > maxBytes) {
+      throw rejected(
+        'bundle-too-large',
+        `the bundle of ${where} (rollout ${descriptor.rolloutId}) is ${descriptor.bundle.size} bytes, over this node's limit of ${maxBytes} bytes: it was not downloaded. Publish a smaller bundle, or raise the limit on every node (--max-bundle-bytes, option maxBundleBytes)`,
+        { key, rolloutId: descriptor.rolloutId, size: descriptor.bundle.size, maxBytes },
+      );
+    }
     // Read the rollout's records now, while the bundle downloads: the first
     // decision (catch up? hold?) must not race the UDB watches. (Awaited below;
     // if verification fails first, nobody needs them.)
@@ -67,8 +87,12 @@ export function createVerifier(ctx: ManagerContext): Verifier {
       bundle = (async () => {
         let bytes: Uint8Array | null;
         try {
-          bytes = await store.getBundle(descriptor.bundle.digest);
+          bytes = await store.getBundle(descriptor.bundle.digest, { maxBytes });
         } catch (e) {
+          // Signed as small enough, but the store holds (or sends) more: not what was signed.
+          if (isMoltError(e, ErrorCode.UpgradeRejected)) {
+            throw rejected('bundle-too-large', `the bundle of ${where} (rollout ${descriptor.rolloutId}, signed size ${descriptor.bundle.size} bytes): ${e.message} — the object was replaced after publishing`, { key, ...e.data });
+          }
           // The object store checks its own digest while reading: a corrupt object is a tampered one.
           if (/corrupt|digest/i.test(errorText(e))) throw rejected('digest-mismatch', `the bundle of ${where} is corrupt in the object store: ${errorText(e)}`, { key });
           throw e;
@@ -117,6 +141,21 @@ export function createVerifier(ctx: ManagerContext): Verifier {
         ...(rolledBack ? { reason: `rolled back${reason ? `: ${reason}` : ''}` } : reason ? { reason } : {}),
       },
     };
+  }
+
+  /** Refuses a descriptor older than one of the same key already verified here; else remembers it as the newest. */
+  function checkNotReplayed(key: string, revision: number, d: UpgradeDescriptor): void {
+    const seen = newest.get(key);
+    if (seen && revision > seen.revision && d.createdAt <= seen.createdAt) {
+      throw rejected(
+        'replayed',
+        `${key} was written again (revision ${revision}) with a descriptor published ${new Date(d.createdAt).toISOString()} (rollout ${d.rolloutId}, bundle sha256 ${d.bundle.digest.slice(0, 12)}…), ` +
+          `not after the one this node already verified (published ${new Date(seen.createdAt).toISOString()}, rollout ${seen.rolloutId}, bundle sha256 ${seen.digest.slice(0, 12)}…): ` +
+          `an older signed descriptor put back; it was not loaded and the node keeps its code. If it is a genuine new publish, the publisher's clock is behind: publish again`,
+        { key, rolloutId: d.rolloutId },
+      );
+    }
+    if (!seen || revision >= seen.revision) newest.set(key, { revision, createdAt: d.createdAt, rolloutId: d.rolloutId, digest: d.bundle.digest });
   }
 
   async function load(verified: Verified): Promise<void> {

@@ -119,7 +119,9 @@ export type RejectionReason =
   | 'wrong-place'
   | 'digest-mismatch'
   | 'bundle-missing'
+  | 'bundle-too-large'
   | 'bundle-invalid'
+  | 'replayed'
   | 'chain'
   | 'schedule-unknown';
 

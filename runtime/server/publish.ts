@@ -74,6 +74,8 @@ interface Published {
   rolloutId: string;
   publisher: string;
   digest: string;
+  /** Its signed `createdAt`: a descriptor replacing it must be later (nodes refuse an older one as a replay). */
+  createdAt: number;
   /** KV revision of the descriptor (a re-publish after a rollback replaces it with compare-and-set). */
   revision: number;
 }
@@ -90,7 +92,7 @@ async function recordedChain(store: Pick<UpgradeStore, 'list'>): Promise<Map<str
     }
     let chain = chains.get(d.type);
     if (!chain) chains.set(d.type, (chain = new Map()));
-    chain.set(d.to, { to: d.to, rolloutId: d.rolloutId, publisher: d.publisher, digest: d.bundle.digest, revision: entry.revision });
+    chain.set(d.to, { to: d.to, rolloutId: d.rolloutId, publisher: d.publisher, digest: d.bundle.digest, createdAt: d.createdAt, revision: entry.revision });
   }
   return chains;
 }
@@ -223,7 +225,7 @@ export async function publishUpgrade(options: PublishOptions): Promise<PublishRe
 
     const now = clock.now();
     const replacing = new Map(targets.filter((t) => t.replaces).map((t) => [`${t.type}@${t.to}`, t.replaces!]));
-    const descriptors: UpgradeDescriptor[] = targets.map(({ type, to }) => ({
+    const descriptors: UpgradeDescriptor[] = targets.map(({ type, to, replaces }) => ({
       format: DESCRIPTOR_FORMAT,
       service: service.name,
       type,
@@ -232,7 +234,8 @@ export async function publishUpgrade(options: PublishOptions): Promise<PublishRe
       bundle: { digest, size: bytes.length },
       schedule,
       publisher: options.signer.publicKey,
-      createdAt: now,
+      // Later than the descriptor it replaces even if this clock is behind the last publisher's: nodes refuse an older one as a replay.
+      createdAt: replaces ? Math.max(now, replaces.createdAt + 1) : now,
       rolloutId: rolloutIdFor(type, to),
     }));
     if (options.dryRun || !store) return { service: service.name, bundle: { digest, size: bytes.length }, upgrades: descriptors };
@@ -330,7 +333,7 @@ async function publishFix(
         throw new MoltError(ErrorCode.OperationRefused, `a fix may change ${type}@${to}'s transform and simulation objects, not its messages (published: ${names(oldDef.messages)}; now: ${names(def.messages)}): publish a new version instead`);
       }
     }
-    const d: UpgradeDescriptor = { ...old, bundle: { digest, size: bytes.length }, publisher: options.signer.publicKey, createdAt: clock.now(), replaces: old.bundle.digest };
+    const d: UpgradeDescriptor = { ...old, bundle: { digest, size: bytes.length }, publisher: options.signer.publicKey, createdAt: Math.max(clock.now(), old.createdAt + 1), replaces: old.bundle.digest };
     out.push(d);
     const revision = entry.revision;
     writes.push(() => store.descriptors.update(key, JSON.stringify(signDescriptor(d, options.signer)), revision));

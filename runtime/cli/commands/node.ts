@@ -25,6 +25,7 @@ interface NodeFlags {
   trust?: string[];
   reconcile?: string;
   tick?: string;
+  maxBundleBytes?: string;
 }
 
 function parseVersions(pairs: string[] | undefined): Record<string, number> | undefined {
@@ -65,6 +66,7 @@ export async function runNodeFromFlags(modulePath: string, flags: NodeFlags, nat
     reconcileMs: positive('reconcile', flags.reconcile),
     tickMs: positive('tick', flags.tick),
     leaseMs: positive('lease', flags.lease),
+    maxBundleBytes: positive('max-bundle-bytes', flags.maxBundleBytes),
   });
   const versions = Object.entries(node.status().types).map(([t, s]) => `${t}@${s.current}`).join(' ');
   process.stdout.write(`molt node ${node.id} serving ${service.name} (${versions}) on ${natsUrl}\n`);
@@ -98,7 +100,8 @@ function addNodeFlags(cmd: Command): Command {
     .option('--replicas <n>', 'replicas of the JetStream buckets (3 on a 3-server cluster)')
     .option('--trust <publicKeys...>', 'publisher public keys whose upgrades this node accepts (also $MOLT_TRUSTED_KEYS, comma-separated)')
     .option('--reconcile <ms>', 'how often the upgrade manager re-reads published upgrades (default 5000)')
-    .option('--tick <ms>', 'clock tick of scheduling functions (default 1000)');
+    .option('--tick <ms>', 'clock tick of scheduling functions (default 1000)')
+    .option('--max-bundle-bytes <n>', 'refuse upgrade bundles larger than this, before downloading them (default 16777216, 16 MiB)');
 }
 
 export function registerNodeCommands(program: Command): void {
