@@ -25,6 +25,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { Objm } from '@nats-io/obj';
+import { jetstream, jetstreamManager } from '@nats-io/jetstream';
+import { headers } from '@nats-io/transport-node';
 import type { Udb, ReportRecord } from '../../runtime/udb/index.ts';
 import { buildBundle, sha256Hex } from '../../runtime/server/bundle.ts';
 import { descriptorKey, DESCRIPTOR_FORMAT, signDescriptor, type UpgradeDescriptor } from '../../runtime/server/descriptor.ts';
@@ -179,6 +181,32 @@ oversized('oversized bundle - stored object replaced by a larger one: refused fr
   assert.ok(sent < LIMIT, `the node did not download the replaced object (${sent} bytes sent to it, object ${huge.length})`);
   assert.not.ok(existsSync(ctx.marker), 'nothing was imported');
   await assertServing(ctx, 'replaced object too large', 1);
+});
+
+oversized('oversized bundle - the store understates the object size: the download is cut off at the limit, refused', async (ctx) => {
+  // A 2 MiB object whose metadata (written by whoever can write the bucket) claims 1000 bytes:
+  // the size check before downloading passes, so only counting what arrives catches it.
+  const genuine = await buildBundle('test/fixtures/counter-v2.ts');
+  const digest = await ctx.store.putBundle(genuine);
+  const bundles = await new Objm(ctx.nc).open('molt_counters_bundles');
+  const name = `sha256-${digest}`;
+  await bundles.putBlob({ name }, new Uint8Array(2 * 1024 * 1024).fill(0x20));
+  const padded = Buffer.from(name).toString('base64url');
+  const metaSubject = `$O.molt_counters_bundles.M.${padded}${'='.repeat((4 - (padded.length % 4)) % 4)}`;
+  const jsm = await jetstreamManager(ctx.nc);
+  const meta = JSON.parse(new TextDecoder().decode((await jsm.streams.getMessage('OBJ_molt_counters_bundles', { last_by_subj: metaSubject }))!.data)) as { size: number; chunks: number };
+  assert.ok(meta.chunks > 1, 'several chunks: the streamed download path');
+  const rollup = headers();
+  rollup.set('Nats-Rollup', 'sub');
+  await jetstream(ctx.nc).publish(metaSubject, JSON.stringify({ ...meta, size: 1000 }), { headers: rollup });
+  assert.is((await bundles.info(name))!.size, 1000, 'the store now understates the size');
+
+  const since = Date.now();
+  await putSigned(ctx, descriptorFor(ctx, { digest, size: genuine.length }, 'understated-1'));
+  const report = await reportFor(ctx, since, 'bundle-too-large');
+  assert.match(report.message, new RegExp(`the bundle sha256-${digest} is more than \\d+ bytes, over the limit of ${LIMIT} bytes`));
+  assert.not.ok(existsSync(ctx.marker), 'nothing was imported');
+  await assertServing(ctx, 'understated object size', 1);
 });
 
 oversized('oversized bundle - the same upgrade with a bundle within the limit is applied', async (ctx) => {
