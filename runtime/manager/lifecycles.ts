@@ -53,15 +53,18 @@ export function createLifecycles(ctx: ManagerContext, deps: LifecyclesDeps): Lif
   const { node, clock, logger } = ctx;
   const { recorder, verifier, upgrades } = deps;
 
+  // One machine for every lifecycle of this manager (its I/O depends only on the
+  // manager): providing it per lifecycle built a new machine for every upgrade.
+  const logic = upgradeLifecycle.provide({
+    actors: {
+      verify: fromPromise(({ input }) => verifier.verify(input.key)),
+      load: fromPromise(({ input }) => verifier.load(input.verified as Verified)),
+      runSchedule: fromCallback(({ input, sendBack, receive }) => deps.schedules.runSchedule(input, sendBack, receive)),
+      upgrade: fromPromise(({ input }) => upgrades.upgradeNode(input.verified as Verified)),
+    },
+  });
+
   function startLifecycle(stored: StoredDescriptor, type: string, to: number): void {
-    const logic = upgradeLifecycle.provide({
-      actors: {
-        verify: fromPromise(({ input }) => verifier.verify(input.key)),
-        load: fromPromise(({ input }) => verifier.load(input.verified as Verified)),
-        runSchedule: fromCallback(({ input, sendBack, receive }) => deps.schedules.runSchedule(input, sendBack, receive)),
-        upgrade: fromPromise(({ input }) => upgrades.upgradeNode(input.verified as Verified)),
-      },
-    });
     const current = ctx.types()[type]?.current ?? 0;
     const actor = createActor(logic, { input: { key: stored.key, current, paused: false, aborted: false, rolloutDone: false } });
     const m: Managed = { key: stored.key, type, to, revision: stored.revision, actor, subscription: undefined as never, state: 'verifying', steps: [], retry: false };

@@ -64,8 +64,33 @@ export function createRecorder(ctx: ManagerContext): Recorder {
     writes.set(key, next);
   }
 
+  /** Writes of whole records not started yet, by key: a newer one takes their place. */
+  const queuedWholeWrites = new Map<string, { fn: () => Promise<void> }>();
+
+  /**
+   * {@link write} for a write that replaces the whole record (progress,
+   * status): one queued behind a write still in flight is replaced by a newer
+   * one instead of following it. The steps of an upgrade often come within a
+   * millisecond of each other (verified, loaded, scheduling, held), and the
+   * last record holds every step: with many nodes, writes that were replaced
+   * before they went out only cost nats-server time in the busiest moment.
+   */
+  function writeWhole(key: string, fn: () => Promise<void>): void {
+    const queued = queuedWholeWrites.get(key);
+    if (queued) {
+      queued.fn = fn;
+      return;
+    }
+    const slot = { fn };
+    queuedWholeWrites.set(key, slot);
+    write(key, () => {
+      queuedWholeWrites.delete(key);
+      return slot.fn();
+    });
+  }
+
   function status(message: string | undefined): void {
-    write('status', () => node.setStatus(ctx.restarts.active > 0 ? 'upgrading' : 'running', message));
+    writeWhole('status', () => node.setStatus(ctx.restarts.active > 0 ? 'upgrading' : 'running', message));
   }
 
   function progress(of: ProgressOf, steps: Array<{ step: ProgressStep; at: number }>, step: ProgressStep, note?: string, error?: string): void {
@@ -83,7 +108,7 @@ export function createRecorder(ctx: ManagerContext): Recorder {
       ...(error ? { error } : {}),
       steps: [...steps],
     };
-    write(`progress:${of.rolloutId}`, () => udb.putProgress(record));
+    writeWhole(`progress:${of.rolloutId}`, () => udb.putProgress(record));
   }
 
   function report(problem: Problem): void {
