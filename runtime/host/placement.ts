@@ -26,7 +26,7 @@
  *
  * @module
  */
-import type { KV, KvEntry } from '@nats-io/kv';
+import type { KV, KvEntry, KvWatchEntry } from '@nats-io/kv';
 import type { Clock, Logger, TimerHandle } from '../env.ts';
 import { fnv1a } from '../wire/protocol.ts';
 import { parseSharedJson } from '../udb/records.ts';
@@ -142,6 +142,8 @@ export class Placement {
   private timer: TimerHandle | undefined;
   private stopped = false;
   private watchStop: (() => void) | undefined;
+  /** Set once the first watch started: later ones are restarts (see watch()). */
+  private watchedBefore = false;
   private fenced = false;
   /** Shards given up whose accepted calls may still be running: still claimed. */
   private readonly releasing = new Set<number>();
@@ -159,6 +161,11 @@ export class Placement {
    * shards just before we came back has published its claim).
    */
   private gainAfter: number;
+  /**
+   * Start time of the oldest heartbeat JetStream acknowledged that has not
+   * come back through the watch yet (0: none outstanding); see {@link checkWatch}.
+   */
+  private unechoedSince = 0;
   /** The shard owners last computed, and the live set they were computed from. */
   private ownersOf: { liveKey: string; owners: readonly string[] } | undefined;
 
@@ -185,9 +192,19 @@ export class Placement {
    */
   private async watch(): Promise<void> {
     const watcher = await this.o.kv.watch({ key: `${NODE_PREFIX}>` });
+    if (this.stopped) {
+      watcher.stop();
+      return;
+    }
     this.watchStop = () => watcher.stop();
+    // A restarted watch first delivers the newest record of every node, in
+    // stream order: our own may come before newer records of nodes we last saw
+    // before the old watch stalled, and must not prove them dead. Only our
+    // records written after the restart (updates) count (see observe()).
+    const restarted = this.watchedBefore;
+    this.watchedBefore = true;
     void (async () => {
-      for await (const entry of watcher) this.observe(entry);
+      for await (const entry of watcher) this.observe(entry, restarted && !(entry as KvWatchEntry).isUpdate);
     })()
       .catch((e) => this.o.logger.warn('membership watch ended', { error: String(e) }))
       .finally(() => {
@@ -226,7 +243,8 @@ export class Placement {
     return !this.fenced && this.o.clock.now() - this.lastHeartbeatOk < this.o.leaseMs * 0.8;
   }
 
-  private observe(entry: KvEntry): void {
+  /** @param initial a record of a restarted watch's initial values: it shows the watch current up to nothing. */
+  private observe(entry: KvEntry, initial = false): void {
     const id = entry.key.slice(NODE_PREFIX.length);
     if (entry.operation !== 'PUT') {
       this.lastSeen.delete(id);
@@ -241,8 +259,9 @@ export class Placement {
         // Our own heartbeat came back: the watch is current up to when we wrote
         // it (records of an earlier process with this id do not count).
         const at = rec.heartbeatAt;
-        if (typeof at === 'number' && at >= this.startedAt && at <= this.o.clock.now() && at > this.watchedUpTo) {
+        if (!initial && typeof at === 'number' && at >= this.startedAt && at <= this.o.clock.now() && at > this.watchedUpTo) {
           this.watchedUpTo = at;
+          if (this.unechoedSince !== 0 && at >= this.unechoedSince) this.unechoedSince = 0;
           // Others may have died by it, or this node may now take shards.
           this.recompute();
         }
@@ -270,6 +289,7 @@ export class Placement {
     try {
       await this.o.kv.put(`${NODE_PREFIX}${this.o.nodeId}`, JSON.stringify(rec));
       this.lastHeartbeatOk = started;
+      if (this.unechoedSince === 0) this.unechoedSince = started;
       this.records.set(this.o.nodeId, rec);
       this.lastSeen.set(this.o.nodeId, started);
       if (this.fenced) {
@@ -292,10 +312,33 @@ export class Placement {
       this.checkFence();
       void this.heartbeat().finally(() => {
         this.checkFence();
+        this.checkWatch();
         this.recompute();
         this.tick();
       });
     }, this.o.heartbeatMs);
+  }
+
+  /**
+   * Restarts the membership watch if it stopped delivering while writes still
+   * succeed: a heartbeat JetStream acknowledged has not come back through it
+   * within half a lease (at least two heartbeats). A KV watch is an ordered
+   * consumer with one replica, on one nats-server; when that server dies the
+   * NATS client notices only after two missed idle heartbeats of 30 s each.
+   * Until then this node judges nobody and, after a fence, takes back no
+   * shard (it waits to see its renewal through the watch): on a 3-server
+   * cluster both nodes once served nothing for a minute after a server died.
+   */
+  private checkWatch(): void {
+    if (this.stopped || this.unechoedSince === 0 || this.watchStop === undefined) return;
+    const waited = this.o.clock.now() - this.unechoedSince;
+    if (waited < Math.max(2 * this.o.heartbeatMs, this.o.leaseMs / 2)) return;
+    this.o.logger.warn('membership watch stalled: restarting it', { node: this.o.nodeId, waitedMs: Math.round(waited) });
+    this.unechoedSince = 0;
+    const stop = this.watchStop;
+    this.watchStop = undefined;
+    // Ending the iteration makes watch() start a new one, on a new consumer.
+    stop();
   }
 
   /** Stops serving everything if the lease ran out; see {@link leaseValid}. */
