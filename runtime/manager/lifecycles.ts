@@ -211,6 +211,11 @@ export function createLifecycles(ctx: ManagerContext, deps: LifecyclesDeps): Lif
         if (previous && verified.descriptor.rolloutId !== previous.rolloutId) {
           throw rejected('chain', `${stored.key} now names rollout ${verified.descriptor.rolloutId}, but this node runs rollout ${previous.rolloutId} for it; a fix keeps its rollout`, { key: stored.key });
         }
+        if (previous && previous.createdAt === verified.descriptor.createdAt && previous.bundle.digest === verified.descriptor.bundle.digest) {
+          // The same descriptor written again (a tool syncing the bucket): nothing new to load.
+          m.revision = stored.revision;
+          return;
+        }
         const def = verifier.loadedVersion(verified);
         if (def) node.loadVersion(def);
         m.revision = stored.revision;

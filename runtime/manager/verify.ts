@@ -15,7 +15,8 @@
  * size, then from the store's record of it, before it is downloaded, and cut
  * off if more arrives), and a replayed descriptor — a new revision of a key
  * whose signed `createdAt` is not later than the newest descriptor of that key
- * this manager has seen verified (an old, genuinely signed descriptor put back).
+ * this manager has verified, or finds in the bucket's history when it first
+ * sees the key (an old, genuinely signed descriptor put back).
  *
  * @module
  */
@@ -24,6 +25,7 @@ import type { AnyActorVersion } from '../define/version.ts';
 import { importBundle, sha256Hex, type LoadedBundle } from '../server/bundle.ts';
 import { rejected, verifyDescriptor, type UpgradeDescriptor } from '../server/descriptor.ts';
 import { rollbackStates } from '../udb/index.ts';
+import type { UpgradeStore } from '../server/store.ts';
 import type { ManagerContext } from './context.ts';
 import { errorText, type Verified } from './model.ts';
 
@@ -44,9 +46,11 @@ export function createVerifier(ctx: ManagerContext): Verifier {
   /** Rejection reasons (`unsigned`, `digest-mismatch`, …) by descriptor key, for reports. */
   const rejectionReasons = new Map<string, string>();
   /**
-   * The newest descriptor of each key whose signature verified here. A later
-   * revision must have been published later (publishers make `createdAt`
-   * increase per key); one that was not is an old descriptor put back.
+   * The newest descriptor of each key whose signature verified here (or, for
+   * a key first seen, in the bucket's history). A later revision must have
+   * been published later (publishers make `createdAt` increase per key); one
+   * that was not is an old descriptor put back. The same descriptor written
+   * again is not refused: it brings nothing older.
    */
   const newest = new Map<string, { revision: number; createdAt: number; rolloutId: string; digest: string }>();
 
@@ -68,6 +72,7 @@ export function createVerifier(ctx: ManagerContext): Verifier {
     if (!stored || !store) throw new MoltError(ErrorCode.Unavailable, `descriptor ${key} is no longer readable`);
     const descriptor = verifyDescriptor(key, stored.value, { service: node.service, trustedKeys: ctx.config.trustedKeys });
     const where = `${descriptor.type}@${descriptor.to}`;
+    if (!newest.has(key)) await rememberEarlier(key, stored.revision, store);
     checkNotReplayed(key, stored.revision, descriptor);
     const maxBytes = ctx.config.maxBundleBytes;
     if (descriptor.bundle.size > maxBytes) {
@@ -143,10 +148,30 @@ export function createVerifier(ctx: ManagerContext): Verifier {
     };
   }
 
+  /**
+   * The first time this manager sees `key`: the newest of its earlier revisions
+   * still in the bucket that a trusted key signed, so that a node started after
+   * an old descriptor was put back refuses it too. Unsigned or untrusted ones
+   * count for nothing (they could otherwise block every later upgrade).
+   */
+  async function rememberEarlier(key: string, revision: number, store: UpgradeStore): Promise<void> {
+    for (const earlier of await store.earlierRevisions(key, revision)) {
+      let d: UpgradeDescriptor;
+      try {
+        d = verifyDescriptor(key, earlier.value, { service: node.service, trustedKeys: ctx.config.trustedKeys });
+      } catch {
+        continue;
+      }
+      const seen = newest.get(key);
+      if (!seen || d.createdAt > seen.createdAt) newest.set(key, { revision: earlier.revision, createdAt: d.createdAt, rolloutId: d.rolloutId, digest: d.bundle.digest });
+    }
+  }
+
   /** Refuses a descriptor older than one of the same key already verified here; else remembers it as the newest. */
   function checkNotReplayed(key: string, revision: number, d: UpgradeDescriptor): void {
     const seen = newest.get(key);
-    if (seen && revision > seen.revision && d.createdAt <= seen.createdAt) {
+    const same = d.createdAt === seen?.createdAt && d.bundle.digest === seen.digest && d.rolloutId === seen.rolloutId;
+    if (seen && revision > seen.revision && d.createdAt <= seen.createdAt && !same) {
       throw rejected(
         'replayed',
         `${key} was written again (revision ${revision}) with a descriptor published ${new Date(d.createdAt).toISOString()} (rollout ${d.rolloutId}, bundle sha256 ${d.bundle.digest.slice(0, 12)}…), ` +

@@ -11,7 +11,7 @@
 import type { NatsConnection } from '@nats-io/transport-node';
 import { Kvm, type KV, type KvEntry } from '@nats-io/kv';
 import { Objm, type ObjectStore } from '@nats-io/obj';
-import { jetstreamManager } from '@nats-io/jetstream';
+import { jetstreamManager, type MsgRequest } from '@nats-io/jetstream';
 import { ErrorCode, MoltError } from '../errors.ts';
 import { bundleObjectName, rejected } from './descriptor.ts';
 import { sha256Hex } from './bundle.ts';
@@ -39,6 +39,12 @@ export interface UpgradeStore {
   readonly descriptors: KV;
   /** All stored descriptors (`upgrade.>`), unverified. */
   list(): Promise<StoredDescriptor[]>;
+  /**
+   * The earlier values of descriptor `key` the bucket still holds (its history,
+   * 10 revisions), oldest first, below revision `below`; unverified, deletions
+   * left out. Read with one stream message get each, no consumer.
+   */
+  earlierRevisions(key: string, below: number): Promise<StoredDescriptor[]>;
   /**
    * Bundle bytes by digest, or null if absent. With `maxBytes`, an object the
    * store says is larger is refused before any of it is downloaded, and a
@@ -107,6 +113,20 @@ export async function openUpgradeStore(nc: NatsConnection, service: string, opti
       return entries
         .filter((e): e is KvEntry => e !== null && e.operation === 'PUT')
         .map((e) => ({ key: e.key, revision: e.revision, value: e.value }));
+    },
+    async earlierRevisions(key, below) {
+      jsm ??= await jetstreamManager(nc, { checkAPI: false });
+      const out: StoredDescriptor[] = [];
+      // A stream holds 10 revisions of a key; the bound guards against a misconfigured bucket.
+      for (let seq = 1, reads = 0; reads < 64; reads++) {
+        // The server's message get takes `next_by_subj` (first message of the subject at or after `seq`); the client's type omits it.
+        const query = { seq, next_by_subj: `$KV.${names.descriptors}.${key}` } as unknown as MsgRequest;
+        const m = await jsm.streams.getMessage(`KV_${names.descriptors}`, query);
+        if (!m || m.seq >= below) break;
+        if (m.data.length > 0) out.push({ key, revision: m.seq, value: m.data });
+        seq = m.seq + 1;
+      }
+      return out;
     },
     async getBundle(digest, options = {}) {
       const name = bundleObjectName(digest);

@@ -49,6 +49,8 @@ interface Ctx {
   trusted: ReturnType<typeof testPublisher>;
   dir: string;
   marker: string;
+  /** The replayed suite: the first, pre-fix descriptor of counter@2, as stored. */
+  original?: Uint8Array;
 }
 
 async function freePort(): Promise<number> {
@@ -237,6 +239,7 @@ replayed('replayed descriptor - the pre-fix descriptor of the running version pu
   const buggy = (await publish(ctx.nats.url, ctx.trusted.signer, 'test/fixtures/counter-v2-buggy.ts')).upgrades[0]!;
   await waitForVersions(ctx.udb, ['n1'], 'counter', 2, 10_000);
   const original = (await ctx.store.descriptors.get(KEY))!.value;
+  ctx.original = original;
   const fix = (await publish(ctx.nats.url, ctx.trusted.signer, 'test/fixtures/counter-v2.ts', { fix: true, versions: { counter: 2 } })).upgrades[0]!;
   const fixed = `fixed code loaded (bundle sha256 ${fix.bundle.digest.slice(0, 12)}`;
   await eventually(async () => (await progressNote(ctx, buggy.rolloutId)).startsWith(fixed), 'n1 loads the fix', 10_000);
@@ -261,17 +264,40 @@ replayed('replayed descriptor - an older version re-put after a newer one: refus
   assert.is(v3.to, 3);
   await waitForVersions(ctx.udb, ['n1'], 'counter', 3, 10_000);
   const v2Progress = (await ctx.udb.progress()).find((p) => p.nodeId === 'n1' && p.to === 2)!;
+  const v3Progress = (await ctx.udb.progress(v3.rolloutId)).find((p) => p.nodeId === 'n1')!;
 
-  // Exactly the descriptor that is already there, written again (a stale tool syncing the bucket).
+  // The pre-fix counter@2 descriptor, put back once more while the node runs counter@3.
   const since = Date.now();
-  const current = (await ctx.store.descriptors.get(KEY))!.value;
-  await ctx.store.descriptors.put(KEY, current);
+  await ctx.store.descriptors.put(KEY, ctx.original!);
   const report = await reportFor(ctx, since, 'replayed');
   assert.match(report.message, /it was not loaded and the node keeps its code/);
+  // And the counter@3 descriptor written again unchanged (a tool syncing the bucket): nothing older, nothing new.
+  const KEY3 = descriptorKey('counter', 3);
+  await ctx.store.descriptors.put(KEY3, (await ctx.store.descriptors.get(KEY3))!.value);
   await new Promise((r) => setTimeout(r, 1000));
   const after = (await ctx.udb.progress()).find((p) => p.nodeId === 'n1' && p.to === 2)!;
   assert.equal(after.steps, v2Progress.steps, 'nothing happened to the counter@2 upgrade on n1');
+  assert.equal((await ctx.udb.progress(v3.rolloutId)).find((p) => p.nodeId === 'n1'), v3Progress, 'the unchanged counter@3 descriptor changed nothing');
+  assert.not.ok((await ctx.udb.reports()).some((r) => r.key === KEY3), 'and was not reported');
   await assertServing(ctx, 'older version replayed', 3);
+});
+
+replayed('replayed descriptor - a node restarted after the replay refuses it too (from the bucket history); a new fix brings it back', async (ctx) => {
+  const imports = () => (existsSync(ctx.marker) ? readFileSync(ctx.marker, 'utf8').split('\n').filter(Boolean).length : 0);
+  await ctx.node.kill();
+  const importsBefore = imports();
+  const since = Date.now();
+  // Its module has counter@1 only: to catch up it would have to take the (replayed) counter@2 descriptor.
+  ctx.node = await startUpgradableNode(ctx.nats.url, 'n1', { trust: [ctx.trusted.publicKey], env: { MOLT_IMPORT_MARKER: ctx.marker } });
+  const report = await reportFor(ctx, since, 'replayed');
+  assert.match(report.message, /not after the one this node already verified/);
+  assert.is(imports(), importsBefore, 'the restarted node imported no bundle for the replayed descriptor');
+  assert.is((await nodeRecord(ctx)).versions.counter, 1, 'it stays at its own version');
+
+  // The operator puts the right code back: a new fix, signed later than anything before.
+  await publish(ctx.nats.url, ctx.trusted.signer, 'test/fixtures/counter-v2.ts', { fix: true, versions: { counter: 2 } });
+  await waitForVersions(ctx.udb, ['n1'], 'counter', 3, 15_000);
+  await assertServing(ctx, 'after the new fix', 3);
 });
 
 replayed.run();
