@@ -115,7 +115,7 @@ async function putSigned(ctx: Ctx, d: UpgradeDescriptor): Promise<void> {
 }
 
 /** n1's report about `key` written since `since` and matching `reason` (if given). */
-async function reportFor(ctx: Ctx, since: number, reason?: string, key = KEY, timeoutMs = 10_000): Promise<ReportRecord> {
+async function reportFor(ctx: Ctx, since: number, reason?: string, key = KEY, timeoutMs = 15_000): Promise<ReportRecord> {
   let found: ReportRecord | undefined;
   let last: ReportRecord[] = [];
   await eventually(async () => {
@@ -216,7 +216,7 @@ oversized('oversized bundle - the same upgrade with a bundle within the limit is
   const genuine = await buildBundle('test/fixtures/counter-v2.ts');
   const digest = await ctx.store.putBundle(genuine);
   await putSigned(ctx, descriptorFor(ctx, { digest, size: genuine.length }, 'fits-1'));
-  await waitForVersions(ctx.udb, ['n1'], 'counter', 2, 10_000);
+  await waitForVersions(ctx.udb, ['n1'], 'counter', 2, 15_000);
   assert.match(readFileSync(ctx.marker, 'utf8'), /counter-v2 bundle imported/);
   await eventually(async () => !(await ctx.udb.reports()).some((r) => r.nodeId === 'n1' && r.key === KEY), 'the report is removed', 5000);
   await assertServing(ctx, 'after the genuine upgrade', 2);
@@ -237,12 +237,12 @@ async function progressNote(ctx: Ctx, rolloutId: string): Promise<string> {
 
 replayed('replayed descriptor - the pre-fix descriptor of the running version put back: refused, the fixed code stays', async (ctx) => {
   const buggy = (await publish(ctx.nats.url, ctx.trusted.signer, 'test/fixtures/counter-v2-buggy.ts')).upgrades[0]!;
-  await waitForVersions(ctx.udb, ['n1'], 'counter', 2, 10_000);
+  await waitForVersions(ctx.udb, ['n1'], 'counter', 2, 15_000);
   const original = (await ctx.store.descriptors.get(KEY))!.value;
   ctx.original = original;
   const fix = (await publish(ctx.nats.url, ctx.trusted.signer, 'test/fixtures/counter-v2.ts', { fix: true, versions: { counter: 2 } })).upgrades[0]!;
   const fixed = `fixed code loaded (bundle sha256 ${fix.bundle.digest.slice(0, 12)}`;
-  await eventually(async () => (await progressNote(ctx, buggy.rolloutId)).startsWith(fixed), 'n1 loads the fix', 10_000);
+  await eventually(async () => (await progressNote(ctx, buggy.rolloutId)).startsWith(fixed), 'n1 loads the fix', 15_000);
 
   // The attacker (or a stale tool) puts the original, validly signed descriptor back.
   const since = Date.now();
@@ -262,7 +262,7 @@ replayed('replayed descriptor - the pre-fix descriptor of the running version pu
 replayed('replayed descriptor - an older version re-put after a newer one: refused, the node stays at the newer version', async (ctx) => {
   const v3 = (await publish(ctx.nats.url, ctx.trusted.signer, 'test/fixtures/counter-v3.ts')).upgrades[0]!;
   assert.is(v3.to, 3);
-  await waitForVersions(ctx.udb, ['n1'], 'counter', 3, 10_000);
+  await waitForVersions(ctx.udb, ['n1'], 'counter', 3, 15_000);
   const v2Progress = (await ctx.udb.progress()).find((p) => p.nodeId === 'n1' && p.to === 2)!;
   const v3Progress = (await ctx.udb.progress(v3.rolloutId)).find((p) => p.nodeId === 'n1')!;
 
@@ -311,7 +311,7 @@ throwing.after((ctx) => tearDown(ctx));
 throwing('throwing SF - at start: the upgrade fails with a report, the node keeps serving, abort ends it', async (ctx) => {
   const since = Date.now();
   const { rolloutId } = (await publish(ctx.nats.url, ctx.trusted.signer, 'test/fixtures/counter-v2-bad-schedules.ts', { schedule: { name: 'explodesAtStart' } })).upgrades[0]!;
-  const progress = (await waitForProgress(ctx.udb, rolloutId, ['n1'], ['failed'])).get('n1')!;
+  const progress = (await waitForProgress(ctx.udb, rolloutId, ['n1'], ['failed'], 15_000)).get('n1')!;
   assert.match(progress.error ?? '', /the scheduling function failed: explodesAtStart: this scheduling function cannot even start/);
   const report = await reportFor(ctx, since);
   assert.match(report.message, /upgrade counter@2 failed: the scheduling function failed: explodesAtStart/);
@@ -325,7 +325,7 @@ throwing('throwing SF - at start: the upgrade fails with a report, the node keep
   assert.equal(later.steps, progress.steps, 'the crashed SF was not run again while nothing changed');
 
   await controlRollout(ctx.udb, rolloutId, 'abort', 'its scheduling function is broken');
-  await waitForProgress(ctx.udb, rolloutId, ['n1'], ['aborted']);
+  await waitForProgress(ctx.udb, rolloutId, ['n1'], ['aborted'], 15_000);
   await waitForRollout(ctx.udb, rolloutId, (r) => r.state === 'aborted', 'aborted');
   await assertServing(ctx, 'after abort', 1);
 });
@@ -339,7 +339,7 @@ throwing('throwing SF - while deciding: the upgrade fails with a report, the nod
   await ctx.udb.createRollout({ rolloutId: d.rolloutId, service: 'counters', type: 'counter', from: 1, to: 2, schedule: d.schedule, publisher: d.publisher, state: 'running', counts: {}, startedAt: now, updatedAt: now });
   const since = Date.now();
   await putSigned(ctx, d);
-  const progress = (await waitForProgress(ctx.udb, d.rolloutId, ['n1'], ['failed'])).get('n1')!;
+  const progress = (await waitForProgress(ctx.udb, d.rolloutId, ['n1'], ['failed'], 15_000)).get('n1')!;
   assert.ok(progress.steps.some((s) => s.step === 'scheduling'), `the SF ran before it crashed: ${JSON.stringify(progress.steps)}`);
   assert.match(progress.error ?? '', /the scheduling function failed: .*explodesDeciding: this scheduling function crashed while deciding/);
   const report = await reportFor(ctx, since);
@@ -347,7 +347,7 @@ throwing('throwing SF - while deciding: the upgrade fails with a report, the nod
   await assertServing(ctx, 'SF threw while deciding', 1);
 
   await controlRollout(ctx.udb, d.rolloutId, 'abort', 'its scheduling function is broken');
-  await waitForProgress(ctx.udb, d.rolloutId, ['n1'], ['aborted']);
+  await waitForProgress(ctx.udb, d.rolloutId, ['n1'], ['aborted'], 15_000);
   await assertServing(ctx, 'after abort', 1);
 });
 
