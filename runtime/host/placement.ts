@@ -153,6 +153,8 @@ export class Placement {
    * judged against it, never against `now`, so a stalled watch kills nobody.
    */
   private watchedUpTo = 0;
+  /** False until start() has read every node record: no shard is taken before. */
+  private membershipKnown = false;
   private readonly startedAt: number;
   /**
    * New shards are taken only once the watch is current past this time: at
@@ -182,6 +184,10 @@ export class Placement {
       const entry = await this.o.kv.get(key);
       if (entry) this.observe(entry);
     }
+    // Only now is every node's record (and claim) known: computed earlier, from
+    // the first records the watch happened to deliver, this node could take
+    // shards that nodes not seen yet are serving.
+    this.membershipKnown = true;
     this.recompute();
     this.tick();
   }
@@ -351,7 +357,7 @@ export class Placement {
   }
 
   recompute(): void {
-    if (this.stopped || this.fenced) return;
+    if (this.stopped || this.fenced || !this.membershipKnown) return;
     const live = this.live();
     // Runs on every record seen; the owners change only when the live set does.
     const liveKey = live.join('\n');
