@@ -60,6 +60,21 @@ export interface AddVersionOptions {
    * it — which is true of a fresh copy, and false as soon as you change one.
    */
   forward?: boolean;
+  /**
+   * Also write a `down` stub (state of the new version → state of the previous
+   * one, what `molt rollback` runs). Generated as the identity, typed from the
+   * new machine's state to the old one's, like the TF stub: right for the fresh
+   * copy, and it stops compiling once the two states differ in shape. Off by
+   * default: without `down`, `molt rollback` refuses the version (a clear
+   * refusal); with a `down` nobody revisited, it would carry state back.
+   */
+  down?: boolean;
+  /**
+   * Declare `compatible: true` (the new version serves callers of the previous
+   * one natively) instead of writing a past SO. Refused when the new version
+   * lacks a message of the previous one.
+   */
+  compatible?: boolean;
   /** Compute everything, write nothing. */
   dryRun?: boolean;
 }
@@ -81,6 +96,10 @@ export interface AddVersionResult {
   chainFile: string;
   /** The messages the SO stubs list (the same for both versions, since the new one starts as a copy). */
   messages: string[];
+  /** True if a `down` stub was written ({@link AddVersionOptions.down}). */
+  down: boolean;
+  /** True if the new version declares `compatible: true` instead of a past SO ({@link AddVersionOptions.compatible}). */
+  compatible: boolean;
 }
 
 function fail(message: string): MoltError {
@@ -120,14 +139,20 @@ function declarationOf(id: Identifier): Node | undefined {
 function versionSite(id: Identifier, type: string): VersionSite {
   const declaration = declarationOf(id);
   if (!declaration || !Node.isVariableDeclaration(declaration)) {
-    throw fail(`the last version of '${type}', ${id.getText()}, is not declared as \`const ${id.getText()} = defineVersion({ … })\`; molt version add needs that form`);
+    throw fail(
+      `the last version of '${type}', ${id.getText()}, is not declared as \`export const ${id.getText()} = defineVersion({ … })\` (optionally followed by \`.from(…)\`) at the top level of a module; ` +
+        `molt version add copies that declaration, so declare the version that way (not as a function, class member or re-export of an expression)`,
+    );
   }
   const initializer = declaration.getInitializer();
   const calls = initializer ? [initializer, ...initializer.getDescendants()].filter(Node.isCallExpression) : [];
   const call = calls.find((c) => calleeIs(c, 'defineVersion'));
   const definition = call?.getArguments()[0];
   if (!call || !definition || !Node.isObjectLiteralExpression(definition)) {
-    throw fail(`${id.getText()} (${declaration.getSourceFile().getFilePath()}) is not \`defineVersion({ type, version, messages, machine, replies })\`; molt version add needs that form`);
+    throw fail(
+      `${id.getText()} (${declaration.getSourceFile().getFilePath()}) is not \`defineVersion({ type, version, messages, machine, replies })\`; ` +
+        `molt version add needs the definition as an object literal in the defineVersion call itself (write \`export const ${id.getText()} = defineVersion({ … })\`, not defineVersion(someObject))`,
+    );
   }
   const statement = declaration.getFirstAncestorByKind(SyntaxKind.VariableStatement);
   if (!statement || statement.getParent() !== declaration.getSourceFile()) {
@@ -505,6 +530,13 @@ export function addVersion(options: AddVersionOptions): AddVersionResult {
   const messagesPart = parts.get('messages')!;
   const machinePart = parts.get('machine')!;
   const messages = messageInfo(site, messagesPart.hoist ? `(typeof ${previousName})['messages']` : `typeof ${messagesPart.local}`, moltSpecifier);
+  // `compatible: true` needs every message of the previous version in the new
+  // one. The skeleton starts as a copy of those messages, so it holds here;
+  // what guards later edits is the type of UpgradeSpec.compatible (`never`
+  // once a message of the previous version is missing: the file stops
+  // compiling) and defineService, which refuses such a chain at startup.
+  const compatible = options.compatible === true;
+  const down = options.down === true;
 
   // ---- imports --------------------------------------------------------------
   type Named = { imported: string; local: string; typeOnly: boolean };
@@ -516,6 +548,7 @@ export function addVersion(options: AddVersionOptions): AddVersionResult {
     ...(options.forward ? [] : [{ imported: 'disallow', local: 'disallow', typeOnly: false }]),
     { imported: 'SimulationObject', local: 'SimulationObject', typeOnly: true },
     { imported: 'TransformFunction', local: 'TransformFunction', typeOnly: true },
+    ...(down ? [{ imported: 'VersionState', local: 'VersionState', typeOnly: true }] : []),
   ];
   const namedList = (items: Named[], wholeTypeOnly: boolean) =>
     items.map((i) => `${i.typeOnly && !wholeTypeOnly ? 'type ' : ''}${i.imported === i.local ? i.local : `${i.imported} as ${i.local}`}`).join(', ');
@@ -552,6 +585,7 @@ export function addVersion(options: AddVersionOptions): AddVersionResult {
   const tfName = unique('transform', taken);
   const pastName = unique('past', taken);
   const futureName = unique('future', taken);
+  const downName = down ? unique('down', taken) : 'down';
   const pastState = unique('PastState', taken);
   const futureState = unique('FutureState', taken);
   const newRef = `${type}@${to}`;
@@ -593,14 +627,39 @@ export function addVersion(options: AddVersionOptions): AddVersionResult {
     `  context,`,
     `});`,
     '',
-    `/** Serves callers of ${oldRef} on a node that runs ${newRef}. */`,
-    `const ${pastName}: SimulationObject<typeof ${previousName}.messages, typeof ${messagesPart.local}, ${pastState}> = {`,
-    ...soHelp(oldRef, `the ${newRef} object`),
-    `  handlers: {`,
-    ...messages.flatMap((m) => handlerLines(m, `the past SO of ${newRef} does not serve it yet`, forward, '    ')),
-    `  },`,
-    `};`,
-    '',
+    ...(down
+      ? [
+          `/**`,
+          ` * Carries each actor's state from ${newRef} back to ${oldRef} when \`molt rollback ${newRef}\` runs.`,
+          ` * Keep what ${oldRef} can represent, drop the rest. The identity is right as long as both`,
+          ` * versions keep the same state; typed to ${oldRef}'s state, it stops compiling when they differ`,
+          ` * in shape — but not when they differ only in meaning (units, say): then rewrite it, or delete it`,
+          ` * (without \`down\`, molt rollback refuses this version instead of carrying state back).`,
+          ` */`,
+          `const ${downName}: (state: VersionState<typeof ${machinePart.local}>) => VersionState<typeof ${previousName}.machine> = ({ value, context }) => ({`,
+          `  value,`,
+          `  context,`,
+          `});`,
+          '',
+        ]
+      : []),
+    ...(compatible
+      ? [
+          `// No past SO: ${newRef} declares itself compatible (\`compatible: true\` below), so it serves`,
+          `// callers of ${oldRef} natively — every message of ${oldRef} must stay in ${newRef} with the same`,
+          `// meaning. Remove one and this file stops compiling; then write a past SO instead.`,
+          '',
+        ]
+      : [
+          `/** Serves callers of ${oldRef} on a node that runs ${newRef}. */`,
+          `const ${pastName}: SimulationObject<typeof ${previousName}.messages, typeof ${messagesPart.local}, ${pastState}> = {`,
+          ...soHelp(oldRef, `the ${newRef} object`),
+          `  handlers: {`,
+          ...messages.flatMap((m) => handlerLines(m, `the past SO of ${newRef} does not serve it yet`, forward, '    ')),
+          `  },`,
+          `};`,
+          '',
+        ]),
     `/**`,
     ` * Serves callers of ${newRef} on a node still at ${oldRef}. To also see the calls ${oldRef} callers`,
     ` * make to that object (an interceptor SO), add \`observe\`.`,
@@ -613,7 +672,13 @@ export function addVersion(options: AddVersionOptions): AddVersionResult {
     `};`,
   ].join('\n');
 
-  const upgrade = tfName === 'transform' && pastName === 'past' && futureName === 'future' ? '{ transform, past, future }' : `{ transform: ${tfName}, past: ${pastName}, future: ${futureName} }`;
+  const entry = (key: string, local: string) => (key === local ? key : `${key}: ${local}`);
+  const upgrade = `{ ${[
+    entry('transform', tfName),
+    compatible ? 'compatible: true' : entry('past', pastName),
+    entry('future', futureName),
+    ...(down ? [entry('down', downName)] : []),
+  ].join(', ')} }`;
   const versionStatement = `export const ${exportName} = defineVersion(${site.definition.getText()}).from(${previousName}, ${upgrade});`;
   const hoisted = [...parts.values()].filter((p) => p.hoist).map((p) => `const ${p.local} = ${p.hoist};`);
   const copied = closure.copy.map((stmt) => statementText(stmt, oldRef, newRef));
@@ -643,7 +708,7 @@ export function addVersion(options: AddVersionOptions): AddVersionResult {
   }
 
   // ---- wire the chain ---------------------------------------------------------
-  chain.array.addElement(exportName);
+  appendToChain(chain.array, exportName);
   const prevImport = chainFile.getImportDeclarations().find((d) => d.getNamedImports().some((n) => (n.getAliasNode()?.getText() ?? n.getName()) === previousName));
   const at = prevImport ? prevImport.getChildIndex() + 1 : chainFile.getImportDeclarations().length;
   // In the quotes the file already uses.
@@ -655,7 +720,28 @@ export function addVersion(options: AddVersionOptions): AddVersionResult {
     newFile.saveSync();
     chainFile.saveSync();
   }
-  return { type, version: to, file: newPath, text: finalText, exportName, previousName, chainFile: chainFile.getFilePath(), messages: messages.map((m) => m.name) };
+  return { type, version: to, file: newPath, text: finalText, exportName, previousName, chainFile: chainFile.getFilePath(), messages: messages.map((m) => m.name), down, compatible };
+}
+
+/**
+ * Adds `name` at the end of a version chain in the way it is written: one per
+ * line if it is written one per line, and keeping a trailing comma.
+ */
+function appendToChain(array: ArrayLiteralExpression, name: string): void {
+  const elements = array.getElements();
+  const last = elements[elements.length - 1]!;
+  const comma = last.getNextSiblingIfKind(SyntaxKind.CommaToken);
+  const multiline = array.getText().includes('\n');
+  if (!multiline && !comma) {
+    array.addElement(name);
+    return;
+  }
+  const file = array.getSourceFile();
+  const text = file.getFullText();
+  const indentation = /^[ \t]*/.exec(text.slice(text.lastIndexOf('\n', last.getStart()) + 1))![0];
+  const separator = multiline ? `\n${indentation}` : ' ';
+  if (comma) file.insertText(comma.getEnd(), `${separator}${name},`);
+  else file.insertText(last.getEnd(), `,${separator}${name}`);
 }
 
 function declaredNames(stmt: Statement): string[] {
