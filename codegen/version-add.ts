@@ -610,7 +610,9 @@ export function addVersion(options: AddVersionOptions): AddVersionResult {
   ].join('\n');
 
   const stubs = [
-    `/** What the past SO keeps per actor, beside the ${newRef} object's state: nothing yet. */`,
+    compatible
+      ? `/** What a past SO would keep per actor: nothing, since ${newRef} serves ${oldRef} callers itself (compatible). */`
+      : `/** What the past SO keeps per actor, beside the ${newRef} object's state: nothing yet. */`,
     `type ${pastState} = undefined;`,
     '',
     `/** What the future SO keeps per actor on a node still at ${oldRef}: nothing yet. */`,
