@@ -29,12 +29,12 @@ import { jetstream, jetstreamManager } from '@nats-io/jetstream';
 import { headers } from '@nats-io/transport-node';
 import type { Udb, ReportRecord } from '../../runtime/udb/index.ts';
 import { buildBundle, sha256Hex } from '../../runtime/server/bundle.ts';
-import { descriptorKey, DESCRIPTOR_FORMAT, signDescriptor, type UpgradeDescriptor } from '../../runtime/server/descriptor.ts';
+import { descriptorKey, signDescriptor, type UpgradeDescriptor } from '../../runtime/server/descriptor.ts';
 import { openUpgradeStore, type UpgradeStore } from '../../runtime/server/store.ts';
 import { controlRollout } from '../../runtime/cli/commands/control.ts';
 import { createClient, type MoltClient } from '../../runtime/index.ts';
 import { startEmbeddedNats, type ChildNode, type EmbeddedNats } from '../support/nats.ts';
-import { eventually, killAll, openCounters, publish, startUpgradableNode, testPublisher, waitForProgress, waitForRollout, waitForVersions } from '../support/upgrades.ts';
+import { counterV2Descriptor, eventually, killAll, openCounters, publish, startUpgradableNode, testPublisher, waitForProgress, waitForRollout, waitForVersions } from '../support/upgrades.ts';
 
 const KEY = descriptorKey('counter', 2);
 
@@ -96,18 +96,7 @@ async function bytesSentToNode(ctx: Ctx): Promise<number> {
 }
 
 function descriptorFor(ctx: Ctx, bundle: { digest: string; size: number }, rolloutId: string, schedule = 'immediate'): UpgradeDescriptor {
-  return {
-    format: DESCRIPTOR_FORMAT,
-    service: 'counters',
-    type: 'counter',
-    from: 1,
-    to: 2,
-    bundle,
-    schedule: { name: schedule, params: {} },
-    publisher: ctx.trusted.publicKey,
-    createdAt: Date.now(),
-    rolloutId,
-  };
+  return counterV2Descriptor({ publisher: ctx.trusted.publicKey, bundle, rolloutId, schedule });
 }
 
 async function putSigned(ctx: Ctx, d: UpgradeDescriptor): Promise<void> {

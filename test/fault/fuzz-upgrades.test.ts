@@ -14,11 +14,11 @@ import { randomBytes } from 'node:crypto';
 import type { NatsConnection } from '@nats-io/transport-node';
 import type { Udb, ReportRecord } from '../../runtime/udb/index.ts';
 import { buildBundle, sha256Hex } from '../../runtime/server/bundle.ts';
-import { descriptorKey, DESCRIPTOR_FORMAT, signDescriptor, type UpgradeDescriptor } from '../../runtime/server/descriptor.ts';
+import { descriptorKey, signDescriptor } from '../../runtime/server/descriptor.ts';
 import { openUpgradeStore, type UpgradeStore } from '../../runtime/server/store.ts';
 import { createClient, type MoltClient } from '../../runtime/index.ts';
 import { startEmbeddedNats, type ChildNode, type EmbeddedNats } from '../support/nats.ts';
-import { eventually, killAll, openCounters, startUpgradableNode, testPublisher } from '../support/upgrades.ts';
+import { counterV2Descriptor, eventually, killAll, openCounters, startUpgradableNode, testPublisher } from '../support/upgrades.ts';
 
 interface Ctx {
   nats: EmbeddedNats;
@@ -53,18 +53,7 @@ test.after(async (ctx) => {
 /** Stores `bytes` as a bundle and publishes a correctly signed descriptor for it. */
 async function publishBroken(ctx: Ctx, bytes: Uint8Array, rolloutId: string): Promise<void> {
   await ctx.store.putBundle(bytes);
-  const d: UpgradeDescriptor = {
-    format: DESCRIPTOR_FORMAT,
-    service: 'counters',
-    type: 'counter',
-    from: 1,
-    to: 2,
-    bundle: { digest: sha256Hex(bytes), size: bytes.length },
-    schedule: { name: 'immediate', params: {} },
-    publisher: ctx.trusted.publicKey,
-    createdAt: Date.now(),
-    rolloutId,
-  };
+  const d = counterV2Descriptor({ publisher: ctx.trusted.publicKey, bundle: { digest: sha256Hex(bytes), size: bytes.length }, rolloutId });
   await ctx.store.descriptors.put(descriptorKey('counter', 2), JSON.stringify(signDescriptor(d, ctx.trusted.signer)));
 }
 

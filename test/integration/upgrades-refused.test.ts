@@ -14,11 +14,11 @@ import type { NatsConnection } from '@nats-io/transport-node';
 import { Objm } from '@nats-io/obj';
 import type { Udb, ReportRecord } from '../../runtime/udb/index.ts';
 import { buildBundle, sha256Hex } from '../../runtime/server/bundle.ts';
-import { canonicalJson, descriptorKey, DESCRIPTOR_FORMAT, signDescriptor, verifyDescriptor, type UpgradeDescriptor } from '../../runtime/server/descriptor.ts';
+import { canonicalJson, descriptorKey, signDescriptor, verifyDescriptor, type UpgradeDescriptor } from '../../runtime/server/descriptor.ts';
 import { openUpgradeStore, type UpgradeStore } from '../../runtime/server/store.ts';
 import { isMoltError, type MoltError } from '../../runtime/index.ts';
 import { startEmbeddedNats, type ChildNode, type EmbeddedNats } from '../support/nats.ts';
-import { eventually, killAll, openCounters, startUpgradableNode, testPublisher, waitForVersions } from '../support/upgrades.ts';
+import { counterV2Descriptor, eventually, killAll, openCounters, startUpgradableNode, testPublisher, waitForVersions } from '../support/upgrades.ts';
 
 interface Ctx {
   nats: EmbeddedNats;
@@ -53,18 +53,7 @@ test.after(async (ctx) => {
 });
 
 function descriptor(publisher: string, bytes: Uint8Array, rolloutId: string): UpgradeDescriptor {
-  return {
-    format: DESCRIPTOR_FORMAT,
-    service: 'counters',
-    type: 'counter',
-    from: 1,
-    to: 2,
-    bundle: { digest: sha256Hex(bytes), size: bytes.length },
-    schedule: { name: 'immediate', params: {} },
-    publisher,
-    createdAt: Date.now(),
-    rolloutId,
-  };
+  return counterV2Descriptor({ publisher, bundle: { digest: sha256Hex(bytes), size: bytes.length }, rolloutId });
 }
 
 async function waitForReport(udb: Udb, reason: string): Promise<ReportRecord> {

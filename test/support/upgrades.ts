@@ -9,9 +9,29 @@ import { connectNats, createClient, startEmbeddedNats, type EmbeddedNats, type M
 import { Udb, type NodeRecord, type ProgressRecord, type RolloutRecord } from '../../runtime/udb/index.ts';
 import { generatePublisherKeys, signerFromSeed, type Signer } from '../../runtime/server/keys.ts';
 import { publishUpgrade, type PublishOptions } from '../../runtime/server/publish.ts';
+import { DESCRIPTOR_FORMAT, type UpgradeDescriptor } from '../../runtime/server/descriptor.ts';
 import { spawnScript, eventually, type ChildNode } from './nats.ts';
 
 export { eventually };
+
+/**
+ * An (unsigned) descriptor of counters' `counter` 1 → 2, for tests that sign,
+ * forge, tamper with or replay descriptors by hand.
+ */
+export function counterV2Descriptor(o: { publisher: string; bundle: { digest: string; size: number }; rolloutId: string; schedule?: string }): UpgradeDescriptor {
+  return {
+    format: DESCRIPTOR_FORMAT,
+    service: 'counters',
+    type: 'counter',
+    from: 1,
+    to: 2,
+    bundle: o.bundle,
+    schedule: { name: o.schedule ?? 'immediate', params: {} },
+    publisher: o.publisher,
+    createdAt: Date.now(),
+    rolloutId: o.rolloutId,
+  };
+}
 
 /** Fast timings for node processes in upgrade tests. */
 export const TIMINGS = { leaseMs: 1500, heartbeatMs: 300, reconcileMs: 1000, tickMs: 200 };
