@@ -38,6 +38,7 @@
  */
 import { and, assign, fromCallback, fromPromise, sendTo, setup, type ActorRefFrom } from 'xstate';
 import type { ScheduleDecision, ScheduleEvent } from './schedules/contract.ts';
+import type { UpgradeResult } from '../runtime/node.ts';
 
 /** The parts of a verified descriptor the lifecycle uses. */
 export interface LifecycleDescriptor {
@@ -98,7 +99,7 @@ interface LifecycleContext extends UpgradeLifecycleInput {
   note?: string;
   error?: string;
   reason?: string;
-  result?: { transformed: number; failed: number };
+  result?: UpgradeResult;
 }
 
 function message(e: unknown): string {
@@ -132,7 +133,7 @@ export const upgradeLifecycle = setup({
     runSchedule: fromCallback<ScheduleEvent, ScheduleRunnerInput>(() => {
       throw new Error('runSchedule is provided by the runtime');
     }),
-    upgrade: fromPromise<{ transformed: number; failed: number }, { verified: VerifiedUpgrade }>(async () => {
+    upgrade: fromPromise<UpgradeResult, { verified: VerifiedUpgrade }>(async () => {
       throw new Error('upgrade is provided by the runtime');
     }),
   },

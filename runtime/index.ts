@@ -34,7 +34,7 @@ export { checkSchema } from './schema.ts';
 export { ErrorCode, MoltError, isMoltError, isRetryable } from './errors.ts';
 export type { WireError } from './errors.ts';
 export { createNode } from './node.ts';
-export type { MoltNode, NodeOptions, TypeStatus } from './node.ts';
+export type { MoltNode, NodeOptions, TypeStatus, UpgradeResult } from './node.ts';
 export { createClient } from './client.ts';
 export type { ActorRef, ClientOptions, MoltClient } from './client.ts';
 export { createSuperjsonCodec } from './wire/codec.ts';

@@ -63,6 +63,16 @@ export interface NodeOptions {
   ids?: IdGenerator;
 }
 
+/** How an in-place upgrade of one type on one node went. */
+export interface UpgradeResult {
+  /** Resident actors carried to the new version. */
+  transformed: number;
+  /** Resident actors whose TF failed (they keep their old state and answer TransformFailed). */
+  failed: number;
+  /** When the type switched, on this node's clock (absent when there was nothing to do). */
+  finishedAt?: number;
+}
+
 /** What `status()` reports about one type on this node. */
 export interface TypeStatus {
   current: number;
@@ -83,7 +93,7 @@ export interface MoltNode {
   /** Makes a newer version of a type known: its future SO serves callers of it at once. */
   loadVersion(def: AnyActorVersion): void;
   /** Upgrades a type in place to `version` (current + 1; loaded first if `def` is given). */
-  upgrade(type: string, version: number, def?: AnyActorVersion): Promise<{ transformed: number; failed: number }>;
+  upgrade(type: string, version: number, def?: AnyActorVersion): Promise<UpgradeResult>;
   /**
    * Rolls a type back in place to `version` (current − 1), through the current
    * version's `down` transform. On a node already at `version`, only marks the
@@ -475,8 +485,12 @@ export async function createNode(options: NodeOptions): Promise<MoltNode> {
       await placement.publish();
       try {
         const result = await host.upgrade(version);
+        // Taken before the record below announces the new version: from then on
+        // other nodes may act on this upgrade having ended (a rolling schedule
+        // starts the next node), so records of it must not say it ended later.
+        const finishedAt = clock.now();
         logger.info('type upgraded', { type, version, ...result });
-        return result;
+        return { ...result, finishedAt };
       } catch (e) {
         lastError = (e as Error).message;
         throw e;

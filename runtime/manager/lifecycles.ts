@@ -22,6 +22,7 @@ import { parseDescriptorKey, rejected } from '../server/descriptor.ts';
 import type { StoredDescriptor } from '../server/store.ts';
 import type { ProgressStep } from '../udb/index.ts';
 import { upgradeLifecycle, type UpgradeLifecycleState, type VerifiedUpgrade } from '../../actors/upgrade-manager.ts';
+import type { UpgradeResult } from '../node.ts';
 import type { ManagerContext } from './context.ts';
 import type { Recorder } from './recording.ts';
 import type { Verifier } from './verify.ts';
@@ -76,7 +77,7 @@ export function createLifecycles(ctx: ManagerContext, deps: LifecyclesDeps): Lif
     actor.start();
   }
 
-  function onSnapshot(m: Managed, state: UpgradeLifecycleState, context: { verified?: VerifiedUpgrade; note?: string; error?: string; reason?: string; result?: { transformed: number; failed: number } }): void {
+  function onSnapshot(m: Managed, state: UpgradeLifecycleState, context: { verified?: VerifiedUpgrade; note?: string; error?: string; reason?: string; result?: UpgradeResult }): void {
     const previous = m.state;
     const note = context.note;
     if (!m.verified && context.verified) {
@@ -133,7 +134,8 @@ export function createLifecycles(ctx: ManagerContext, deps: LifecyclesDeps): Lif
       }
       case 'upgraded': {
         const result = context.result ?? { transformed: 0, failed: 0 };
-        recorder.recordStep(m, `transformed ${result.transformed} resident actors${result.failed ? `, ${result.failed} transform failures` : ''}`);
+        // Stamped when the node switched, not now: other nodes may have acted on it since.
+        recorder.recordStep(m, `transformed ${result.transformed} resident actors${result.failed ? `, ${result.failed} transform failures` : ''}`, undefined, result.finishedAt);
         // A problem reported earlier for this upgrade (e.g. a refused revision) is over.
         recorder.problemOver(m, result.failed === 0);
         upgrades.checkTransformFailures();

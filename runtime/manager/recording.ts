@@ -42,7 +42,8 @@ export interface Recorder {
   /** Appends `step` to `steps` (unless it is the last one) and writes the progress record. */
   progress(of: ProgressOf, steps: Array<{ step: ProgressStep; at: number }>, step: ProgressStep, note?: string, error?: string): void;
   /** Records a lifecycle's current state as its progress step. */
-  recordStep(m: Managed, note?: string, error?: string): void;
+  /** Records the step of `m`'s state, at `at` (default: now). */
+  recordStep(m: Managed, note?: string, error?: string, at?: number): void;
   /** Writes a report and makes it this node's `lastError`. */
   report(problem: Problem): void;
   /** Reports a problem of a managed upgrade. */
@@ -93,8 +94,8 @@ export function createRecorder(ctx: ManagerContext): Recorder {
     writeWhole('status', () => node.setStatus(ctx.restarts.active > 0 ? 'upgrading' : 'running', message));
   }
 
-  function progress(of: ProgressOf, steps: Array<{ step: ProgressStep; at: number }>, step: ProgressStep, note?: string, error?: string): void {
-    const at = clock.now();
+  function progress(of: ProgressOf, steps: Array<{ step: ProgressStep; at: number }>, step: ProgressStep, note?: string, error?: string, stampedAt?: number): void {
+    const at = stampedAt ?? clock.now();
     if (steps[steps.length - 1]?.step !== step) steps.push({ step, at });
     const record: ProgressRecord = {
       rolloutId: of.rolloutId,
@@ -122,11 +123,11 @@ export function createRecorder(ctx: ManagerContext): Recorder {
     write,
     status,
     progress,
-    recordStep(m, note, error) {
+    recordStep(m, note, error, at) {
       const d = m.verified?.descriptor;
       const step = stepOf[m.state];
       if (!d || !step) return;
-      progress(d, m.steps, step, note, error);
+      progress(d, m.steps, step, note, error, at);
     },
     report,
     reportProblem(m, code, message, reason) {

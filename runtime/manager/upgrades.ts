@@ -16,13 +16,14 @@
 import { ErrorCode } from '../errors.ts';
 import type { UpgradeDescriptor } from '../server/descriptor.ts';
 import { rollbackStates } from '../udb/index.ts';
+import type { UpgradeResult } from '../node.ts';
 import type { ManagerContext } from './context.ts';
 import type { Recorder } from './recording.ts';
 import type { Managed, Verified } from './model.ts';
 
 export interface Upgrades {
   /** The lifecycle's `upgrade` actor: upgrades the type in place (queued behind other restarts). */
-  upgradeNode(verified: Verified): Promise<{ transformed: number; failed: number }>;
+  upgradeNode(verified: Verified): Promise<UpgradeResult>;
   /** Halts (or reports) on transform failures not acted on yet. */
   checkTransformFailures(): void;
   /** After an upgrade of `type`: tell its lifecycles, apply what waited for it. */
