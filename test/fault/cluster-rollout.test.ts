@@ -15,7 +15,7 @@
  */
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { createClient, type MoltClient } from '../../runtime/index.ts';
+import { createClient, isMoltError, type MoltClient } from '../../runtime/index.ts';
 import { publishUpgrade } from '../../runtime/server/publish.ts';
 import { startNatsCluster, replicaStates, streamReplicas, type NatsCluster } from '../support/cluster.ts';
 import { eventually, type ChildNode } from '../support/nats.ts';
@@ -52,6 +52,7 @@ async function retrying<T>(fn: () => Promise<T>, what: string, timeoutMs = 30_00
     try {
       return await fn();
     } catch (e) {
+      if ((e as { fatal?: boolean }).fatal) throw e;
       if (Date.now() > deadline) throw new Error(`timed out: ${what}: ${String(e).slice(0, 1500)}`);
       await sleep(250);
     }
@@ -105,7 +106,17 @@ test('cluster rollout - the state leader killed mid-rollout: the rollout converg
     await load.stop();
 
     const finals = new Map<string, number>();
-    for (const key of keys) finals.set(key, (await ctx.client.call('counter', 2, key, 'get', {})) as number);
+    // Read back once the restarted server rejoined; a read that meets a retryable
+    // error (the rejoin can move a stream leader again) is read again, any other fails.
+    const readBack = (key: string) => async () => {
+      try {
+        return (await ctx.client.call('counter', 2, key, 'get', {})) as number;
+      } catch (e) {
+        if (isMoltError(e) && RETRYABLE.has(e.code)) throw e;
+        throw Object.assign(new Error(`reading ${key} back failed with a non-retryable error: ${String(e)}`), { fatal: true });
+      }
+    };
+    for (const key of keys) finals.set(key, await retrying(readBack(key), `read ${key} back`));
     const { lost, phantom } = history.checkFinal(finals);
     const order = history.checkOrder();
     const failures = history.failuresByCode();
