@@ -86,8 +86,9 @@ function createClientOn(nc: NatsConnection, options: ClientOptions, ownsConnecti
   let seq = 0;
   let closed = false;
 
-  // Guarded: the NATS client runs this inside its socket reader, and a reply
-  // whose header block cannot be parsed throws on first access.
+  // Guarded: the NATS client runs this inside its socket reader, where
+  // anything thrown (say, by nats.js's accessors on a hostile frame) would
+  // stop it.
   const sub: Subscription = nc.subscribe(`${inbox}.*`, {
     callback: (err, msg) => {
       if (err) return;

@@ -423,8 +423,9 @@ export async function createNode(options: NodeOptions): Promise<MoltNode> {
             callback: (err, msg) => {
               if (err) return;
               // The NATS client calls this inside its socket reader: anything
-              // thrown here (a header block it cannot parse throws on first
-              // access) would stop the reader and leave the node deaf.
+              // thrown here would stop the reader and leave the node deaf.
+              // (Molt reads headers leniently, see wire/header-block.ts, but
+              // nats.js's own accessors still throw on some hostile frames.)
               try {
                 onMessage(msg);
               } catch (e) {

@@ -26,6 +26,8 @@ test.after(async (ctx) => {
   await ctx.nats?.stop();
 });
 
+/** The bucket `kv`, but writing every key to `<prefix>.<key>`: a subject that stores nothing. */
+const writingTo = (kv: KV, prefix: string): KV => Object.assign(Object.create(Object.getPrototypeOf(kv)) as KV, kv, { subjectForKey: (k: string) => `${prefix}.${k}` });
 const bytes = (text: string) => new TextEncoder().encode(text);
 const text = (b: Uint8Array | undefined) => (b ? new TextDecoder().decode(b) : undefined);
 
@@ -83,7 +85,7 @@ test('kv store - concurrent writers of one revision: exactly one wins', async ({
 test('kv store - a write nobody acknowledges fails with Unavailable after the timeout', async ({ nc, kv }) => {
   // A subscriber that swallows writes stands in for a stream that stores but never answers.
   const sink = nc.subscribe('swallowed.>');
-  const silent = Object.assign(Object.create(Object.getPrototypeOf(kv)) as KV, kv, { subjectForKey: (k: string) => `swallowed.${k}` });
+  const silent = writingTo(kv, 'swallowed');
   const store = createKvStore(silent, nc, { writeTimeoutMs: 150 });
   try {
     const started = Date.now();
@@ -102,7 +104,7 @@ test('kv store - a write nobody acknowledges fails with Unavailable after the ti
 });
 
 test('kv store - a write no stream listens for fails with Unavailable at once (no responders)', async ({ nc, kv }) => {
-  const nowhere = Object.assign(Object.create(Object.getPrototypeOf(kv)) as KV, kv, { subjectForKey: (k: string) => `nobody.${k}` });
+  const nowhere = writingTo(kv, 'nobody');
   const store = createKvStore(nowhere, nc, { writeTimeoutMs: 10_000 });
   try {
     const started = Date.now();
@@ -121,7 +123,7 @@ test('kv store - a write no stream listens for fails with Unavailable at once (n
 
 test('kv store - close fails the writes still waiting', async ({ nc, kv }) => {
   const sink = nc.subscribe('held.>');
-  const held = Object.assign(Object.create(Object.getPrototypeOf(kv)) as KV, kv, { subjectForKey: (k: string) => `held.${k}` });
+  const held = writingTo(kv, 'held');
   const store = createKvStore(held, nc, { writeTimeoutMs: 60_000 });
   const write = store.save('y', bytes('pending'), 0);
   await nc.flush();
