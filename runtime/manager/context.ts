@@ -13,6 +13,7 @@
  * @module
  */
 import type { MoltNode, TypeStatus } from '../node.ts';
+import { nodeInternals, type NodeInternals } from '../node/internals.ts';
 import type { Clock, Logger } from '../env.ts';
 import type { StoredDescriptor, UpgradeStore } from '../server/store.ts';
 import type { ControlRecord, RetireRecord, RolloutRecord, Udb } from '../udb/index.ts';
@@ -61,6 +62,8 @@ export class RestartQueue {
 /** The state one manager's parts share. */
 export interface ManagerContext {
   readonly node: MoltNode;
+  /** The node's upgrade verbs (rollback, status, its UDB bucket). */
+  readonly internals: NodeInternals;
   readonly udb: Udb;
   readonly clock: Clock;
   readonly logger: Logger;
@@ -85,6 +88,7 @@ export interface ManagerContext {
 export function createContext(node: MoltNode, udb: Udb, clock: Clock, logger: Logger, config: ManagerConfig): ManagerContext {
   return {
     node,
+    internals: nodeInternals(node),
     udb,
     clock,
     logger,

@@ -27,6 +27,7 @@
  * @module
  */
 import type { MoltNode } from '../node.ts';
+import { nodeInternals } from '../node/internals.ts';
 import { createJsonLogger, systemClock, type TimerHandle } from '../env.ts';
 import { rejected } from '../server/descriptor.ts';
 import { checkTrustedKeys } from '../server/keys.ts';
@@ -71,7 +72,7 @@ export async function startUpgradeManager(node: MoltNode, options: UpgradeManage
   const logger = (options.logger ?? createJsonLogger()).child({ node: node.id, service: node.service, component: 'upgrade-manager' });
   const reconcileMs = options.reconcileMs ?? 5000;
   const tickMs = options.tickMs ?? 1000;
-  const ctx = createContext(node, new Udb(node.udb, node.service), clock, logger, {
+  const ctx = createContext(node, new Udb(nodeInternals(node).udb, node.service), clock, logger, {
     trustedKeys,
     reconcileMs,
     tickMs,

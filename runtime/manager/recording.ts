@@ -91,7 +91,7 @@ export function createRecorder(ctx: ManagerContext): Recorder {
   }
 
   function status(message: string | undefined): void {
-    writeWhole('status', () => node.setStatus(ctx.restarts.active > 0 ? 'upgrading' : 'running', message));
+    writeWhole('status', () => ctx.internals.setStatus(ctx.restarts.active > 0 ? 'upgrading' : 'running', message));
   }
 
   function progress(of: ProgressOf, steps: Array<{ step: ProgressStep; at: number }>, step: ProgressStep, note?: string, error?: string, stampedAt?: number): void {

@@ -76,7 +76,7 @@ export function createRollbacks(ctx: ManagerContext, deps: { recorder: Recorder;
         // Re-checked in the queue: an upgrade may have run in between.
         if (!s || (s.current !== r.to && s.current !== r.from)) return;
         if (s.current === r.to) recordRollback(r, 'rolling-back', `rolling back from ${r.to} to ${r.from}`);
-        const result = await node.downgrade(r.type, r.from);
+        const result = await ctx.internals.downgrade(r.type, r.from);
         const note = s.current === r.to
           ? `carried ${result.transformed} resident actors down to ${r.from}${result.failed ? `, ${result.failed} down transform failures` : ''}`
           : `was at ${r.from}: state written by ${r.to} is carried down when loaded`;

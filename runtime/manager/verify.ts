@@ -196,7 +196,7 @@ export function createVerifier(ctx: ManagerContext): Verifier {
     const rolledBackFrom = ctx.types()[d.type]?.rolledBackFrom;
     if (!verified.rollout?.aborted && rolledBackFrom !== undefined && rolledBackFrom >= d.to && verified.fixDef) {
       node.loadVersion(verified.fixDef);
-      node.clearRollback(d.type);
+      ctx.internals.clearRollback(d.type);
       logger.info('rolled-back version published again', { type: d.type, version: d.to, rolloutId: d.rolloutId });
     }
   }

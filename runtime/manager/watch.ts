@@ -191,7 +191,7 @@ export function createWatch(ctx: ManagerContext, hooks: WatchHooks): Watch {
     try {
       // Created with the replication of the node's own buckets (`--replicas`): an
       // R1 upgrade store on a cluster stalls every rollout while its one server is down.
-      const replicas = ctx.store ? 1 : await node.udb.status().then((s) => s.replicas, () => 1);
+      const replicas = ctx.store ? 1 : await ctx.internals.udb.status().then((s) => s.replicas, () => 1);
       ctx.store ??= await openUpgradeStore(node.connection, node.service, { create: 'try', replicas });
     } catch (e) {
       logger.debug('upgrade store not reachable yet', { error: errorText(e) });

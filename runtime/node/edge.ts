@@ -1,0 +1,130 @@
+/**
+ * The node's edge: every call a node receives passes through here. It reads
+ * the call (wire/envelope.ts), hands it to the actor host of its type, and
+ * sends the one reply — nothing else in the node touches a call message.
+ *
+ * The edge also counts the calls it has accepted and not yet answered, so a
+ * shard handover (and shutdown) can wait until none is still running.
+ *
+ * @module
+ */
+import type { Msg } from '@nats-io/transport-node';
+import { ErrorCode, MoltError } from '../errors.ts';
+import type { Logger } from '../env.ts';
+import type { Codec } from '../wire/codec.ts';
+import { createReplyHeaders, parseCall, VERSION_PATTERN, type CallLimits, type ReplyMeta } from '../wire/envelope.ts';
+import { HeaderBlock } from '../wire/header-block.ts';
+import { Header } from '../wire/protocol.ts';
+import type { ActorHost } from '../host/actor-host.ts';
+
+export interface EdgeOptions {
+  service: string;
+  nodeId: string;
+  hosts: ReadonlyMap<string, ActorHost>;
+  shards: number;
+  maxPayload: number;
+  codec: Codec;
+  logger: Logger;
+  /**
+   * Whether this node may serve now (its placement lease is valid). Asked
+   * for every call; a node that may not serve refuses the call unrun.
+   */
+  mayServe(): boolean;
+}
+
+export interface Edge {
+  /** Handles one call message (the shard subscriptions' callback). Never throws. */
+  receive(msg: Msg): void;
+  /** Resolves once no accepted call is still running. */
+  quiet(): Promise<void>;
+}
+
+export function createEdge(options: EdgeOptions): Edge {
+  const { hosts, codec, logger } = options;
+  const replyHeaders = createReplyHeaders();
+  const limits: CallLimits = {
+    shards: options.shards,
+    maxPayload: options.maxPayload,
+    hasType: (type) => hosts.has(type),
+    unknownType: (type) =>
+      new MoltError(ErrorCode.UnknownType, `service '${options.service}' has no actor type '${type}'; it has: ${[...hosts.keys()].join(', ')}`, { data: { type } }),
+  };
+
+  // Calls accepted and not yet answered, and who waits for there to be none.
+  let inflight = 0;
+  let whenQuiet: Array<() => void> = [];
+
+  function answered(): void {
+    if (--inflight === 0 && whenQuiet.length > 0) {
+      const waiting = whenQuiet;
+      whenQuiet = [];
+      for (const wake of waiting) wake();
+    }
+  }
+
+  /** Sends the one reply of a call. An ok body that cannot be encoded becomes an ActorFailed error. */
+  function reply(msg: Msg, ok: boolean, body: unknown, meta: ReplyMeta): void {
+    if (!msg.reply) return;
+    let bytes: Uint8Array;
+    try {
+      bytes = codec.encode(body);
+    } catch (e) {
+      ok = false;
+      bytes = codec.encode(new MoltError(ErrorCode.ActorFailed, `the reply could not be encoded: ${(e as Error).message}`).toWire());
+    }
+    try {
+      msg.respond(bytes, { headers: replyHeaders(ok, meta) });
+    } catch (e) {
+      logger.debug('could not send reply', { error: String(e) });
+    }
+  }
+
+  function handle(msg: Msg): void {
+    const headers = HeaderBlock.of(msg);
+    const correlation = headers?.get(Header.Correlation) || undefined;
+    if (!options.mayServe()) {
+      const version = headers?.get(Header.Version);
+      const error = new MoltError(ErrorCode.Unavailable, 'this node lost its placement lease and is handing over its shards; retry', { data: { node: options.nodeId } });
+      return reply(msg, false, error.toWire(), { correlation, ...(version && VERSION_PATTERN.test(version) ? { version: Number(version) } : {}) });
+    }
+    const parsed = parseCall(msg.subject, headers, msg.data, limits, codec);
+    if (parsed.kind === 'invalid') {
+      const nodeVersion = parsed.type === undefined ? undefined : hosts.get(parsed.type)?.currentVersion;
+      return reply(msg, false, parsed.error.toWire(), { correlation, version: parsed.version, nodeVersion });
+    }
+    const host = hosts.get(parsed.type)!;
+    inflight++;
+    host.dispatch(parsed.key, parsed.version, parsed.message, parsed.request, (error, result) => {
+      const meta: ReplyMeta = { correlation, version: parsed.version, nodeVersion: host.currentVersion };
+      if (error) reply(msg, false, error.toWire(), meta);
+      else reply(msg, true, result, meta);
+      answered();
+    });
+  }
+
+  /** Answers a call whose header block cannot even be parsed (InvalidHeader), touching nothing else of it. */
+  function refuseUnreadable(msg: Msg, e: unknown): void {
+    logger.debug('unreadable call', { subject: msg.subject.slice(0, 200), error: String(e) });
+    try {
+      const error = new MoltError(ErrorCode.InvalidHeader, `the call's header block cannot be parsed: ${e instanceof Error ? e.message : String(e)}`);
+      reply(msg, false, error.toWire(), {});
+    } catch {
+      // Nothing more can be done for it.
+    }
+  }
+
+  return {
+    receive(msg) {
+      // The NATS client calls this inside its socket reader: anything thrown
+      // here would stop the reader and leave the node deaf. (Molt reads
+      // headers leniently, see wire/header-block.ts, but nats.js's own
+      // accessors still throw on some hostile frames.)
+      try {
+        handle(msg);
+      } catch (e) {
+        refuseUnreadable(msg, e);
+      }
+    },
+    quiet: () => (inflight === 0 ? Promise.resolve() : new Promise<void>((resolve) => whenQuiet.push(resolve))),
+  };
+}

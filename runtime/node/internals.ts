@@ -1,0 +1,41 @@
+/**
+ * The node's upgrade verbs that only the upgrade manager uses: its UDB
+ * bucket, publishing a status, rolling a type back, ending a rollback. They
+ * are kept off the public `MoltNode` (a user of a node has no business with
+ * them) and reached through {@link nodeInternals}.
+ *
+ * @module
+ */
+import type { KV } from '@nats-io/kv';
+import { ErrorCode, MoltError } from '../errors.ts';
+import type { NodeRecord } from '../host/placement.ts';
+
+/** What the upgrade manager may do to the node it runs on. */
+export interface NodeInternals {
+  /** The upgrade database bucket. */
+  readonly udb: KV;
+  /** Sets the status published in this node's UDB record. */
+  setStatus(status: NodeRecord['status'], lastError?: string): Promise<void>;
+  /**
+   * Rolls a type back in place to `version` (current − 1), through the current
+   * version's `down` transform. On a node already at `version`, only marks the
+   * type rolled back, so state written by the newer version is carried down when loaded.
+   */
+  downgrade(type: string, version: number): Promise<{ transformed: number; failed: number }>;
+  /** Forgets that a type was rolled back (its newer version was published again). */
+  clearRollback(type: string): void;
+}
+
+const internals = new WeakMap<object, NodeInternals>();
+
+/** @internal Registers the internals of a node created by createNode. */
+export function attachInternals(node: object, handle: NodeInternals): void {
+  internals.set(node, handle);
+}
+
+/** The upgrade verbs of a node made by `createNode`. */
+export function nodeInternals(node: object): NodeInternals {
+  const handle = internals.get(node);
+  if (!handle) throw new MoltError(ErrorCode.InvalidDefinition, 'not a node made by createNode(): the upgrade manager runs only on a Molt node');
+  return handle;
+}
