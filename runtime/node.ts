@@ -13,14 +13,15 @@ import type { ServiceDefinition } from './define/service.ts';
 import { checkVersionChain } from './define/service.ts';
 import type { AnyActorVersion } from './define/version.ts';
 import { createSuperjsonCodec, type Codec } from './wire/codec.ts';
-import { bucketNames, encodeKey, DEFAULT_MAX_PAYLOAD, DEFAULT_SHARDS, queueGroup, shardOf, shardSubscription } from './wire/protocol.ts';
+import { bucketNames, encodeKey, DEFAULT_MAX_PAYLOAD, DEFAULT_SHARDS, shardOf, shardSubscription } from './wire/protocol.ts';
 import { createIdGenerator, createJsonLogger, systemClock, type Clock, type IdGenerator, type Logger } from './env.ts';
-import { resolveConnection, type NatsTarget } from './nats/connect.ts';
-import { ActorHost, type HostStats, type TransformFailure } from './host/actor-host.ts';
+import { connectNats, isConnection, resolveConnection, type NatsTarget } from './nats/connect.ts';
+import { ActorHost, DEFAULT_MAILBOX_LIMIT, type HostStats, type TransformFailure } from './host/actor-host.ts';
 import { createKvStore, createMemoryStore, type StateStore } from './host/store.ts';
 import { NODE_PREFIX, Placement, type NodeRecord } from './host/placement.ts';
 import { routeFor, servedVersions } from './upgrade/layer.ts';
 import { createEdge } from './node/edge.ts';
+import { probeCallPath } from './node/liveness.ts';
 import { ensureIdFree, readNodeRecord } from './node/identity.ts';
 import { attachInternals } from './node/internals.ts';
 import { buildNodeRecord, versionsToResume, type NodeRecordState } from './node/record.ts';
@@ -47,6 +48,10 @@ export interface NodeOptions {
   maxPayload?: number;
   /** Calls held per type while it upgrades (default 10 000). */
   holdLimit?: number;
+  /** Calls waiting per actor before more are refused with `Overloaded` (default 1000). */
+  mailboxLimit?: number;
+  /** Calls admitted and unanswered on this node before more are refused with `Overloaded` (default 20 000). */
+  maxInflight?: number;
   /** Replicas of the JetStream buckets (1; use 3 on a 3-server cluster). */
   replicas?: number;
   codec?: Codec;
@@ -77,6 +82,9 @@ export interface TypeStatus {
   rolledBackFrom?: number;
 }
 
+/** Calls a node admits and has not answered yet, by default, before it refuses more. */
+const DEFAULT_MAX_INFLIGHT = 20_000;
+
 /** A running node. */
 export interface MoltNode {
   readonly id: string;
@@ -96,6 +104,12 @@ export interface MoltNode {
   liveNodes(): string[];
   /** Leaves the service (its shards move at once), drains in-flight calls, and disconnects if it owns the connection. */
   stop(): Promise<void>;
+  /**
+   * Resolves once the node has stopped: with undefined after `stop()`, or
+   * with an error when it stopped by itself because another process took
+   * over its node id while it could not renew its lease.
+   */
+  stopped(): Promise<MoltError | undefined>;
 }
 
 /** A store that refuses writes (retryable `Unavailable`, nothing written) while `mayWrite()` is false. */
@@ -128,7 +142,19 @@ export async function createNode(options: NodeOptions): Promise<MoltNode> {
   const service = options.service;
 
   const { nc, owned: ownsConnection } = await resolveConnection(options.nats);
-  const kvm = new Kvm(nc);
+  // Heartbeats, the membership watch and actor state travel on a connection of
+  // their own: on the call connection, a flood of calls queues their replies
+  // behind it, and a node would lose its lease (and every caller its
+  // answers) to one noisy client. Only a node given a connection, rather than
+  // where to connect, shares that one connection.
+  let control: NatsConnection;
+  try {
+    control = ownsConnection && !isConnection(options.nats) ? await connectNats({ ...options.nats, name: `${options.nats.name ?? 'molt-node'} (control)` }) : nc;
+  } catch (e) {
+    if (ownsConnection) await nc.close().catch(() => undefined);
+    throw e;
+  }
+  const kvm = new Kvm(control);
   const names = bucketNames(service.name);
   const replicas = options.replicas ?? 1;
   // Replicated state is read from the stream leader (allow_direct off): a direct
@@ -137,18 +163,23 @@ export async function createNode(options: NodeOptions): Promise<MoltNode> {
   const stateKv = await kvm.create(names.state, replicas > 1 ? { history: 1, replicas, allow_direct: false } : { history: 1, replicas });
   const udb = await kvm.create(names.udb, { history: 5, replicas });
 
+  const closeConnections = async () => {
+    if (!ownsConnection) return;
+    await nc.close().catch(() => undefined);
+    if (control !== nc) await control.close().catch(() => undefined);
+  };
   const previous = await udb.get(`${NODE_PREFIX}${nodeId}`).catch(() => null);
   try {
     await ensureIdFree(udb, nodeId, previous, { heartbeatMs, leaseMs, clock });
   } catch (e) {
-    if (ownsConnection) await nc.close().catch(() => undefined);
+    await closeConnections();
     throw e;
   }
   const resumed = versionsToResume(readNodeRecord(previous));
 
   // A node whose lease ran out writes nothing more: another node may own these
   // actors already (`placement` exists before any call can write).
-  const kvStore = createKvStore(stateKv, nc);
+  const kvStore = createKvStore(stateKv, control, { clock });
   const durableStore = leaseGuarded(kvStore, () => placement.leaseValid());
   const hosts = new Map<string, ActorHost>();
   for (const type of service.types) {
@@ -165,6 +196,7 @@ export async function createNode(options: NodeOptions): Promise<MoltNode> {
         volatile: type.options.volatile ?? false,
         passivateAfterMs: type.options.passivateAfterMs ?? options.passivateAfterMs ?? 60_000,
         holdLimit: options.holdLimit ?? 10_000,
+        mailboxLimit: options.mailboxLimit ?? DEFAULT_MAILBOX_LIMIT,
         store: type.options.volatile ? createMemoryStore() : durableStore,
         codec,
         clock,
@@ -184,11 +216,9 @@ export async function createNode(options: NodeOptions): Promise<MoltNode> {
     maxPayload: options.maxPayload ?? DEFAULT_MAX_PAYLOAD,
     codec,
     logger,
-    mayServe() {
-      if (placement.leaseValid()) return true;
-      placement.checkFence();
-      return false;
-    },
+    maxInflight: options.maxInflight ?? DEFAULT_MAX_INFLIGHT,
+    leaseValid: () => placement.leaseValid(),
+    serves: (shard) => placement.serves(shard),
   });
 
   const subscriptions = new Map<number, Subscription>();
@@ -212,7 +242,12 @@ export async function createNode(options: NodeOptions): Promise<MoltNode> {
       for (const host of hosts.values()) host.invalidate((key) => gained.has(shardOf(encodeKey(key), shards)));
     }
     for (const shard of gained) {
-      subscriptions.set(shard, nc.subscribe(shardSubscription(service.name, shard), { queue: queueGroup(service.name), callback: (err, msg) => {
+      // No queue group: only one node owns a shard at a time, and a node cut
+      // off from its server keeps its subscriptions there until the server
+      // notices the dead connection (minutes). A shared queue group would
+      // keep sending the cut node its share of the shard's calls after the
+      // new owner subscribed; without one, the owner receives every call.
+      subscriptions.set(shard, nc.subscribe(shardSubscription(service.name, shard), { callback: (err, msg) => {
           if (!err) edge.receive(msg);
         },
       }));
@@ -224,9 +259,14 @@ export async function createNode(options: NodeOptions): Promise<MoltNode> {
     return Promise.all(draining).then(() => edge.quiet());
   }
 
+  const callPath = control === nc ? undefined : probeCallPath(nc, clock, { everyMs: heartbeatMs, deadAfterMs: leaseMs / 2 });
+  let replacedBy: MoltError | undefined;
+  let serving = false;
   const placement = new Placement({
     kv: udb,
     nodeId,
+    incarnation: ids.next(),
+    recordRevision: previous?.revision ?? 0,
     shards,
     heartbeatMs,
     leaseMs,
@@ -234,8 +274,26 @@ export async function createNode(options: NodeOptions): Promise<MoltNode> {
     logger,
     record: () => buildNodeRecord(identity, hosts, state, clock.now()),
     onOwnedChange: applyOwnership,
+    ...(callPath ? { callPathAlive: callPath.alive } : {}),
+    onReplaced(by) {
+      replacedBy = new MoltError(
+        ErrorCode.OperationRefused,
+        `node id '${nodeId}' was taken over by process ${by.pid ?? '?'} on host '${by.host ?? '?'}' while this process was unable to renew its lease (paused or cut off); this process serves nothing more. Give every process its own id (--id)`,
+        { retryable: false, data: { nodeId, pid: by.pid, host: by.host } },
+      );
+      // During start() there is no node yet: start() itself then fails.
+      if (serving) void node.stop();
+    },
   });
-  await placement.start();
+  try {
+    await placement.start();
+  } catch (e) {
+    callPath?.stop();
+    kvStore.close();
+    await closeConnections();
+    throw e;
+  }
+  serving = true;
   await nc.flush();
   logger.info('node started', { versions: Object.fromEntries([...hosts].map(([name, host]) => [name, host.currentVersion])), shards: placement.ownedShards().size });
 
@@ -246,6 +304,8 @@ export async function createNode(options: NodeOptions): Promise<MoltNode> {
   }
 
   let stopping: Promise<void> | undefined;
+  let settleStopped!: (reason: MoltError | undefined) => void;
+  const stoppedPromise = new Promise<MoltError | undefined>((resolve) => (settleStopped = resolve));
   const node: MoltNode = {
     id: nodeId,
     service: service.name,
@@ -311,12 +371,19 @@ export async function createNode(options: NodeOptions): Promise<MoltNode> {
           await host.drain();
           host.stop();
         }
+        callPath?.stop();
         kvStore.close();
-        if (ownsConnection) await nc.drain().catch(() => undefined);
-        logger.info('node stopped');
+        if (ownsConnection) {
+          await nc.drain().catch(() => undefined);
+          if (control !== nc) await control.drain().catch(() => undefined);
+        }
+        if (replacedBy) logger.error('node stopped: its id was taken over', { error: replacedBy.message });
+        else logger.info('node stopped');
+        settleStopped(replacedBy);
       })();
       return stopping;
     },
+    stopped: () => stoppedPromise,
   };
 
   attachInternals(node, {
