@@ -69,6 +69,8 @@ interface Pending {
   retryUntil: number;
   /** Times the call was refused as `Overloaded` and sent again. */
   attempts: number;
+  /** A "did not run it here" reply, kept while the shard's owner may still answer. */
+  provisional?: MoltError;
 }
 
 /** Creates a client for one service. */
@@ -132,6 +134,14 @@ function createClientOn(nc: NatsConnection, options: ClientOptions, ownsConnecti
       return;
     }
     const error = MoltError.fromWire(body);
+    // A node that did not run the call because the shard may have moved: the
+    // new owner may have received the same message and will answer it. Wait
+    // for that answer; this one stands only if none comes by the deadline.
+    if (error.code === ErrorCode.OutcomeUnknown && error.data.ran === false) {
+      p.provisional = error;
+      pending.set(id, p);
+      return;
+    }
     // Refused unrun by a busy node or actor: nothing changed, so sending the
     // very same call again is safe; back off while the retry window lasts.
     if (error.code === ErrorCode.Overloaded && clock.monotonic() < p.retryUntil) {
@@ -162,7 +172,7 @@ function createClientOn(nc: NatsConnection, options: ClientOptions, ownsConnecti
     for (const [id, p] of pending) {
       if (now >= p.deadline) {
         pending.delete(id);
-        p.reject(new MoltError(ErrorCode.Timeout, `no reply on ${p.subject} within ${timeoutMs} ms; the call may or may not have been applied`, { data: { subject: p.subject, timeoutMs } }));
+        p.reject(p.provisional ?? new MoltError(ErrorCode.Timeout, `no reply on ${p.subject} within ${timeoutMs} ms; the call may or may not have been applied`, { data: { subject: p.subject, timeoutMs } }));
       }
     }
     if (!closed) sweep = clock.setTimeout(expire, Math.min(100, Math.max(10, timeoutMs / 10)));

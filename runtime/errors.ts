@@ -35,9 +35,10 @@ export const ErrorCode = {
   /** The call was sent but no reply came in time; it may or may not have been applied. */
   Timeout: 'Timeout',
   /**
-   * The node ran the call but cannot know whether its state change was
-   * stored (the write's acknowledgement never came): it may have been
-   * applied. Retry only with an idempotency key, or read the state first.
+   * The node cannot know whether the call was applied: it sent the state
+   * write but its acknowledgement never came, or it did not run the call
+   * because another node may own the actor now (`data.ran: false`). Retry
+   * only what is safe to apply twice, or read the state first.
    */
   OutcomeUnknown: 'OutcomeUnknown',
   /** The node or the actor has more calls waiting than it admits; this one was refused unrun. */
@@ -84,6 +85,8 @@ const retryableByDefault: ReadonlySet<ErrorCode> = new Set<ErrorCode>([
   ErrorCode.Timeout,
   ErrorCode.Upgrading,
   ErrorCode.Overloaded,
+  // Like Timeout: sending the same call again may succeed, but may apply it twice.
+  ErrorCode.OutcomeUnknown,
 ]);
 
 /**

@@ -105,8 +105,6 @@ export function shardSubscription(service: string, shard: number): string {
   return `molt.${service}.*.${shard}.*`;
 }
 
-/** The queue group of a service's nodes (each call is delivered to one node). */
-
 /** Names of the JetStream buckets a service uses. */
 export function bucketNames(service: string) {
   return {
