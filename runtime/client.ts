@@ -13,7 +13,7 @@ import type { Msg, MsgHdrs, NatsConnection, Subscription } from '@nats-io/transp
 import { ErrorCode, MoltError } from './errors.ts';
 import type { ActorInterface, CallArgs } from './define/version.ts';
 import type { AskSpec, MessageSpecs, ReplyOf } from './define/messages.ts';
-import { createSuperjsonCodec, fixedHeaders, type Codec } from './wire/codec.ts';
+import { createSuperjsonCodec, encodedLength, fixedHeaders, type Codec } from './wire/codec.ts';
 import { HeaderBlock } from './wire/header-block.ts';
 import { callSubject, DEFAULT_SHARDS, encodeKey, Header, PROTOCOL_VERSION } from './wire/protocol.ts';
 import { createIdGenerator, systemClock, type Clock, type IdGenerator, type TimerHandle } from './env.ts';
@@ -216,7 +216,7 @@ function createClientOn(nc: NatsConnection, options: ClientOptions, ownsConnecti
     }
     // nats.js would refuse it by throwing at publish; it can never be sent, so say that.
     const limit = nc.info?.max_payload;
-    if (limit !== undefined && body.length > limit) {
+    if (limit !== undefined && body.length + encodedLength(h) > limit) {
       return Promise.reject(
         new MoltError(ErrorCode.PayloadTooLarge, `the call's body is ${body.length} bytes, more than the NATS server accepts in one message (max_payload ${limit}); it was not sent`, {
           data: { size: body.length, limit },

@@ -217,6 +217,7 @@ export async function createNode(options: NodeOptions): Promise<MoltNode> {
     codec,
     logger,
     maxInflight: options.maxInflight ?? DEFAULT_MAX_INFLIGHT,
+    mailboxLimit: options.mailboxLimit ?? DEFAULT_MAILBOX_LIMIT,
     leaseValid: () => placement.leaseValid(),
     serves: (shard) => placement.serves(shard),
   });

@@ -230,6 +230,12 @@ export class ActorHost {
     cell.enqueue(call);
   }
 
+  /** True if actor `key` has as many calls waiting as its mailbox holds: a new call would be refused. */
+  mailboxFull(key: string): boolean {
+    const cell = this.cells.get(key);
+    return cell !== undefined && cell.waiting >= (this.options.mailboxLimit ?? DEFAULT_MAILBOX_LIMIT);
+  }
+
   /** @internal Ends `call` with `error`, counted in the stats. */
   fail(call: Call, error: MoltError): void {
     if (error.code === ErrorCode.Disallowed) this.stats.disallowed++;

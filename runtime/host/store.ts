@@ -9,6 +9,7 @@ import type { KV } from '@nats-io/kv';
 import type { Msg, MsgHdrs, NatsConnection, Subscription } from '@nats-io/transport-node';
 import { ErrorCode, MoltError } from '../errors.ts';
 import { systemClock, type Clock, type TimerHandle } from '../env.ts';
+import { encodedLength } from '../wire/codec.ts';
 
 /** A stored record and its revision (0 = absent). */
 export interface StoredRecord {
@@ -176,7 +177,7 @@ class AckedPublisher {
     // nats.js refuses a message over the server's max_payload by throwing; say
     // so as what it is, a permanent refusal, not a passing unavailability.
     const limit = this.nc.info?.max_payload;
-    if (limit !== undefined && data.length > limit) return Promise.resolve({ outcome: 'too-large', limit });
+    if (limit !== undefined && data.length + encodedLength(headers) > limit) return Promise.resolve({ outcome: 'too-large', limit });
     const id = this.next++;
     return new Promise<PubAck>((resolve) => {
       this.pending.set(id, { resolve, deadline: this.clock.monotonic() + this.timeoutMs, subject });

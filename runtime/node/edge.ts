@@ -27,6 +27,8 @@ export interface EdgeOptions {
   logger: Logger;
   /** Most calls admitted and not yet answered; more are refused with `Overloaded`. */
   maxInflight: number;
+  /** The hosts' mailbox bound, for the message of the refusal (hosts apply it). */
+  mailboxLimit: number;
   /** Whether this node's placement lease is valid now. */
   leaseValid(): boolean;
   /** Whether this node may answer a call for `shard` now (host/placement.ts `serves`). */
@@ -73,12 +75,22 @@ export function createEdge(options: EdgeOptions): Edge {
       ok = false;
       bytes = codec.encode(new MoltError(ErrorCode.ActorFailed, `the reply could not be encoded: ${(e as Error).message}`).toWire());
     }
+    replyBytes(msg, ok, bytes, meta);
+  }
+
+  function replyBytes(msg: Msg, ok: boolean, bytes: Uint8Array, meta: ReplyMeta): void {
+    if (!msg.reply) return;
     try {
       msg.respond(bytes, { headers: replyHeaders(ok, meta) });
     } catch (e) {
       logger.debug('could not send reply', { error: String(e) });
     }
   }
+
+  const overloaded = (scope: 'node' | 'actor', text: string, limit: number): Uint8Array =>
+    codec.encode(new MoltError(ErrorCode.Overloaded, `${text}; nothing was applied: retry after a pause`, { data: { scope, limit } }).toWire());
+  const nodeFull = overloaded('node', `node '${options.nodeId}' has ${options.maxInflight} calls admitted and unanswered, its limit`, options.maxInflight);
+  const actorFull = overloaded('actor', `the actor has ${options.mailboxLimit} calls waiting in its mailbox, its limit`, options.mailboxLimit);
 
   /**
    * A call this node may not serve: its lease ran out, or the shard is not
@@ -110,12 +122,13 @@ export function createEdge(options: EdgeOptions): Edge {
     if (!options.leaseValid()) return notServed(msg, parsed, 'its placement lease ran out', correlation);
     if (!options.serves(parsed.shard)) return notServed(msg, parsed, `it does not own shard ${parsed.shard}`, correlation);
     const host = hosts.get(parsed.type)!;
-    if (inflight >= options.maxInflight) {
-      const error = new MoltError(ErrorCode.Overloaded, `node '${options.nodeId}' has ${inflight} calls admitted and unanswered, its limit; nothing was applied: retry after a pause`, {
-        data: { scope: 'node', limit: options.maxInflight },
-      });
+    // Shedding must cost less than serving, or a flood still starves the
+    // node: these refusals are encoded once, not built per call.
+    const shed = inflight >= options.maxInflight ? nodeFull : host.mailboxFull(parsed.key) ? actorFull : undefined;
+    if (shed) {
       host.stats.overloaded++;
-      return reply(msg, false, error.toWire(), { correlation, version: parsed.version, nodeVersion: host.currentVersion });
+      host.stats.calls++;
+      return replyBytes(msg, false, shed, { correlation, version: parsed.version, nodeVersion: host.currentVersion });
     }
     inflight++;
     host.dispatch(parsed.key, parsed.version, parsed.message, parsed.request, (error, result) => {
