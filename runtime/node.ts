@@ -54,6 +54,14 @@ export interface NodeOptions {
   maxInflight?: number;
   /** Replicas of the JetStream buckets (1; use 3 on a 3-server cluster). */
   replicas?: number;
+  /**
+   * Most bytes the actor-state bucket may hold, set when the bucket is
+   * created (default: unlimited). On a server whose JetStream storage is
+   * bounded, keep it below that bound: when actor state fills the bucket,
+   * writes fail (`Unavailable`, nothing written) while heartbeats still have
+   * room, so nodes keep their leases and keep answering reads.
+   */
+  stateMaxBytes?: number;
   codec?: Codec;
   clock?: Clock;
   logger?: Logger;
@@ -160,7 +168,8 @@ export async function createNode(options: NodeOptions): Promise<MoltNode> {
   // Replicated state is read from the stream leader (allow_direct off): a direct
   // get may be answered by a replica that lags, and an actor loaded from it
   // would answer reads from an older state.
-  const stateKv = await kvm.create(names.state, replicas > 1 ? { history: 1, replicas, allow_direct: false } : { history: 1, replicas });
+  const stateLimit = options.stateMaxBytes === undefined ? {} : { max_bytes: options.stateMaxBytes };
+  const stateKv = await kvm.create(names.state, replicas > 1 ? { history: 1, replicas, allow_direct: false, ...stateLimit } : { history: 1, replicas, ...stateLimit });
   const udb = await kvm.create(names.udb, { history: 5, replicas });
 
   const closeConnections = async () => {

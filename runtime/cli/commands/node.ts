@@ -26,6 +26,7 @@ interface NodeFlags {
   reconcile?: string;
   tick?: string;
   maxBundleBytes?: string;
+  stateMaxBytes?: string;
 }
 
 function parseVersions(pairs: string[] | undefined): Record<string, number> | undefined {
@@ -59,6 +60,7 @@ export async function runNodeFromFlags(modulePath: string, flags: NodeFlags, nat
     leaseMs: positive('lease', flags.lease),
     heartbeatMs: positive('heartbeat', flags.heartbeat),
     replicas: positive('replicas', flags.replicas),
+    stateMaxBytes: positive('state-max-bytes', flags.stateMaxBytes),
   });
   // Every node runs an upgrade manager; with no trusted key it refuses (and reports) every upgrade.
   const manager = await startUpgradeManager(node, {
@@ -105,6 +107,7 @@ function addNodeFlags(cmd: Command): Command {
     .option('--lease <ms>', 'a node silent this long is considered dead; its shards move')
     .option('--heartbeat <ms>', 'heartbeat period')
     .option('--replicas <n>', 'replicas of the JetStream buckets (3 on a 3-server cluster)')
+    .option('--state-max-bytes <n>', 'size limit of the actor-state bucket when this node creates it (keep it below a bounded JetStream storage, so heartbeats keep room)')
     .option('--trust <publicKeys...>', 'publisher public keys whose upgrades this node accepts (also $MOLT_TRUSTED_KEYS, comma-separated)')
     .option('--reconcile <ms>', 'how often the upgrade manager re-reads published upgrades (default 5000)')
     .option('--tick <ms>', 'clock tick of scheduling functions (default 1000)')
