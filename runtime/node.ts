@@ -20,6 +20,7 @@ import { ActorHost, DEFAULT_MAILBOX_LIMIT, type HostStats, type TransformFailure
 import { createKvStore, createMemoryStore, type StateStore } from './host/store.ts';
 import { NODE_PREFIX, Placement, type NodeRecord } from './host/placement.ts';
 import { routeFor, servedVersions } from './upgrade/layer.ts';
+import { DEFAULT_REMEMBER } from './host/remembered.ts';
 import { createEdge } from './node/edge.ts';
 import { probeCallPath } from './node/liveness.ts';
 import { ensureIdFree, readNodeRecord } from './node/identity.ts';
@@ -52,6 +53,12 @@ export interface NodeOptions {
   mailboxLimit?: number;
   /** Calls admitted and unanswered on this node before more are refused with `Overloaded` (default 20 000). */
   maxInflight?: number;
+  /**
+   * How long (default 10 minutes) and how many (default 64, newest kept) idempotency
+   * keys of state-changing calls each actor remembers with its state: a call sent
+   * again with a remembered key gets the first reply and is not run again.
+   */
+  idempotency?: { windowMs?: number; limit?: number };
   /** Replicas of the JetStream buckets (1; use 3 on a 3-server cluster). */
   replicas?: number;
   /**
@@ -206,6 +213,7 @@ export async function createNode(options: NodeOptions): Promise<MoltNode> {
         passivateAfterMs: type.options.passivateAfterMs ?? options.passivateAfterMs ?? 60_000,
         holdLimit: options.holdLimit ?? 10_000,
         mailboxLimit: options.mailboxLimit ?? DEFAULT_MAILBOX_LIMIT,
+        remember: { ...DEFAULT_REMEMBER, ...options.idempotency },
         store: type.options.volatile ? createMemoryStore() : durableStore,
         codec,
         clock,
