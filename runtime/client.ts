@@ -9,12 +9,13 @@
  *
  * @module
  */
-import type { Msg, MsgHdrs, NatsConnection, Subscription } from '@nats-io/transport-node';
+import { headers as natsHeaders, type Msg, type MsgHdrs, type NatsConnection, type Subscription } from '@nats-io/transport-node';
 import { ErrorCode, MoltError } from './errors.ts';
 import type { ActorInterface, CallArgs } from './define/version.ts';
 import type { AskSpec, MessageSpecs, ReplyOf } from './define/messages.ts';
 import { createSuperjsonCodec, encodedLength, fixedHeaders, type Codec } from './wire/codec.ts';
 import { HeaderBlock } from './wire/header-block.ts';
+import { preEncodedHeaders } from './nats/internals.ts';
 import { callSubject, DEFAULT_SHARDS, encodeKey, Header, IDEMPOTENCY_KEY_PATTERN, PROTOCOL_VERSION } from './wire/protocol.ts';
 import { createIdGenerator, systemClock, type Clock, type IdGenerator, type TimerHandle } from './env.ts';
 import { resolveConnection, type NatsTarget } from './nats/connect.ts';
@@ -249,13 +250,24 @@ function createClientOn(nc: NatsConnection, options: ClientOptions, ownsConnecti
     return send(() => callSubject(options.service, type, encodeKey(key), shards), version, message, request, callOptions);
   }
 
-  /** The header block of a call with an idempotency key: built per call, as bytes. */
+  /**
+   * The header block of a call with an idempotency key: built per call, as
+   * bytes. The key is visible ASCII (checked); a message name that is not
+   * goes through nats.js's own header checks instead (no line breaks can
+   * smuggle in another header).
+   */
   function keyedHeaders(version: number, message: string, key: string): MsgHdrs {
-    const bytes = Buffer.from(
-      `NATS/1.0\r\n${Header.Version}: ${version}\r\n${Header.Message}: ${message}\r\n${Header.Protocol}: ${PROTOCOL_VERSION}\r\n${Header.IdempotencyKey}: ${key}\r\n\r\n`,
-      'utf8',
+    if (!/^[\x20-\x7e]+$/.test(message)) {
+      const h = natsHeaders();
+      h.set(Header.Version, String(version));
+      h.set(Header.Message, message);
+      h.set(Header.Protocol, String(PROTOCOL_VERSION));
+      h.set(Header.IdempotencyKey, key);
+      return h;
+    }
+    return preEncodedHeaders(
+      Buffer.from(`NATS/1.0\r\n${Header.Version}: ${version}\r\n${Header.Message}: ${message}\r\n${Header.Protocol}: ${PROTOCOL_VERSION}\r\n${Header.IdempotencyKey}: ${key}\r\n\r\n`, 'utf8'),
     );
-    return { encode: () => bytes } as unknown as MsgHdrs;
   }
 
   /** Sends one call; `subjectOf` may throw (an unencodable key) and the call then rejects with that error. */

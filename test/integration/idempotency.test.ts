@@ -83,6 +83,12 @@ test('idempotency - the typed client takes a key per call; by default every call
     assert.ok(isMoltError(e, 'InvalidHeader'), String(e));
   }
   assert.is(await c.get(), 7);
+  // A message name cannot carry a line break into the header block the client builds.
+  await client.call('counter', 1, 'idem-typed', 'increment\r\nMolt-Version: 9', { by: 1 }).then(
+    () => assert.unreachable('a message name with a line break is not sent'),
+    (e) => assert.ok(e instanceof Error),
+  );
+  assert.is(await c.get(), 7);
 });
 
 test('idempotency - a node refuses a malformed key, changing nothing', async ({ nc, client }) => {
