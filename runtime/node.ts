@@ -7,7 +7,7 @@
  */
 import { hostname } from 'node:os';
 import { type NatsConnection, type Subscription } from '@nats-io/transport-node';
-import { Kvm } from '@nats-io/kv';
+import { Kvm, type KvEntry } from '@nats-io/kv';
 import { ErrorCode, MoltError } from './errors.ts';
 import type { ServiceDefinition } from './define/service.ts';
 import { checkVersionChain } from './define/service.ts';
@@ -185,8 +185,9 @@ export async function createNode(options: NodeOptions): Promise<MoltNode> {
     if (control !== nc) await control.close().catch(() => undefined);
   };
   const previous = await udb.get(`${NODE_PREFIX}${nodeId}`).catch(() => null);
+  let latest: KvEntry | null;
   try {
-    await ensureIdFree(udb, nodeId, previous, { heartbeatMs, leaseMs, clock });
+    latest = await ensureIdFree(udb, nodeId, previous, { heartbeatMs, leaseMs, clock });
   } catch (e) {
     await closeConnections();
     throw e;
@@ -284,7 +285,7 @@ export async function createNode(options: NodeOptions): Promise<MoltNode> {
     kv: udb,
     nodeId,
     incarnation: ids.next(),
-    recordRevision: previous?.revision ?? 0,
+    recordRevision: latest?.revision ?? 0,
     shards,
     heartbeatMs,
     leaseMs,

@@ -418,11 +418,18 @@ export class Placement {
     } catch {
       rec = undefined;
     }
-    if (entry && rec?.incarnation === this.o.incarnation) {
+    if (entry && (rec === undefined || rec.incarnation === this.o.incarnation)) {
+      // Our own write whose acknowledgement was lost, or a deletion (an
+      // earlier process leaving): nobody else runs under this id. Write on
+      // from this revision.
       this.revision = entry.revision;
       return;
     }
-    this.takenOver(rec ?? ({ id: this.o.nodeId } as NodeRecord));
+    if (!entry) {
+      this.revision = 0;
+      return;
+    }
+    this.takenOver(rec!);
   }
 
   /** Another process writes this node id's record: stop serving for good. */
