@@ -57,6 +57,8 @@ export interface NodeOptions {
   holdLimit?: number;
   /** Replicas of the JetStream buckets (1; use 3 on a 3-server cluster). */
   replicas?: number;
+  /** Fingerprints of the publisher keys this node's upgrade manager trusts, published in its record (`keyFingerprint`). */
+  trusts?: readonly string[];
   codec?: Codec;
   clock?: Clock;
   logger?: Logger;
@@ -264,6 +266,7 @@ export async function createNode(options: NodeOptions): Promise<MoltNode> {
     const rec: NodeRecord = { id: nodeId, service: service.name, host: hostname(), pid: process.pid, versions, known, status, startedAt, heartbeatAt: clock.now(), stats, typeStats };
     if (lastError !== undefined) rec.lastError = lastError;
     if (Object.keys(upgradingTo).length > 0) rec.upgrading = { ...upgradingTo };
+    if (options.trusts) rec.trusts = [...options.trusts];
     return rec;
   };
 

@@ -206,8 +206,11 @@ export function fromSchedulePolicy<TParams extends { health?: HealthParams | und
         enqueue.assign({ status });
         enqueue.emit({ type: 'schedule.status', ...status });
       }),
-      notePaused: enqueueActions(({ enqueue }) => {
-        const status = { state: 'paused' as const, note: 'paused by the operator' };
+      notePaused: enqueueActions(({ context, event, enqueue }) => {
+        // Who paused it and why: the command that did, or the input (started paused).
+        const by = event.type === 'control' ? event.by : context.input.pausedBy;
+        const reason = event.type === 'control' ? event.reason : context.input.pauseReason;
+        const status = { state: 'paused' as const, note: `paused by ${by ?? 'the operator'}${reason ? `: ${reason}` : ''}` };
         enqueue.assign({ status });
         enqueue.emit({ type: 'schedule.status', ...status });
       }),

@@ -53,6 +53,8 @@ export interface NodeRecord {
   typeStats?: Record<string, Record<string, number>>;
   /** Shards this node may be serving (owned, or released but not yet quiet); see the module notes. */
   claims?: number[];
+  /** Fingerprints of the publisher keys this node's upgrade manager trusts (`molt publish` checks its key against them). */
+  trusts?: string[];
 }
 
 export interface PlacementOptions {

@@ -87,7 +87,7 @@ export async function startUpgradeManager(node: MoltNode, options: UpgradeManage
   const schedules = createScheduleDriver(ctx, recorder);
   const rollouts = createRolloutAccounting(ctx);
   const rollbacks = createRollbacks(ctx, { recorder, refreshRollouts: rollouts.refresh });
-  const control = createOperatorControl(ctx, { runRollbacks: rollbacks.run });
+  const control = createOperatorControl(ctx, { runRollbacks: rollbacks.run, recorder });
   const upgrades = createUpgrades(ctx, { recorder, applyRetirements: control.applyRetirements, runRollbacks: rollbacks.run, refreshRollouts: rollouts.refresh });
   const lifecycles = createLifecycles(ctx, { recorder, verifier, schedules, upgrades, syncRollout: control.syncRollout, runRollbacks: rollbacks.run });
   const watch = createWatch(ctx, {

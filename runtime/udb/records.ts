@@ -47,6 +47,12 @@ export interface RolloutRecord {
   updatedAt: number;
   /** Why it is paused, aborted or rolled back (operator's reason or a health halt). */
   reason?: string;
+  /**
+   * Who set the state it is in, when that is not `running` or `done`: `user@host`
+   * for the CLI, `node <id>` for a node's transform-failure halt, `health gate on
+   * <id>` for a health halt, `molt publish --paused` for a rollout published paused.
+   */
+  by?: string;
 }
 
 /**
