@@ -106,6 +106,8 @@ export interface MoltNode {
   clearRollback(type: string): void;
   /** Stops serving a version of a type (its SOs are dropped). */
   retire(type: string, version: number): void;
+  /** @internal Set by the upgrade manager: whether an upgrade of `type` to `version` may still arrive (undefined: assume it may). */
+  expectUpgrades(predicate: ((type: string, version: number) => boolean) | undefined): void;
   /** Versions, residents, counters and failures per type. */
   status(): { id: string; service: string; owned: number[]; types: Record<string, TypeStatus> };
   /** The shards this node serves now. */
@@ -531,6 +533,9 @@ export async function createNode(options: NodeOptions): Promise<MoltNode> {
     },
     retire(type, version) {
       hostOf(type).retire(version);
+    },
+    expectUpgrades(predicate) {
+      for (const [name, host] of hosts) host.upgradeMayArrive = predicate && ((version) => predicate(name, version));
     },
     status() {
       const types: Record<string, TypeStatus> = {};

@@ -17,6 +17,7 @@
  * | `control.ts` | operator control reaching lifecycles; retirements |
  * | `rollback.ts` | taking the node back when a rollout is rolled back |
  * | `rollouts.ts` | counting rollouts and recording their end (`done`, `rolled-back`) |
+ * | `expectations.ts` | telling the node which newer versions may still arrive (retryable `VersionUnsupported` or not) |
  * | `recording.ts` | writing progress, reports and status to the UDB, in order per key |
  * | `context.ts`, `model.ts` | the state the parts share, and their vocabulary |
  *
@@ -43,6 +44,7 @@ import { createOperatorControl } from './control.ts';
 import { createUpgrades } from './upgrades.ts';
 import { createLifecycles } from './lifecycles.ts';
 import { createWatch } from './watch.ts';
+import { createUpgradeExpectations } from './expectations.ts';
 import { DEFAULT_MAX_BUNDLE_BYTES, errorText, type UpgradeManager, type UpgradeManagerOptions } from './model.ts';
 
 export type { ManagedUpgrade, UpgradeManager, UpgradeManagerOptions } from './model.ts';
@@ -90,6 +92,7 @@ export async function startUpgradeManager(node: MoltNode, options: UpgradeManage
   const control = createOperatorControl(ctx, { runRollbacks: rollbacks.run, recorder });
   const upgrades = createUpgrades(ctx, { recorder, applyRetirements: control.applyRetirements, runRollbacks: rollbacks.run, refreshRollouts: rollouts.refresh });
   const lifecycles = createLifecycles(ctx, { recorder, verifier, schedules, upgrades, syncRollout: control.syncRollout, runRollbacks: rollbacks.run });
+  const expectations = createUpgradeExpectations(ctx);
   const watch = createWatch(ctx, {
     descriptorsChanged: lifecycles.pump,
     nodesChanged: schedules.scheduleNodesFlush,
@@ -97,6 +100,7 @@ export async function startUpgradeManager(node: MoltNode, options: UpgradeManage
     control: control.onControl,
     rollout: control.onRollout,
     retired: control.applyRetirements,
+    descriptorsRead: expectations.descriptorsRead,
     async reconciled() {
       lifecycles.retryFailed();
       lifecycles.pump();
@@ -141,6 +145,7 @@ export async function startUpgradeManager(node: MoltNode, options: UpgradeManage
       for (const t of timers) if (t !== undefined) clock.clearTimeout(t);
       schedules.stop();
       watch.stop();
+      expectations.stop();
       await ctx.restarts.settled();
       lifecycles.stopAll();
       await recorder.settled();
