@@ -101,11 +101,10 @@ async function trustCheck(udb: Udb, types: readonly string[], signer: Signer, fo
   const saying = live.filter((n) => Array.isArray(n.trusts));
   const untrusting = saying.filter((n) => !n.trusts!.includes(fingerprint)).sort((a, b) => (a.id < b.id ? -1 : 1));
   if (untrusting.length === 0) return [];
-  const trustedThere = [...new Set(untrusting.flatMap((n) => n.trusts!))];
+  const trustedThere = untrusting.map((n) => `${n.id} trusts ${n.trusts!.length ? n.trusts!.join(', ') : 'no key'}`).join('; ');
   const what =
     `${untrusting.length === saying.length ? 'no live node trusts' : `${untrusting.length} of ${saying.length} live nodes do not trust`} the key that signs this upgrade ` +
-    `(${signer.publicKey}, fingerprint ${fingerprint}): ${untrusting.map((n) => n.id).join(', ')} ` +
-    `${trustedThere.length ? `trust ${trustedThere.join(', ')}` : 'trust no key at all'}. They refuse the upgrade (untrusted-key)`;
+    `(${signer.publicKey}, fingerprint ${fingerprint}): ${trustedThere}. They would refuse the upgrade (untrusted-key)`;
   const fix = `sign with a key they trust (--key), or restart them with --trust ${signer.publicKey}`;
   if (untrusting.length === saying.length && !force) {
     throw new MoltError(ErrorCode.OperationRefused, `${what}, so its rollout would never start: ${fix}; or pass --force to publish anyway`, {
@@ -130,7 +129,9 @@ async function loadService(path: string): Promise<ServiceDefinition> {
     mod = (await import(pathToFileURL(file).href)) as Record<string, unknown>;
   } catch (e) {
     // A syntax error, or code that throws when the module is imported: nothing was published.
-    throw new MoltError(ErrorCode.InvalidDefinition, `cannot load ${path} (${e instanceof SyntaxError ? 'a syntax error' : 'it failed while being imported'}); nothing was published: ${oneLine(e)}`, { cause: e });
+    // tsx reports a TypeScript syntax error as esbuild's TransformError, Node a JavaScript one as SyntaxError.
+    const syntax = e instanceof SyntaxError || (e as Error | undefined)?.name === 'TransformError';
+    throw new MoltError(ErrorCode.InvalidDefinition, `cannot load ${path} (${syntax ? 'a syntax error' : 'it failed while being imported'}); nothing was published: ${oneLine(e)}`, { cause: e });
   }
   const candidate = (mod.default ?? mod.service) as ServiceDefinition | undefined;
   if (!candidate || typeof candidate.name !== 'string' || !Array.isArray(candidate.types)) {
