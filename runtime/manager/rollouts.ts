@@ -18,7 +18,7 @@
  *
  * @module
  */
-import type { RolloutRecord } from '../udb/index.ts';
+import { supersedes, type RolloutRecord } from '../udb/index.ts';
 import { nodeViews, type ManagerContext } from './context.ts';
 import { errorText } from './model.ts';
 
@@ -44,7 +44,7 @@ export function createRolloutAccounting(ctx: ManagerContext): RolloutAccounting 
         for (const r of all) {
           if (ctx.stopped) continue;
           const over = r.state === 'done' || r.state === 'rolled-back' || r.state === 'aborted';
-          if (over && all.some((o) => o.type === r.type && o.rolloutId !== r.rolloutId && o.startedAt > r.startedAt)) continue;
+          if (over && all.some((o) => supersedes(o, r))) continue;
           const views = nodeViews(ctx, r.type).filter((n) => n.live);
           const counts: Record<string, number> = {};
           for (const n of views) counts[String(n.version)] = (counts[String(n.version)] ?? 0) + 1;

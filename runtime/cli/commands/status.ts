@@ -14,7 +14,7 @@ import type { NatsConnection } from '@nats-io/transport-node';
 import { Kvm } from '@nats-io/kv';
 import { ErrorCode, isMoltError, MoltError } from '../../errors.ts';
 import { connectNats } from '../../nats/connect.ts';
-import { Udb, UdbPrefix, type NodeRecord, type RolloutRecord, type UdbSnapshot } from '../../udb/index.ts';
+import { supersedes, Udb, UdbPrefix, type NodeRecord, type RolloutRecord, type UdbSnapshot } from '../../udb/index.ts';
 import { bucketNames } from '../../wire/protocol.ts';
 
 /** Connection flags shared by the operator commands. */
@@ -198,7 +198,7 @@ export function statusView(service: string, snap: UdbSnapshot, now: number, leas
       ...(n.trusts ? { trusts: [...n.trusts] } : {}),
     }))
     .sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
-  const newest = (r: RolloutRecord) => !snap.rollouts.some((o) => o.type === r.type && o.rolloutId !== r.rolloutId && o.startedAt > r.startedAt);
+  const newest = (r: RolloutRecord) => !snap.rollouts.some((o) => supersedes(o, r));
   const rollouts: RolloutStatusView[] = snap.rollouts
     .map((r) => {
       const hosting = nodes.filter((n) => n.live && typeof n.versions[r.type] === 'number');
