@@ -69,6 +69,8 @@ export interface NodeOptions {
    * room, so nodes keep their leases and keep answering reads.
    */
   stateMaxBytes?: number;
+  /** Fingerprints of the publisher keys this node's upgrade manager trusts, published in its record (`keyFingerprint`). */
+  trusts?: readonly string[];
   codec?: Codec;
   clock?: Clock;
   logger?: Logger;
@@ -223,7 +225,7 @@ export async function createNode(options: NodeOptions): Promise<MoltNode> {
     );
   }
 
-  const identity = { nodeId, service: service.name, startedAt: clock.now() };
+  const identity = { nodeId, service: service.name, startedAt: clock.now(), trusts: options.trusts };
   const state: NodeRecordState = { status: 'running', lastError: undefined, upgradingTo: {} };
 
   const edge = createEdge({
@@ -436,6 +438,9 @@ export async function createNode(options: NodeOptions): Promise<MoltNode> {
     clearRollback(type) {
       hostOf(type).clearRollback();
       void placement.publish();
+    },
+    expectUpgrades(predicate) {
+      for (const [name, host] of hosts) host.upgradeMayArrive = predicate && ((version) => predicate(name, version));
     },
   });
   return node;

@@ -64,6 +64,8 @@ export interface NodeRecord {
   beat?: number;
   /** Actors whose stored record this node cannot read (at most 20), per type. */
   unreadable?: Array<{ type: string; key: string; revision: number; message: string }>;
+  /** Fingerprints of the publisher keys this node's upgrade manager trusts (`molt publish` checks its key against them). */
+  trusts?: string[];
 }
 
 export interface PlacementOptions {

@@ -50,7 +50,7 @@ export function createUpgrades(ctx: ManagerContext, deps: UpgradesDeps): Upgrade
     recorder.reportProblem(m, ErrorCode.TransformFailed, reason);
     recorder.write(`control:${d.rolloutId}`, () => udb.setControl({ rolloutId: d.rolloutId, command: 'pause', reason, by: `node ${node.id}`, at: clock.now() }));
     recorder.write(`rollout:${d.rolloutId}`, async () => {
-      await udb.updateRollout(d.rolloutId, (r) => (r.state === 'running' ? { ...r, state: 'paused', reason, updatedAt: clock.now() } : undefined));
+      await udb.updateRollout(d.rolloutId, (r) => (r.state === 'running' ? { ...r, state: 'paused', reason, by: `node ${node.id}`, updatedAt: clock.now() } : undefined));
     });
   }
 
@@ -78,7 +78,11 @@ export function createUpgrades(ctx: ManagerContext, deps: UpgradesDeps): Upgrade
         const before = failuresHalted.get(m.key) ?? 0;
         if (count === before) continue;
         failuresHalted.set(m.key, count);
-        if (count < before) continue;
+        if (count < before) {
+          // Every failing actor was carried after all: what was reported of them is over.
+          if (count === 0) recorder.problemOver(m, true);
+          continue;
+        }
         const state = ctx.rollouts.get(d.rolloutId)?.state;
         if (state !== undefined && rollbackStates.has(state)) continue;
         if (state === 'done' || state === 'aborted') {
@@ -90,8 +94,13 @@ export function createUpgrades(ctx: ManagerContext, deps: UpgradesDeps): Upgrade
     },
 
     afterUpgrade(type) {
-      const current = ctx.types()[type]?.current ?? 0;
+      const status = ctx.types()[type];
+      const current = status?.current ?? 0;
       for (const m of ctx.managed.values()) if (m.type === type) m.actor.send({ type: 'node.current', version: current });
+      // Reports of earlier upgrades of the type whose transform failures are all gone are history now.
+      for (const m of ctx.managed.values()) {
+        if (m.type === type && m.to < current && m.state === 'upgraded' && !(status?.transformFailures ?? []).some((f) => f.to === m.to)) recorder.problemOver(m, true);
+      }
       deps.applyRetirements();
       // A rollback may have come while this upgrade ran: it applies now.
       queueMicrotask(deps.runRollbacks);

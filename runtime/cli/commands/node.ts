@@ -11,7 +11,7 @@ import { startEmbeddedNats, type EmbeddedNats } from '../../nats/embedded.ts';
 import { loadServiceModule } from '../service-module.ts';
 import { ErrorCode, MoltError } from '../../errors.ts';
 import { startUpgradeManager } from '../../manager/index.ts';
-import { parseTrustedKeys } from '../../server/keys.ts';
+import { keyFingerprint, parseTrustedKeys } from '../../server/keys.ts';
 
 interface NodeFlags {
   nats?: string;
@@ -50,6 +50,7 @@ function positive(name: string, value: string | undefined): number | undefined {
 /** Starts a node from CLI flags; shared by `node` and `dev`. */
 export async function runNodeFromFlags(modulePath: string, flags: NodeFlags, natsUrl: string): Promise<MoltNode> {
   const service = await loadServiceModule(modulePath);
+  const trustedKeys = parseTrustedKeys([...(flags.trust ?? []), process.env.MOLT_TRUSTED_KEYS ?? ''].join(','));
   const node = await createNode({
     service,
     nats: { servers: natsUrl.split(','), name: `molt-node ${service.name}` },
@@ -61,10 +62,12 @@ export async function runNodeFromFlags(modulePath: string, flags: NodeFlags, nat
     heartbeatMs: positive('heartbeat', flags.heartbeat),
     replicas: positive('replicas', flags.replicas),
     stateMaxBytes: positive('state-max-bytes', flags.stateMaxBytes),
+    // In the node's record, so that `molt publish` can tell a key no node trusts.
+    trusts: trustedKeys.map(keyFingerprint),
   });
   // Every node runs an upgrade manager; with no trusted key it refuses (and reports) every upgrade.
   const manager = await startUpgradeManager(node, {
-    trustedKeys: parseTrustedKeys([...(flags.trust ?? []), process.env.MOLT_TRUSTED_KEYS ?? ''].join(',')),
+    trustedKeys,
     reconcileMs: positive('reconcile', flags.reconcile),
     tickMs: positive('tick', flags.tick),
     leaseMs: positive('lease', flags.lease),
