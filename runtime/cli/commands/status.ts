@@ -227,7 +227,13 @@ export function statusView(service: string, snap: UdbSnapshot, now: number, leas
     nodes,
     rollouts,
     retired: snap.retired.map((r) => ({ type: r.type, version: r.version })),
-    problems: snap.reports.map((r) => ({ nodeId: r.nodeId, key: r.key, code: r.code, ...(r.reason ? { reason: r.reason } : {}), message: r.message, at: r.at })).sort((a, b) => a.at - b.at),
+    problems: [
+      ...snap.reports.map((r) => ({ nodeId: r.nodeId, key: r.key, code: r.code, ...(r.reason ? { reason: r.reason } : {}), message: r.message, at: r.at })),
+      // Actor records a live node cannot read (it keeps serving every other actor).
+      ...snap.nodes
+        .filter((n) => n.status !== 'stopped' && now - n.heartbeatAt <= leaseMs)
+        .flatMap((n) => (n.unreadable ?? []).map((u) => ({ nodeId: n.id, key: `state.${u.type}.${u.key}`, code: 'StateUnreadable', message: u.message, at: n.heartbeatAt }))),
+    ].sort((a, b) => a.at - b.at),
   };
 }
 
