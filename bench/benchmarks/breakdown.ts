@@ -17,7 +17,7 @@
  * @module
  */
 import { MsgHdrsImpl } from '@nats-io/nats-core/internal';
-import { admit, createSuperjsonCodec, decodeKey, encodeKey, Header, initialActorState, runTurn, shardOf, type TypeVersions } from '../../runtime/internal.ts';
+import { admit, createSuperjsonCodec, decodeKey, encodeKey, Header, initialActorState, nativeRoute, runTurn, shardOf, type TypeVersions } from '../../runtime/internal.ts';
 import { fixedHeaders } from '../../runtime/wire/codec.ts';
 import { HeaderBlock } from '../../runtime/wire/header-block.ts';
 import { stat, type Benchmark } from '../harness.ts';
@@ -67,7 +67,7 @@ export const breakdown: Benchmark = {
         route_key: () => (sink = decodeKey(encodedKey) && shardOf(encodedKey, 64)),
         decode_body: () => (sink = codec.decode(moltBody)),
         validate_message: () => (sink = admit(types, 1, 'inc', PAYLOAD)),
-        actor_turn_xstate: () => (state = runTurn(types, state, 'native', 1, 'inc', PAYLOAD).state),
+        actor_turn_xstate: () => (state = runTurn(types, state, nativeRoute, 1, 'inc', PAYLOAD).state),
         encode_reply: () => (sink = codec.encode(42)),
       },
       'raw responder': {
