@@ -24,7 +24,7 @@ import { stat, type Benchmark } from '../harness.ts';
 import { cacheV1, PAYLOAD } from '../fixtures/service.ts';
 
 /** CPU µs per run of `step`, over a loop of at least `ms` of CPU. */
-function cpuPerOp(step: () => void, ms: number): number {
+export function cpuPerOp(step: () => void, ms: number): number {
   for (let i = 0; i < 2000; i++) step(); // warm up the JIT
   let n = 0;
   const start = process.cpuUsage();
