@@ -291,8 +291,7 @@ export function refreshSOStates(types: TypeVersions, state: ActorState): ActorSt
  */
 export function restore(types: TypeVersions, persisted: PersistedActor, key: string): ActorState {
   let { v, value, context } = persisted;
-  const past: Record<number, unknown> = { ...(persisted.so?.older ?? {}) };
-  if (persisted.so?.past !== undefined) past[v - 1] = persisted.so.past;
+  const past = pastStates(persisted);
   let future: Record<number, unknown> = { ...(persisted.so?.future ?? {}) };
   if (v > types.current) {
     if (types.rolledBackFrom === undefined || v > types.rolledBackFrom) {
@@ -338,10 +337,12 @@ export function restore(types: TypeVersions, persisted: PersistedActor, key: str
  * v3 loaded by a node rolled back to v1 runs down 3→2, then 2→1). Throws
  * TransformFailed (nothing is written) if a `down` throws.
  *
- * SO states do not survive the step down: the past SO states belong to the
- * newer versions' past SOs, and no `down` produces future SO state, so every
- * SO starts from its initial state (the future SO of the version rolled back
- * from serves its callers again, from scratch).
+ * The past SOs of the versions still run here (those serving versions below
+ * the new current one) keep their states: they serve the same callers, now
+ * one step nearer the object. The past SO of each version left behind goes
+ * with it, and no `down` produces future SO state, so every future SO starts
+ * from its initial state (the future SO of the version rolled back from
+ * serves its callers again, from scratch).
  */
 function restoreDown(types: TypeVersions, persisted: PersistedActor, key: string): ActorState {
   let { v, value, context } = persisted;
@@ -370,7 +371,14 @@ function restoreDown(types: TypeVersions, persisted: PersistedActor, key: string
   const def = types.byVersion.get(types.current)!;
   const snapshot = resolveSnapshot(def, value, context, key);
   const plan = planOf(types);
-  return { version: v, snapshot, past: soStates(plan.pastSOs, NONE), future: soStates(plan.futureSOs, NONE) };
+  return { version: v, snapshot, past: soStates(plan.pastSOs, pastStates(persisted)), future: soStates(plan.futureSOs, NONE) };
+}
+
+/** The past SO states of a persisted actor, by the version each SO serves. */
+function pastStates(persisted: PersistedActor): Record<number, unknown> {
+  const past: Record<number, unknown> = { ...(persisted.so?.older ?? {}) };
+  if (persisted.so?.past !== undefined) past[persisted.v - 1] = persisted.so.past;
+  return past;
 }
 
 function resolveSnapshot(def: AnyActorVersion, value: unknown, context: unknown, key: string): AnyMachineSnapshot {

@@ -53,6 +53,7 @@ function logType(options: { compatibleAt?: number } = {}): AnyActorVersion[] {
         ? def
         : def.from(prev, {
             transform: ({ context }: any) => ({ context, past: v === 5 ? ['seeded by the TF'] : undefined }),
+            down: ({ context }: any) => ({ context }),
             ...(options.compatibleAt === v ? { compatible: true } : { past: so(v, 'past') }),
             future: so(v, 'future'),
           } as never),
@@ -240,6 +241,18 @@ layer('past SO chain - every SO state of the chain is persisted (past, older) an
   assert.equal(upgraded.future, {}, 'the future SO of v5 was consumed by the TF');
   assert.equal(persist(upgraded).so, { past: ['seeded by the TF'], older: { 1: ['add 2'], 2: ['add 3'], 3: ['add 4'] } });
   assert.is(call(at5, upgraded, 1, 'sum').reply, 9, 'v1 callers on a v5 node, through four past SOs');
+});
+
+layer('past SO chain - a rollback keeps the states of the past SOs still in service and drops the one of the version left behind', () => {
+  const at4 = typeAt(logType(), 4);
+  let s = initialActorState(at4);
+  for (const v of [2, 3, 4]) s = call(at4, s, v, 'add', { n: v }).state;
+  const rolledBack: TypeVersions = { ...typeAt(logType(), 3), rolledBackFrom: 4 };
+  const down = restore(rolledBack, persist(s), 'k');
+  assert.is(down.version, 3);
+  assert.equal(down.past, { 1: ['add 2'], 2: ['add 3'] }, 'the past SOs of v2 and v3 serve the same callers as before');
+  assert.equal(down.future, { 4: [], 5: [] }, 'future SOs start from their initial state');
+  assert.is(call(rolledBack, down, 1, 'sum').reply, 9);
 });
 
 layer('past SO chain - a compatible step passes the call on unchanged', () => {
