@@ -54,17 +54,20 @@ export const pastChain: Benchmark = {
   },
 };
 
-/** CPU per call of the upgrade layer alone (admit + turn) for each caller version, in this process. */
+/**
+ * CPU per call of the upgrade layer alone (admit + turn) for each caller
+ * version, in this process; repetitions interleaved across the routes, as the
+ * load cells are, so a slow moment of a shared machine hits them all.
+ */
 function layerRows(ctx: Parameters<Benchmark['run']>[0], routes: ReadonlyArray<{ label: string; version: number }>): void {
   const types: TypeVersions = { name: 'chain-mem', byVersion: new Map(chainMem.map((v) => [v.version, v])), current: 4, retired: new Set() };
   let state: ActorState = initialActorState(types);
   const ms = ctx.options.quick ? 20 : 300;
   const reps = ctx.options.quick ? 1 : Math.max(3, ctx.options.reps);
-  for (const r of routes) {
-    const turn = () => {
-      state = runTurn(types, state, admit(types, r.version, 'inc', PAYLOAD), r.version, 'inc', PAYLOAD).state;
-    };
-    const us = Array.from({ length: reps }, () => cpuPerOp(turn, ms));
-    ctx.row({ system: `layer only: ${r.label}`, setting: 'in-process, inc', metrics: { turn_us: stat(us) } });
-  }
+  const turns = routes.map((r) => () => {
+    state = runTurn(types, state, admit(types, r.version, 'inc', PAYLOAD), r.version, 'inc', PAYLOAD).state;
+  });
+  const us: number[][] = routes.map(() => []);
+  for (let rep = 0; rep < reps; rep++) turns.forEach((turn, i) => us[i]!.push(cpuPerOp(turn, ms)));
+  routes.forEach((r, i) => ctx.row({ system: `layer only: ${r.label}`, setting: 'in-process, inc', metrics: { turn_us: stat(us[i]!) } }));
 }
