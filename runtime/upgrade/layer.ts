@@ -433,12 +433,15 @@ export interface TurnResult {
  * state: the caller keeps `state`.
  */
 export function runTurn(types: TypeVersions, state: ActorState, route: Route, version: number, message: string, request: unknown): TurnResult {
-  const turn = new Turn(types, state);
   let reply: unknown;
-  if (route.kind === 'native') reply = turn.native(message, request, undefined);
-  else {
+  let turn: Turn;
+  if (route.kind === 'native') {
+    turn = new Turn(types, state, undefined);
+    reply = turn.native(message, request, undefined);
+  } else {
     // The `target` handles of this type's SOs call into the running turn.
     const plan = planOf(types);
+    turn = new Turn(types, state, plan);
     const outer = plan.turn;
     plan.turn = turn;
     try {
@@ -461,6 +464,8 @@ class Turn {
   constructor(
     private readonly types: TypeVersions,
     state: ActorState,
+    /** The types' plan, looked up on first need (a native call of a type without interceptors needs none). */
+    private plan: Plan | undefined,
   ) {
     this.base = state;
     this.snapshot = state.snapshot;
@@ -478,7 +483,7 @@ class Turn {
    * undefined) or by the SO serving `caller`, which calls its target.
    */
   call(version: number, message: string, request: unknown, caller: number | undefined): unknown {
-    const route = routeFor(this.types, version);
+    const route = version === this.types.current ? nativeRoute : this.planned().routes.get(version);
     if (route === undefined) throw unsupported(this.types, version);
     return this.serve(route, version, message, request, caller);
   }
@@ -542,9 +547,9 @@ class Turn {
     if (isDisallow(handler)) throw disallowed(this.types.name, version, message, handler.reason);
     const reply = (handler as (call: unknown) => unknown)({
       request,
-      target: targetHandle(this.types, version, route.target),
+      target: targetHandle(this.planned(), this.types, version, route.target),
       state: this.soState(version, route.so),
-      setState: (next: unknown) => this.setSOState(version, next),
+      setState: stateSetter(this, version),
     });
     if (isDisallow(reply)) throw disallowed(this.types.name, version, message, reply.reason);
     this.notifyObservers(version, message, request, reply, caller);
@@ -552,12 +557,17 @@ class Turn {
   }
 
   /** The state of the SO serving `version`; its initial state if the actor has none for it yet. */
+  private planned(): Plan {
+    return (this.plan ??= planOf(this.types));
+  }
+
   private soState(version: number, so: AnySimulationObject): unknown {
     const states = version < this.types.current ? this.past : this.future;
     return Object.hasOwn(states, version) ? states[version] : so.initialState;
   }
 
-  private setSOState(version: number, next: unknown): void {
+  /** @internal the `setState` of the SO serving `version` (see {@link stateSetter}). */
+  setSOState(version: number, next: unknown): void {
     this.changed = true;
     if (version < this.types.current) this.past = { ...this.past, [version]: next };
     else this.future = { ...this.future, [version]: next };
@@ -569,12 +579,12 @@ class Turn {
    * except the SO that made the call.
    */
   private notifyObservers(version: number, message: string, request: unknown, reply: unknown, caller: number | undefined): void {
-    const watchers = planOf(this.types).observers.get(version);
+    const watchers = this.planned().observers.get(version);
     if (watchers === undefined) return;
     for (const { served, so } of watchers) {
       if (served === caller) continue;
       try {
-        so.observe!({ message, request, reply, state: this.soState(served, so), setState: (next: unknown) => this.setSOState(served, next) } as never);
+        so.observe!({ message, request, reply, state: this.soState(served, so), setState: stateSetter(this, served) } as never);
       } catch (e) {
         throw actorFailed(this.types.name, served, message, e, 'an interceptor simulation object');
       }
@@ -587,8 +597,7 @@ class Turn {
  * version `target`, each a call through that version's interface in the turn
  * running now. Made once per SO and plan, not per call.
  */
-function targetHandle(types: TypeVersions, caller: number, target: number): Handle<MessageSpecs> {
-  const plan = planOf(types);
+function targetHandle(plan: Plan, types: TypeVersions, caller: number, target: number): Handle<MessageSpecs> {
   let handle = plan.handles.get(caller);
   if (handle === undefined) {
     const calls: Record<string, (request?: unknown) => unknown> = {};
@@ -604,6 +613,16 @@ function targetHandle(types: TypeVersions, caller: number, target: number): Hand
     plan.handles.set(caller, handle);
   }
   return handle;
+}
+
+/**
+ * The `setState` an SO receives. Made by a function rather than written inline
+ * in the call object: a function there would get a name, and the TypeScript
+ * loaders Molt runs under (tsx, esbuild with keepNames) name functions with a
+ * `defineProperty` call — a measurable cost on every SO call.
+ */
+function stateSetter(turn: Turn, version: number): (next: unknown) => void {
+  return (next) => turn.setSOState(version, next);
 }
 
 function unreachable(route: never): never {
