@@ -277,9 +277,13 @@ function soStates(sos: Plan['pastSOs'], existing: Readonly<Record<number, unknow
 
 /**
  * An actor's SO states after the versions its node serves changed (a newer
- * version became known, or an older one was retired).
+ * version became known, or an older one was retired). An actor at another
+ * version than the node's (not yet carried by an upgrade under way) is left
+ * as it is: {@link restore} computes its SO states when it is carried, and
+ * its future SO state is still to be handed to the TF.
  */
 export function refreshSOStates(types: TypeVersions, state: ActorState): ActorState {
+  if (state.version !== types.current) return state;
   const plan = planOf(types);
   return { ...state, past: soStates(plan.pastSOs, state.past), future: soStates(plan.futureSOs, state.future) };
 }

@@ -6,7 +6,7 @@ import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { assign, setup } from 'xstate';
 import { ask, defineVersion, disallow, ErrorCode, isMoltError, P, tell, type AnyActorVersion, type EventsOf } from '../../runtime/index.ts';
-import { admit, initialActorState, persist, restore, runTurn, routeFor, servedVersions, type ActorState, type TypeVersions } from '../../runtime/internal.ts';
+import { admit, initialActorState, persist, refreshSOStates, restore, runTurn, routeFor, servedVersions, type ActorState, type TypeVersions } from '../../runtime/internal.ts';
 import { colorset, colorsetDirect, DEFAULT_COLOR } from '../fixtures/colorset.ts';
 import { colorsetChain } from '../fixtures/colorset-chain.ts';
 import { counterChain, counterV2, counterV3 } from '../fixtures/counter-chain.ts';
@@ -253,6 +253,20 @@ layer('past SO chain - a rollback keeps the states of the past SOs still in serv
   assert.equal(down.past, { 1: ['add 2'], 2: ['add 3'] }, 'the past SOs of v2 and v3 serve the same callers as before');
   assert.equal(down.future, { 4: [], 5: [] }, 'future SOs start from their initial state');
   assert.is(call(rolledBack, down, 1, 'sum').reply, 9);
+});
+
+layer('refreshSOStates - the future SO of a newly known version starts from its initial state; an actor not yet carried keeps the state its TF needs', () => {
+  const onlyV1 = typeAt(colorset.versions.slice(0, 1), 1);
+  const known = typeAt(colorset.versions, 1);
+  const s = refreshSOStates(known, initialActorState(onlyV1));
+  assert.equal(s.future, { 2: {} }, 'the future SO of v2 comes into service with its initial state');
+  const coloured = call(known, s, 2, 'insertColor', { x: 1, color: 'red' }).state;
+  // The node switched to v2 (and then learned of v3) before this actor was carried.
+  const upgraded = typeAt(colorsetChain.versions, 2);
+  const kept = refreshSOStates(upgraded, coloured);
+  assert.is(kept, coloured, 'an actor at an older version is left for the carry');
+  const carried = restore(upgraded, persist(kept), 'k');
+  assert.is(call(upgraded, carried, 2, 'getColor', { x: 1 }).reply, 'red', 'the TF got the colour the future SO kept');
 });
 
 layer('past SO chain - a compatible step passes the call on unchanged', () => {
