@@ -1,44 +1,47 @@
 /**
  * The compatibility matrix of an actor type, computed from its definitions:
  * for every message of every version (the caller's interface), how a node
- * running each version serves it — natively, through the past SO, the future
- * SO, a chain of two future SOs — or refuses it (a standing `disallow(...)`)
- * or cannot serve it at all.
+ * running each version serves it — natively, through the past SO or a chain
+ * of past SOs down to the caller's version, the future SO or a chain of two
+ * future SOs — or refuses it (a standing `disallow(...)`) or cannot serve it
+ * at all.
  *
  * The route comes from the upgrade layer's own `routeFor`, so the matrix says
  * what a node does, not what this file believes it does. A handler that is a
- * function counts as served even if it may `disallow` at run time: only a
- * handler that *is* a `disallow(...)` is a standing refusal.
+ * function counts as served even if it may `disallow` at run time (or an SO
+ * further along the chain may): only a handler that *is* a `disallow(...)` is
+ * a standing refusal. The first SO of a chain is the one the caller's message
+ * reaches (after any `compatible` steps, which pass it on unchanged); what the
+ * SOs behind it are asked depends on its code.
  *
  * Pure: no I/O. `molt compat` loads the service and prints these.
  *
  * @module
  */
-import { isDisallow, routeFor, type ActorType, type AnyActorVersion, type SimulationObject, type TypeVersions } from '../runtime/internal.ts';
-
-type AnySimulationObject = SimulationObject<any, any, unknown>;
+import { match, P } from 'ts-pattern';
+import { isDisallow, routeFor, type ActorType, type Route, type TypeVersions } from '../runtime/internal.ts';
 
 /** How a node serves one message of one caller version. */
 export type Support =
   /** The node's own object, at the caller's version. */
   | 'native'
-  /** The node's object, one version newer, declared compatible: it serves the old messages itself. */
+  /** The node's object, newer, declared compatible (at every step): it serves the old messages itself. */
   | 'compatible'
-  /** The past SO of the node's version. */
+  /** The past SO of the version after the caller's, chained through the past SOs of every version up to the node's. */
   | 'past'
-  /** The future SO of the caller's version (once the node has learned of it). */
+  /** The future SO of the caller's version (once the node has learned of it), chained onto the one before it if the caller is two ahead. */
   | 'future'
-  /** The future SO of the caller's version, chained onto the one of the version before it. */
-  | 'future2'
-  /** The SO that would serve it refuses it: its handler is a standing `disallow(...)`. */
+  /** The SO the message reaches refuses it: its handler is a standing `disallow(...)`. */
   | 'disallowed'
-  /** The node cannot serve this version at all (too far apart, or no SO): `VersionUnsupported`. */
+  /** The node cannot serve this version at all (too far ahead, retired, or the chain of SOs is broken): `VersionUnsupported`. */
   | 'unsupported';
 
 /** One cell: a message of a caller version, on a node at `node`. */
 export interface CompatCell {
   node: number;
   support: Support;
+  /** For calls served through SOs or compatible versions: how many versions the call crosses (2 or more: a chain). */
+  steps?: number;
   /** The disallow reason, for `disallowed`. */
   reason?: string;
 }
@@ -65,9 +68,8 @@ export interface CompatMatrix {
 export const supportMeaning: Readonly<Record<Support, string>> = {
   native: "the node's own object",
   compatible: "the node's object, declared compatible with the caller's version",
-  past: 'the past SO of the node’s version',
-  future: 'the future SO of the caller’s version (once the node has loaded it)',
-  future2: 'two future SOs chained (the caller is two versions ahead)',
+  past: 'the past SO of the version after the caller’s; "chain (n)": n past SOs, each calling the next, up to the node’s version',
+  future: 'the future SO of the caller’s version (once the node has loaded it); "chain (2)": it calls the future SO of the version before',
   disallowed: 'refused: the SO’s handler is a standing disallow(...)',
   unsupported: 'fails with VersionUnsupported: the node does not serve that version',
 };
@@ -76,24 +78,34 @@ function typeVersions(type: ActorType, current: number): TypeVersions {
   return { name: type.name, byVersion: new Map(type.versions.map((v) => [v.version, v])), current, retired: new Set() };
 }
 
-function servingSO(byVersion: ReadonlyMap<number, AnyActorVersion>, caller: number, node: number): AnySimulationObject | undefined {
-  return caller < node ? byVersion.get(node)?.upgrade?.past : byVersion.get(caller)?.upgrade?.future;
+type CellSupport = Omit<CompatCell, 'node'>;
+
+/** How `message` of `version` is served along `route` (and the routes after it). */
+function supportAlong(types: TypeVersions, route: Route | undefined, message: string): CellSupport {
+  if (route === undefined) return { support: 'unsupported' };
+  return match(route)
+    .returnType<CellSupport>()
+    .with({ kind: 'native' }, () => ({ support: 'native' }))
+    .with({ kind: 'compatible' }, (r) => {
+      // The message goes on unchanged to the next version; what serves it there decides.
+      const next = supportAlong(types, routeFor(types, r.target), message);
+      return next.support === 'native' || next.support === 'compatible' ? { support: 'compatible', steps: r.steps } : { ...next, steps: r.steps };
+    })
+    .with({ kind: P.union('past', 'future') }, (r) => {
+      const handler = (r.so.handlers as Record<string, unknown>)[message];
+      // The layer answers UnknownMessage for a handler that is missing (only
+      // possible in untyped code): the message cannot be served.
+      if (handler === undefined) return { support: 'unsupported' };
+      if (isDisallow(handler)) return { support: 'disallowed', reason: handler.reason };
+      return { support: r.kind, steps: r.steps };
+    })
+    .exhaustive();
 }
 
 /** How a node at `node` serves `message` of version `caller`. */
 export function cellFor(type: ActorType, caller: number, message: string, node: number): CompatCell {
   const types = typeVersions(type, node);
-  const route = routeFor(types, caller);
-  if (route === undefined) return { node, support: 'unsupported' };
-  if (route === 'native') return { node, support: 'native' };
-  if (route === 'past' && types.byVersion.get(node)?.upgrade?.compatible) return { node, support: 'compatible' };
-  const so = servingSO(types.byVersion, caller, node);
-  const handler = so ? (so.handlers as Record<string, unknown>)[message] : undefined;
-  // The layer answers UnknownMessage for a handler that is missing (only
-  // possible in untyped code): the message cannot be served.
-  if (handler === undefined) return { node, support: 'unsupported' };
-  if (isDisallow(handler)) return { node, support: 'disallowed', reason: handler.reason };
-  return { node, support: route };
+  return { node, ...supportAlong(types, routeFor(types, caller), message) };
 }
 
 /** The whole matrix of an actor type. */
@@ -113,10 +125,16 @@ const label: Readonly<Record<Support, string>> = {
   compatible: 'compatible',
   past: 'past SO',
   future: 'future SO',
-  future2: 'future SO chain',
   disallowed: 'DISALLOWED',
   unsupported: '—',
 };
+
+/** A cell's text: a chain of several SOs says how many. */
+function cellLabel(cell: CompatCell, disallowed = label.disallowed): string {
+  if (cell.support === 'disallowed') return disallowed;
+  const chain = (cell.support === 'past' || cell.support === 'future') && (cell.steps ?? 1) > 1;
+  return chain ? `${label[cell.support]} chain (${cell.steps})` : label[cell.support];
+}
 
 function reasons(matrix: CompatMatrix): string[] {
   const out: string[] = [];
@@ -139,7 +157,7 @@ export function formatTable(matrix: CompatMatrix): string {
   const body = matrix.rows.map((row, i) => [
     i > 0 && matrix.rows[i - 1]!.version === row.version ? '' : `${matrix.type}@${row.version}`,
     row.message,
-    ...row.cells.map((c) => label[c.support]),
+    ...row.cells.map((c) => cellLabel(c)),
   ]);
   const widths = header.map((h, col) => Math.max(h.length, ...body.map((r) => r[col]!.length)));
   const line = (cells: string[]) => cells.map((c, col) => c.padEnd(widths[col]!)).join('  ').trimEnd();
@@ -162,6 +180,7 @@ function escapeCell(text: string): string {
 /** The matrix as a GitHub-flavoured Markdown table. */
 export function formatMarkdown(matrix: CompatMatrix): string {
   const md = (s: Support) => (s === 'disallowed' ? '**disallowed**' : label[s]);
+  const mdCell = (c: CompatCell) => cellLabel(c, '**disallowed**');
   const out = [
     `### \`${matrix.type}\``,
     '',
@@ -169,7 +188,7 @@ export function formatMarkdown(matrix: CompatMatrix): string {
     `|---|---|${matrix.versions.map(() => '---').join('|')}|`,
   ];
   for (const row of matrix.rows) {
-    out.push(`| ${matrix.type}@${row.version} | \`${row.message}\` | ${row.cells.map((c) => md(c.support)).join(' | ')} |`);
+    out.push(`| ${matrix.type}@${row.version} | \`${row.message}\` | ${row.cells.map(mdCell).join(' | ')} |`);
   }
   out.push('');
   for (const s of usedSupports(matrix)) out.push(`- ${md(s)}: ${supportMeaning[s]}`);

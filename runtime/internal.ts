@@ -11,7 +11,7 @@ export type { StateStore, StoredRecord } from './host/store.ts';
 export { ActorHost } from './host/actor-host.ts';
 export { Placement, assignShards, NODE_PREFIX } from './host/placement.ts';
 export type { NodeRecord } from './host/placement.ts';
-export { admit, routeFor, servedVersions, restore, persist, runTurn, initialActorState } from './upgrade/layer.ts';
+export { admit, routeFor, nativeRoute, servedVersions, restore, persist, refreshSOStates, runTurn, initialActorState } from './upgrade/layer.ts';
 export type { ActorState, PersistedActor, Route, TypeVersions } from './upgrade/layer.ts';
 export { checkVersionChain } from './define/service.ts';
 export { freePort } from './nats/embedded.ts';

@@ -370,7 +370,7 @@ export async function createNode(options: NodeOptions): Promise<MoltNode> {
         types[name] = {
           current: host.currentVersion,
           known: host.knownVersions,
-          served: servedVersions(tv).filter((v) => routeFor(tv, v) !== undefined),
+          served: servedVersions(tv),
           resident: host.residentCount,
           stats: { ...host.stats },
           transformFailures: [...host.transformFailures.values()],

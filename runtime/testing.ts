@@ -15,7 +15,7 @@
  */
 import { isMoltError } from './errors.ts';
 import type { AnyActorVersion } from './define/version.ts';
-import { admit, initialActorState, persist, restore, runTurn, type ActorState, type TypeVersions } from './upgrade/layer.ts';
+import { admit, initialActorState, persist, restore, routeFor, runTurn, type ActorState, type TypeVersions } from './upgrade/layer.ts';
 
 /** One call, through the interface of `version`. */
 export interface SimulatedCall {
@@ -29,7 +29,8 @@ export const DISALLOWED = '<disallowed>' as const;
 
 /**
  * One actor of a type on a simulated node: calls go through the upgrade layer
- * (native, past SO, future SOs) as they would on a real node at `current`.
+ * (native, the chain of past SOs, future SOs) as they would on a real node at
+ * `current`.
  */
 export class SimulatedActor {
   private types: TypeVersions;
@@ -43,6 +44,11 @@ export class SimulatedActor {
   /** The node's native version for this actor. */
   get current(): number {
     return this.types.current;
+  }
+
+  /** True if the node serves callers of `version` (natively or through SOs). */
+  serves(version: number): boolean {
+    return routeFor(this.types, version) !== undefined;
   }
 
   /** Makes one call; throws what a node would answer as an error (Disallowed, InvalidPayload, ...). */
@@ -107,9 +113,9 @@ export interface IdentityCheck {
   to?: number;
   /** Calls made before the upgrade, through any interface the node at `from` serves. */
   calls: readonly SimulatedCall[];
-  /** Read-only calls of the old interface. */
+  /** Read-only calls of the old interface (or interfaces: any version the node serves before and after). */
   readsOld: readonly SimulatedCall[];
-  /** Read-only calls of the new interface. */
+  /** Read-only calls of the new interface (or interfaces). */
   readsNew: readonly SimulatedCall[];
 }
 
@@ -120,6 +126,11 @@ export interface IdentityCheck {
  * new-interface read answers the same after (natively) as before (through the
  * future SO). A read disallowed on one side has no answer to compare. Throws
  * an Error naming the first read that differs.
+ *
+ * With `to` several versions ahead, the actor is carried through the whole TF
+ * chain at once, as when a node loads state written long ago; old readers are
+ * then served through a chain of past SOs (a v1 read on a v4 node passes the
+ * past SOs of v2, v3 and v4).
  */
 export function checkIdentity(check: IdentityCheck): void {
   const actor = new SimulatedActor(check.versions, check.from).apply(check.calls);
@@ -138,4 +149,47 @@ export function checkIdentity(check: IdentityCheck): void {
   };
   compare(check.readsOld, oldBefore, oldAfter, 'old');
   compare(check.readsNew, newBefore, newAfter, 'new');
+}
+
+/** Input of {@link checkIdentityPath}. */
+export interface IdentityPathCheck {
+  /** The type's versions (every version from `from` to `to`). */
+  versions: readonly AnyActorVersion[];
+  /** Node version at the start. */
+  from: number;
+  /** Node version at the end: the node upgrades one version at a time. */
+  to: number;
+  /**
+   * Calls made on the node at each version before it upgrades: `calls[0]` at
+   * `from`, `calls[1]` at `from + 1`, …, through any interface the node serves then.
+   */
+  calls: readonly (readonly SimulatedCall[])[];
+  /** Read-only calls, of any versions. */
+  reads: readonly SimulatedCall[];
+}
+
+/**
+ * The identity condition at every upgrade of a node's way from `from` to
+ * `to`, one version at a time, with calls between the upgrades: around each
+ * upgrade, every read of a version the node serves both before and after
+ * answers the same (a read disallowed on one side has no answer to compare).
+ * A resident actor, carried by each node upgrade in turn, as a live node
+ * carries it. Throws an Error naming the first read that differs.
+ */
+export function checkIdentityPath(check: IdentityPathCheck): void {
+  const actor = new SimulatedActor(check.versions, check.from);
+  for (let at = check.from; at < check.to; at++) {
+    actor.apply(check.calls[at - check.from] ?? []);
+    const reads = check.reads.filter((r) => actor.serves(r.version));
+    const before = actor.read(reads);
+    actor.upgradeTo(at + 1);
+    const kept = reads.map((r, i) => [r, before[i]] as const).filter(([r]) => actor.serves(r.version));
+    const after = actor.read(kept.map(([r]) => r));
+    kept.forEach(([read, answer], i) => {
+      if (answer === DISALLOWED || after[i] === DISALLOWED) return;
+      if (JSON.stringify(answer) !== JSON.stringify(after[i])) {
+        throw new Error(`identity condition broken by the upgrade ${at}→${at + 1}: ${JSON.stringify(read)} answered ${JSON.stringify(answer)} before it and ${JSON.stringify(after[i])} after`);
+      }
+    });
+  }
 }

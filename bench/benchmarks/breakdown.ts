@@ -17,14 +17,14 @@
  * @module
  */
 import { MsgHdrsImpl } from '@nats-io/nats-core/internal';
-import { admit, createSuperjsonCodec, decodeKey, encodeKey, Header, initialActorState, runTurn, shardOf, type TypeVersions } from '../../runtime/internal.ts';
+import { admit, createSuperjsonCodec, decodeKey, encodeKey, Header, initialActorState, nativeRoute, runTurn, shardOf, type TypeVersions } from '../../runtime/internal.ts';
 import { fixedHeaders } from '../../runtime/wire/codec.ts';
 import { HeaderBlock } from '../../runtime/wire/header-block.ts';
 import { stat, type Benchmark } from '../harness.ts';
 import { cacheV1, PAYLOAD } from '../fixtures/service.ts';
 
 /** CPU µs per run of `step`, over a loop of at least `ms` of CPU. */
-function cpuPerOp(step: () => void, ms: number): number {
+export function cpuPerOp(step: () => void, ms: number): number {
   for (let i = 0; i < 2000; i++) step(); // warm up the JIT
   let n = 0;
   const start = process.cpuUsage();
@@ -67,7 +67,7 @@ export const breakdown: Benchmark = {
         route_key: () => (sink = decodeKey(encodedKey) && shardOf(encodedKey, 64)),
         decode_body: () => (sink = codec.decode(moltBody)),
         validate_message: () => (sink = admit(types, 1, 'inc', PAYLOAD)),
-        actor_turn_xstate: () => (state = runTurn(types, state, 'native', 1, 'inc', PAYLOAD).state),
+        actor_turn_xstate: () => (state = runTurn(types, state, nativeRoute, 1, 'inc', PAYLOAD).state),
         encode_reply: () => (sink = codec.encode(42)),
       },
       'raw responder': {

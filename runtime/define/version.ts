@@ -5,7 +5,9 @@
  * - the **transform function** (TF) turns version i's persisted state into
  *   version i+1's; it sees the state of i+1's future SO and may seed the state
  *   of i+1's past SO;
- * - the **past SO** serves callers of i on a node running i+1;
+ * - the **past SO** serves callers of i on a node running i+1 — and, chained
+ *   behind the past SOs of later versions, on any newer node (a v1 caller on
+ *   a v4 node passes the past SOs of v2, v3 and v4);
  * - the **future SO** serves callers of i+1 on a node still running i;
  * - or the new version declares itself **compatible**: it serves i's
  *   messages itself.
@@ -147,7 +149,7 @@ export interface UpgradeSpec<
 > {
   /** Persisted state of i → state of i+1. Omit only if the state shape did not change. */
   transform?: TransformFunction<TPrev['machine'], TMachine, TFutureState, TPastState>;
-  /** Serves callers of i on a node at i+1. */
+  /** Serves callers of i on a node at i+1, and on newer nodes through their past SOs (its `target` is then the next past SO). */
   past?: SimulationObject<TPrev['messages'], TMessages, TPastState>;
   /** Serves callers of i+1 on a node still at i. */
   future?: SimulationObject<TMessages, TPrev['messages'], TFutureState>;

@@ -22,7 +22,9 @@ import { DEFAULT_REMEMBER, RememberedCalls, type RememberedCall, type RememberOp
 import {
   admit,
   initialActorState,
+  nativeRoute,
   persist,
+  refreshSOStates,
   restore,
   runTurn,
   type ActorState,
@@ -122,14 +124,17 @@ export class ActorHost {
     this.scheduleSweep();
   }
 
-  /** The versions view the upgrade layer works on. Rebuilt only when versions change. */
+  /**
+   * The versions view the upgrade layer works on. Rebuilt only when versions
+   * change, as a snapshot: the layer caches its routes per view.
+   */
   private view: TypeVersions | undefined;
   get typeVersions(): TypeVersions {
     this.view ??= {
       name: this.name,
-      byVersion: this.versions,
+      byVersion: new Map(this.versions),
       current: this.current,
-      retired: this.retired,
+      retired: new Set(this.retired),
       ...(this.rolledBack !== undefined ? { rolledBackFrom: this.rolledBack } : {}),
       ...(this.mayArrive ? { upgradeMayArrive: this.mayArrive } : {}),
     };
@@ -191,7 +196,7 @@ export class ActorHost {
     }
     this.versions.set(def.version, def);
     this.view = undefined;
-    this.refreshFutureStates();
+    this.refreshSOStates();
   }
 
   /** Stops serving `version`: its SOs are dropped and its callers get VersionRetired. */
@@ -201,6 +206,7 @@ export class ActorHost {
     }
     this.retired.add(version);
     this.view = undefined;
+    this.refreshSOStates();
   }
 
   /** Accepts a call for actor `key`: validates it and queues it on the actor. Resolves with the reply. */
@@ -221,7 +227,7 @@ export class ActorHost {
     try {
       route = admit(this.typeVersions, version, message, request);
     } catch (e) {
-      this.fail({ version, message, request, route: 'native', settle }, toMoltError(e));
+      this.fail({ version, message, request, route: nativeRoute, settle }, toMoltError(e));
       return;
     }
     const call: Call = { version, message, request, route, settle, idempotencyKey };
@@ -473,9 +479,9 @@ export class ActorHost {
     return { transformed, failed };
   }
 
-  /** Future SO states of resident actors follow newly known versions. */
-  private refreshFutureStates(): void {
-    for (const cell of this.cells.values()) cell.refreshFuture(this.typeVersions);
+  /** SO states of resident actors follow the versions served (newly known, or retired). */
+  private refreshSOStates(): void {
+    for (const cell of this.cells.values()) cell.refreshSOStates(this.typeVersions);
   }
 
   /** Waits for every resident actor to finish its queued calls. */
@@ -553,14 +559,8 @@ class ActorCell {
     while (this.running) await this.running;
   }
 
-  refreshFuture(types: TypeVersions): void {
-    if (!this.state) return;
-    const future: Record<number, unknown> = {};
-    for (const v of [types.current + 1, types.current + 2]) {
-      const so = types.byVersion.get(v)?.upgrade?.future;
-      if (so) future[v] = Object.hasOwn(this.state.future, v) ? this.state.future[v] : so.initialState;
-    }
-    this.state = { ...this.state, future };
+  refreshSOStates(types: TypeVersions): void {
+    if (this.state) this.state = refreshSOStates(types, this.state);
   }
 
   private async load(types: TypeVersions): Promise<void> {

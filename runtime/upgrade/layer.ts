@@ -1,9 +1,15 @@
 /**
  * The upgrade layer: every message passes here. It decides, from the caller's
- * interface version and the versions this node knows, whether the call goes
- * to the current object natively, through the past simulation object, through
- * the future SO, or through two future SOs chained — and runs it as one
- * all-or-nothing turn on the actor's in-memory state.
+ * interface version and the versions this node knows, how the call is served —
+ * by the current object natively, or through a chain of simulation objects:
+ * the past SOs of every version from the caller's + 1 up to the node's, or the
+ * future SOs of the caller's version and the ones below it — and runs it as
+ * one all-or-nothing turn on the actor's in-memory state.
+ *
+ * That decision is made in one place, {@link routeFor}, from a table built
+ * once per {@link TypeVersions} (a node rebuilds its view only when its
+ * versions change). The host, `molt compat` and `molt/testing` all read it,
+ * so what the matrix shows is what a node does.
  *
  * Everything here is synchronous and pure with respect to the outside world:
  * the actor host persists the turn's result before anyone sees a reply.
@@ -17,28 +23,52 @@ import type { AnyActorVersion, AnySimulationObject, Handle } from '../define/ver
 import { isDisallow } from '../define/version.ts';
 import type { MessageSpecs } from '../define/messages.ts';
 
-/** How a call is served. */
-export type Route = 'native' | 'past' | 'future' | 'future2';
+/**
+ * How a node serves the calls of one interface version. A route names only
+ * the first step; the version the call goes on to (`target`) has a route of
+ * its own, so a chain is followed one route at a time until it reaches the
+ * current object. `steps` is how many versions the caller is away from the
+ * node's current version (3: a v1 caller on a v4 node, through three past SOs).
+ */
+export type Route =
+  /** The current object: the caller speaks the node's version. */
+  | { readonly kind: 'native'; readonly steps: 0 }
+  /** Version `target` (the caller's + 1) declares itself compatible: the call goes on to it unchanged. */
+  | { readonly kind: 'compatible'; readonly target: number; readonly steps: number }
+  /** The past SO of version `target` (the caller's + 1): it serves the call by calling version `target`. */
+  | { readonly kind: 'past'; readonly so: AnySimulationObject; readonly target: number; readonly steps: number }
+  /** The future SO of the caller's version: it serves the call by calling version `target` (the caller's − 1). */
+  | { readonly kind: 'future'; readonly so: AnySimulationObject; readonly target: number; readonly steps: number };
+
+/** The route of the node's own version. One shared value: a native call allocates no route. */
+export const nativeRoute: Route = Object.freeze({ kind: 'native', steps: 0 });
+
+/** How far ahead of its version a node serves callers: the future SOs of i+1 and of i+2, chained. */
+export const MAX_FUTURE_STEPS = 2;
 
 /** An actor's in-memory state: the current object's snapshot and its SOs' states. */
 export interface ActorState {
   /** The version of the current object (the node's native version when loaded). */
   readonly version: number;
   readonly snapshot: AnyMachineSnapshot;
-  /** State of the past SO (serving version − 1). */
-  readonly past: unknown;
-  /** States of future SOs by the version they serve. */
+  /** States of the past SOs in service, by the version they serve (version − 1, − 2, …). */
+  readonly past: Readonly<Record<number, unknown>>;
+  /** States of the future SOs in service, by the version they serve. */
   readonly future: Readonly<Record<number, unknown>>;
 }
 
-/** A type's versions as one node knows them, and which of them it serves. */
+/**
+ * A type's versions as one node knows them, and which of them it serves.
+ * Treat it as a snapshot: the layer caches its routes per object, so build a
+ * new one when the versions, the current version or the retirements change.
+ */
 export interface TypeVersions {
   readonly name: string;
   /** Known versions by number: the node's own chain plus loaded upgrades. */
   readonly byVersion: ReadonlyMap<number, AnyActorVersion>;
   /** The version the node runs natively. */
   readonly current: number;
-  /** Versions retired by an operator. */
+  /** Versions retired by an operator. Retiring a version also ends the service of every version before it. */
   readonly retired: ReadonlySet<number>;
   /**
    * Set when this node was rolled back (`molt rollback`): the highest version
@@ -64,54 +94,139 @@ export interface PersistedActor {
   v: number;
   value: unknown;
   context: unknown;
-  /** SO states: the past SO's, and future SOs' by version. */
-  so?: { past?: unknown; future?: Record<number, unknown> };
+  /**
+   * SO states: `past` is the state of the past SO serving `v − 1`; `older`
+   * those of the past SOs further down the chain, and `future` those of the
+   * future SOs, by the version they serve.
+   */
+  so?: { past?: unknown; older?: Record<number, unknown>; future?: Record<number, unknown> };
 }
 
-/** The versions a node at `types.current` answers, for error messages. */
-export function servedVersions(types: TypeVersions): number[] {
-  const out: number[] = [];
-  for (const v of [types.current - 1, types.current, types.current + 1, types.current + 2]) {
-    if (v >= 1 && routeFor(types, v) !== undefined) out.push(v);
+/** An interceptor SO in service, watching the calls made to one interface version. */
+interface Observer {
+  /** The version the SO serves: calls it makes itself are not reported to it. */
+  readonly served: number;
+  readonly so: AnySimulationObject;
+}
+
+/** Everything the layer derives from one {@link TypeVersions}, computed once. */
+interface Plan {
+  /** Routes of every version served other than the current one. */
+  readonly routes: ReadonlyMap<number, Route>;
+  /** Every version served, oldest first. */
+  readonly served: readonly number[];
+  /** The highest retired version below the current one (0 if none): it and every version before it are retired. */
+  readonly retiredUpTo: number;
+  /** Why versions below the oldest served one are not served (a sentence), if not because of a retirement. */
+  readonly pastEnd: string | undefined;
+  /** Interceptor SOs in service, by the interface version whose calls they watch. */
+  readonly observers: ReadonlyMap<number, readonly Observer[]>;
+  /** SOs in service, by the version they serve, for their states. */
+  readonly pastSOs: ReadonlyArray<readonly [number, AnySimulationObject]>;
+  readonly futureSOs: ReadonlyArray<readonly [number, AnySimulationObject]>;
+  /** `target` handles by the version of the SO that uses them, made on first use. */
+  readonly handles: Map<number, Handle<MessageSpecs>>;
+  /** The turn running an SO, which the handles call into. */
+  turn: Turn | undefined;
+}
+
+/**
+ * The plans of the views in use, keyed by the view object: a cache, not state
+ * a runtime could observe (the same view always gives the same plan).
+ */
+const plans = new WeakMap<TypeVersions, Plan>();
+
+function planOf(types: TypeVersions): Plan {
+  let plan = plans.get(types);
+  if (plan === undefined) {
+    plan = buildPlan(types);
+    plans.set(types, plan);
   }
-  return out;
+  return plan;
 }
 
-function pastSO(types: TypeVersions): AnySimulationObject | 'compatible' | undefined {
-  const current = types.byVersion.get(types.current);
-  if (current?.upgrade?.compatible) return 'compatible';
-  return current?.upgrade?.past;
+/**
+ * The one rule of which SO serves which version. Callers of an older version
+ * k go through the past SO of k + 1 (which belongs to the newer version and
+ * calls it), chained down from the node's version to the oldest version that
+ * is known, not retired and reached by an unbroken chain of past SOs (or
+ * `compatible` steps). Callers of a newer version k go through the future SO
+ * of k (which belongs to the caller's version and calls k − 1), chained up to
+ * {@link MAX_FUTURE_STEPS} versions ahead.
+ */
+function buildPlan(types: TypeVersions): Plan {
+  const { byVersion, current, retired, name } = types;
+  const routes = new Map<number, Route>();
+  let retiredUpTo = 0;
+  for (const v of retired) if (v < current && v > retiredUpTo) retiredUpTo = v;
+  let pastEnd: string | undefined;
+  for (let v = current - 1; v > retiredUpTo; v--) {
+    const upper = byVersion.get(v + 1)!.upgrade;
+    const steps = current - v;
+    if (!byVersion.has(v)) {
+      pastEnd = `${name}@${v} is not known on this node`;
+      break;
+    }
+    if (upper?.compatible) routes.set(v, { kind: 'compatible', target: v + 1, steps });
+    else if (upper?.past) routes.set(v, { kind: 'past', so: upper.past, target: v + 1, steps });
+    else {
+      pastEnd = `${name}@${v + 1} declares no past SO for callers of ${v} (and is not declared compatible with it)`;
+      break;
+    }
+  }
+  for (let v = current + 1; v <= current + MAX_FUTURE_STEPS && !retired.has(v); v++) {
+    const so = byVersion.get(v)?.upgrade?.future;
+    if (!so) break;
+    routes.set(v, { kind: 'future', so, target: v - 1, steps: v - current });
+  }
+  const observers = new Map<number, Observer[]>();
+  const pastSOs: Array<readonly [number, AnySimulationObject]> = [];
+  const futureSOs: Array<readonly [number, AnySimulationObject]> = [];
+  for (const [served, route] of routes) {
+    if (route.kind !== 'past' && route.kind !== 'future') continue;
+    (route.kind === 'past' ? pastSOs : futureSOs).push([served, route.so]);
+    if (route.so.observe) {
+      const watchers = observers.get(route.target) ?? [];
+      watchers.push({ served, so: route.so });
+      observers.set(route.target, watchers);
+    }
+  }
+  const served = [...routes.keys(), current].sort((a, b) => a - b);
+  return { routes, served, retiredUpTo, pastEnd, observers, pastSOs, futureSOs, handles: new Map(), turn: undefined };
 }
 
-function futureSO(types: TypeVersions, version: number): AnySimulationObject | undefined {
-  return types.byVersion.get(version)?.upgrade?.future;
-}
-
-/** The route for calls of `version`, or undefined if this node cannot serve it. */
+/**
+ * How this node serves calls of `version`, or undefined if it does not: the
+ * one place that decides it.
+ */
 export function routeFor(types: TypeVersions, version: number): Route | undefined {
-  if (types.retired.has(version)) return undefined;
-  const d = version - types.current;
-  if (d === 0) return 'native';
-  if (d === -1) return pastSO(types) ? 'past' : undefined;
-  if (d === 1) return futureSO(types, version) ? 'future' : undefined;
-  if (d === 2) return futureSO(types, version) && futureSO(types, version - 1) ? 'future2' : undefined;
-  return undefined;
+  if (version === types.current) return nativeRoute;
+  return planOf(types).routes.get(version);
 }
 
-/** Throws the typed error for a call of `version` this node does not serve. */
+/** The versions a node at `types.current` answers, oldest first. */
+export function servedVersions(types: TypeVersions): number[] {
+  return [...planOf(types).served];
+}
+
+/** The typed error for a call of `version` this node does not serve. */
 export function unsupported(types: TypeVersions, version: number): MoltError {
-  if (types.retired.has(version)) {
-    return new MoltError(ErrorCode.VersionRetired, `${types.name}@${version} was retired; upgrade the caller to one of versions ${servedVersions(types).join(', ')}`, {
+  const plan = planOf(types);
+  const served = [...plan.served];
+  if (types.retired.has(version) || (version < types.current && version <= plan.retiredUpTo)) {
+    const what = types.retired.has(version)
+      ? `${types.name}@${version} was retired`
+      : `${types.name}@${version} is no longer served: ${types.name}@${plan.retiredUpTo} was retired, and every version before it with it`;
+    return new MoltError(ErrorCode.VersionRetired, `${what}; upgrade the caller to one of versions ${served.join(', ')}`, {
       retryable: false,
-      data: { type: types.name, version, served: servedVersions(types) },
+      data: { type: types.name, version, served },
     });
   }
-  const served = servedVersions(types);
   // A newer version than we know may arrive with an upgrade (unless none is published); an older one will never come back.
   const published = version <= types.current || (types.upgradeMayArrive?.(version) ?? true);
   const retryable = version > types.current && published;
   const why = version <= types.current
-    ? `this node runs ${types.name}@${types.current} and no longer simulates version ${version}`
+    ? `this node runs ${types.name}@${types.current} and no longer simulates version ${version}${plan.pastEnd ? ` (${plan.pastEnd})` : ''}`
     : published
       ? `this node runs ${types.name}@${types.current} and has not (yet) loaded the upgrade to ${version}`
       : `this node runs ${types.name}@${types.current} and no upgrade to ${types.name}@${version} is published`;
@@ -149,20 +264,38 @@ export function admit(types: TypeVersions, version: number, message: string, req
 export function initialActorState(types: TypeVersions): ActorState {
   const def = types.byVersion.get(types.current)!;
   const [snapshot] = initialTransition(def.machine);
-  return { version: types.current, snapshot, past: initialSOState(pastSO(types)), future: initialFutureStates(types, {}) };
+  const plan = planOf(types);
+  return { version: types.current, snapshot, past: soStates(plan.pastSOs, NONE), future: soStates(plan.futureSOs, NONE) };
 }
 
-function initialSOState(so: AnySimulationObject | 'compatible' | undefined): unknown {
-  return so && so !== 'compatible' ? so.initialState : undefined;
-}
+/** The SO states of an actor without any (shared: most types have no SO state). */
+const NONE: Readonly<Record<number, unknown>> = Object.freeze({});
 
-function initialFutureStates(types: TypeVersions, existing: Readonly<Record<number, unknown>>): Record<number, unknown> {
-  const out: Record<number, unknown> = {};
-  for (const v of [types.current + 1, types.current + 2]) {
-    const so = futureSO(types, v);
-    if (so) out[v] = Object.hasOwn(existing, v) ? existing[v] : so.initialState;
+/**
+ * The states of the SOs in service: each keeps the state it has in
+ * `existing`, a newly served one starts from its initial state, and the states
+ * of SOs no longer in service (a retired version's) are dropped.
+ */
+function soStates(sos: Plan['pastSOs'], existing: Readonly<Record<number, unknown>>): Readonly<Record<number, unknown>> {
+  let out: Record<number, unknown> | undefined;
+  for (const [served, so] of sos) {
+    const state = Object.hasOwn(existing, served) ? existing[served] : so.initialState;
+    if (state !== undefined) (out ??= {})[served] = state;
   }
-  return out;
+  return out ?? NONE;
+}
+
+/**
+ * An actor's SO states after the versions its node serves changed (a newer
+ * version became known, or an older one was retired). An actor at another
+ * version than the node's (not yet carried by an upgrade under way) is left
+ * as it is: {@link restore} computes its SO states when it is carried, and
+ * its future SO state is still to be handed to the TF.
+ */
+export function refreshSOStates(types: TypeVersions, state: ActorState): ActorState {
+  if (state.version !== types.current) return state;
+  const plan = planOf(types);
+  return { ...state, past: soStates(plan.pastSOs, state.past), future: soStates(plan.futureSOs, state.future) };
 }
 
 /**
@@ -172,7 +305,7 @@ function initialFutureStates(types: TypeVersions, existing: Readonly<Record<numb
  */
 export function restore(types: TypeVersions, persisted: PersistedActor, key: string): ActorState {
   let { v, value, context } = persisted;
-  let past: unknown = persisted.so?.past;
+  const past = pastStates(persisted);
   let future: Record<number, unknown> = { ...(persisted.so?.future ?? {}) };
   if (v > types.current) {
     if (types.rolledBackFrom === undefined || v > types.rolledBackFrom) {
@@ -197,8 +330,9 @@ export function restore(types: TypeVersions, persisted: PersistedActor, key: str
         data: { type: types.name, key, from: v, to: v + 1 },
       });
     }
-    const nextPast = next.upgrade?.past;
-    past = out.past !== undefined ? out.past : nextPast ? nextPast.initialState : undefined;
+    // The TF seeds the state of the past SO of v + 1 (serving v); the past SOs
+    // below it keep theirs: they now call version v through that SO.
+    if (out.past !== undefined) past[v] = out.past;
     const { [v + 1]: _consumed, ...rest } = future;
     future = rest;
     value = out.value !== undefined ? out.value : value;
@@ -207,7 +341,8 @@ export function restore(types: TypeVersions, persisted: PersistedActor, key: str
   }
   const def = types.byVersion.get(types.current)!;
   const snapshot = resolveSnapshot(def, value, context, key);
-  return { version: v, snapshot, past, future: initialFutureStates(types, future) };
+  const plan = planOf(types);
+  return { version: v, snapshot, past: soStates(plan.pastSOs, past), future: soStates(plan.futureSOs, future) };
 }
 
 /**
@@ -216,10 +351,12 @@ export function restore(types: TypeVersions, persisted: PersistedActor, key: str
  * v3 loaded by a node rolled back to v1 runs down 3→2, then 2→1). Throws
  * TransformFailed (nothing is written) if a `down` throws.
  *
- * SO states do not survive the step down: the past SO state belongs to the
- * newer version's past SO, and no `down` produces future SO state, so every
- * SO starts from its initial state (the future SO of the version rolled back
- * from serves its callers again, from scratch).
+ * The past SOs of the versions still run here (those serving versions below
+ * the new current one) keep their states: they serve the same callers, now
+ * one step nearer the object. The past SO of each version left behind goes
+ * with it, and no `down` produces future SO state, so every future SO starts
+ * from its initial state (the future SO of the version rolled back from
+ * serves its callers again, from scratch).
  */
 function restoreDown(types: TypeVersions, persisted: PersistedActor, key: string): ActorState {
   let { v, value, context } = persisted;
@@ -247,7 +384,15 @@ function restoreDown(types: TypeVersions, persisted: PersistedActor, key: string
   }
   const def = types.byVersion.get(types.current)!;
   const snapshot = resolveSnapshot(def, value, context, key);
-  return { version: v, snapshot, past: initialSOState(pastSO(types)), future: initialFutureStates(types, {}) };
+  const plan = planOf(types);
+  return { version: v, snapshot, past: soStates(plan.pastSOs, pastStates(persisted)), future: soStates(plan.futureSOs, NONE) };
+}
+
+/** The past SO states of a persisted actor, by the version each SO serves. */
+function pastStates(persisted: PersistedActor): Record<number, unknown> {
+  const past: Record<number, unknown> = { ...(persisted.so?.older ?? {}) };
+  if (persisted.so?.past !== undefined) past[persisted.v - 1] = persisted.so.past;
+  return past;
 }
 
 function resolveSnapshot(def: AnyActorVersion, value: unknown, context: unknown, key: string): AnyMachineSnapshot {
@@ -269,18 +414,22 @@ function resolveSnapshot(def: AnyActorVersion, value: unknown, context: unknown,
 
 /** The persisted form of an in-memory actor. */
 export function persist(state: ActorState): PersistedActor {
-  const so: PersistedActor['so'] = {};
-  if (state.past !== undefined) so.past = state.past;
+  const out: PersistedActor = { v: state.version, value: state.snapshot.value, context: state.snapshot.context };
   // Stateless SOs have `undefined` state: leave them out, so the record stays
   // plain JSON (an `undefined` anywhere sends the codec down superjson's slow path).
-  let future: Record<number, unknown> | undefined;
-  for (const version in state.future) {
-    const soState = state.future[version];
-    if (soState !== undefined) (future ??= {})[version] = soState;
+  let so: NonNullable<PersistedActor['so']> | undefined;
+  for (const served in state.past) {
+    const soState = state.past[served];
+    if (soState === undefined) continue;
+    so ??= {};
+    if (Number(served) === state.version - 1) so.past = soState;
+    else (so.older ??= {})[Number(served)] = soState;
   }
-  if (future) so.future = future;
-  const out: PersistedActor = { v: state.version, value: state.snapshot.value, context: state.snapshot.context };
-  if (so.past !== undefined || so.future) out.so = so;
+  for (const served in state.future) {
+    const soState = state.future[served];
+    if (soState !== undefined) ((so ??= {}).future ??= {})[Number(served)] = soState;
+  }
+  if (so) out.so = so;
   return out;
 }
 
@@ -294,11 +443,27 @@ export interface TurnResult {
 
 /**
  * Runs one call as an all-or-nothing turn. On any error (the machine threw, an
- * SO disallowed) the returned error carries no state: the caller keeps `state`.
+ * SO anywhere along the chain disallowed) the returned error carries no
+ * state: the caller keeps `state`.
  */
 export function runTurn(types: TypeVersions, state: ActorState, route: Route, version: number, message: string, request: unknown): TurnResult {
-  const turn = new Turn(types, state);
-  const reply = route === 'native' ? turn.native(message, request, undefined) : turn.simulated(version, message, request);
+  let reply: unknown;
+  let turn: Turn;
+  if (route.kind === 'native') {
+    turn = new Turn(types, state, undefined);
+    reply = turn.native(message, request, undefined);
+  } else {
+    // The `target` handles of this type's SOs call into the running turn.
+    const plan = planOf(types);
+    turn = new Turn(types, state, plan);
+    const outer = plan.turn;
+    plan.turn = turn;
+    try {
+      reply = turn.serve(route, version, message, request, undefined);
+    } finally {
+      plan.turn = outer;
+    }
+  }
   return { state: turn.result(), reply, changed: turn.changed };
 }
 
@@ -306,23 +471,53 @@ export function runTurn(types: TypeVersions, state: ActorState, route: Route, ve
 class Turn {
   changed = false;
   private snapshot: AnyMachineSnapshot;
-  private past: unknown;
-  private future: Record<number, unknown>;
+  private past: Readonly<Record<number, unknown>>;
+  private future: Readonly<Record<number, unknown>>;
   private readonly base: ActorState;
 
   constructor(
     private readonly types: TypeVersions,
     state: ActorState,
+    /** The types' plan, looked up on first need (a native call of a type without interceptors needs none). */
+    private plan: Plan | undefined,
   ) {
     this.base = state;
     this.snapshot = state.snapshot;
     this.past = state.past;
-    this.future = state.future as Record<number, unknown>;
+    this.future = state.future;
   }
 
   result(): ActorState {
     if (!this.changed) return this.base;
     return { version: this.base.version, snapshot: this.snapshot, past: this.past, future: this.future };
+  }
+
+  /**
+   * A call through the interface of `version`, made by a caller (`caller`
+   * undefined) or by the SO serving `caller`, which calls its target.
+   */
+  call(version: number, message: string, request: unknown, caller: number | undefined): unknown {
+    const route = version === this.types.current ? nativeRoute : this.planned().routes.get(version);
+    if (route === undefined) throw unsupported(this.types, version);
+    return this.serve(route, version, message, request, caller);
+  }
+
+  /** A call of `version` along its route. */
+  serve(route: Route, version: number, message: string, request: unknown, caller: number | undefined): unknown {
+    switch (route.kind) {
+      case 'native':
+        return this.native(message, request, caller);
+      case 'compatible': {
+        const reply = this.call(route.target, message, request, caller);
+        this.notifyObservers(version, message, request, reply, caller);
+        return reply;
+      }
+      case 'past':
+      case 'future':
+        return this.simulated(route, version, message, request, caller);
+      default:
+        return unreachable(route);
+    }
   }
 
   /** A call to the current object. `caller` is the SO making it, if any (it is not told of its own call). */
@@ -359,85 +554,93 @@ class Turn {
     return reply;
   }
 
-  /** A call of `version` served by the SO for that version. */
-  simulated(version: number, message: string, request: unknown): unknown {
-    const current = this.types.current;
-    if (version === current) return this.native(message, request, undefined);
-    const isPast = version === current - 1;
-    const so = isPast ? this.types.byVersion.get(current)?.upgrade?.past : this.types.byVersion.get(version)?.upgrade?.future;
-    if (isPast && !so && this.types.byVersion.get(current)?.upgrade?.compatible) {
-      return this.native(message, request, undefined);
-    }
-    if (!so) throw unsupported(this.types, version);
-    const targetVersion = isPast ? current : version - 1;
-    const handler = (so.handlers as Record<string, unknown>)[message];
+  /** A call of `version` served by the SO its route names, which calls its target through a handle. */
+  private simulated(route: Route & { kind: 'past' | 'future' }, version: number, message: string, request: unknown, caller: number | undefined): unknown {
+    const handler = (route.so.handlers as Record<string, unknown>)[message];
     if (handler === undefined) throw new MoltError(ErrorCode.UnknownMessage, `${this.types.name}@${version} has no message '${message}'`);
     if (isDisallow(handler)) throw disallowed(this.types.name, version, message, handler.reason);
     const reply = (handler as (call: unknown) => unknown)({
       request,
-      target: this.handle(targetVersion, version),
-      state: this.soState(version),
-      setState: (next: unknown) => this.setSOState(version, next),
-    });
-    if (isDisallow(reply)) throw disallowed(this.types.name, version, message, reply.reason);
-    this.notifyObservers(version, message, request, reply, undefined);
-    return reply;
-  }
-
-  private handle(targetVersion: number, caller: number): Handle<MessageSpecs> {
-    const def = this.types.byVersion.get(targetVersion)!;
-    const handle: Record<string, (request?: unknown) => unknown> = {};
-    for (const name of Object.keys(def.messages)) {
-      handle[name] = (request: unknown = {}) =>
-        targetVersion === this.types.current ? this.native(name, request, caller) : this.simulatedFrom(targetVersion, name, request, caller);
-    }
-    return handle as Handle<MessageSpecs>;
-  }
-
-  /** A future SO calling the next future SO down the chain. */
-  private simulatedFrom(version: number, message: string, request: unknown, caller: number): unknown {
-    const so = this.types.byVersion.get(version)?.upgrade?.future;
-    if (!so) throw unsupported(this.types, version);
-    const handler = (so.handlers as Record<string, unknown>)[message];
-    if (isDisallow(handler)) throw disallowed(this.types.name, version, message, handler.reason);
-    const reply = (handler as (call: unknown) => unknown)({
-      request,
-      target: this.handle(version - 1, version),
-      state: this.soState(version),
-      setState: (next: unknown) => this.setSOState(version, next),
+      target: targetHandle(this.planned(), this.types, version, route.target),
+      state: this.soState(version, route.so),
+      setState: stateSetter(this, version),
     });
     if (isDisallow(reply)) throw disallowed(this.types.name, version, message, reply.reason);
     this.notifyObservers(version, message, request, reply, caller);
     return reply;
   }
 
-  private soState(version: number): unknown {
-    return version < this.types.current ? this.past : this.future[version];
+  /** The state of the SO serving `version`; its initial state if the actor has none for it yet. */
+  private planned(): Plan {
+    return (this.plan ??= planOf(this.types));
   }
 
-  private setSOState(version: number, next: unknown): void {
+  private soState(version: number, so: AnySimulationObject): unknown {
+    const states = version < this.types.current ? this.past : this.future;
+    return Object.hasOwn(states, version) ? states[version] : so.initialState;
+  }
+
+  /** @internal the `setState` of the SO serving `version` (see {@link stateSetter}). */
+  setSOState(version: number, next: unknown): void {
     this.changed = true;
-    if (version < this.types.current) this.past = next;
+    if (version < this.types.current) this.past = { ...this.past, [version]: next };
     else this.future = { ...this.future, [version]: next };
   }
 
-  /** Tells interceptor SOs whose target is `version` about a call made to it. */
+  /**
+   * Tells the interceptor SOs that watch the interface of `version` about a
+   * call made through it — whatever serves that interface on this node —
+   * except the SO that made the call.
+   */
   private notifyObservers(version: number, message: string, request: unknown, reply: unknown, caller: number | undefined): void {
-    const current = this.types.current;
-    const observers: Array<[number, AnySimulationObject | undefined]> = [];
-    if (version === current) observers.push([current - 1, this.types.byVersion.get(current)?.upgrade?.past]);
-    observers.push([version + 1, this.types.byVersion.get(version + 1)?.upgrade?.future]);
-    for (const [soVersion, so] of observers) {
-      if (!so?.observe || soVersion === caller) continue;
-      const route = routeFor(this.types, soVersion);
-      if (route === undefined || route === 'native') continue;
+    const watchers = this.planned().observers.get(version);
+    if (watchers === undefined) return;
+    for (const { served, so } of watchers) {
+      if (served === caller) continue;
       try {
-        so.observe({ message, request, reply, state: this.soState(soVersion), setState: (next: unknown) => this.setSOState(soVersion, next) } as never);
+        so.observe!({ message, request, reply, state: this.soState(served, so), setState: stateSetter(this, served) } as never);
       } catch (e) {
-        throw actorFailed(this.types.name, soVersion, message, e, 'an interceptor simulation object');
+        throw actorFailed(this.types.name, served, message, e, 'an interceptor simulation object');
       }
     }
   }
+}
+
+/**
+ * The `target` handle of the SO serving `caller`: one call per message of
+ * version `target`, each a call through that version's interface in the turn
+ * running now. Made once per SO and plan, not per call.
+ */
+function targetHandle(plan: Plan, types: TypeVersions, caller: number, target: number): Handle<MessageSpecs> {
+  let handle = plan.handles.get(caller);
+  if (handle === undefined) {
+    const calls: Record<string, (request?: unknown) => unknown> = {};
+    for (const name of Object.keys(types.byVersion.get(target)!.messages)) {
+      calls[name] = (request: unknown = {}) => {
+        if (plan.turn === undefined) {
+          throw new MoltError(ErrorCode.ActorFailed, `${types.name}@${caller}'s simulation object called ${types.name}@${target} ${name} after its call had ended; use \`target\` only inside the handler`);
+        }
+        return plan.turn.call(target, name, request, caller);
+      };
+    }
+    handle = calls as Handle<MessageSpecs>;
+    plan.handles.set(caller, handle);
+  }
+  return handle;
+}
+
+/**
+ * The `setState` an SO receives. Made by a function rather than written inline
+ * in the call object: a function there would get a name, and the TypeScript
+ * loaders Molt runs under (tsx, esbuild with keepNames) name functions with a
+ * `defineProperty` call — a measurable cost on every SO call.
+ */
+function stateSetter(turn: Turn, version: number): (next: unknown) => void {
+  return (next) => turn.setSOState(version, next);
+}
+
+function unreachable(route: never): never {
+  throw new Error(`unhandled route ${JSON.stringify(route)}`);
 }
 
 /**

@@ -3,6 +3,7 @@ import * as assert from 'uvu/assert';
 import { setup } from 'xstate';
 import { ask, defineActorType, defineVersion, disallow, tell, P, type EventsOf } from '../../../runtime/index.ts';
 import { cellFor, compatMatrix, formatMarkdown, formatTable, type Support } from '../../../codegen/compat.ts';
+import { colorsetChain } from '../../fixtures/colorset-chain.ts';
 
 const test = suite('codegen: compat');
 
@@ -69,14 +70,20 @@ test('cellFor - one version ahead goes through the future SO; a handler that may
 });
 
 test('cellFor - two versions ahead goes through the chain of both future SOs, and needs both', () => {
-  assert.is(support(3, 'get', 1), 'future2');
+  assert.equal(cellFor(num, 3, 'get', 1), { node: 1, support: 'future', steps: 2 });
   assert.is(support(3, 'half', 1), 'disallowed');
   assert.is(support(4, 'get', 2), 'unsupported');
 });
 
-test('cellFor - three versions apart is never served', () => {
-  assert.is(support(1, 'get', 4), 'unsupported');
-  assert.is(support(4, 'get', 1), 'unsupported');
+test('cellFor - older versions go through the past SOs chained, across compatible steps, as far as the chain is unbroken', () => {
+  assert.equal(cellFor(num, 1, 'get', 3), { node: 3, support: 'past', steps: 2 }, 'the past SO of v2, then v3 (compatible)');
+  assert.equal(cellFor(num, 1, 'set', 3), { node: 3, support: 'disallowed', reason: 'v2 numbers are even' });
+  assert.equal(cellFor(num, 2, 'double', 3), { node: 3, support: 'compatible', steps: 1 });
+  assert.is(support(1, 'get', 4), 'unsupported', 'v4 has no past SO: the chain stops at v4');
+  assert.is(support(4, 'get', 1), 'unsupported', 'three versions ahead is never served');
+  // ColorSet over four versions: three past SOs.
+  assert.equal(cellFor(colorsetChain, 1, 'insert', 4), { node: 4, support: 'past', steps: 3 });
+  assert.equal(cellFor(colorsetChain, 2, 'getColor', 4), { node: 4, support: 'past', steps: 2 });
 });
 
 test('compatMatrix - one row per message of each version, one cell per node version, JSON-clean', () => {
@@ -89,8 +96,8 @@ test('compatMatrix - one row per message of each version, one cell per node vers
     kind: 'ask',
     cells: [
       { node: 1, support: 'native' },
-      { node: 2, support: 'past' },
-      { node: 3, support: 'unsupported' },
+      { node: 2, support: 'past', steps: 1 },
+      { node: 3, support: 'past', steps: 2 },
       { node: 4, support: 'unsupported' },
     ],
   });
@@ -100,17 +107,24 @@ test('compatMatrix - one row per message of each version, one cell per node vers
 test('formatTable - aligned columns, a legend for what is used, and the disallow reasons', () => {
   const text = formatTable(compatMatrix(num));
   assert.match(text, /^caller\s+message\s+node v1\s+node v2\s+node v3\s+node v4$/m);
-  assert.match(text, /^num@1\s+get\s+native\s+past SO\s+—\s+—$/m);
-  assert.match(text, /^\s+set\s+native\s+DISALLOWED\s+—\s+—$/m);
-  assert.match(text, /^num@3\s+get\s+future SO chain\s+future SO\s+native\s+—$/m);
+  assert.match(text, /^num@1\s+get\s+native\s+past SO\s+past SO chain \(2\)\s+—$/m);
+  assert.match(text, /^\s+set\s+native\s+DISALLOWED\s+DISALLOWED\s+—$/m);
+  assert.match(text, /^num@3\s+get\s+future SO chain \(2\)\s+future SO\s+native\s+—$/m);
   assert.match(text, /^compatible\s+the node's object, declared compatible/m);
   assert.match(text, 'num@1 set on a node at v2: v2 numbers are even');
+});
+
+test('formatTable - the ColorSet chain: a v1 caller on a v4 node through three past SOs', () => {
+  const text = formatTable(compatMatrix(colorsetChain));
+  assert.match(text, /^colorset@1\s+insert\s+native\s+past SO\s+past SO chain \(2\)\s+past SO chain \(3\)$/m);
+  assert.match(text, /^colorset@4\s+insert\s+—\s+future SO chain \(2\)\s+future SO\s+native$/m);
 });
 
 test('formatMarkdown - a GFM table with one row per message', () => {
   const md = formatMarkdown(compatMatrix(num));
   assert.match(md, '| caller | message | node v1 | node v2 | node v3 | node v4 |');
-  assert.match(md, '| num@1 | `set` | native | **disallowed** | — | — |');
+  assert.match(md, '| num@1 | `set` | native | **disallowed** | **disallowed** | — |');
+  assert.match(md, '| num@1 | `get` | native | past SO | past SO chain (2) | — |');
   assert.is(md.split('\n').filter((l) => l.startsWith('| num@')).length, 10);
 });
 
