@@ -17,7 +17,7 @@ import { createSuperjsonCodec, fixedHeaders, type Codec } from './wire/codec.ts'
 import { HeaderBlock } from './wire/header-block.ts';
 import { callSubject, DEFAULT_SHARDS, encodeKey, Header, PROTOCOL_VERSION } from './wire/protocol.ts';
 import { createIdGenerator, systemClock, type Clock, type IdGenerator } from './env.ts';
-import { resolveConnection, type NatsTarget } from './nats/connect.ts';
+import { inboxPrefixOf, resolveConnection, type NatsTarget } from './nats/connect.ts';
 
 /** A typed reference to one actor, speaking one interface version. */
 export type ActorRef<TMessages extends MessageSpecs> = {
@@ -81,7 +81,8 @@ function createClientOn(nc: NatsConnection, options: ClientOptions, ownsConnecti
   const shards = options.shards ?? DEFAULT_SHARDS;
   const timeoutMs = options.timeoutMs ?? 5000;
   const retryUnavailableMs = options.retryUnavailableMs ?? timeoutMs;
-  const inbox = `_INBOX.molt.${ids.next()}`;
+  // Under the connection's inbox prefix (`nats.inboxPrefix`), which nodes must accept as a caller's.
+  const inbox = `${inboxPrefixOf(nc)}.molt.${ids.next()}`;
   const pending = new Map<string, Pending>();
   let seq = 0;
   let closed = false;

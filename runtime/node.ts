@@ -7,15 +7,14 @@
  */
 import { hostname } from 'node:os';
 import { type NatsConnection, type Subscription } from '@nats-io/transport-node';
-import { Kvm } from '@nats-io/kv';
 import { ErrorCode, MoltError } from './errors.ts';
 import type { ServiceDefinition } from './define/service.ts';
 import { checkVersionChain } from './define/service.ts';
 import type { AnyActorVersion } from './define/version.ts';
 import { createSuperjsonCodec, type Codec } from './wire/codec.ts';
-import { bucketNames, encodeKey, DEFAULT_MAX_PAYLOAD, DEFAULT_SHARDS, queueGroup, shardOf, shardSubscription } from './wire/protocol.ts';
+import { encodeKey, DEFAULT_MAX_PAYLOAD, DEFAULT_SHARDS, queueGroup, shardOf, shardSubscription } from './wire/protocol.ts';
 import { createIdGenerator, createJsonLogger, systemClock, type Clock, type IdGenerator, type Logger } from './env.ts';
-import { resolveConnection, type NatsTarget } from './nats/connect.ts';
+import { resolveConnection, withDefaultInboxPrefix, type NatsTarget } from './nats/connect.ts';
 import { ActorHost, type HostStats, type TransformFailure } from './host/actor-host.ts';
 import { createKvStore, createMemoryStore, type StateStore } from './host/store.ts';
 import { NODE_PREFIX, Placement, type NodeRecord } from './host/placement.ts';
@@ -23,6 +22,8 @@ import { routeFor, servedVersions } from './upgrade/layer.ts';
 import { createEdge } from './node/edge.ts';
 import { ensureIdFree, readNodeRecord } from './node/identity.ts';
 import { attachInternals } from './node/internals.ts';
+import { openNodeBuckets } from './udb/buckets.ts';
+import { createReplyCheck, nodeInboxPrefix, ownInboxes } from './node/reply-subject.ts';
 import { buildNodeRecord, versionsToResume, type NodeRecordState } from './node/record.ts';
 
 /** Options of {@link createNode}. Only `service` and `nats` are required; timings default for a LAN. */
@@ -47,8 +48,18 @@ export interface NodeOptions {
   maxPayload?: number;
   /** Calls held per type while it upgrades (default 10 000). */
   holdLimit?: number;
-  /** Replicas of the JetStream buckets (1; use 3 on a 3-server cluster). */
+  /**
+   * Replicas the service's buckets must have: the node refuses to start if they
+   * have others (default: whatever they have; a server without authentication
+   * sets them up with min(3, cluster size)). See `molt setup`.
+   */
   replicas?: number;
+  /**
+   * Prefix of the reply subjects of this service's callers (default `_INBOX`,
+   * nats.js's default; a client's `nats.inboxPrefix` must be under it). A call
+   * whose reply subject is anything else is dropped unrun (see docs/protocol.md).
+   */
+  callerInboxPrefix?: string;
   codec?: Codec;
   clock?: Clock;
   logger?: Logger;
@@ -127,15 +138,12 @@ export async function createNode(options: NodeOptions): Promise<MoltNode> {
   const leaseMs = options.leaseMs ?? 5000;
   const service = options.service;
 
-  const { nc, owned: ownsConnection } = await resolveConnection(options.nats);
-  const kvm = new Kvm(nc);
-  const names = bucketNames(service.name);
-  const replicas = options.replicas ?? 1;
-  // Replicated state is read from the stream leader (allow_direct off): a direct
-  // get may be answered by a replica that lags, and an actor loaded from it
-  // would answer reads from an older state.
-  const stateKv = await kvm.create(names.state, replicas > 1 ? { history: 1, replicas, allow_direct: false } : { history: 1, replicas });
-  const udb = await kvm.create(names.udb, { history: 5, replicas });
+  const { nc, owned: ownsConnection } = await resolveConnection(withDefaultInboxPrefix(options.nats, nodeInboxPrefix(nodeId)));
+  // Set up by the operator (`molt setup`); only opened here (see udb/buckets.ts).
+  const { state: stateKv, udb } = await openNodeBuckets(nc, service.name, { ...(options.replicas !== undefined ? { replicas: options.replicas } : {}), asker: `node ${nodeId}`, logger }).catch(async (e: unknown) => {
+    if (ownsConnection) await nc.close().catch(() => undefined);
+    throw e;
+  });
 
   const previous = await udb.get(`${NODE_PREFIX}${nodeId}`).catch(() => null);
   try {
@@ -189,6 +197,7 @@ export async function createNode(options: NodeOptions): Promise<MoltNode> {
       placement.checkFence();
       return false;
     },
+    acceptsReply: createReplyCheck({ callerInboxPrefix: options.callerInboxPrefix, ownInboxes: () => ownInboxes(nc, kvStore.ackInbox, options.callerInboxPrefix), logger, clock }),
   });
 
   const subscriptions = new Map<number, Subscription>();

@@ -189,10 +189,8 @@ export function createWatch(ctx: ManagerContext, hooks: WatchHooks): Watch {
   async function reconcileOnce(): Promise<void> {
     if (ctx.stopped) return;
     try {
-      // Created with the replication of the node's own buckets (`--replicas`): an
-      // R1 upgrade store on a cluster stalls every rollout while its one server is down.
-      const replicas = ctx.store ? 1 : await ctx.internals.udb.status().then((s) => s.replicas, () => 1);
-      ctx.store ??= await openUpgradeStore(node.connection, node.service, { create: 'try', replicas });
+      // Created by `molt setup` (udb/buckets.ts) with the node's own buckets; bound here.
+      ctx.store ??= await openUpgradeStore(node.connection, node.service, { create: false });
     } catch (e) {
       logger.debug('upgrade store not reachable yet', { error: errorText(e) });
     }

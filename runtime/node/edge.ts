@@ -30,6 +30,11 @@ export interface EdgeOptions {
    * for every call; a node that may not serve refuses the call unrun.
    */
   mayServe(): boolean;
+  /**
+   * Whether a call with this reply subject may be handled at all
+   * (./reply-subject.ts): false drops it unrun and unanswered.
+   */
+  acceptsReply(subject: string, reply: string | undefined): boolean;
 }
 
 export interface Edge {
@@ -115,6 +120,7 @@ export function createEdge(options: EdgeOptions): Edge {
 
   return {
     receive(msg) {
+      if (!options.acceptsReply(msg.subject, msg.reply)) return;
       // The NATS client calls this inside its socket reader: anything thrown
       // here would stop the reader and leave the node deaf. (Molt reads
       // headers leniently, see wire/header-block.ts, but nats.js's own

@@ -8,6 +8,7 @@
 import type { NatsConnection } from '@nats-io/transport-node';
 import { Kvm, type KV, type KvEntry } from '@nats-io/kv';
 import { bucketNames } from '../wire/protocol.ts';
+import { ensureServiceBuckets } from './buckets.ts';
 import {
   parseRecord,
   udbKey,
@@ -192,8 +193,14 @@ export class Udb {
   }
 }
 
-/** Opens (creating if needed) a service's UDB bucket, with the node's settings. */
-export async function openUdb(nc: NatsConnection, service: string, options: { replicas?: number } = {}): Promise<Udb> {
-  const kv = await new Kvm(nc).create(bucketNames(service).udb, { history: 5, replicas: options.replicas ?? 1 });
+/**
+ * Opens a service's UDB bucket, once the service is set up (udb/buckets.ts:
+ * on a server without authentication this sets it up; elsewhere a missing
+ * bucket is an error naming `molt setup`).
+ */
+export async function openUdb(nc: NatsConnection, service: string, options: { replicas?: number; asker?: string } = {}): Promise<Udb> {
+  const infos = await ensureServiceBuckets(nc, service, { ...(options.replicas !== undefined ? { replicas: options.replicas } : {}), asker: options.asker ?? 'this tool' });
+  const name = bucketNames(service).udb;
+  const kv = await new Kvm(nc).open(name, { allow_direct: infos.get(name)?.config.allow_direct === true });
   return new Udb(kv, service);
 }

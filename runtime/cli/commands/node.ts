@@ -12,9 +12,10 @@ import { loadServiceModule } from '../service-module.ts';
 import { ErrorCode, MoltError } from '../../errors.ts';
 import { startUpgradeManager } from '../../manager/index.ts';
 import { parseTrustedKeys } from '../../server/keys.ts';
+import { addNatsFlags, natsTargetFromFlags, type NatsFlags } from '../connection.ts';
+import type { NatsConnectOptions } from '../../nats/connect.ts';
 
-interface NodeFlags {
-  nats?: string;
+interface NodeFlags extends NatsFlags {
   id?: string;
   version?: string[];
   shards?: string;
@@ -47,11 +48,11 @@ function positive(name: string, value: string | undefined): number | undefined {
 }
 
 /** Starts a node from CLI flags; shared by `node` and `dev`. */
-export async function runNodeFromFlags(modulePath: string, flags: NodeFlags, natsUrl: string): Promise<MoltNode> {
+export async function runNodeFromFlags(modulePath: string, flags: NodeFlags, nats: NatsConnectOptions): Promise<MoltNode> {
   const service = await loadServiceModule(modulePath);
   const node = await createNode({
     service,
-    nats: { servers: natsUrl.split(','), name: `molt-node ${service.name}` },
+    nats: { ...nats, name: `molt-node ${service.name}` },
     nodeId: flags.id,
     versions: parseVersions(flags.version),
     shards: positive('shards', flags.shards),
@@ -69,12 +70,17 @@ export async function runNodeFromFlags(modulePath: string, flags: NodeFlags, nat
     maxBundleBytes: positive('max-bundle-bytes', flags.maxBundleBytes),
   });
   const versions = Object.entries(node.status().types).map(([t, s]) => `${t}@${s.current}`).join(' ');
-  process.stdout.write(`molt node ${node.id} serving ${service.name} (${versions}) on ${natsUrl}\n`);
+  process.stdout.write(`molt node ${node.id} serving ${service.name} (${versions}) on ${(Array.isArray(nats.servers) ? nats.servers : [nats.servers]).map(withoutCredentials).join(',')}\n`);
   // The manager works over the node's connection, which node.stop() drains: stop
   // it first (an upgrade in progress completes), or its periodic reads fail
   // with "connection draining" warnings on every shutdown.
   const stopNode = node.stop.bind(node);
   return Object.assign(node, { stop: () => manager.stop().then(stopNode, stopNode) });
+}
+
+/** A server URL as printed: without the credentials it may carry. */
+function withoutCredentials(url: string): string {
+  return url.replace(/^([a-z][a-z0-9+.-]*:\/\/)?[^@/]*@/i, '$1');
 }
 
 function stopOnSignals(stop: () => Promise<void>): void {
@@ -89,8 +95,7 @@ function stopOnSignals(stop: () => Promise<void>): void {
 }
 
 function addNodeFlags(cmd: Command): Command {
-  return cmd
-    .option('--nats <urls>', 'NATS server URL(s), comma-separated (default: $NATS_URL)')
+  return addNatsFlags(cmd)
     .option('--id <id>', 'stable node id; reuse it across restarts to resume an interrupted upgrade')
     .option('--version <type=version...>', 'native version of a type at start (default: the newest in the module)')
     .option('--shards <n>', 'shard count of the service (every node and client must agree)', undefined)
@@ -106,9 +111,8 @@ function addNodeFlags(cmd: Command): Command {
 
 export function registerNodeCommands(program: Command): void {
   addNodeFlags(program.command('node <module>').description('run a node of the service exported by <module>')).action(async (modulePath: string, flags: NodeFlags) => {
-    const url = flags.nats ?? process.env.NATS_URL;
-    if (!url) throw new MoltError(ErrorCode.Environment, 'no NATS server given: pass --nats nats://host:4222 or set NATS_URL (or use `molt dev` to start an embedded one)');
-    const node = await runNodeFromFlags(modulePath, flags, url);
+    if (!flags.nats && !process.env.NATS_URL) throw new MoltError(ErrorCode.Environment, 'no NATS server given: pass --nats nats://host:4222 or set NATS_URL (or use `molt dev` to start an embedded one)');
+    const node = await runNodeFromFlags(modulePath, flags, natsTargetFromFlags(flags, 'molt-node'));
     stopOnSignals(() => node.stop());
   });
 
@@ -120,7 +124,7 @@ export function registerNodeCommands(program: Command): void {
       url = embedded.url;
       process.stdout.write(`embedded nats-server on ${url} (JetStream in ${embedded.storeDir}); export NATS_URL=${url} to call it\n`);
     }
-    const node = await runNodeFromFlags(modulePath, flags, url);
+    const node = await runNodeFromFlags(modulePath, flags, natsTargetFromFlags(flags, 'molt-node', { defaultUrl: url }));
     stopOnSignals(async () => {
       await node.stop();
       await embedded?.stop();
