@@ -26,6 +26,7 @@
 import type { KvEntry } from '@nats-io/kv';
 import { parseDescriptorKey } from '../server/descriptor.ts';
 import { openUpgradeStore, type StoredDescriptor } from '../server/store.ts';
+import { controlOf, replaces } from '../udb/halts.ts';
 import {
   parseRecord,
   parseSharedRecord,
@@ -117,8 +118,9 @@ export function createWatch(ctx: ManagerContext, hooks: WatchHooks): Watch {
       ctx.controls.delete(id);
       return;
     }
-    const record = parseRecord<ControlRecord>(entry.value, udbPatterns.control);
-    if (!record) return;
+    // The operator's command or a node's halt, in write order (udb/halts.ts).
+    const record = controlOf(entry);
+    if (!record || !replaces(ctx.controls.get(record.rolloutId), record)) return;
     ctx.controls.set(record.rolloutId, record);
     hooks.control(record);
   }
@@ -203,7 +205,8 @@ export function createWatch(ctx: ManagerContext, hooks: WatchHooks): Watch {
         udb.readAll(UdbPrefix.retired),
       ]);
       nodeEntries.forEach(observeNode);
-      controlEntries.forEach(observeControl);
+      // In write order: the last one observed is the control in force.
+      controlEntries.sort((a, b) => a.revision - b.revision).forEach(observeControl);
       rolloutEntries.forEach(observeRollout);
       retiredEntries.forEach(observeRetired);
       if (ctx.store) {

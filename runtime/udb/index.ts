@@ -9,6 +9,7 @@ import type { NatsConnection } from '@nats-io/transport-node';
 import { Kvm, type KV, type KvEntry } from '@nats-io/kv';
 import { bucketNames } from '../wire/protocol.ts';
 import { ensureServiceBuckets } from './buckets.ts';
+import { controlsInForce, haltRecord } from './halts.ts';
 import {
   parseRecord,
   udbKey,
@@ -90,11 +91,14 @@ export class Udb {
   rollout(id: string): Promise<Versioned<RolloutRecord> | undefined> {
     return this.one(udbKey.rollout(id), udbPatterns.rollout);
   }
-  controls(): Promise<ControlRecord[]> {
-    return this.all(UdbPrefix.control, udbPatterns.control);
+  /** The control in force on each rollout: the operator's last command, or a node's later halt (./halts.ts). */
+  async controls(): Promise<ControlRecord[]> {
+    return [...controlsInForce(await this.readAll(UdbPrefix.control)).values()];
   }
+  /** The control in force on one rollout (./halts.ts). */
   async control(id: string): Promise<ControlRecord | undefined> {
-    return (await this.one<ControlRecord>(udbKey.control(id), udbPatterns.control))?.record;
+    const [own, halts] = await Promise.all([this.kv.get(udbKey.control(id)), this.readAll(`${udbKey.control(id)}.`)]);
+    return controlsInForce(own ? [own, ...halts] : halts).get(id);
   }
   retirements(): Promise<RetireRecord[]> {
     return this.all(UdbPrefix.retired, udbPatterns.retired);
@@ -152,6 +156,10 @@ export class Udb {
 
   async setControl(record: ControlRecord): Promise<void> {
     await this.kv.put(udbKey.control(record.rolloutId), encode(record));
+  }
+  /** A node halts a rollout, under its own key (./halts.ts). */
+  async putHalt(nodeId: string, rolloutId: string, reason: string, at: number): Promise<void> {
+    await this.kv.put(udbKey.halt(rolloutId, nodeId), encode(haltRecord(rolloutId, nodeId, reason, at)));
   }
   async retire(record: RetireRecord): Promise<void> {
     await this.kv.put(udbKey.retired(record.type, record.version), encode(record));

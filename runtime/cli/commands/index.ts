@@ -13,6 +13,7 @@ import { registerNewCommand } from './new.ts';
 import { registerCompatCommand } from './compat.ts';
 import { registerVersionCommand } from './version.ts';
 import { registerSetupCommand } from './setup.ts';
+import { registerPermissionsCommand } from './permissions.ts';
 
 export async function registerExtraCommands(program: Command): Promise<void> {
   void program;
@@ -24,4 +25,5 @@ export async function registerExtraCommands(program: Command): Promise<void> {
   registerCompatCommand(program);
   registerVersionCommand(program);
   registerSetupCommand(program);
+  registerPermissionsCommand(program);
 }
