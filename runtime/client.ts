@@ -13,10 +13,10 @@ import type { Msg, MsgHdrs, NatsConnection, Subscription } from '@nats-io/transp
 import { ErrorCode, MoltError } from './errors.ts';
 import type { ActorInterface, CallArgs } from './define/version.ts';
 import type { AskSpec, MessageSpecs, ReplyOf } from './define/messages.ts';
-import { createSuperjsonCodec, fixedHeaders, type Codec } from './wire/codec.ts';
+import { createSuperjsonCodec, encodedLength, fixedHeaders, type Codec } from './wire/codec.ts';
 import { HeaderBlock } from './wire/header-block.ts';
 import { callSubject, DEFAULT_SHARDS, encodeKey, Header, PROTOCOL_VERSION } from './wire/protocol.ts';
-import { createIdGenerator, systemClock, type Clock, type IdGenerator } from './env.ts';
+import { createIdGenerator, systemClock, type Clock, type IdGenerator, type TimerHandle } from './env.ts';
 import { inboxPrefixOf, resolveConnection, type NatsTarget } from './nats/connect.ts';
 
 /** A typed reference to one actor, speaking one interface version. */
@@ -38,7 +38,8 @@ export interface ClientOptions {
   timeoutMs?: number;
   /**
    * How long to keep retrying calls that reached no node (none running, a shard
-   * moving between nodes) before failing with `Unavailable` (default: the timeout).
+   * moving between nodes) before failing with `Unavailable`, and calls a busy
+   * node refused unrun (`Overloaded`), with backoff (default: the timeout).
    */
   retryUnavailableMs?: number;
   codec?: Codec;
@@ -66,6 +67,10 @@ interface Pending {
   body: Uint8Array;
   headers: MsgHdrs;
   retryUntil: number;
+  /** Times the call was refused as `Overloaded` and sent again. */
+  attempts: number;
+  /** A "did not run it here" reply, kept while the shard's owner may still answer. */
+  provisional?: MoltError;
 }
 
 /** Creates a client for one service. */
@@ -109,10 +114,8 @@ function createClientOn(nc: NatsConnection, options: ClientOptions, ownsConnecti
     if (h && h.code === 503) {
       // No node is subscribed to this shard right now (none running, or the
       // shard is moving): the call was not delivered, so resending is safe.
-      if (clock.now() < p.retryUntil) {
-        clock.setTimeout(() => {
-          if (pending.get(id) === p) nc.publish(p.subject, p.body, { reply: `${inbox}.${id}`, headers: p.headers });
-        }, 50);
+      if (clock.monotonic() < p.retryUntil) {
+        resend(id, p, 50);
         return;
       }
       pending.delete(id);
@@ -127,21 +130,55 @@ function createClientOn(nc: NatsConnection, options: ClientOptions, ownsConnecti
       p.reject(new MoltError(ErrorCode.Internal, `undecodable reply on ${p.subject}: ${(e as Error).message}`));
       return;
     }
-    if (h?.get(Header.Status) === 'error') p.reject(MoltError.fromWire(body));
-    else p.resolve(body);
+    if (h?.get(Header.Status) !== 'error') {
+      p.resolve(body);
+      return;
+    }
+    const error = MoltError.fromWire(body);
+    // A node that did not run the call because the shard may have moved: the
+    // new owner may have received the same message and will answer it. Wait
+    // for that answer; this one stands only if none comes by the deadline.
+    if (error.code === ErrorCode.OutcomeUnknown && error.data.ran === false) {
+      p.provisional = error;
+      pending.set(id, p);
+      return;
+    }
+    // Refused unrun by a busy node or actor: nothing changed, so sending the
+    // very same call again is safe; back off while the retry window lasts.
+    if (error.code === ErrorCode.Overloaded && clock.monotonic() < p.retryUntil) {
+      pending.set(id, p);
+      p.attempts++;
+      resend(id, p, Math.min(1000, 25 * 2 ** p.attempts));
+      return;
+    }
+    p.reject(error);
+  }
+
+  /** Sends a pending call again after `delayMs`, unless it ended meanwhile. */
+  function resend(id: string, p: Pending, delayMs: number): void {
+    clock.setTimeout(() => {
+      if (pending.get(id) !== p) return;
+      try {
+        nc.publish(p.subject, p.body, { reply: `${inbox}.${id}`, headers: p.headers });
+      } catch {
+        // The connection is closing: the deadline ends the call.
+      }
+    }, delayMs);
   }
 
   // One coarse timer for all deadlines: cheaper than a timer per call.
-  const sweep = setInterval(() => {
-    const now = clock.now();
+  let sweep: TimerHandle | undefined;
+  const expire = () => {
+    const now = clock.monotonic();
     for (const [id, p] of pending) {
       if (now >= p.deadline) {
         pending.delete(id);
-        p.reject(new MoltError(ErrorCode.Timeout, `no reply on ${p.subject} within ${timeoutMs} ms; the call may or may not have been applied`, { data: { subject: p.subject, timeoutMs } }));
+        p.reject(p.provisional ?? new MoltError(ErrorCode.Timeout, `no reply on ${p.subject} within ${timeoutMs} ms; the call may or may not have been applied`, { data: { subject: p.subject, timeoutMs } }));
       }
     }
-  }, Math.min(100, Math.max(10, timeoutMs / 10)));
-  sweep.unref();
+    if (!closed) sweep = clock.setTimeout(expire, Math.min(100, Math.max(10, timeoutMs / 10)));
+  };
+  sweep = clock.setTimeout(expire, Math.min(100, Math.max(10, timeoutMs / 10)));
 
   // The headers of a call depend only on (version, message): one shared,
   // pre-encoded block per pair instead of building and encoding one per call.
@@ -178,10 +215,19 @@ function createClientOn(nc: NatsConnection, options: ClientOptions, ownsConnecti
     } catch (e) {
       return Promise.reject(e);
     }
+    // nats.js would refuse it by throwing at publish; it can never be sent, so say that.
+    const limit = nc.info?.max_payload;
+    if (limit !== undefined && body.length + encodedLength(h) > limit) {
+      return Promise.reject(
+        new MoltError(ErrorCode.PayloadTooLarge, `the call's body is ${body.length} bytes, more than the NATS server accepts in one message (max_payload ${limit}); it was not sent`, {
+          data: { size: body.length, limit },
+        }),
+      );
+    }
     const id = (seq++).toString(36);
     return new Promise((resolve, reject) => {
-      const now = clock.now();
-      pending.set(id, { resolve, reject, deadline: now + timeoutMs, retryUntil: now + retryUnavailableMs, subject, body, headers: h });
+      const now = clock.monotonic();
+      pending.set(id, { resolve, reject, deadline: now + timeoutMs, retryUntil: now + retryUnavailableMs, subject, body, headers: h, attempts: 0 });
       try {
         nc.publish(subject, body, { reply: `${inbox}.${id}`, headers: h });
       } catch (e) {
@@ -210,7 +256,7 @@ function createClientOn(nc: NatsConnection, options: ClientOptions, ownsConnecti
     call,
     async close() {
       closed = true;
-      clearInterval(sweep);
+      if (sweep !== undefined) clock.clearTimeout(sweep);
       sub.unsubscribe();
       for (const [id, p] of pending) {
         pending.delete(id);

@@ -9,7 +9,14 @@ import { randomBytes } from 'node:crypto';
 
 /** Time and timers. */
 export interface Clock {
+  /** Wall-clock time in ms since the epoch: for records and display. It may step (NTP, an operator). */
   now(): number;
+  /**
+   * Milliseconds on a clock that never steps back or jumps with the wall
+   * clock (arbitrary origin): for measuring durations that safety depends on,
+   * such as how long ago a lease was renewed.
+   */
+  monotonic(): number;
   setTimeout(fn: () => void, ms: number): TimerHandle;
   clearTimeout(handle: TimerHandle): void;
 }
@@ -20,6 +27,7 @@ export type TimerHandle = { readonly __timer: true } | ReturnType<typeof setTime
 /** The real clock. Timers are unref'd so they never keep a process alive. */
 export const systemClock: Clock = {
   now: () => Date.now(),
+  monotonic: () => performance.now(),
   setTimeout(fn, ms) {
     const t = setTimeout(fn, ms);
     t.unref?.();
@@ -41,6 +49,10 @@ export class SimulatedClock implements Clock {
     this.current = start;
   }
   now(): number {
+    return this.current;
+  }
+  /** The simulated time too: it only moves forward. */
+  monotonic(): number {
     return this.current;
   }
   setTimeout(fn: () => void, ms: number): TimerHandle {

@@ -34,6 +34,15 @@ export const ErrorCode = {
   Unavailable: 'Unavailable',
   /** The call was sent but no reply came in time; it may or may not have been applied. */
   Timeout: 'Timeout',
+  /**
+   * The node cannot know whether the call was applied: it sent the state
+   * write but its acknowledgement never came, or it did not run the call
+   * because another node may own the actor now (`data.ran: false`). Retry
+   * only what is safe to apply twice, or read the state first.
+   */
+  OutcomeUnknown: 'OutcomeUnknown',
+  /** The node or the actor has more calls waiting than it admits; this one was refused unrun. */
+  Overloaded: 'Overloaded',
   /** The node does not serve the caller's version. */
   VersionUnsupported: 'VersionUnsupported',
   /** The caller's version was retired by an operator. */
@@ -44,6 +53,10 @@ export const ErrorCode = {
   Upgrading: 'Upgrading',
   /** The transform function failed for this actor; its state is untouched. */
   TransformFailed: 'TransformFailed',
+  /** The actor's state would grow past what the store can hold in one record; the call was not applied. */
+  StateTooLarge: 'StateTooLarge',
+  /** The actor's stored record cannot be read (it is not a state Molt wrote); nothing was changed. */
+  StateUnreadable: 'StateUnreadable',
   /** A definition is inconsistent (bad version chain, duplicate type, ...). */
   InvalidDefinition: 'InvalidDefinition',
   /** Something the runtime needs from its environment is missing. */
@@ -71,6 +84,9 @@ const retryableByDefault: ReadonlySet<ErrorCode> = new Set<ErrorCode>([
   ErrorCode.Unavailable,
   ErrorCode.Timeout,
   ErrorCode.Upgrading,
+  ErrorCode.Overloaded,
+  // Like Timeout: sending the same call again may succeed, but may apply it twice.
+  ErrorCode.OutcomeUnknown,
 ]);
 
 /**

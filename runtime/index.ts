@@ -9,7 +9,7 @@
  */
 export { P } from 'ts-pattern';
 export { ask, tell } from './define/messages.ts';
-export type { AskSpec, TellSpec, MessageSpec, MessageSpecs, RequestOf, ReplyOf, EventsOf, AskNames } from './define/messages.ts';
+export type { AskSpec, TellSpec, MessageSpec, MessageSpecs, MessageOptions, RequestOf, ReplyOf, EventsOf, AskNames } from './define/messages.ts';
 export { defineVersion, disallow, isDisallow, ActorVersion } from './define/version.ts';
 export type {
   ActorInterface,

@@ -12,14 +12,15 @@ import type { ServiceDefinition } from './define/service.ts';
 import { checkVersionChain } from './define/service.ts';
 import type { AnyActorVersion } from './define/version.ts';
 import { createSuperjsonCodec, type Codec } from './wire/codec.ts';
-import { encodeKey, DEFAULT_MAX_PAYLOAD, DEFAULT_SHARDS, queueGroup, shardOf, shardSubscription } from './wire/protocol.ts';
+import { encodeKey, DEFAULT_MAX_PAYLOAD, DEFAULT_SHARDS, shardOf, shardSubscription } from './wire/protocol.ts';
 import { createIdGenerator, createJsonLogger, systemClock, type Clock, type IdGenerator, type Logger } from './env.ts';
-import { resolveConnection, withDefaultInboxPrefix, type NatsTarget } from './nats/connect.ts';
-import { ActorHost, type HostStats, type TransformFailure } from './host/actor-host.ts';
+import { connectNats, isConnection, resolveConnection, withDefaultInboxPrefix, type NatsTarget } from './nats/connect.ts';
+import { ActorHost, DEFAULT_MAILBOX_LIMIT, type HostStats, type TransformFailure } from './host/actor-host.ts';
 import { createKvStore, createMemoryStore, type StateStore } from './host/store.ts';
 import { NODE_PREFIX, Placement, type NodeRecord } from './host/placement.ts';
 import { routeFor, servedVersions } from './upgrade/layer.ts';
 import { createEdge } from './node/edge.ts';
+import { probeCallPath } from './node/liveness.ts';
 import { ensureIdFree, readNodeRecord } from './node/identity.ts';
 import { attachInternals } from './node/internals.ts';
 import { openNodeBuckets } from './udb/buckets.ts';
@@ -48,6 +49,10 @@ export interface NodeOptions {
   maxPayload?: number;
   /** Calls held per type while it upgrades (default 10 000). */
   holdLimit?: number;
+  /** Calls waiting per actor before more are refused with `Overloaded` (default 1000). */
+  mailboxLimit?: number;
+  /** Calls admitted and unanswered on this node before more are refused with `Overloaded` (default 20 000). */
+  maxInflight?: number;
   /**
    * Replicas the service's buckets must have: the node refuses to start if they
    * have others (default: whatever they have; a server without authentication
@@ -88,6 +93,9 @@ export interface TypeStatus {
   rolledBackFrom?: number;
 }
 
+/** Calls a node admits and has not answered yet, by default, before it refuses more. */
+const DEFAULT_MAX_INFLIGHT = 20_000;
+
 /** A running node. */
 export interface MoltNode {
   readonly id: string;
@@ -107,6 +115,12 @@ export interface MoltNode {
   liveNodes(): string[];
   /** Leaves the service (its shards move at once), drains in-flight calls, and disconnects if it owns the connection. */
   stop(): Promise<void>;
+  /**
+   * Resolves once the node has stopped: with undefined after `stop()`, or
+   * with an error when it stopped by itself because another process took
+   * over its node id while it could not renew its lease.
+   */
+  stopped(): Promise<MoltError | undefined>;
 }
 
 /** A store that refuses writes (retryable `Unavailable`, nothing written) while `mayWrite()` is false. */
@@ -138,10 +152,29 @@ export async function createNode(options: NodeOptions): Promise<MoltNode> {
   const leaseMs = options.leaseMs ?? 5000;
   const service = options.service;
 
-  const { nc, owned: ownsConnection } = await resolveConnection(withDefaultInboxPrefix(options.nats, nodeInboxPrefix(nodeId)));
-  // Set up by the operator (`molt setup`); only opened here (see udb/buckets.ts).
-  const { state: stateKv, udb } = await openNodeBuckets(nc, service.name, { ...(options.replicas !== undefined ? { replicas: options.replicas } : {}), asker: `node ${nodeId}`, logger }).catch(async (e: unknown) => {
+  // Reply subjects under _MOLT_NODE.<id>, where no caller may subscribe (docs/permissions.md).
+  const target = withDefaultInboxPrefix(options.nats, nodeInboxPrefix(nodeId));
+  const { nc, owned: ownsConnection } = await resolveConnection(target);
+  // Heartbeats, the membership watch and actor state travel on a connection of
+  // their own: on the call connection, a flood of calls queues their replies
+  // behind it, and a node would lose its lease (and every caller its
+  // answers) to one noisy client. Only a node given a connection, rather than
+  // where to connect, shares that one connection.
+  let control: NatsConnection;
+  try {
+    control = ownsConnection && !isConnection(target) ? await connectNats({ ...target, name: `${target.name ?? 'molt-node'} (control)` }) : nc;
+  } catch (e) {
     if (ownsConnection) await nc.close().catch(() => undefined);
+    throw e;
+  }
+  const closeConnections = async () => {
+    if (!ownsConnection) return;
+    await nc.close().catch(() => undefined);
+    if (control !== nc) await control.close().catch(() => undefined);
+  };
+  // Set up by the operator (`molt setup`); only opened here (see udb/buckets.ts).
+  const { state: stateKv, udb } = await openNodeBuckets(control, service.name, { ...(options.replicas !== undefined ? { replicas: options.replicas } : {}), asker: `node ${nodeId}`, logger }).catch(async (e: unknown) => {
+    await closeConnections();
     throw e;
   });
 
@@ -149,14 +182,14 @@ export async function createNode(options: NodeOptions): Promise<MoltNode> {
   try {
     await ensureIdFree(udb, nodeId, previous, { heartbeatMs, leaseMs, clock });
   } catch (e) {
-    if (ownsConnection) await nc.close().catch(() => undefined);
+    await closeConnections();
     throw e;
   }
   const resumed = versionsToResume(readNodeRecord(previous));
 
   // A node whose lease ran out writes nothing more: another node may own these
   // actors already (`placement` exists before any call can write).
-  const kvStore = createKvStore(stateKv, nc);
+  const kvStore = createKvStore(stateKv, control, { clock });
   const durableStore = leaseGuarded(kvStore, () => placement.leaseValid());
   const hosts = new Map<string, ActorHost>();
   for (const type of service.types) {
@@ -173,6 +206,7 @@ export async function createNode(options: NodeOptions): Promise<MoltNode> {
         volatile: type.options.volatile ?? false,
         passivateAfterMs: type.options.passivateAfterMs ?? options.passivateAfterMs ?? 60_000,
         holdLimit: options.holdLimit ?? 10_000,
+        mailboxLimit: options.mailboxLimit ?? DEFAULT_MAILBOX_LIMIT,
         store: type.options.volatile ? createMemoryStore() : durableStore,
         codec,
         clock,
@@ -192,11 +226,10 @@ export async function createNode(options: NodeOptions): Promise<MoltNode> {
     maxPayload: options.maxPayload ?? DEFAULT_MAX_PAYLOAD,
     codec,
     logger,
-    mayServe() {
-      if (placement.leaseValid()) return true;
-      placement.checkFence();
-      return false;
-    },
+    maxInflight: options.maxInflight ?? DEFAULT_MAX_INFLIGHT,
+    mailboxLimit: options.mailboxLimit ?? DEFAULT_MAILBOX_LIMIT,
+    leaseValid: () => placement.leaseValid(),
+    serves: (shard) => placement.serves(shard),
     acceptsReply: createReplyCheck({ callerInboxPrefix: options.callerInboxPrefix, ownInboxes: () => ownInboxes(nc, kvStore.ackInbox, options.callerInboxPrefix), logger, clock }),
   });
 
@@ -221,7 +254,12 @@ export async function createNode(options: NodeOptions): Promise<MoltNode> {
       for (const host of hosts.values()) host.invalidate((key) => gained.has(shardOf(encodeKey(key), shards)));
     }
     for (const shard of gained) {
-      subscriptions.set(shard, nc.subscribe(shardSubscription(service.name, shard), { queue: queueGroup(service.name), callback: (err, msg) => {
+      // No queue group: only one node owns a shard at a time, and a node cut
+      // off from its server keeps its subscriptions there until the server
+      // notices the dead connection (minutes). A shared queue group would
+      // keep sending the cut node its share of the shard's calls after the
+      // new owner subscribed; without one, the owner receives every call.
+      subscriptions.set(shard, nc.subscribe(shardSubscription(service.name, shard), { callback: (err, msg) => {
           if (!err) edge.receive(msg);
         },
       }));
@@ -233,9 +271,14 @@ export async function createNode(options: NodeOptions): Promise<MoltNode> {
     return Promise.all(draining).then(() => edge.quiet());
   }
 
+  const callPath = control === nc ? undefined : probeCallPath(nc, clock, { everyMs: heartbeatMs, deadAfterMs: leaseMs / 2 });
+  let replacedBy: MoltError | undefined;
+  let serving = false;
   const placement = new Placement({
     kv: udb,
     nodeId,
+    incarnation: ids.next(),
+    recordRevision: previous?.revision ?? 0,
     shards,
     heartbeatMs,
     leaseMs,
@@ -243,8 +286,26 @@ export async function createNode(options: NodeOptions): Promise<MoltNode> {
     logger,
     record: () => buildNodeRecord(identity, hosts, state, clock.now()),
     onOwnedChange: applyOwnership,
+    ...(callPath ? { callPathAlive: callPath.alive } : {}),
+    onReplaced(by) {
+      replacedBy = new MoltError(
+        ErrorCode.OperationRefused,
+        `node id '${nodeId}' was taken over by process ${by.pid ?? '?'} on host '${by.host ?? '?'}' while this process was unable to renew its lease (paused or cut off); this process serves nothing more. Give every process its own id (--id)`,
+        { retryable: false, data: { nodeId, pid: by.pid, host: by.host } },
+      );
+      // During start() there is no node yet: start() itself then fails.
+      if (serving) void node.stop();
+    },
   });
-  await placement.start();
+  try {
+    await placement.start();
+  } catch (e) {
+    callPath?.stop();
+    kvStore.close();
+    await closeConnections();
+    throw e;
+  }
+  serving = true;
   await nc.flush();
   logger.info('node started', { versions: Object.fromEntries([...hosts].map(([name, host]) => [name, host.currentVersion])), shards: placement.ownedShards().size });
 
@@ -255,6 +316,8 @@ export async function createNode(options: NodeOptions): Promise<MoltNode> {
   }
 
   let stopping: Promise<void> | undefined;
+  let settleStopped!: (reason: MoltError | undefined) => void;
+  const stoppedPromise = new Promise<MoltError | undefined>((resolve) => (settleStopped = resolve));
   const node: MoltNode = {
     id: nodeId,
     service: service.name,
@@ -320,12 +383,19 @@ export async function createNode(options: NodeOptions): Promise<MoltNode> {
           await host.drain();
           host.stop();
         }
+        callPath?.stop();
         kvStore.close();
-        if (ownsConnection) await nc.drain().catch(() => undefined);
-        logger.info('node stopped');
+        if (ownsConnection) {
+          await nc.drain().catch(() => undefined);
+          if (control !== nc) await control.drain().catch(() => undefined);
+        }
+        if (replacedBy) logger.error('node stopped: its id was taken over', { error: replacedBy.message });
+        else logger.info('node stopped');
+        settleStopped(replacedBy);
       })();
       return stopping;
     },
+    stopped: () => stoppedPromise,
   };
 
   attachInternals(node, {

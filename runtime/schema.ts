@@ -48,12 +48,52 @@ function join(path: string, key: string | number): string {
   return /^[A-Za-z_$][\w$]*$/.test(key) ? (path ? `${path}.${key}` : key) : `${path}[${JSON.stringify(key)}]`;
 }
 
+/** Options of {@link checkSchema}. */
+export interface SchemaCheckOptions {
+  /**
+   * Accept NaN, Infinity and -Infinity where the schema accepts a number.
+   * Off by default: `P.number` matches them, and a caller could otherwise
+   * set a counter to NaN for good (they reach a node through superjson).
+   */
+  nonFinite?: boolean;
+}
+
+/** The first NaN or ±Infinity inside `value`, and its path, if any. */
+function findNonFinite(value: unknown, path: string, depth = 0): { path: string; value: number } | undefined {
+  if (typeof value === 'number') return Number.isFinite(value) ? undefined : { path, value };
+  if (typeof value !== 'object' || value === null || depth > 64) return undefined;
+  const entries: Iterable<[string | number, unknown]> = Array.isArray(value)
+    ? value.entries()
+    : value instanceof Map
+      ? value.entries()
+      : value instanceof Set
+        ? [...value].entries()
+        : Object.entries(value);
+  for (const [key, inner] of entries) {
+    const found = findNonFinite(inner, join(path, typeof key === 'number' ? key : String(key)), depth + 1);
+    if (found) return found;
+  }
+  return undefined;
+}
+
 /**
  * Checks `value` against `schema`. On failure, `path` names the first field
  * that does not match (`''` for the whole value) and `problem` says what was
- * found there.
+ * found there. Numbers must be finite unless `options.nonFinite` says otherwise.
  */
-export function checkSchema(schema: Schema, value: unknown, path = ''): SchemaCheck {
+export function checkSchema(schema: Schema, value: unknown, options: SchemaCheckOptions = {}): SchemaCheck {
+  const check = checkShape(schema, value, '');
+  if (!check.ok || options.nonFinite) return check;
+  const found = findNonFinite(value, '');
+  if (!found) return check;
+  return {
+    ok: false,
+    path: found.path,
+    problem: `got ${found.value}; numbers must be finite (declare the message with { nonFinite: true } to accept NaN and ±Infinity)`,
+  };
+}
+
+function checkShape(schema: Schema, value: unknown, path: string): SchemaCheck {
   if (isMatching(schema, value)) return { ok: true };
   if (!isMatcher(schema)) {
     if (isPlainObject(schema)) {
@@ -61,7 +101,7 @@ export function checkSchema(schema: Schema, value: unknown, path = ''): SchemaCh
         return { ok: false, path, problem: `expected an object, got ${describe(value)}` };
       }
       for (const key of Object.keys(schema)) {
-        const inner = checkSchema(schema[key] as Schema, (value as Record<string, unknown>)[key], join(path, key));
+        const inner = checkShape(schema[key] as Schema, (value as Record<string, unknown>)[key], join(path, key));
         if (!inner.ok) return inner;
       }
     } else if (Array.isArray(schema)) {
@@ -69,7 +109,7 @@ export function checkSchema(schema: Schema, value: unknown, path = ''): SchemaCh
         return { ok: false, path, problem: `expected a tuple of ${schema.length}, got ${describe(value)}` };
       }
       for (let i = 0; i < schema.length; i++) {
-        const inner = checkSchema(schema[i] as Schema, value[i], join(path, i));
+        const inner = checkShape(schema[i] as Schema, value[i], join(path, i));
         if (!inner.ok) return inner;
       }
     } else {

@@ -106,6 +106,7 @@ function problemLogger(problems: string[]): Logger {
 function observedClock(reconcileMs: number, fired: number[]): Clock {
   return {
     now: systemClock.now,
+    monotonic: systemClock.monotonic,
     clearTimeout: systemClock.clearTimeout,
     setTimeout(fn, ms) {
       if (ms !== reconcileMs) return systemClock.setTimeout(fn, ms);

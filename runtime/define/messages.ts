@@ -11,12 +11,26 @@ export interface AskSpec<TRequest extends Schema = Schema, TReply extends Schema
   readonly kind: 'ask';
   readonly request: TRequest;
   readonly reply: TReply;
+  /** Accept NaN and ±Infinity in the payload (refused by default). */
+  readonly nonFinite?: boolean;
 }
 
 /** A one-way message: the caller is told only that it was accepted. */
 export interface TellSpec<TRequest extends Schema = Schema> {
   readonly kind: 'tell';
   readonly request: TRequest;
+  /** Accept NaN and ±Infinity in the payload (refused by default). */
+  readonly nonFinite?: boolean;
+}
+
+/** Options of a message declaration. */
+export interface MessageOptions {
+  /**
+   * Accept NaN, Infinity and -Infinity where the request schema accepts a
+   * number. Refused by default (`InvalidPayload`): `P.number` matches them,
+   * and one caller could otherwise store NaN in an actor for good.
+   */
+  nonFinite?: boolean;
 }
 
 /** One message of an interface. */
@@ -33,13 +47,14 @@ export type MessageSpecs = Record<string, MessageSpec>;
 export function ask<const TRequest extends Schema, const TReply extends Schema>(
   request: TRequest,
   reply: TReply,
+  options: MessageOptions = {},
 ): AskSpec<TRequest, TReply> {
-  return { kind: 'ask', request, reply };
+  return options.nonFinite ? { kind: 'ask', request, reply, nonFinite: true } : { kind: 'ask', request, reply };
 }
 
 /** Declares a tell: `tell({ reason: P.string })`. */
-export function tell<const TRequest extends Schema>(request: TRequest): TellSpec<TRequest> {
-  return { kind: 'tell', request };
+export function tell<const TRequest extends Schema>(request: TRequest, options: MessageOptions = {}): TellSpec<TRequest> {
+  return options.nonFinite ? { kind: 'tell', request, nonFinite: true } : { kind: 'tell', request };
 }
 
 /** The payload type of a message. */

@@ -49,6 +49,15 @@ export interface HostStats {
   disallowed: number;
   transformFailures: number;
   conflicts: number;
+  /** Calls refused unrun because the node or the actor had too many waiting. */
+  overloaded: number;
+}
+
+/** An actor whose stored record this host cannot read (see ErrorCode.StateUnreadable). */
+export interface UnreadableState {
+  key: string;
+  revision: number;
+  message: string;
 }
 
 /** A transform failure seen by this host. */
@@ -66,6 +75,8 @@ export interface ActorHostOptions {
   passivateAfterMs: number;
   /** Most calls held while the type upgrades; more get a retryable `Upgrading` error. */
   holdLimit: number;
+  /** Most calls waiting in one actor's mailbox; more get a retryable `Overloaded` error (default 1000). */
+  mailboxLimit?: number;
   store: StateStore;
   codec: Codec;
   clock: Clock;
@@ -73,6 +84,9 @@ export interface ActorHostOptions {
 }
 
 const MAX_CONFLICT_RETRIES = 8;
+
+/** Calls one actor's mailbox holds by default before refusing more. */
+export const DEFAULT_MAILBOX_LIMIT = 1000;
 
 /** Hosts the actors of one type on one node. */
 export class ActorHost {
@@ -85,8 +99,10 @@ export class ActorHost {
   private readonly cells = new Map<string, ActorCell>();
   private held: Array<{ key: string; call: Call }> | undefined;
   private sweepTimer: ReturnType<Clock['setTimeout']> | undefined;
-  readonly stats: HostStats = { calls: 0, failed: 0, disallowed: 0, transformFailures: 0, conflicts: 0 };
+  readonly stats: HostStats = { calls: 0, failed: 0, disallowed: 0, transformFailures: 0, conflicts: 0, overloaded: 0 };
   readonly transformFailures = new Map<string, TransformFailure>();
+  /** Actors whose stored record cannot be read, by key (reported in the node record). */
+  readonly unreadable = new Map<string, UnreadableState>();
 
   constructor(private readonly options: ActorHostOptions) {
     const first = options.types[0];
@@ -204,7 +220,20 @@ export class ActorHost {
       this.held.push({ key, call });
       return;
     }
-    this.cellFor(key).enqueue(call);
+    const cell = this.cellFor(key);
+    const limit = this.options.mailboxLimit ?? DEFAULT_MAILBOX_LIMIT;
+    if (cell.waiting >= limit) {
+      this.stats.overloaded++;
+      this.fail(call, new MoltError(ErrorCode.Overloaded, `actor ${this.name}/${key} has ${cell.waiting} calls waiting, its limit; nothing was applied: retry after a pause`, { data: { scope: 'actor', limit } }));
+      return;
+    }
+    cell.enqueue(call);
+  }
+
+  /** True if actor `key` has as many calls waiting as its mailbox holds: a new call would be refused. */
+  mailboxFull(key: string): boolean {
+    const cell = this.cells.get(key);
+    return cell !== undefined && cell.waiting >= (this.options.mailboxLimit ?? DEFAULT_MAILBOX_LIMIT);
   }
 
   /** @internal Ends `call` with `error`, counted in the stats. */
@@ -243,6 +272,16 @@ export class ActorHost {
       message: e.message,
     });
     this.options.logger.error('transform failed', { type: this.name, key, error: e.message });
+  }
+
+  /** @internal a cell reports that its stored record cannot be read, or that it can be read again. */
+  noteUnreadable(key: string, failure: UnreadableState | undefined): void {
+    if (!failure) {
+      this.unreadable.delete(key);
+      return;
+    }
+    if (!this.unreadable.has(key)) this.options.logger.error('actor state unreadable', { type: this.name, key, revision: failure.revision, error: failure.message });
+    this.unreadable.set(key, failure);
   }
 
   /** Drops actors of the given keys from memory (their state is durable). */
@@ -455,6 +494,8 @@ class ActorCell {
   /** The asynchronous rest of the mailbox's processing, while a batch waits for the store. */
   private running: Promise<void> | undefined;
   private pumping = false;
+  /** Calls still to run one per batch (after a batch grew the state past what the store holds). */
+  private soloCalls = 0;
   lastUsed: number;
   private readonly storeKey: string;
 
@@ -468,6 +509,11 @@ class ActorCell {
 
   get idle(): boolean {
     return this.running === undefined && this.queue.length === 0;
+  }
+
+  /** Calls queued and not yet taken into a batch. */
+  get waiting(): number {
+    return this.queue.length;
   }
 
   markStale(): void {
@@ -509,7 +555,7 @@ class ActorCell {
       this.state = initialActorState(types);
       return;
     }
-    const persisted = config.codec.decode(stored.bytes) as PersistedActor;
+    const persisted = this.readRecord(stored.bytes, stored.revision);
     try {
       this.state = restore(types, persisted, this.key);
       this.failure = undefined;
@@ -521,6 +567,33 @@ class ActorCell {
       }
       throw err;
     }
+  }
+
+  /**
+   * Decodes a stored record, or throws StateUnreadable: a record that is not
+   * superjson, or not the shape `persist` writes (an integer version ≥ 1 and a
+   * context), was not written by Molt, and restoring it could never produce
+   * a state at any version this host runs.
+   */
+  private readRecord(bytes: Uint8Array, revision: number): PersistedActor {
+    const { codec } = this.host.config;
+    let problem: string;
+    try {
+      const value = codec.decode(bytes) as Partial<PersistedActor> | null;
+      if (typeof value !== 'object' || value === null || Array.isArray(value)) problem = 'it is not an object';
+      else if (!Number.isSafeInteger(value.v) || (value.v as number) < 1) problem = `its version field 'v' is ${JSON.stringify(value.v) ?? 'missing'}, not an integer ≥ 1`;
+      else if (!('context' in value)) problem = "it has no 'context'";
+      else {
+        this.host.noteUnreadable(this.key, undefined);
+        return value as PersistedActor;
+      }
+    } catch (e) {
+      problem = `it is not a superjson document (${(e as Error).message})`;
+    }
+    const storeKey = this.storeKey;
+    const message = `the stored state of actor ${this.host.name}/${this.key} (key '${storeKey}', revision ${revision}) cannot be read: ${problem}. Nothing was changed; repair or delete that record`;
+    this.host.noteUnreadable(this.key, { key: this.key, revision, message });
+    throw new MoltError(ErrorCode.StateUnreadable, message, { retryable: false, data: { type: this.host.name, key: this.key, storeKey, revision } });
   }
 
   /**
@@ -543,7 +616,7 @@ class ActorCell {
           this.running = this.loadThenPump(types, conflicts);
           return;
         }
-        const batch = this.queue.splice(0);
+        const batch = this.soloCalls > 0 ? (this.soloCalls--, this.queue.splice(0, 1)) : this.queue.splice(0);
         const turns = this.runBatch(types, batch);
         if (turns.dirty && !config.volatile) {
           this.running = this.commitThenPump(batch, turns, conflicts);
@@ -589,6 +662,12 @@ class ActorCell {
   private async loadThenPump(types: TypeVersions, conflicts: number): Promise<void> {
     try {
       await this.load(types);
+      if (this.state && this.state.version !== types.current && this.host.typeVersions === types) {
+        // pump() would load again, and again: fail the calls instead of spinning.
+        const loaded = this.state.version;
+        this.state = undefined;
+        throw new MoltError(ErrorCode.Internal, `actor ${this.host.name}/${this.key} loaded at version ${loaded}, not ${types.current}`);
+      }
     } catch (e) {
       const err = toMoltError(e, ErrorCode.Unavailable);
       for (const call of this.queue.splice(0)) this.host.fail(call, err);
@@ -611,10 +690,21 @@ class ActorCell {
         this.pump(conflicts + 1);
         return;
       }
+      if (isMoltError(e, ErrorCode.StateTooLarge) && batch.length > 1) {
+        // Nothing was written, and memory still holds the stored state. The
+        // batch as a whole grew the state too far; its calls run one at a
+        // time again, so only a call that itself grows it too far fails.
+        this.queue.unshift(...batch);
+        this.soloCalls = batch.length;
+        this.pump(conflicts);
+        return;
+      }
       const err = isMoltError(e)
         ? e
         : new MoltError(ErrorCode.Unavailable, `actor ${this.host.name}/${this.key} could not commit: ${(e as Error).message}`, { cause: e });
-      this.state = undefined; // reload before the next call: memory may be ahead of the store
+      // Reload before the next call: memory may be ahead of the store (a
+      // write too large for it was never sent, so memory is still right).
+      if (!isMoltError(e, ErrorCode.StateTooLarge)) this.state = undefined;
       for (const call of batch) this.host.fail(call, err);
       this.pump(conflicts);
       return;

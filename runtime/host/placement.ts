@@ -30,6 +30,7 @@ import type { KV, KvEntry, KvWatchEntry } from '@nats-io/kv';
 import type { Clock, Logger, TimerHandle } from '../env.ts';
 import { fnv1a } from '../wire/protocol.ts';
 import { parseSharedJson } from '../udb/records.ts';
+import { isWrongLastSequence } from './store.ts';
 
 /** A node's record in the upgrade database. */
 export interface NodeRecord {
@@ -53,11 +54,25 @@ export interface NodeRecord {
   typeStats?: Record<string, Record<string, number>>;
   /** Shards this node may be serving (owned, or released but not yet quiet); see the module notes. */
   claims?: number[];
+  /**
+   * Which process wrote the record: random per process start. A process that
+   * finds its id's record written by another incarnation was replaced, and
+   * stops serving for good.
+   */
+  incarnation?: string;
+  /** Heartbeats of this incarnation, numbered from 1 (its own watch echo tells it how current it is). */
+  beat?: number;
+  /** Actors whose stored record this node cannot read (at most 20), per type. */
+  unreadable?: Array<{ type: string; key: string; revision: number; message: string }>;
 }
 
 export interface PlacementOptions {
   kv: KV;
   nodeId: string;
+  /** This process's incarnation (see NodeRecord.incarnation). */
+  incarnation: string;
+  /** Revision of this node id's record when the process started (0: none): heartbeats are compare-and-set from it. */
+  recordRevision: number;
   shards: number;
   heartbeatMs: number;
   leaseMs: number;
@@ -71,6 +86,17 @@ export interface PlacementOptions {
    * running: only then is the release announced to other nodes.
    */
   onOwnedChange: (owned: ReadonlySet<number>) => void | Promise<void>;
+  /**
+   * Called once if another process took over this node id (its record was
+   * written by another incarnation): this node has stopped serving for good.
+   */
+  onReplaced?: (by: NodeRecord) => void;
+  /**
+   * Whether the connection calls arrive on still works. Placement renews the
+   * lease only while it does: a node whose calls cannot reach it must let
+   * its shards go, even if its heartbeats (on another connection) still succeed.
+   */
+  callPathAlive?: () => boolean;
 }
 
 export const NODE_PREFIX = 'nodes.';
@@ -135,27 +161,35 @@ function sameShards(a: readonly number[] | undefined, b: readonly number[] | und
 
 /** Tracks membership and this node's shards. */
 export class Placement {
+  /** When each node's latest record was seen, on this node's monotonic clock. */
   private readonly lastSeen = new Map<string, number>();
   readonly records = new Map<string, NodeRecord>();
   private owned: Set<number> = new Set();
-  private lastHeartbeatOk = 0;
+  /** Monotonic start time of the latest heartbeat JetStream acknowledged. */
+  private lastHeartbeatOk = Number.NEGATIVE_INFINITY;
   private timer: TimerHandle | undefined;
   private stopped = false;
   private watchStop: (() => void) | undefined;
   /** Set once the first watch started: later ones are restarts (see watch()). */
   private watchedBefore = false;
   private fenced = false;
+  /** Set for good once another process took over this node id. */
+  private replaced = false;
   /** Shards given up whose accepted calls may still be running: still claimed. */
   private readonly releasing = new Set<number>();
   /**
-   * Start time of this node's latest heartbeat seen back through the watch:
-   * the watch has shown everything written before that moment. Others are
-   * judged against it, never against `now`, so a stalled watch kills nobody.
+   * Shards given up voluntarily (not by a fence) whose calls are still being
+   * drained: calls the server routed here before the release are answered.
    */
-  private watchedUpTo = 0;
+  private readonly draining = new Set<number>();
+  /**
+   * Monotonic start time of this node's latest heartbeat seen back through the
+   * watch: the watch has shown everything written before that moment. Others
+   * are judged against it, never against `now`, so a stalled watch kills nobody.
+   */
+  private watchedUpTo = Number.NEGATIVE_INFINITY;
   /** False until start() has read every node record: no shard is taken before. */
   private membershipKnown = false;
-  private readonly startedAt: number;
   /**
    * New shards are taken only once the watch is current past this time: at
    * start, once our first record came back (so we have seen every claim);
@@ -165,24 +199,30 @@ export class Placement {
   private gainAfter: number;
   /**
    * Start time of the oldest heartbeat JetStream acknowledged that has not
-   * come back through the watch yet (0: none outstanding); see {@link checkWatch}.
+   * come back through the watch yet (undefined: none outstanding); see {@link checkWatch}.
    */
-  private unechoedSince = 0;
+  private unechoedSince: number | undefined;
   /** The shard owners last computed, and the live set they were computed from. */
   private ownersOf: { liveKey: string; owners: readonly string[] } | undefined;
+  /** Heartbeats written by this process, numbered; and when each started (monotonic). */
+  private beat = 0;
+  private readonly beatStarted = new Map<number, number>();
+  /** Revision of this node's record as this process last wrote it (compare-and-set base). */
+  private revision: number;
 
   constructor(private readonly o: PlacementOptions) {
-    this.startedAt = o.clock.now();
-    this.gainAfter = this.startedAt;
+    this.gainAfter = o.clock.monotonic();
+    this.revision = o.recordRevision;
   }
 
   async start(): Promise<void> {
     await this.heartbeat();
+    if (this.replaced) throw new Error(`node id '${this.o.nodeId}' was taken over by another process while this one started`);
     await this.watch();
     // Read the current set too: the watch's initial values may arrive after we compute.
     for await (const key of await this.o.kv.keys(`${NODE_PREFIX}>`)) {
       const entry = await this.o.kv.get(key);
-      if (entry) this.observe(entry);
+      if (entry) this.observe(entry, true);
     }
     // Only now is every node's record (and claim) known: computed earlier, from
     // the first records the watch happened to deliver, this node could take
@@ -243,13 +283,29 @@ export class Placement {
 
   /**
    * True while this node may serve: its last heartbeat is recent enough that
-   * no other node can yet consider it dead.
+   * no other node can yet consider it dead. Measured on the monotonic clock,
+   * so a wall clock stepped back cannot stretch a lease.
    */
   leaseValid(): boolean {
-    return !this.fenced && this.o.clock.now() - this.lastHeartbeatOk < this.o.leaseMs * 0.8;
+    return !this.fenced && !this.replaced && this.o.clock.monotonic() - this.lastHeartbeatOk < this.o.leaseMs * 0.8;
   }
 
-  /** @param initial a record of a restarted watch's initial values: it shows the watch current up to nothing. */
+  /**
+   * True if this node may answer a call for `shard` now: its lease is valid,
+   * and it owns the shard or is draining the calls routed to it before it let
+   * the shard go. After a fence a node serves nothing until placement gives
+   * it shards again: calls that reach it then may also have reached the
+   * shard's new owner.
+   */
+  serves(shard: number): boolean {
+    if (!this.leaseValid()) {
+      this.checkFence();
+      return false;
+    }
+    return this.owned.has(shard) || this.draining.has(shard);
+  }
+
+  /** @param initial a record of a restarted watch's initial values, or read at start: it shows the watch current up to nothing. */
   private observe(entry: KvEntry, initial = false): void {
     const id = entry.key.slice(NODE_PREFIX.length);
     if (entry.operation !== 'PUT') {
@@ -258,59 +314,133 @@ export class Placement {
       this.recompute();
       return;
     }
+    let rec: NodeRecord;
     try {
       // Parsed once per process for every observer (frozen: read only).
-      const rec = parseSharedJson(entry.value) as NodeRecord;
-      if (id === this.o.nodeId) {
-        // Our own heartbeat came back: the watch is current up to when we wrote
-        // it (records of an earlier process with this id do not count).
-        const at = rec.heartbeatAt;
-        if (!initial && typeof at === 'number' && at >= this.startedAt && at <= this.o.clock.now() && at > this.watchedUpTo) {
-          this.watchedUpTo = at;
-          if (this.unechoedSince !== 0 && at >= this.unechoedSince) this.unechoedSince = 0;
-          // Others may have died by it, or this node may now take shards.
-          this.recompute();
-        }
-        return;
-      }
-      const before = this.records.get(id);
-      const seen = this.lastSeen.get(id);
-      this.records.set(id, rec);
-      this.lastSeen.set(id, this.o.clock.now());
-      // A heartbeat of a live node that changes neither its status nor its
-      // claims changes no input of recompute(); skipping it saves O(N) per
-      // record, N records a heartbeat period.
-      if (before && seen !== undefined && this.watchedUpTo - seen <= this.o.leaseMs && before.status === rec.status && sameShards(before.claims, rec.claims)) return;
-      // Membership or claims may have changed (a node joined, left, came back
-      // or released shards): cheap to recompute, and handovers wait on it.
-      this.recompute();
+      rec = parseSharedJson(entry.value) as NodeRecord;
     } catch {
       this.o.logger.warn('ignoring malformed node record', { key: entry.key });
+      return;
     }
+    if (id === this.o.nodeId) {
+      this.observeOwn(rec, entry.revision, initial);
+      return;
+    }
+    const before = this.records.get(id);
+    const seen = this.lastSeen.get(id);
+    this.records.set(id, rec);
+    this.lastSeen.set(id, this.o.clock.monotonic());
+    // A heartbeat of a live node that changes neither its status nor its
+    // claims changes no input of recompute(); skipping it saves O(N) per
+    // record, N records a heartbeat period.
+    if (before && seen !== undefined && this.watchedUpTo - seen <= this.o.leaseMs && before.status === rec.status && sameShards(before.claims, rec.claims)) return;
+    // Membership or claims may have changed (a node joined, left, came back
+    // or released shards): cheap to recompute, and handovers wait on it.
+    this.recompute();
+  }
+
+  /** Our own record came back through the watch (or was read). */
+  private observeOwn(rec: NodeRecord, revision: number, initial: boolean): void {
+    if (rec.incarnation !== this.o.incarnation) {
+      // Records of an earlier process with this id (written before we started)
+      // are history; one written after our first heartbeat means another
+      // process has taken this id over.
+      if (revision > this.revision) this.takenOver(rec);
+      return;
+    }
+    if (initial || typeof rec.beat !== 'number') return;
+    // The watch is current up to when we wrote this heartbeat.
+    const started = this.beatStarted.get(rec.beat);
+    if (started === undefined || started <= this.watchedUpTo) return;
+    this.watchedUpTo = started;
+    for (const n of this.beatStarted.keys()) if (n <= rec.beat) this.beatStarted.delete(n);
+    if (this.unechoedSince !== undefined && started >= this.unechoedSince) this.unechoedSince = undefined;
+    // Others may have died by it, or this node may now take shards.
+    this.recompute();
   }
 
   private async heartbeat(): Promise<void> {
-    const started = this.o.clock.now();
-    const rec: NodeRecord = { ...this.o.record(), heartbeatAt: started, claims: [...new Set([...this.owned, ...this.releasing])].sort((a, b) => a - b) };
+    if (this.replaced) return;
+    if (this.o.callPathAlive && !this.o.callPathAlive()) {
+      // Calls cannot reach this node: renewing the lease would keep its shards
+      // from the nodes that can serve them. Let it run out.
+      this.o.logger.warn('the connection calls arrive on is not answering: not renewing the lease', { node: this.o.nodeId });
+      return;
+    }
+    const started = this.o.clock.monotonic();
+    const beat = ++this.beat;
+    const rec: NodeRecord = {
+      ...this.o.record(),
+      claims: [...new Set([...this.owned, ...this.releasing])].sort((a, b) => a - b),
+      incarnation: this.o.incarnation,
+      beat,
+    };
+    this.beatStarted.set(beat, started);
     try {
-      await this.o.kv.put(`${NODE_PREFIX}${this.o.nodeId}`, JSON.stringify(rec));
-      this.lastHeartbeatOk = started;
-      if (this.unechoedSince === 0) this.unechoedSince = started;
-      this.records.set(this.o.nodeId, rec);
-      this.lastSeen.set(this.o.nodeId, started);
-      if (this.fenced) {
-        this.fenced = false;
-        this.gainAfter = started + this.o.heartbeatMs;
-        this.o.logger.info('lease renewed; serving again', { node: this.o.nodeId });
-        this.recompute();
-      }
+      // Compare-and-set on the revision this process last wrote: a write that
+      // fails because the record moved means another process wrote this id.
+      this.revision = await this.o.kv.put(`${NODE_PREFIX}${this.o.nodeId}`, JSON.stringify(rec), { previousSeq: this.revision });
+    } catch (e) {
+      this.beatStarted.delete(beat);
+      if (isWrongLastSequence(e)) await this.recordMoved();
+      else this.o.logger.warn('heartbeat failed', { node: this.o.nodeId, error: String(e) });
+      return;
+    }
+    this.lastHeartbeatOk = started;
+    if (this.unechoedSince === undefined) this.unechoedSince = started;
+    this.records.set(this.o.nodeId, rec);
+    this.lastSeen.set(this.o.nodeId, started);
+    if (this.fenced) {
+      this.fenced = false;
+      this.gainAfter = started + this.o.heartbeatMs;
+      this.o.logger.info('lease renewed; serving again', { node: this.o.nodeId });
+      this.recompute();
+    }
+  }
+
+  /**
+   * A heartbeat's compare-and-set failed: the record is not at the revision
+   * this process last wrote. Either our previous write was stored but its
+   * acknowledgement lost (the record is ours: adopt its revision), or another
+   * process wrote it.
+   */
+  private async recordMoved(): Promise<void> {
+    let entry: KvEntry | null;
+    try {
+      entry = await this.o.kv.get(`${NODE_PREFIX}${this.o.nodeId}`);
     } catch (e) {
       this.o.logger.warn('heartbeat failed', { node: this.o.nodeId, error: String(e) });
+      return;
+    }
+    let rec: NodeRecord | undefined;
+    try {
+      rec = entry && entry.operation === 'PUT' ? (entry.json<NodeRecord>() as NodeRecord) : undefined;
+    } catch {
+      rec = undefined;
+    }
+    if (entry && rec?.incarnation === this.o.incarnation) {
+      this.revision = entry.revision;
+      return;
+    }
+    this.takenOver(rec ?? ({ id: this.o.nodeId } as NodeRecord));
+  }
+
+  /** Another process writes this node id's record: stop serving for good. */
+  private takenOver(by: NodeRecord): void {
+    if (this.replaced) return;
+    this.replaced = true;
+    this.o.logger.error('another process took over this node id: no longer serving', { node: this.o.nodeId, byPid: by.pid, byHost: by.host });
+    this.releaseAll();
+    this.stopTimers();
+    try {
+      this.o.onReplaced?.(by);
+    } catch (e) {
+      this.o.logger.error('onReplaced failed', { error: String(e) });
     }
   }
 
   private tick(): void {
-    if (this.stopped) return;
+    if (this.stopped || this.replaced) return;
     this.timer = this.o.clock.setTimeout(() => {
       // First: a process that was paused (SIGSTOP, a long GC, a frozen VM)
       // must notice that its lease ran out before it renews it, or it would
@@ -336,11 +466,11 @@ export class Placement {
    * cluster both nodes once served nothing for a minute after a server died.
    */
   private checkWatch(): void {
-    if (this.stopped || this.unechoedSince === 0 || this.watchStop === undefined) return;
-    const waited = this.o.clock.now() - this.unechoedSince;
+    if (this.stopped || this.unechoedSince === undefined || this.watchStop === undefined) return;
+    const waited = this.o.clock.monotonic() - this.unechoedSince;
     if (waited < Math.max(2 * this.o.heartbeatMs, this.o.leaseMs / 2)) return;
     this.o.logger.warn('membership watch stalled: restarting it', { node: this.o.nodeId, waitedMs: Math.round(waited) });
-    this.unechoedSince = 0;
+    this.unechoedSince = undefined;
     const stop = this.watchStop;
     this.watchStop = undefined;
     // Ending the iteration makes watch() start a new one, on a new consumer.
@@ -349,15 +479,21 @@ export class Placement {
 
   /** Stops serving everything if the lease ran out; see {@link leaseValid}. */
   checkFence(): void {
-    if (!this.fenced && !this.leaseValid()) {
+    if (!this.fenced && !this.replaced && !this.leaseValid()) {
       this.fenced = true;
       this.o.logger.warn('lease expired: no longer serving any shard until the heartbeat is renewed', { node: this.o.nodeId });
-      this.setOwned(new Set());
+      this.releaseAll();
     }
   }
 
+  /** Gives up every shard at once (fence, take-over): nothing is drained, nothing more is answered. */
+  private releaseAll(): void {
+    this.draining.clear();
+    this.setOwned(new Set(), { drain: false });
+  }
+
   recompute(): void {
-    if (this.stopped || this.fenced || !this.membershipKnown) return;
+    if (this.stopped || this.fenced || this.replaced || !this.membershipKnown) return;
     const live = this.live();
     // Runs on every record seen; the owners change only when the live set does.
     const liveKey = live.join('\n');
@@ -372,14 +508,24 @@ export class Placement {
     const mayGain = this.watchedUpTo >= this.gainAfter;
     const mine = new Set<number>();
     owners.forEach((owner, shard) => owner === this.o.nodeId && (this.owned.has(shard) || (mayGain && !claimed.has(shard))) && mine.add(shard));
-    this.setOwned(mine);
+    this.setOwned(mine, { drain: true });
   }
 
-  private setOwned(next: Set<number>): void {
+  /**
+   * @param drain whether shards given up still answer the calls already
+   *   routed to them (a voluntary handover) or answer nothing more (a fence).
+   */
+  private setOwned(next: Set<number>, { drain }: { drain: boolean }): void {
     if (next.size === this.owned.size && [...next].every((s) => this.owned.has(s))) return;
     const released = [...this.owned].filter((s) => !next.has(s));
-    for (const s of released) this.releasing.add(s);
-    for (const s of next) this.releasing.delete(s);
+    for (const s of released) {
+      this.releasing.add(s);
+      if (drain) this.draining.add(s);
+    }
+    for (const s of next) {
+      this.releasing.delete(s);
+      this.draining.delete(s);
+    }
     this.owned = next;
     let quiet: void | Promise<void> = undefined;
     try {
@@ -392,7 +538,11 @@ export class Placement {
     void Promise.race([Promise.resolve(quiet), new Promise<void>((r) => this.o.clock.setTimeout(r, 2 * this.o.leaseMs))])
       .catch(() => undefined)
       .then(() => {
-        for (const s of released) if (!this.owned.has(s)) this.releasing.delete(s);
+        for (const s of released) {
+          if (this.owned.has(s)) continue;
+          this.releasing.delete(s);
+          this.draining.delete(s);
+        }
         if (!this.stopped) return this.heartbeat();
       });
   }
@@ -402,26 +552,31 @@ export class Placement {
     await this.heartbeat();
   }
 
+  private stopTimers(): void {
+    if (this.timer !== undefined) this.o.clock.clearTimeout(this.timer);
+    this.timer = undefined;
+    this.watchStop?.();
+  }
+
   /** Leaves: releases every shard, then removes this node's record so its shards move at once. */
   async stop(options: { leave: boolean }): Promise<void> {
     this.stopped = true;
-    if (this.timer !== undefined) this.o.clock.clearTimeout(this.timer);
-    this.watchStop?.();
-    if (options.leave) {
-      if (this.owned.size > 0) {
-        // Calls already accepted finish before others may take the shards.
-        this.owned = new Set();
-        try {
-          await Promise.race([Promise.resolve(this.o.onOwnedChange(this.owned)), new Promise<void>((r) => this.o.clock.setTimeout(r, 2 * this.o.leaseMs))]);
-        } catch {
-          // Nothing more to wait for.
-        }
-      }
+    this.stopTimers();
+    if (!options.leave || this.replaced) return; // a replaced node's record belongs to its successor
+    if (this.owned.size > 0) {
+      // Calls already accepted finish before others may take the shards.
+      this.owned = new Set();
       try {
-        await this.o.kv.delete(`${NODE_PREFIX}${this.o.nodeId}`);
+        await Promise.race([Promise.resolve(this.o.onOwnedChange(this.owned)), new Promise<void>((r) => this.o.clock.setTimeout(r, 2 * this.o.leaseMs))]);
       } catch {
-        // Already gone or NATS closed: others will see the lease run out.
+        // Nothing more to wait for.
       }
+    }
+    try {
+      // Only the record this process wrote: a successor's is not ours to delete.
+      await this.o.kv.delete(`${NODE_PREFIX}${this.o.nodeId}`, { previousSeq: this.revision });
+    } catch {
+      // Already gone, taken over, or NATS closed: others will see the lease run out.
     }
   }
 }

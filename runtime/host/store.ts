@@ -9,6 +9,8 @@ import type { KV } from '@nats-io/kv';
 import type { Msg, MsgHdrs, NatsConnection, Subscription } from '@nats-io/transport-node';
 import { ErrorCode, MoltError } from '../errors.ts';
 import { inboxPrefixOf } from '../nats/connect.ts';
+import { systemClock, type Clock, type TimerHandle } from '../env.ts';
+import { encodedLength } from '../wire/codec.ts';
 
 /** A stored record and its revision (0 = absent). */
 export interface StoredRecord {
@@ -32,8 +34,10 @@ export interface StateStore {
 
 /** Options of {@link createKvStore}. */
 export interface KvStoreOptions {
-  /** How long a write waits for JetStream's acknowledgement before failing with `Unavailable` (default 5000 ms). */
+  /** How long a write waits for JetStream's acknowledgement before failing with `OutcomeUnknown` (default 5000 ms). */
   writeTimeoutMs?: number;
+  /** Timers and the monotonic clock deadlines are measured on (default: the system clock). */
+  clock?: Clock;
 }
 
 /**
@@ -49,7 +53,7 @@ export interface KvStoreOptions {
  * a durable call (see docs/performance.md).
  */
 export function createKvStore(kv: KV, nc: NatsConnection, options: KvStoreOptions = {}): StateStore & { close(): void; readonly ackInbox: string } {
-  const writer = new AckedPublisher(nc, options.writeTimeoutMs ?? 5000);
+  const writer = new AckedPublisher(nc, options.writeTimeoutMs ?? 5000, options.clock ?? systemClock);
   const subjectOf = keySubjects(kv);
   return {
     ackInbox: writer.inbox,
@@ -60,9 +64,23 @@ export function createKvStore(kv: KV, nc: NatsConnection, options: KvStoreOption
     },
     async save(key, bytes, revision) {
       const ack = await writer.publish(subjectOf(key), bytes, expectedLastSequence(revision));
-      if (ack.ok) return ack.seq;
-      if (ack.errCode === WRONG_LAST_SEQUENCE) throw new RevisionConflict(`revision ${revision} of '${key}' is stale`);
-      throw new MoltError(ErrorCode.Unavailable, `could not write actor state '${key}': ${ack.description}`, { data: { key } });
+      switch (ack.outcome) {
+        case 'stored':
+          return ack.seq;
+        case 'refused':
+          if (ack.errCode === WRONG_LAST_SEQUENCE) throw new RevisionConflict(`revision ${revision} of '${key}' is stale`);
+          throw new MoltError(ErrorCode.Unavailable, `could not write actor state '${key}': ${ack.description}; nothing was written`, { data: { key } });
+        case 'too-large':
+          throw new MoltError(
+            ErrorCode.StateTooLarge,
+            `the actor's state would be ${bytes.length} bytes, more than the NATS server accepts in one message (max_payload ${ack.limit}); the call was not applied`,
+            { data: { key, size: bytes.length, limit: ack.limit } },
+          );
+        case 'unknown':
+          throw new MoltError(ErrorCode.OutcomeUnknown, `the write of actor state '${key}' was sent but ${ack.description}: the call may or may not have been applied`, { data: { key } });
+        default:
+          return unreachable(ack);
+      }
     },
     async keys(prefix) {
       const out: string[] = [];
@@ -76,7 +94,17 @@ export function createKvStore(kv: KV, nc: NatsConnection, options: KvStoreOption
 }
 
 /** JetStream's error code for a failed compare-and-set (also: create of an existing key). */
-const WRONG_LAST_SEQUENCE = 10071;
+export const WRONG_LAST_SEQUENCE = 10071;
+
+/** True for a failed compare-and-set as nats.js reports it (a JetStream API error 10071). */
+export function isWrongLastSequence(e: unknown): boolean {
+  const err = e as { name?: unknown; code?: unknown; message?: unknown } | null;
+  return (err?.name === 'JetStreamApiError' && err.code === WRONG_LAST_SEQUENCE) || /wrong last sequence/i.test(String(err?.message ?? ''));
+}
+
+function unreachable(value: never): never {
+  throw new Error(`unexpected value ${JSON.stringify(value)}`);
+}
 
 /**
  * The subject a write of `key` is published to: the bucket's own mapping
@@ -100,7 +128,16 @@ export function expectedLastSequence(revision: number): MsgHdrs {
   return { encode: () => bytes } as unknown as MsgHdrs;
 }
 
-type PubAck = { ok: true; seq: number } | { ok: false; errCode: number | undefined; description: string };
+/**
+ * How a write ended: `stored`; `refused` by JetStream or never sent (nothing
+ * was stored); `too-large` for the server (not sent); or `unknown` — sent,
+ * but no acknowledgement came, so it may or may not have been stored.
+ */
+type PubAck =
+  | { outcome: 'stored'; seq: number }
+  | { outcome: 'refused'; errCode: number | undefined; description: string }
+  | { outcome: 'too-large'; limit: number }
+  | { outcome: 'unknown'; description: string };
 
 interface PendingAck {
   resolve(ack: PubAck): void;
@@ -119,12 +156,14 @@ class AckedPublisher {
   readonly inbox: string;
   private readonly pending = new Map<number, PendingAck>();
   private readonly subscription: Subscription;
-  private readonly sweep: ReturnType<typeof setInterval>;
+  private sweep: TimerHandle | undefined;
+  private closed = false;
   private next = 0;
 
   constructor(
     private readonly nc: NatsConnection,
     private readonly timeoutMs: number,
+    private readonly clock: Clock,
   ) {
     // Under the connection's own inbox prefix (a node's is `_MOLT_NODE.<id>`), where
     // docs/permissions.md lets no caller and no other node publish.
@@ -134,20 +173,22 @@ class AckedPublisher {
         if (!err) this.onAck(msg);
       },
     });
-    // One coarse timer for every deadline instead of one per write.
-    this.sweep = setInterval(() => this.expire(Date.now()), Math.min(250, Math.max(10, timeoutMs / 10)));
-    this.sweep.unref();
+    this.scheduleSweep();
   }
 
   publish(subject: string, data: Uint8Array, headers: MsgHdrs): Promise<PubAck> {
+    // nats.js refuses a message over the server's max_payload by throwing; say
+    // so as what it is, a permanent refusal, not a passing unavailability.
+    const limit = this.nc.info?.max_payload;
+    if (limit !== undefined && data.length + encodedLength(headers) > limit) return Promise.resolve({ outcome: 'too-large', limit });
     const id = this.next++;
     return new Promise<PubAck>((resolve) => {
-      this.pending.set(id, { resolve, deadline: Date.now() + this.timeoutMs, subject });
+      this.pending.set(id, { resolve, deadline: this.clock.monotonic() + this.timeoutMs, subject });
       try {
         this.nc.publish(subject, data, { reply: `${this.inbox}.${id}`, headers });
       } catch (e) {
         this.pending.delete(id);
-        resolve({ ok: false, errCode: undefined, description: `cannot publish to NATS: ${(e as Error).message}` });
+        resolve({ outcome: 'refused', errCode: undefined, description: `cannot publish to NATS: ${(e as Error).message}` });
       }
     });
   }
@@ -161,31 +202,40 @@ class AckedPublisher {
       // A status message: 503 when no stream listens on the subject (the
       // bucket is gone, or its stream has no leader right now).
       const code = msg.headers?.code ?? 0;
-      waiting.resolve({ ok: false, errCode: undefined, description: code === 503 ? `no JetStream stream answered on ${waiting.subject} (no responders)` : `JetStream answered status ${code} ${msg.headers?.description ?? ''}`.trim() });
+      waiting.resolve({ outcome: 'refused', errCode: undefined, description: code === 503 ? `no JetStream stream answered on ${waiting.subject} (no responders)` : `JetStream answered status ${code} ${msg.headers?.description ?? ''}`.trim() });
       return;
     }
     let ack: { seq?: unknown; error?: { err_code?: number; description?: string } };
     try {
       ack = JSON.parse(decoder.decode(msg.data)) as typeof ack;
     } catch {
-      waiting.resolve({ ok: false, errCode: undefined, description: 'JetStream sent an acknowledgement that is not JSON' });
+      waiting.resolve({ outcome: 'unknown', description: 'JetStream sent an acknowledgement that is not JSON' });
       return;
     }
-    if (ack.error) waiting.resolve({ ok: false, errCode: ack.error.err_code, description: ack.error.description ?? `JetStream error ${ack.error.err_code}` });
-    else if (typeof ack.seq === 'number') waiting.resolve({ ok: true, seq: ack.seq });
-    else waiting.resolve({ ok: false, errCode: undefined, description: 'JetStream sent an acknowledgement without a sequence' });
+    if (ack.error) waiting.resolve({ outcome: 'refused', errCode: ack.error.err_code, description: ack.error.description ?? `JetStream error ${ack.error.err_code}` });
+    else if (typeof ack.seq === 'number') waiting.resolve({ outcome: 'stored', seq: ack.seq });
+    else waiting.resolve({ outcome: 'unknown', description: 'JetStream sent an acknowledgement without a sequence' });
+  }
+
+  /** One coarse timer for every deadline instead of one per write. */
+  private scheduleSweep(): void {
+    this.sweep = this.clock.setTimeout(() => {
+      this.expire(this.clock.monotonic());
+      if (!this.closed) this.scheduleSweep();
+    }, Math.min(250, Math.max(10, this.timeoutMs / 10)));
   }
 
   private expire(now: number): void {
     for (const [id, waiting] of this.pending) {
       if (now < waiting.deadline) continue;
       this.pending.delete(id);
-      waiting.resolve({ ok: false, errCode: undefined, description: `no acknowledgement from JetStream within ${this.timeoutMs} ms; the write may or may not have been stored` });
+      waiting.resolve({ outcome: 'unknown', description: `no acknowledgement came from JetStream within ${this.timeoutMs} ms` });
     }
   }
 
   close(): void {
-    clearInterval(this.sweep);
+    this.closed = true;
+    if (this.sweep !== undefined) this.clock.clearTimeout(this.sweep);
     this.subscription.unsubscribe();
     this.expire(Number.POSITIVE_INFINITY);
   }

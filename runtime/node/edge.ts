@@ -12,7 +12,7 @@ import type { Msg } from '@nats-io/transport-node';
 import { ErrorCode, MoltError } from '../errors.ts';
 import type { Logger } from '../env.ts';
 import type { Codec } from '../wire/codec.ts';
-import { createReplyHeaders, parseCall, VERSION_PATTERN, type CallLimits, type ReplyMeta } from '../wire/envelope.ts';
+import { createReplyHeaders, parseCall, type CallEnvelope, type CallLimits, type ReplyMeta } from '../wire/envelope.ts';
 import { HeaderBlock } from '../wire/header-block.ts';
 import { Header } from '../wire/protocol.ts';
 import type { ActorHost } from '../host/actor-host.ts';
@@ -25,11 +25,14 @@ export interface EdgeOptions {
   maxPayload: number;
   codec: Codec;
   logger: Logger;
-  /**
-   * Whether this node may serve now (its placement lease is valid). Asked
-   * for every call; a node that may not serve refuses the call unrun.
-   */
-  mayServe(): boolean;
+  /** Most calls admitted and not yet answered; more are refused with `Overloaded`. */
+  maxInflight: number;
+  /** The hosts' mailbox bound, for the message of the refusal (hosts apply it). */
+  mailboxLimit: number;
+  /** Whether this node's placement lease is valid now. */
+  leaseValid(): boolean;
+  /** Whether this node may answer a call for `shard` now (host/placement.ts `serves`). */
+  serves(shard: number): boolean;
   /**
    * Whether a call with this reply subject may be handled at all
    * (./reply-subject.ts): false drops it unrun and unanswered.
@@ -77,6 +80,11 @@ export function createEdge(options: EdgeOptions): Edge {
       ok = false;
       bytes = codec.encode(new MoltError(ErrorCode.ActorFailed, `the reply could not be encoded: ${(e as Error).message}`).toWire());
     }
+    replyBytes(msg, ok, bytes, meta);
+  }
+
+  function replyBytes(msg: Msg, ok: boolean, bytes: Uint8Array, meta: ReplyMeta): void {
+    if (!msg.reply) return;
     try {
       msg.respond(bytes, { headers: replyHeaders(ok, meta) });
     } catch (e) {
@@ -84,20 +92,49 @@ export function createEdge(options: EdgeOptions): Edge {
     }
   }
 
+  const overloaded = (scope: 'node' | 'actor', text: string, limit: number): Uint8Array =>
+    codec.encode(new MoltError(ErrorCode.Overloaded, `${text}; nothing was applied: retry after a pause`, { data: { scope, limit } }).toWire());
+  const nodeFull = overloaded('node', `node '${options.nodeId}' has ${options.maxInflight} calls admitted and unanswered, its limit`, options.maxInflight);
+  const actorFull = overloaded('actor', `the actor has ${options.mailboxLimit} calls waiting in its mailbox, its limit`, options.mailboxLimit);
+
+  /**
+   * A call this node may not serve: its lease ran out, or the shard is not
+   * its own (it moved while the call was on its way). Another node may own
+   * the shard and have received the very same message — a node cut off from
+   * its server keeps its subscriptions there until the server notices — so
+   * "not applied" would be a guess. The call is not run here, and its caller
+   * learns that its outcome is unknown (and is usually answered first by the
+   * owner anyway: a message this node reads late, it read after the owner).
+   */
+  function notServed(msg: Msg, call: CallEnvelope, why: string, correlation: string | undefined): void {
+    logger.debug('call not served here', { why, subject: msg.subject.slice(0, 200) });
+    const error = new MoltError(
+      ErrorCode.OutcomeUnknown,
+      `node '${options.nodeId}' did not run this call: ${why}. Another node may own shard ${call.shard} and have run it, so its outcome is unknown here; read the state, or retry with an idempotency key`,
+      { data: { node: options.nodeId, shard: call.shard, ran: false } },
+    );
+    reply(msg, false, error.toWire(), { correlation, version: call.version });
+  }
+
   function handle(msg: Msg): void {
     const headers = HeaderBlock.of(msg);
     const correlation = headers?.get(Header.Correlation) || undefined;
-    if (!options.mayServe()) {
-      const version = headers?.get(Header.Version);
-      const error = new MoltError(ErrorCode.Unavailable, 'this node lost its placement lease and is handing over its shards; retry', { data: { node: options.nodeId } });
-      return reply(msg, false, error.toWire(), { correlation, ...(version && VERSION_PATTERN.test(version) ? { version: Number(version) } : {}) });
-    }
     const parsed = parseCall(msg.subject, headers, msg.data, limits, codec);
     if (parsed.kind === 'invalid') {
       const nodeVersion = parsed.type === undefined ? undefined : hosts.get(parsed.type)?.currentVersion;
       return reply(msg, false, parsed.error.toWire(), { correlation, version: parsed.version, nodeVersion });
     }
+    if (!options.leaseValid()) return notServed(msg, parsed, 'its placement lease ran out', correlation);
+    if (!options.serves(parsed.shard)) return notServed(msg, parsed, `it does not own shard ${parsed.shard}`, correlation);
     const host = hosts.get(parsed.type)!;
+    // Shedding must cost less than serving, or a flood still starves the
+    // node: these refusals are encoded once, not built per call.
+    const shed = inflight >= options.maxInflight ? nodeFull : host.mailboxFull(parsed.key) ? actorFull : undefined;
+    if (shed) {
+      host.stats.overloaded++;
+      host.stats.calls++;
+      return replyBytes(msg, false, shed, { correlation, version: parsed.version, nodeVersion: host.currentVersion });
+    }
     inflight++;
     host.dispatch(parsed.key, parsed.version, parsed.message, parsed.request, (error, result) => {
       const meta: ReplyMeta = { correlation, version: parsed.version, nodeVersion: host.currentVersion };

@@ -9,6 +9,9 @@ import { hostname } from 'node:os';
 import type { ActorHost } from '../host/actor-host.ts';
 import type { NodeRecord } from '../host/placement.ts';
 
+/** A record stays small: it is written every heartbeat. */
+const MAX_UNREADABLE_REPORTED = 20;
+
 /** The parts of a node's state its record reports that change over time. */
 export interface NodeRecordState {
   status: NodeRecord['status'];
@@ -52,6 +55,13 @@ export function buildNodeRecord(
     stats,
     typeStats,
   };
+  const unreadable: NonNullable<NodeRecord['unreadable']> = [];
+  for (const [type, host] of hosts) {
+    for (const u of host.unreadable.values()) {
+      if (unreadable.length < MAX_UNREADABLE_REPORTED) unreadable.push({ type, key: u.key, revision: u.revision, message: u.message });
+    }
+  }
+  if (unreadable.length > 0) record.unreadable = unreadable;
   if (state.lastError !== undefined) record.lastError = state.lastError;
   if (Object.keys(state.upgradingTo).length > 0) record.upgrading = { ...state.upgradingTo };
   return record;

@@ -125,7 +125,7 @@ export function admit(types: TypeVersions, version: number, message: string, req
       data: { type: types.name, version, message },
     });
   }
-  const check = checkSchema(spec.request, request);
+  const check = checkSchema(spec.request, request, { nonFinite: spec.nonFinite === true });
   if (!check.ok) {
     const where = check.path ? `field '${check.path}'` : 'the payload';
     throw new MoltError(ErrorCode.InvalidPayload, `${types.name}@${version} ${message}: ${where} is invalid: ${check.problem}`, {

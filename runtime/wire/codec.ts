@@ -116,3 +116,9 @@ export function fixedHeaders(entries: ReadonlyArray<readonly [string, string]>):
   for (const method of ['set', 'append', 'delete'] as const) Object.defineProperty(h, method, { value: refuse });
   return h;
 }
+
+/** Bytes a header block adds to a message: the server's max_payload counts them with the body. */
+export function encodedLength(headers: MsgHdrs | undefined): number {
+  const encode = (headers as { encode?: () => Uint8Array } | undefined)?.encode;
+  return typeof encode === 'function' ? encode.call(headers).length : 0;
+}

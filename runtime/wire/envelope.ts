@@ -24,6 +24,8 @@ export interface CallEnvelope {
   readonly type: string;
   /** The actor key, decoded. */
   readonly key: string;
+  /** The key's shard. */
+  readonly shard: number;
   /** The interface version the caller speaks. */
   readonly version: number;
   /** The message name. */
@@ -108,7 +110,7 @@ export function parseCall(subject: string, headers: HeaderBlock | undefined, dat
       ),
     };
   }
-  if (data.length === 0) return { kind: 'call', type, key, version, message, request: {} };
+  if (data.length === 0) return { kind: 'call', type, key, shard: expected, version, message, request: {} };
   let request: unknown;
   try {
     request = codec.decode(data);
@@ -118,7 +120,7 @@ export function parseCall(subject: string, headers: HeaderBlock | undefined, dat
   if (typeof request !== 'object' || request === null || Array.isArray(request)) {
     return { kind: 'invalid', type, version, error: new MoltError(ErrorCode.MalformedBody, 'body must encode an object (the message payload)') };
   }
-  return { kind: 'call', type, key, version, message, request };
+  return { kind: 'call', type, key, shard: expected, version, message, request };
 }
 
 function invalid(error: MoltError): InvalidEnvelope {

@@ -105,11 +105,6 @@ export function shardSubscription(service: string, shard: number): string {
   return `molt.${service}.*.${shard}.*`;
 }
 
-/** The queue group of a service's nodes (each call is delivered to one node). */
-export function queueGroup(service: string): string {
-  return `molt-${service}`;
-}
-
 /** Names of the JetStream buckets a service uses. */
 export function bucketNames(service: string) {
   return {

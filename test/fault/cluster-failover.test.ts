@@ -32,7 +32,7 @@ const RECOVERY_BOUND_MS = 30_000;
 const STEADY_MS = 3000;
 /** The nodes' placement lease (--lease). */
 const LEASE_MS = 4000;
-const RETRYABLE = new Set(['Timeout', 'Unavailable']);
+const RETRYABLE = new Set(['Timeout', 'Unavailable', 'OutcomeUnknown']);
 
 const test = suite<{ cluster: NatsCluster; nodes: ChildNode[]; client: MoltClient }>('cluster');
 

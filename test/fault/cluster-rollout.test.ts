@@ -23,7 +23,7 @@ import { History, runCounterLoad } from '../support/load.ts';
 import { killAll, openCounters, startUpgradableNode, testPublisher } from '../support/upgrades.ts';
 
 const STATE_STREAM = 'KV_molt_counters_state';
-const RETRYABLE = new Set(['Timeout', 'Unavailable', 'Upgrading']);
+const RETRYABLE = new Set(['Timeout', 'Unavailable', 'Upgrading', 'OutcomeUnknown']);
 
 const test = suite<{ cluster: NatsCluster; nodes: ChildNode[]; client: MoltClient }>('cluster rollout');
 

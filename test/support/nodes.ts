@@ -34,7 +34,7 @@ export interface KeyLedger {
   value: number;
   /** Increments acknowledged with a reply. */
   acked: number;
-  /** Increments that failed without saying whether they applied (Timeout, Unavailable). */
+  /** Increments that failed without saying whether they applied (Timeout, OutcomeUnknown, Unavailable). */
   uncertain: number;
   /** How many of the uncertain ones a later read showed were applied. */
   uncertainApplied: number;
@@ -84,7 +84,8 @@ export function runKeyedLoad(client: MoltClient, keys: readonly string[]) {
         if (mark) l.ackedSinceMark++;
       } catch (e) {
         note(l, e);
-        if (!isRetryable(e)) {
+        // OutcomeUnknown: the node could not tell whether it was applied, like a Timeout.
+        if (!isRetryable(e) && !isMoltError(e, 'OutcomeUnknown')) {
           l.problems.push(`${l.key}: increment failed with a non-retryable error: ${String(e)}`);
           continue;
         }

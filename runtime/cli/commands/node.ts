@@ -69,6 +69,13 @@ export async function runNodeFromFlags(modulePath: string, flags: NodeFlags, nat
     leaseMs: positive('lease', flags.lease),
     maxBundleBytes: positive('max-bundle-bytes', flags.maxBundleBytes),
   });
+  // A node whose id another process took over (while this one was paused or
+  // cut off) has stopped serving for good: the process ends, so a supervisor sees it.
+  void node.stopped().then((reason) => {
+    if (!reason) return;
+    process.stderr.write(`molt: ${reason.code}: ${reason.message}\n`);
+    void manager.stop().finally(() => process.exit(1));
+  });
   const versions = Object.entries(node.status().types).map(([t, s]) => `${t}@${s.current}`).join(' ');
   process.stdout.write(`molt node ${node.id} serving ${service.name} (${versions}) on ${(Array.isArray(nats.servers) ? nats.servers : [nats.servers]).map(withoutCredentials).join(',')}\n`);
   // The manager works over the node's connection, which node.stop() drains: stop
