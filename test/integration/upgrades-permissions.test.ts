@@ -114,13 +114,16 @@ test('permissions - docs/permissions.md shows what `molt permissions shop` print
 });
 
 test('permissions - a node started before `molt setup` refuses, naming the command', async (ctx) => {
+  let started: MoltNode | undefined;
   try {
-    const node = await startNode(ctx, 'n1');
-    ctx.nodes.push(node);
-    assert.unreachable('the node must not start before the service is set up');
+    started = await startNode(ctx, 'n1');
   } catch (e) {
     assert.match(String((e as Error).message), /service 'counters' is not set up on this NATS \(missing: molt_counters_state, molt_counters_udb, molt_counters_upgrades, molt_counters_bundles\)/);
     assert.match(String((e as Error).message), /molt setup counters/);
+  }
+  if (started) {
+    await started.stop();
+    assert.unreachable('the node must not start before the service is set up');
   }
 });
 
@@ -197,10 +200,10 @@ test('permissions - a node cannot plant a descriptor or retire a version through
   const n1 = await as(ctx, 'n1');
   const jsm = await jetstreamManager(n1);
   await refused('create a stream that republishes into the upgrades bucket', () =>
-    jsm.streams.add({ name: 'PLANT', subjects: ['_INBOX.plant.>'], republish: { src: '>', dest: '$KV.molt_counters_upgrades.upgrade.counter.9' } }),
+    jsm.streams.add({ name: 'PLANT', subjects: ['_INBOX.plant.x'], republish: { src: '_INBOX.plant.x', dest: '$KV.molt_counters_upgrades.upgrade.counter.9' } }),
   );
   await refused('create a stream that republishes into the retirements', () =>
-    jsm.streams.add({ name: 'RETIRE', subjects: ['_INBOX.retire.>'], republish: { src: '>', dest: '$KV.molt_counters_udb.retired.counter.1' } }),
+    jsm.streams.add({ name: 'RETIRE', subjects: ['_INBOX.retire.x'], republish: { src: '_INBOX.retire.x', dest: '$KV.molt_counters_udb.retired.counter.1' } }),
   );
   await refused('add a RePublish to the state stream', () =>
     jsm.streams.update('KV_molt_counters_state', { republish: { src: '$KV.molt_counters_state.>', dest: '$KV.molt_counters_upgrades.upgrade.counter.9' } }),
@@ -217,31 +220,25 @@ test('permissions - a node cannot plant a descriptor or retire a version through
   assert.equal(await udb.retirements(), [], 'nothing was retired');
 });
 
-test('permissions - a node writes only its own UDB keys, and cannot delete or purge the state', async (ctx) => {
-  const n1 = await as(ctx, 'n1');
-  const udbKv: KV = await new Kvm(n1).open('molt_counters_udb');
+test('permissions - a node cannot write another node\'s record, progress or halt; its own it can', async (ctx) => {
+  const udbKv: KV = await new Kvm(await as(ctx, 'n1')).open('molt_counters_udb');
   const other = await udbKv.get('nodes.n2');
   assert.ok(other, 'a node reads the others\' records');
   await refused('write another node\'s record', () => udbKv.put('nodes.n2', other!.value));
   await refused('delete another node\'s record', () => udbKv.delete('nodes.n2'));
   await refused('write another node\'s progress', () => udbKv.put(`progress.${ctx.rolloutId}.n2`, '{}'));
   await refused('write another node\'s halt', () => udbKv.put(`control.${ctx.rolloutId}.n2`, '{}'));
+  // Its own keys are its to write (its heartbeat rewrites its record anyway).
+  await udbKv.put('nodes.n1', (await udbKv.get('nodes.n1'))!.value);
+  await udbKv.put(`progress.${ctx.rolloutId}.n1`, (await udbKv.get(`progress.${ctx.rolloutId}.n1`))!.value);
+});
+
+test('permissions - a node cannot write a control record, retire a version, or write another service', async (ctx) => {
+  const n1 = await as(ctx, 'n1');
+  const udbKv = await new Kvm(n1).open('molt_counters_udb');
   await refused('write a control record', () => udbKv.put(`control.${ctx.rolloutId}`, JSON.stringify({ rolloutId: ctx.rolloutId, command: 'rollback', by: 'n1', at: Date.now() })));
   await refused('retire a version', () => udbKv.put('retired.counter.1', JSON.stringify({ type: 'counter', version: 1, by: 'n1', at: Date.now() })));
-  const state = await new Kvm(n1).open('molt_counters_state');
-  await refused('write another service\'s keys', () => new Kvm(n1).open('molt_other_state').then((kv) => kv.put('x', 'y')));
-  const jsm = await jetstreamManager(n1);
-  await refused('purge the state', () => jsm.streams.purge('KV_molt_counters_state'));
-  await refused('delete the state bucket', () => jsm.streams.delete('KV_molt_counters_state'));
-  await refused('delete an actor record from the stream', () => jsm.streams.deleteMessage('KV_molt_counters_state', 1));
-  await refused('delete the UDB', () => jsm.streams.delete('KV_molt_counters_udb'));
-  await refused('delete the bundles', () => jsm.streams.delete('OBJ_molt_counters_bundles'));
-  assert.ok(await state.get(stateKey('counter', encodeKey('a'))), 'the state is still there');
-
-  // Its own keys are its to write (a node's record is rewritten by its heartbeat anyway).
-  const mine = await udbKv.get('nodes.n1');
-  await udbKv.put('nodes.n1', mine!.value);
-  await udbKv.put(`progress.${ctx.rolloutId}.n1`, (await udbKv.get(`progress.${ctx.rolloutId}.n1`))!.value);
+  await refused('write another service\'s state', () => new Kvm(n1).open('molt_other_state').then((kv) => kv.put('x', 'y')));
 });
 
 test('permissions - a node\'s halt key counts only as that node\'s pause', async (ctx) => {
@@ -281,6 +278,17 @@ test('permissions - only the publisher writes descriptors and bundles', async (c
   // The operator retires (a version no node runs natively any more).
   const udb = new Udb(await new Kvm(await as(ctx, 'operator')).open('molt_counters_udb'), 'counters');
   await udb.retire({ type: 'counter', version: 1, by: 'operator', at: Date.now() });
+});
+
+test('permissions - a node cannot purge or delete the state, nor delete the other buckets', async (ctx) => {
+  const jsm = await jetstreamManager(await as(ctx, 'n1'));
+  const before = await stateMessages(ctx);
+  await refused('purge the state', () => jsm.streams.purge('KV_molt_counters_state'));
+  await refused('delete an actor record from the stream', () => jsm.streams.deleteMessage('KV_molt_counters_state', 1));
+  await refused('delete the state bucket', () => jsm.streams.delete('KV_molt_counters_state'));
+  await refused('delete the UDB', () => jsm.streams.delete('KV_molt_counters_udb'));
+  await refused('delete the bundles', () => jsm.streams.delete('OBJ_molt_counters_bundles'));
+  assert.is(await stateMessages(ctx), before, 'the state is all there');
 });
 
 test.run();
