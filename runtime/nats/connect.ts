@@ -1,7 +1,7 @@
 /**
  * Connecting to NATS with the options Molt relies on, in one place, so nodes,
- * clients, tools and benchmarks use the same ones — credentials included
- * (see ./credentials.ts for the forms they take).
+ * clients, tools and benchmarks use the same ones — credentials included, in
+ * the forms the `nats` tools take (./credentials.ts).
  *
  * @module
  */
@@ -57,8 +57,9 @@ export async function connectNats(target: NatsConnectOptions): Promise<NatsConne
 }
 
 /**
- * Where `NATS_URL` and the `nats` CLI's credential variables say to connect
- * (see {@link credentialsFromEnv}); throws an Environment error when `NATS_URL` is unset.
+ * Where `NATS_URL` and the `nats` CLI's credential variables (`NATS_USER`,
+ * `NATS_PASSWORD`, `NATS_TOKEN`, `NATS_CREDS`, `NATS_NKEY`) say to connect;
+ * throws an Environment error when `NATS_URL` is unset.
  */
 export function natsFromEnv(env: NodeJS.ProcessEnv = process.env): NatsConnectOptions {
   const url = env.NATS_URL;

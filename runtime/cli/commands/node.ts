@@ -27,6 +27,7 @@ interface NodeFlags extends NatsFlags {
   reconcile?: string;
   tick?: string;
   maxBundleBytes?: string;
+  callerInboxPrefix?: string;
 }
 
 function parseVersions(pairs: string[] | undefined): Record<string, number> | undefined {
@@ -60,6 +61,7 @@ export async function runNodeFromFlags(modulePath: string, flags: NodeFlags, nat
     leaseMs: positive('lease', flags.lease),
     heartbeatMs: positive('heartbeat', flags.heartbeat),
     replicas: positive('replicas', flags.replicas),
+    ...(flags.callerInboxPrefix ? { callerInboxPrefix: flags.callerInboxPrefix } : {}),
   });
   // Every node runs an upgrade manager; with no trusted key it refuses (and reports) every upgrade.
   const manager = await startUpgradeManager(node, {
@@ -109,7 +111,8 @@ function addNodeFlags(cmd: Command): Command {
     .option('--passivate-after <ms>', 'drop actors idle this long from memory')
     .option('--lease <ms>', 'a node silent this long is considered dead; its shards move')
     .option('--heartbeat <ms>', 'heartbeat period')
-    .option('--replicas <n>', 'replicas of the JetStream buckets (3 on a 3-server cluster)')
+    .option('--replicas <n>', 'replicas the service\'s buckets must have; refuses to start if they differ (see molt setup)')
+    .option('--caller-inbox-prefix <prefix>', 'prefix of the reply subjects this node answers (default _INBOX); calls with any other are dropped unrun')
     .option('--trust <publicKeys...>', 'publisher public keys whose upgrades this node accepts (also $MOLT_TRUSTED_KEYS, comma-separated)')
     .option('--reconcile <ms>', 'how often the upgrade manager re-reads published upgrades (default 5000)')
     .option('--tick <ms>', 'clock tick of scheduling functions (default 1000)')

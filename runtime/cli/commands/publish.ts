@@ -65,7 +65,7 @@ export function registerPublishCommand(program: Command): void {
     .option('--fix', 'replace the code of an already-published version (named with --version), e.g. a fixed transform; same rollout, same messages')
     .option('--dry-run', 'build and check, print what would be published, write nothing')
     .option('--json', 'print the published descriptors as JSON')
-    .option('--replicas <n>', 'replicas of the upgrade buckets when creating them (3 on a 3-server cluster)')
+    .option('--replicas <n>', 'replicas the service\'s buckets must have; refuses if they differ (see molt setup)')
     .action(async (modulePath: string, flags: PublishFlags) => {
       const keyFile = flags.key ?? process.env.MOLT_PUBLISHER_KEY;
       if (!keyFile) throw new MoltError(ErrorCode.InvalidDefinition, 'no publisher key: pass --key <seed file> (create one with `molt keys generate`)');
