@@ -9,20 +9,33 @@
  *
  * @module
  */
-import type { Msg, MsgHdrs, NatsConnection, Subscription } from '@nats-io/transport-node';
+import { headers as natsHeaders, type Msg, type MsgHdrs, type NatsConnection, type Subscription } from '@nats-io/transport-node';
 import { ErrorCode, MoltError } from './errors.ts';
 import type { ActorInterface, CallArgs } from './define/version.ts';
 import type { AskSpec, MessageSpecs, ReplyOf } from './define/messages.ts';
 import { createSuperjsonCodec, encodedLength, fixedHeaders, type Codec } from './wire/codec.ts';
 import { HeaderBlock } from './wire/header-block.ts';
-import { callSubject, DEFAULT_SHARDS, encodeKey, Header, PROTOCOL_VERSION } from './wire/protocol.ts';
+import { preEncodedHeaders } from './nats/internals.ts';
+import { callSubject, DEFAULT_SHARDS, encodeKey, Header, IDEMPOTENCY_KEY_PATTERN, PROTOCOL_VERSION } from './wire/protocol.ts';
 import { createIdGenerator, systemClock, type Clock, type IdGenerator, type TimerHandle } from './env.ts';
 import { inboxPrefixOf, resolveConnection, type NatsTarget } from './nats/connect.ts';
+
+/** Options of one call. */
+export interface CallOptions {
+  /**
+   * The call's idempotency key (1–128 visible ASCII characters): a
+   * state-changing call sent again with the same key, to the same actor, is
+   * answered with the first one's reply and not applied again. Give your own
+   * (an order id, a request id) to make your retries safe; by default the
+   * client gives every call a fresh one, which makes its own retries safe.
+   */
+  idempotencyKey?: string;
+}
 
 /** A typed reference to one actor, speaking one interface version. */
 export type ActorRef<TMessages extends MessageSpecs> = {
   readonly [K in keyof TMessages & string]: (
-    ...args: CallArgs<TMessages[K]>
+    ...args: [...CallArgs<TMessages[K]>, options?: CallOptions]
   ) => Promise<TMessages[K] extends AskSpec ? ReplyOf<TMessages[K]> : void>;
 };
 
@@ -42,6 +55,19 @@ export interface ClientOptions {
    * node refused unrun (`Overloaded`), with backoff (default: the timeout).
    */
   retryUnavailableMs?: number;
+  /**
+   * Give every call an idempotency key of its own unless the caller gives one
+   * (default true). Without a key, a call whose outcome is unknown cannot be
+   * retried safely, and the client does not retry it.
+   */
+  idempotency?: boolean;
+  /**
+   * How many times a call that carries an idempotency key is sent again, with
+   * the same key, when its outcome is unknown (`Timeout`, `OutcomeUnknown`),
+   * each attempt with a fresh timeout (default 2). The node applies it at most
+   * once, so the caller gets the reply of the one attempt that ran.
+   */
+  uncertainRetries?: number;
   codec?: Codec;
   clock?: Clock;
   ids?: IdGenerator;
@@ -55,7 +81,7 @@ export interface MoltClient {
     key: string,
   ): ActorRef<TMessages>;
   /** Untyped call, for tools and other languages' parity tests. */
-  call(type: string, version: number, key: string, message: string, request?: unknown): Promise<unknown>;
+  call(type: string, version: number, key: string, message: string, request?: unknown, options?: CallOptions): Promise<unknown>;
   close(): Promise<void>;
 }
 
@@ -71,6 +97,10 @@ interface Pending {
   attempts: number;
   /** A "did not run it here" reply, kept while the shard's owner may still answer. */
   provisional?: MoltError;
+  /** The call's idempotency key, if it has one: only then may an uncertain outcome be retried. */
+  key: string | undefined;
+  /** Retries left for an uncertain outcome. */
+  uncertainLeft: number;
 }
 
 /** Creates a client for one service. */
@@ -86,6 +116,8 @@ function createClientOn(nc: NatsConnection, options: ClientOptions, ownsConnecti
   const shards = options.shards ?? DEFAULT_SHARDS;
   const timeoutMs = options.timeoutMs ?? 5000;
   const retryUnavailableMs = options.retryUnavailableMs ?? timeoutMs;
+  const autoKeys = options.idempotency ?? true;
+  const uncertainRetries = options.uncertainRetries ?? 2;
   // Under the connection's inbox prefix (`nats.inboxPrefix`), which nodes must accept as a caller's.
   const inbox = `${inboxPrefixOf(nc)}.molt.${ids.next()}`;
   const pending = new Map<string, Pending>();
@@ -143,6 +175,8 @@ function createClientOn(nc: NatsConnection, options: ClientOptions, ownsConnecti
       pending.set(id, p);
       return;
     }
+    // Ran, but its write was never acknowledged: with a key, sending it again is safe.
+    if (error.code === ErrorCode.OutcomeUnknown && retryUncertain(id, p)) return;
     // Refused unrun by a busy node or actor: nothing changed, so sending the
     // very same call again is safe; back off while the retry window lasts.
     if (error.code === ErrorCode.Overloaded && clock.monotonic() < p.retryUntil) {
@@ -152,6 +186,20 @@ function createClientOn(nc: NatsConnection, options: ClientOptions, ownsConnecti
       return;
     }
     p.reject(error);
+  }
+
+  /**
+   * Sends a call whose outcome is unknown again, with the same idempotency
+   * key and a fresh deadline, if it has a key and retries left.
+   */
+  function retryUncertain(id: string, p: Pending): boolean {
+    if (p.key === undefined || p.uncertainLeft <= 0 || closed) return false;
+    p.uncertainLeft--;
+    p.provisional = undefined;
+    p.deadline = clock.monotonic() + timeoutMs;
+    pending.set(id, p);
+    resend(id, p, 0);
+    return true;
   }
 
   /** Sends a pending call again after `delayMs`, unless it ended meanwhile. */
@@ -173,6 +221,7 @@ function createClientOn(nc: NatsConnection, options: ClientOptions, ownsConnecti
     for (const [id, p] of pending) {
       if (now >= p.deadline) {
         pending.delete(id);
+        if (retryUncertain(id, p)) continue;
         p.reject(p.provisional ?? new MoltError(ErrorCode.Timeout, `no reply on ${p.subject} within ${timeoutMs} ms; the call may or may not have been applied`, { data: { subject: p.subject, timeoutMs } }));
       }
     }
@@ -198,20 +247,44 @@ function createClientOn(nc: NatsConnection, options: ClientOptions, ownsConnecti
     return h;
   }
 
-  function call(type: string, version: number, key: string, message: string, request: unknown = {}): Promise<unknown> {
-    return send(() => callSubject(options.service, type, encodeKey(key), shards), version, message, request);
+  function call(type: string, version: number, key: string, message: string, request: unknown = {}, callOptions?: CallOptions): Promise<unknown> {
+    return send(() => callSubject(options.service, type, encodeKey(key), shards), version, message, request, callOptions);
+  }
+
+  /**
+   * The header block of a call with an idempotency key: built per call, as
+   * bytes. The key is visible ASCII (checked); a message name that is not
+   * goes through nats.js's own header checks instead (no line breaks can
+   * smuggle in another header).
+   */
+  function keyedHeaders(version: number, message: string, key: string): MsgHdrs {
+    if (!/^[\x20-\x7e]+$/.test(message)) {
+      const h = natsHeaders();
+      h.set(Header.Version, String(version));
+      h.set(Header.Message, message);
+      h.set(Header.Protocol, String(PROTOCOL_VERSION));
+      h.set(Header.IdempotencyKey, key);
+      return h;
+    }
+    return preEncodedHeaders(
+      Buffer.from(`NATS/1.0\r\n${Header.Version}: ${version}\r\n${Header.Message}: ${message}\r\n${Header.Protocol}: ${PROTOCOL_VERSION}\r\n${Header.IdempotencyKey}: ${key}\r\n\r\n`, 'utf8'),
+    );
   }
 
   /** Sends one call; `subjectOf` may throw (an unencodable key) and the call then rejects with that error. */
-  function send(subjectOf: () => string, version: number, message: string, request: unknown = {}): Promise<unknown> {
+  function send(subjectOf: () => string, version: number, message: string, request: unknown = {}, callOptions?: CallOptions): Promise<unknown> {
     if (closed) return Promise.reject(new MoltError(ErrorCode.Unavailable, 'this client is closed'));
+    const key = callOptions?.idempotencyKey ?? (autoKeys ? ids.next() : undefined);
+    if (key !== undefined && !IDEMPOTENCY_KEY_PATTERN.test(key)) {
+      return Promise.reject(new MoltError(ErrorCode.InvalidHeader, `an idempotency key must be 1 to 128 visible ASCII characters (no spaces); got ${JSON.stringify(key.slice(0, 40))}`, { data: { length: key.length } }));
+    }
     let subject: string;
     let body: Uint8Array;
     let h: MsgHdrs;
     try {
       subject = subjectOf();
       body = codec.encode(request);
-      h = headersFor(version, message);
+      h = key === undefined ? headersFor(version, message) : keyedHeaders(version, message, key);
     } catch (e) {
       return Promise.reject(e);
     }
@@ -227,7 +300,7 @@ function createClientOn(nc: NatsConnection, options: ClientOptions, ownsConnecti
     const id = (seq++).toString(36);
     return new Promise((resolve, reject) => {
       const now = clock.monotonic();
-      pending.set(id, { resolve, reject, deadline: now + timeoutMs, retryUntil: now + retryUnavailableMs, subject, body, headers: h, attempts: 0 });
+      pending.set(id, { resolve, reject, deadline: now + timeoutMs, retryUntil: now + retryUnavailableMs, subject, body, headers: h, attempts: 0, key, uncertainLeft: key === undefined ? 0 : uncertainRetries });
       try {
         nc.publish(subject, body, { reply: `${inbox}.${id}`, headers: h });
       } catch (e) {
@@ -242,13 +315,13 @@ function createClientOn(nc: NatsConnection, options: ClientOptions, ownsConnecti
       // The subject is computed on the first call and kept: a ref calls one actor.
       let subject: string | undefined;
       const subjectOf = () => (subject ??= callSubject(options.service, iface.type, encodeKey(key), shards));
-      const ref: Record<string, (request?: unknown) => Promise<unknown>> = {};
+      const ref: Record<string, (request?: unknown, callOptions?: CallOptions) => Promise<unknown>> = {};
       for (const message of Object.keys(iface.messages)) {
         const isAsk = iface.messages[message]!.kind === 'ask';
         ref[message] = isAsk
-          ? (request) => send(subjectOf, iface.version, message, request)
-          : async (request) => {
-              await send(subjectOf, iface.version, message, request);
+          ? (request, callOptions) => send(subjectOf, iface.version, message, request, callOptions)
+          : async (request, callOptions) => {
+              await send(subjectOf, iface.version, message, request, callOptions);
             };
       }
       return ref as unknown as ActorRef<typeof iface.messages>;

@@ -19,6 +19,7 @@ import { ActorHost, DEFAULT_MAILBOX_LIMIT, type HostStats, type TransformFailure
 import { createKvStore, createMemoryStore, type StateStore } from './host/store.ts';
 import { NODE_PREFIX, Placement, type NodeRecord } from './host/placement.ts';
 import { routeFor, servedVersions } from './upgrade/layer.ts';
+import { DEFAULT_REMEMBER } from './host/remembered.ts';
 import { createEdge } from './node/edge.ts';
 import { probeCallPath } from './node/liveness.ts';
 import { ensureIdFree, readNodeRecord } from './node/identity.ts';
@@ -54,11 +55,26 @@ export interface NodeOptions {
   /** Calls admitted and unanswered on this node before more are refused with `Overloaded` (default 20 000). */
   maxInflight?: number;
   /**
+   * How long (default 10 minutes) and how many (default 64, newest kept) idempotency
+   * keys of state-changing calls each actor remembers with its state: a call sent
+   * again with a remembered key gets the first reply and is not run again.
+   */
+  idempotency?: { windowMs?: number; limit?: number };
+  /**
    * Replicas the service's buckets must have: the node refuses to start if they
    * have others (default: whatever they have; a server without authentication
    * sets them up with min(3, cluster size)). See `molt setup`.
    */
   replicas?: number;
+  /**
+   * Most bytes the actor-state bucket may hold, when this node sets the service
+   * up (on a server that asks for no credentials; elsewhere `molt setup
+   * --state-max-bytes`). On a server whose JetStream storage is bounded, keep
+   * it below that bound: when actor state fills the bucket, writes fail
+   * (`Unavailable`, nothing written) while heartbeats still have room, so nodes
+   * keep their leases and keep answering reads.
+   */
+  stateMaxBytes?: number;
   /**
    * Prefix of the reply subjects of this service's callers (default `_INBOX`,
    * nats.js's default; a client's `nats.inboxPrefix` must be under it). A call
@@ -173,7 +189,7 @@ export async function createNode(options: NodeOptions): Promise<MoltNode> {
     if (control !== nc) await control.close().catch(() => undefined);
   };
   // Set up by the operator (`molt setup`); only opened here (see udb/buckets.ts).
-  const { state: stateKv, udb } = await openNodeBuckets(control, service.name, { ...(options.replicas !== undefined ? { replicas: options.replicas } : {}), asker: `node ${nodeId}`, logger }).catch(async (e: unknown) => {
+  const { state: stateKv, udb } = await openNodeBuckets(control, service.name, { replicas: options.replicas, stateMaxBytes: options.stateMaxBytes, asker: `node ${nodeId}`, logger }).catch(async (e: unknown) => {
     await closeConnections();
     throw e;
   });
@@ -207,6 +223,7 @@ export async function createNode(options: NodeOptions): Promise<MoltNode> {
         passivateAfterMs: type.options.passivateAfterMs ?? options.passivateAfterMs ?? 60_000,
         holdLimit: options.holdLimit ?? 10_000,
         mailboxLimit: options.mailboxLimit ?? DEFAULT_MAILBOX_LIMIT,
+        remember: { ...DEFAULT_REMEMBER, ...options.idempotency },
         store: type.options.volatile ? createMemoryStore() : durableStore,
         codec,
         clock,

@@ -18,6 +18,7 @@ import { encodeKey, stateKey } from '../wire/protocol.ts';
 import type { Clock, Logger } from '../env.ts';
 import type { AnyActorVersion } from '../define/version.ts';
 import { RevisionConflict, type StateStore } from './store.ts';
+import { DEFAULT_REMEMBER, RememberedCalls, type RememberedCall, type RememberOptions } from './remembered.ts';
 import {
   admit,
   initialActorState,
@@ -40,6 +41,8 @@ export interface Call {
   readonly request: unknown;
   readonly route: Route;
   readonly settle: Settle;
+  /** The caller's idempotency key, if it sent one (see host/remembered.ts). */
+  readonly idempotencyKey?: string | undefined;
 }
 
 /** Counters a host keeps for status and health gating. */
@@ -77,6 +80,8 @@ export interface ActorHostOptions {
   holdLimit: number;
   /** Most calls waiting in one actor's mailbox; more get a retryable `Overloaded` error (default 1000). */
   mailboxLimit?: number;
+  /** How long, and how many, idempotency keys of state-changing calls an actor remembers (host/remembered.ts). */
+  remember?: RememberOptions;
   store: StateStore;
   codec: Codec;
   clock: Clock;
@@ -191,9 +196,9 @@ export class ActorHost {
   }
 
   /** Accepts a call for actor `key`: validates it and queues it on the actor. Resolves with the reply. */
-  deliver(key: string, version: number, message: string, request: unknown): Promise<unknown> {
+  deliver(key: string, version: number, message: string, request: unknown, idempotencyKey?: string): Promise<unknown> {
     return new Promise<unknown>((resolve, reject) => {
-      this.dispatch(key, version, message, request, (error, reply) => (error ? reject(error) : resolve(reply)));
+      this.dispatch(key, version, message, request, (error, reply) => (error ? reject(error) : resolve(reply)), idempotencyKey);
     });
   }
 
@@ -202,7 +207,7 @@ export class ActorHost {
    * gets the outcome — synchronously when the actor is resident and the call
    * writes nothing, which is most calls to volatile actors.
    */
-  dispatch(key: string, version: number, message: string, request: unknown, settle: Settle): void {
+  dispatch(key: string, version: number, message: string, request: unknown, settle: Settle, idempotencyKey?: string): void {
     this.stats.calls++;
     let route: Route;
     try {
@@ -211,7 +216,7 @@ export class ActorHost {
       this.fail({ version, message, request, route: 'native', settle }, toMoltError(e));
       return;
     }
-    const call: Call = { version, message, request, route, settle };
+    const call: Call = { version, message, request, route, settle, idempotencyKey };
     if (this.held) {
       if (this.held.length >= this.options.holdLimit) {
         this.fail(call, new MoltError(ErrorCode.Upgrading, `${this.name} is upgrading on this node and ${this.options.holdLimit} calls are already held; retry shortly`, { data: { type: this.name } }));
@@ -496,6 +501,8 @@ class ActorCell {
   private pumping = false;
   /** Calls still to run one per batch (after a batch grew the state past what the store holds). */
   private soloCalls = 0;
+  /** Idempotency keys of recent state-changing calls, kept in the state record. */
+  private readonly remembered: RememberedCalls;
   lastUsed: number;
   private readonly storeKey: string;
 
@@ -505,6 +512,13 @@ class ActorCell {
   ) {
     this.lastUsed = host.config.clock.now();
     this.storeKey = host.storeKey(key);
+    this.remembered = new RememberedCalls(host.config.remember ?? DEFAULT_REMEMBER);
+  }
+
+  /** The bytes of this actor's record for `state`, with the calls it remembers. */
+  private encodeRecord(state: ActorState, remembered: RememberedCall[] | undefined): Uint8Array {
+    const record: PersistedActor & { ik?: RememberedCall[] } = persist(state);
+    return this.host.config.codec.encode(remembered ? { ...record, ik: remembered } : record);
   }
 
   get idle(): boolean {
@@ -547,15 +561,18 @@ class ActorCell {
     if (config.volatile) {
       this.state = initialActorState(types);
       this.revision = 0;
+      this.remembered.load(undefined);
       return;
     }
     const stored = await config.store.load(this.storeKey);
     this.revision = stored.revision;
     if (!stored.bytes) {
       this.state = initialActorState(types);
+      this.remembered.load(undefined);
       return;
     }
     const persisted = this.readRecord(stored.bytes, stored.revision);
+    this.remembered.load((persisted as { ik?: unknown }).ik);
     try {
       this.state = restore(types, persisted, this.key);
       this.failure = undefined;
@@ -636,10 +653,18 @@ class ActorCell {
     let dirty = false;
     const outcomes: BatchTurns['outcomes'] = [];
     for (const call of batch) {
+      const key = call.idempotencyKey;
+      const seen = key === undefined ? undefined : this.remembered.find(key);
+      if (seen) {
+        // Applied before (maybe in this very batch): its reply, not a second run.
+        outcomes.push({ ok: true, reply: seen.reply });
+        continue;
+      }
       try {
         const result = runTurn(types, working, call.route, call.version, call.message, call.request);
         working = result.state;
         dirty ||= result.changed;
+        if (key !== undefined && result.changed) this.remembered.stage(key, result.reply, this.host.config.clock.now());
         outcomes.push({ ok: true, reply: result.reply });
       } catch (e) {
         outcomes.push({ ok: false, error: toMoltError(e, ErrorCode.ActorFailed) });
@@ -649,8 +674,10 @@ class ActorCell {
   }
 
   /** Adopts the batch's state and answers its calls (after the write, for durable actors). */
-  private answer(batch: Call[], turns: BatchTurns): void {
+  private answer(batch: Call[], turns: BatchTurns, remembered?: RememberedCall[]): void {
     this.state = turns.working;
+    // A durable batch's calls were remembered by its write; a volatile one's only here.
+    if (remembered !== undefined || this.remembered.hasStaged) this.remembered.commit(remembered ?? this.remembered.toRecord(this.host.config.clock.now()));
     this.lastUsed = this.host.config.clock.now();
     turns.outcomes.forEach((o, i) => {
       const call = batch[i]!;
@@ -678,9 +705,12 @@ class ActorCell {
   /** Writes the batch's state with compare-and-set; answers the batch only once it is stored. */
   private async commitThenPump(batch: Call[], turns: BatchTurns, conflicts: number): Promise<void> {
     const { config } = this.host;
+    const remembered = this.remembered.toRecord(config.clock.now());
     try {
-      this.revision = await config.store.save(this.storeKey, config.codec.encode(persist(turns.working)), this.revision);
+      this.revision = await config.store.save(this.storeKey, this.encodeRecord(turns.working, remembered), this.revision);
     } catch (e) {
+      // The batch will run again (or fail): what it staged is not remembered.
+      this.remembered.discardStaged();
       if (e instanceof RevisionConflict && conflicts < MAX_CONFLICT_RETRIES) {
         // Another node wrote this actor (a placement move): reload and run the
         // batch again. None of its replies has been sent, so nothing is applied twice.
@@ -709,7 +739,7 @@ class ActorCell {
       this.pump(conflicts);
       return;
     }
-    this.answer(batch, turns);
+    this.answer(batch, turns, remembered ?? []);
     this.pump(conflicts);
   }
 
@@ -740,7 +770,7 @@ class ActorCell {
         return true;
       }
       try {
-        this.revision = await config.store.save(this.storeKey, config.codec.encode(persist(next)), this.revision);
+        this.revision = await config.store.save(this.storeKey, this.encodeRecord(next, this.remembered.toRecord(config.clock.now())), this.revision);
         this.state = next;
         return true;
       } catch (e) {

@@ -11,6 +11,7 @@ import { ErrorCode, MoltError } from '../errors.ts';
 import { inboxPrefixOf } from '../nats/connect.ts';
 import { systemClock, type Clock, type TimerHandle } from '../env.ts';
 import { encodedLength } from '../wire/codec.ts';
+import { preEncodedHeaders } from '../nats/internals.ts';
 
 /** A stored record and its revision (0 = absent). */
 export interface StoredRecord {
@@ -124,8 +125,7 @@ function keySubjects(kv: KV): (key: string) => string {
  * same bytes a `headers()` with that one entry encodes to.
  */
 export function expectedLastSequence(revision: number): MsgHdrs {
-  const bytes = Buffer.from(`NATS/1.0\r\nNats-Expected-Last-Subject-Sequence: ${revision}\r\n\r\n`, 'latin1');
-  return { encode: () => bytes } as unknown as MsgHdrs;
+  return preEncodedHeaders(Buffer.from(`NATS/1.0\r\nNats-Expected-Last-Subject-Sequence: ${revision}\r\n\r\n`, 'latin1'));
 }
 
 /**

@@ -136,12 +136,19 @@ export function createEdge(options: EdgeOptions): Edge {
       return replyBytes(msg, false, shed, { correlation, version: parsed.version, nodeVersion: host.currentVersion });
     }
     inflight++;
-    host.dispatch(parsed.key, parsed.version, parsed.message, parsed.request, (error, result) => {
-      const meta: ReplyMeta = { correlation, version: parsed.version, nodeVersion: host.currentVersion };
-      if (error) reply(msg, false, error.toWire(), meta);
-      else reply(msg, true, result, meta);
-      answered();
-    });
+    host.dispatch(
+      parsed.key,
+      parsed.version,
+      parsed.message,
+      parsed.request,
+      (error, result) => {
+        const meta: ReplyMeta = { correlation, version: parsed.version, nodeVersion: host.currentVersion };
+        if (error) reply(msg, false, error.toWire(), meta);
+        else reply(msg, true, result, meta);
+        answered();
+      },
+      parsed.idempotencyKey,
+    );
   }
 
   /** Answers a call whose header block cannot even be parsed (InvalidHeader), touching nothing else of it. */

@@ -94,8 +94,23 @@ export interface BucketOutcome {
   bucket: BucketSpec;
   action: 'created' | 'existed' | 'updated';
   replicas: number;
-  /** Replicas before an update. */
+  /** Replicas before an update that changed them. */
   from?: number;
+  /** The actor-state bucket's size limit in bytes, when it has one. */
+  maxBytes?: number;
+}
+
+/** What setup makes the buckets with. */
+export interface SetupOptions {
+  /** Replicas of every bucket (default {@link defaultReplicas}); existing buckets with others are changed. */
+  replicas?: number;
+  /**
+   * Size limit of the actor-state bucket (default: none). Keep it below a
+   * bounded JetStream storage, so the upgrade database always has room
+   * (docs/operations.md, "JetStream storage runs out"); an existing state
+   * bucket with another limit is changed.
+   */
+  stateMaxBytes?: number;
 }
 
 async function streamInfo(jsm: JetStreamManager, stream: string): Promise<StreamInfo | undefined> {
@@ -107,7 +122,11 @@ async function streamInfo(jsm: JetStreamManager, stream: string): Promise<Stream
   }
 }
 
-async function createBucket(nc: NatsConnection, spec: BucketSpec, replicas: number): Promise<void> {
+function isState(spec: BucketSpec): boolean {
+  return spec.name.endsWith('_state');
+}
+
+async function createBucket(nc: NatsConnection, spec: BucketSpec, replicas: number, stateMaxBytes: number | undefined): Promise<void> {
   if (spec.kind === 'object') {
     await new Objm(nc).create(spec.name, { replicas });
     return;
@@ -115,8 +134,9 @@ async function createBucket(nc: NatsConnection, spec: BucketSpec, replicas: numb
   // Replicated state is read from the stream leader (allow_direct off): a direct
   // get may be answered by a replica that lags, and an actor loaded from it
   // would answer reads from an older state.
-  const direct = spec.name.endsWith('_state') && replicas > 1 ? { allow_direct: false } : {};
-  await new Kvm(nc).create(spec.name, { history: spec.history ?? 1, replicas, ...direct });
+  const direct = isState(spec) && replicas > 1 ? { allow_direct: false } : {};
+  const limit = isState(spec) && stateMaxBytes !== undefined ? { max_bytes: stateMaxBytes } : {};
+  await new Kvm(nc).create(spec.name, { history: spec.history ?? 1, replicas, ...direct, ...limit });
 }
 
 /**
@@ -125,7 +145,7 @@ async function createBucket(nc: NatsConnection, spec: BucketSpec, replicas: numb
  * and — when `replicas` is given — changes the replicas of existing ones that
  * differ. Idempotent; needs the operator's permissions (docs/permissions.md).
  */
-export async function setupServiceBuckets(nc: NatsConnection, service: string, options: { replicas?: number } = {}): Promise<BucketOutcome[]> {
+export async function setupServiceBuckets(nc: NatsConnection, service: string, options: SetupOptions = {}): Promise<BucketOutcome[]> {
   const jsm = await jetstreamManager(nc);
   const outcomes: BucketOutcome[] = [];
   let guess = options.replicas ?? defaultReplicas(nc);
@@ -135,22 +155,28 @@ export async function setupServiceBuckets(nc: NatsConnection, service: string, o
     });
     if (info) {
       const have = info.config.num_replicas || 1;
-      if (options.replicas === undefined || have === options.replicas) {
-        outcomes.push({ bucket: spec, action: 'existed', replicas: have });
+      const haveLimit = info.config.max_bytes > 0 ? info.config.max_bytes : undefined;
+      const change: { num_replicas?: number; allow_direct?: boolean; max_bytes?: number } = {};
+      if (options.replicas !== undefined && have !== options.replicas) {
+        change.num_replicas = options.replicas;
+        if (isState(spec)) change.allow_direct = options.replicas === 1;
+      }
+      if (isState(spec) && options.stateMaxBytes !== undefined && haveLimit !== options.stateMaxBytes) change.max_bytes = options.stateMaxBytes;
+      if (Object.keys(change).length === 0) {
+        outcomes.push({ bucket: spec, action: 'existed', replicas: have, ...(haveLimit !== undefined ? { maxBytes: haveLimit } : {}) });
         continue;
       }
-      const change: { num_replicas: number; allow_direct?: boolean } = { num_replicas: options.replicas };
-      if (spec.name.endsWith('_state')) change.allow_direct = options.replicas === 1;
       await jsm.streams.update(spec.stream, change).catch((e: unknown) => {
         throw setupError(service, spec, e);
       });
-      outcomes.push({ bucket: spec, action: 'updated', replicas: options.replicas, from: have });
+      const limit = change.max_bytes ?? haveLimit;
+      outcomes.push({ bucket: spec, action: 'updated', replicas: change.num_replicas ?? have, ...(change.num_replicas !== undefined ? { from: have } : {}), ...(limit !== undefined ? { maxBytes: limit } : {}) });
       continue;
     }
     for (;;) {
       try {
-        await createBucket(nc, spec, guess);
-        outcomes.push({ bucket: spec, action: 'created', replicas: guess });
+        await createBucket(nc, spec, guess, options.stateMaxBytes);
+        outcomes.push({ bucket: spec, action: 'created', replicas: guess, ...(isState(spec) && options.stateMaxBytes !== undefined ? { maxBytes: options.stateMaxBytes } : {}) });
         break;
       } catch (e) {
         // Only a guess steps down; replicas the operator asked for are made or refused.
@@ -179,7 +205,9 @@ function setupError(service: string, spec: BucketSpec, e: unknown, replicas?: nu
 /** Options of {@link ensureServiceBuckets}. */
 export interface EnsureBucketsOptions {
   /** Replicas the caller was asked for (`--replicas`); every existing bucket must have them. */
-  replicas?: number;
+  replicas?: number | undefined;
+  /** The actor-state bucket's size limit, should this caller set the service up. */
+  stateMaxBytes?: number | undefined;
   /** Who asks, for messages: e.g. `node n1`, `molt publish`. */
   asker: string;
   logger?: Logger;
@@ -215,7 +243,10 @@ export async function ensureServiceBuckets(nc: NatsConnection, service: string, 
         { data: { service, missing: missing.map((s) => s.name) } },
       );
     }
-    const outcomes = await setupServiceBuckets(nc, service, options.replicas !== undefined ? { replicas: options.replicas } : {});
+    const outcomes = await setupServiceBuckets(nc, service, {
+      ...(options.replicas !== undefined ? { replicas: options.replicas } : {}),
+      ...(options.stateMaxBytes !== undefined ? { stateMaxBytes: options.stateMaxBytes } : {}),
+    });
     options.logger?.info('set up the service buckets (this NATS asks for no credentials)', {
       created: outcomes.filter((o) => o.action === 'created').map((o) => `${o.bucket.name} R${o.replicas}`),
     });

@@ -168,7 +168,7 @@ export function restore(types: TypeVersions, persisted: PersistedActor, key: str
     if (types.rolledBackFrom === undefined || v > types.rolledBackFrom) {
       throw new MoltError(ErrorCode.VersionUnsupported, `actor ${types.name}/${key} was written by version ${v}, but this node runs version ${types.current}; it will be served once this node upgrades`, {
         retryable: true,
-        data: { type: types.name, key, stateVersion: v, current: types.current },
+        data: { type: types.name, key, stateVersion: v, current: types.current, served: servedVersions(types) },
       });
     }
     return restoreDown(types, persisted, key);

@@ -15,6 +15,7 @@
  */
 import SuperJSON from 'superjson';
 import { headers as natsHeaders, type MsgHdrs } from '@nats-io/transport-node';
+import { headerBytes } from '../nats/internals.ts';
 
 /** Encodes values to bytes and back. One instance per runtime. */
 export interface Codec {
@@ -103,13 +104,9 @@ export function createSuperjsonCodec(): Codec {
 export function fixedHeaders(entries: ReadonlyArray<readonly [string, string]>): MsgHdrs {
   const h = natsHeaders();
   for (const [key, value] of entries) h.set(key, value);
-  // `encode` is how nats.js 3.x serialises headers at publish time; it is not
-  // part of the typed MsgHdrs interface, so only reuse it if it is there.
-  const impl = h as MsgHdrs & { encode?: () => Uint8Array };
-  if (typeof impl.encode === 'function') {
-    const bytes = impl.encode();
-    Object.defineProperty(impl, 'encode', { value: () => bytes });
-  }
+  // Encoded once: nats.js publishes headers by calling `encode()` (see nats/internals.ts).
+  const bytes = headerBytes(h);
+  if (bytes) Object.defineProperty(h, 'encode', { value: () => bytes });
   const refuse = () => {
     throw new TypeError('this header block is shared by many messages and cannot be changed; build a new one with headers()');
   };
@@ -119,6 +116,5 @@ export function fixedHeaders(entries: ReadonlyArray<readonly [string, string]>):
 
 /** Bytes a header block adds to a message: the server's max_payload counts them with the body. */
 export function encodedLength(headers: MsgHdrs | undefined): number {
-  const encode = (headers as { encode?: () => Uint8Array } | undefined)?.encode;
-  return typeof encode === 'function' ? encode.call(headers).length : 0;
+  return headerBytes(headers)?.length ?? 0;
 }

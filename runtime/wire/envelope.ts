@@ -15,7 +15,7 @@ import { ErrorCode, MoltError, toMoltError } from '../errors.ts';
 import type { Codec } from './codec.ts';
 import { fixedHeaders } from './codec.ts';
 import type { HeaderBlock } from './header-block.ts';
-import { decodeKey, Header, PROTOCOL_VERSION, shardOf } from './protocol.ts';
+import { decodeKey, Header, IDEMPOTENCY_KEY_PATTERN, PROTOCOL_VERSION, shardOf } from './protocol.ts';
 
 /** A call that passed every check the node can make before it reaches an actor. */
 export interface CallEnvelope {
@@ -32,6 +32,8 @@ export interface CallEnvelope {
   readonly message: string;
   /** The decoded body: the message payload (an object). */
   readonly request: unknown;
+  /** The caller's idempotency key, if it sent one. */
+  readonly idempotencyKey: string | undefined;
 }
 
 /** A call the node refuses before any actor sees it. */
@@ -90,6 +92,15 @@ export function parseCall(subject: string, headers: HeaderBlock | undefined, dat
       error: new MoltError(ErrorCode.PayloadTooLarge, `body is ${data.length} bytes; this node accepts at most ${limits.maxPayload}`, { data: { size: data.length, limit: limits.maxPayload } }),
     };
   }
+  const idempotencyKey = headers?.get(Header.IdempotencyKey);
+  if (idempotencyKey !== undefined && !IDEMPOTENCY_KEY_PATTERN.test(idempotencyKey)) {
+    return {
+      kind: 'invalid',
+      type,
+      version,
+      error: new MoltError(ErrorCode.InvalidHeader, `header ${Header.IdempotencyKey} must be 1 to 128 visible ASCII characters; got ${idempotencyKey.length} characters`, { data: { header: Header.IdempotencyKey } }),
+    };
+  }
   const keyToken = tokens[4]!;
   let key: string;
   try {
@@ -110,7 +121,7 @@ export function parseCall(subject: string, headers: HeaderBlock | undefined, dat
       ),
     };
   }
-  if (data.length === 0) return { kind: 'call', type, key, shard: expected, version, message, request: {} };
+  if (data.length === 0) return { kind: 'call', type, key, shard: expected, version, message, request: {}, idempotencyKey };
   let request: unknown;
   try {
     request = codec.decode(data);
@@ -120,7 +131,7 @@ export function parseCall(subject: string, headers: HeaderBlock | undefined, dat
   if (typeof request !== 'object' || request === null || Array.isArray(request)) {
     return { kind: 'invalid', type, version, error: new MoltError(ErrorCode.MalformedBody, 'body must encode an object (the message payload)') };
   }
-  return { kind: 'call', type, key, shard: expected, version, message, request };
+  return { kind: 'call', type, key, shard: expected, version, message, request, idempotencyKey };
 }
 
 function invalid(error: MoltError): InvalidEnvelope {

@@ -15,6 +15,7 @@
  * @module
  */
 import type { Msg } from '@nats-io/transport-node';
+import { rawHeaderBytes } from '../nats/internals.ts';
 
 /** The decoded text of a received message's header block. */
 export class HeaderBlock {
@@ -52,18 +53,9 @@ export class HeaderBlock {
 
 const decoder = new TextDecoder();
 
-/** The private fields of nats.js 3.x's MsgImpl that hold the raw frame. */
-interface RawFrame {
-  _rdata?: Uint8Array;
-  _msg?: { hdr?: number };
-}
-
 function headerText(msg: Msg): string | undefined {
-  const raw = msg as unknown as RawFrame;
-  const length = raw._msg?.hdr;
-  if (raw._rdata instanceof Uint8Array && typeof length === 'number') {
-    return length > 0 ? decoder.decode(raw._rdata.subarray(0, length)) : undefined;
-  }
+  const raw = rawHeaderBytes(msg);
+  if (raw !== 'unknown') return raw === undefined ? undefined : decoder.decode(raw);
   // Another Msg implementation: go through its public header map.
   const parsed = msg.headers;
   return parsed ? parsed.toString() : undefined;

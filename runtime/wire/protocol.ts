@@ -22,6 +22,11 @@ export const Header = {
   Message: 'Molt-Message',
   /** Caller's correlation id (optional), echoed in the reply. */
   Correlation: 'Molt-Correlation',
+  /**
+   * Caller's idempotency key (optional): a state-changing call sent again with
+   * the same key is answered with the first one's reply and not run again.
+   */
+  IdempotencyKey: 'Molt-Idempotency-Key',
   /** The protocol revision (optional in calls, always set in replies). */
   Protocol: 'Molt-Protocol',
   /** In replies: 'ok' or 'error'. */
@@ -31,6 +36,9 @@ export const Header = {
   /** In replies: how the call was served: native, past, future, future2. */
   ServedBy: 'Molt-Served-By',
 } as const;
+
+/** An idempotency key: 1–128 visible ASCII characters. */
+export const IDEMPOTENCY_KEY_PATTERN = /^[\x21-\x7e]{1,128}$/;
 
 /** Default number of shards per service: the unit of placement. */
 export const DEFAULT_SHARDS = 64;
@@ -68,7 +76,10 @@ export function decodeKey(token: string): string {
     // ... and only keys a client may encode (at most MAX_KEY_BYTES), so every served actor is callable.
     if (key.length > 0 && !rawKeyPattern.test(key) && Buffer.byteLength(key, 'utf8') <= MAX_KEY_BYTES && Buffer.from(key, 'utf8').toString('base64url') === token.slice(1)) return key;
   }
-  throw new MoltError(ErrorCode.InvalidKey, `subject token '${token.slice(0, 64)}' is not an encoded actor key (see docs/protocol.md, "Actor keys")`, { data: { token: token.slice(0, 64) } });
+  // The whole token in data (a subject is bounded by the server's control line);
+  // the message shows its start and says how long it is.
+  const shown = token.length > 64 ? `${token.slice(0, 64)}…' (${token.length} characters)` : `${token}'`;
+  throw new MoltError(ErrorCode.InvalidKey, `subject token '${shown} is not an encoded actor key (see docs/protocol.md, "Actor keys")`, { data: { token } });
 }
 
 /** FNV-1a, 32 bit, over the UTF-8 bytes of `text`. */

@@ -28,6 +28,7 @@ interface NodeFlags extends NatsFlags {
   tick?: string;
   maxBundleBytes?: string;
   callerInboxPrefix?: string;
+  stateMaxBytes?: string;
 }
 
 function parseVersions(pairs: string[] | undefined): Record<string, number> | undefined {
@@ -62,6 +63,7 @@ export async function runNodeFromFlags(modulePath: string, flags: NodeFlags, nat
     heartbeatMs: positive('heartbeat', flags.heartbeat),
     replicas: positive('replicas', flags.replicas),
     ...(flags.callerInboxPrefix ? { callerInboxPrefix: flags.callerInboxPrefix } : {}),
+    stateMaxBytes: positive('state-max-bytes', flags.stateMaxBytes),
   });
   // Every node runs an upgrade manager; with no trusted key it refuses (and reports) every upgrade.
   const manager = await startUpgradeManager(node, {
@@ -113,6 +115,7 @@ function addNodeFlags(cmd: Command): Command {
     .option('--heartbeat <ms>', 'heartbeat period')
     .option('--replicas <n>', 'replicas the service\'s buckets must have; refuses to start if they differ (see molt setup)')
     .option('--caller-inbox-prefix <prefix>', 'prefix of the reply subjects this node answers (default _INBOX); calls with any other are dropped unrun')
+    .option('--state-max-bytes <n>', 'size limit of the actor-state bucket when this node sets the service up (a server without credentials; elsewhere: molt setup --state-max-bytes)')
     .option('--trust <publicKeys...>', 'publisher public keys whose upgrades this node accepts (also $MOLT_TRUSTED_KEYS, comma-separated)')
     .option('--reconcile <ms>', 'how often the upgrade manager re-reads published upgrades (default 5000)')
     .option('--tick <ms>', 'clock tick of scheduling functions (default 1000)')

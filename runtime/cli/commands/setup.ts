@@ -15,6 +15,7 @@ import { serviceNameOf } from '../service-module.ts';
 
 interface SetupFlags extends NatsFlags {
   replicas?: string;
+  stateMaxBytes?: string;
   json?: boolean;
 }
 
@@ -22,6 +23,7 @@ export function registerSetupCommand(program: Command): void {
   addNatsFlags(program.command('setup <moduleOrService>'))
     .description("create the service's JetStream buckets (as the operator, once, before its first node or publish)")
     .option('--replicas <n>', 'replicas of every bucket (default: min(3, servers in the cluster)); changes existing buckets that differ')
+    .option('--state-max-bytes <n>', 'size limit of the actor-state bucket (keep it below a bounded JetStream storage, so the upgrade database always has room); changes an existing one')
     .option('--json', 'print what was done as JSON')
     .action(async (moduleOrService: string, flags: SetupFlags) => {
       let replicas: number | undefined;
@@ -29,18 +31,25 @@ export function registerSetupCommand(program: Command): void {
         replicas = Number(flags.replicas);
         if (!Number.isInteger(replicas) || replicas < 1 || replicas > 5) throw new MoltError(ErrorCode.InvalidDefinition, `--replicas must be an integer from 1 to 5 (JetStream's limit), got '${flags.replicas}'`);
       }
+      let stateMaxBytes: number | undefined;
+      if (flags.stateMaxBytes !== undefined) {
+        stateMaxBytes = Number(flags.stateMaxBytes);
+        if (!Number.isInteger(stateMaxBytes) || stateMaxBytes <= 0) throw new MoltError(ErrorCode.InvalidDefinition, `--state-max-bytes must be a positive number of bytes, got '${flags.stateMaxBytes}'`);
+      }
       const service = await serviceNameOf(moduleOrService);
       const nc = await connectFromFlags(flags, 'molt setup');
       try {
-        const outcomes = await setupServiceBuckets(nc, service, replicas !== undefined ? { replicas } : {});
+        const outcomes = await setupServiceBuckets(nc, service, { ...(replicas !== undefined ? { replicas } : {}), ...(stateMaxBytes !== undefined ? { stateMaxBytes } : {}) });
         if (flags.json) {
-          process.stdout.write(`${JSON.stringify({ service, buckets: outcomes.map((o) => ({ bucket: o.bucket.name, stream: o.bucket.stream, action: o.action, replicas: o.replicas, ...(o.from !== undefined ? { from: o.from } : {}) })) })}\n`);
+          process.stdout.write(`${JSON.stringify({ service, buckets: outcomes.map((o) => ({ bucket: o.bucket.name, stream: o.bucket.stream, action: o.action, replicas: o.replicas, ...(o.from !== undefined ? { from: o.from } : {}), ...(o.maxBytes !== undefined ? { maxBytes: o.maxBytes } : {}) })) })}\n`);
           return;
         }
         for (const o of outcomes) {
           const what = `${o.bucket.name} (${o.bucket.what})`;
-          const line = { created: `created ${what}, ${o.replicas} replica(s)`, existed: `${what} exists, ${o.replicas} replica(s)`, updated: `updated ${what}: ${o.from} → ${o.replicas} replica(s)` }[o.action];
-          process.stdout.write(`${line}\n`);
+          const replicas = o.from !== undefined ? `${o.from} → ${o.replicas} replica(s)` : `${o.replicas} replica(s)`;
+          const limit = o.maxBytes !== undefined ? `, at most ${o.maxBytes} bytes` : '';
+          const line = { created: `created ${what}`, existed: `${what} exists`, updated: `updated ${what}` }[o.action];
+          process.stdout.write(`${line}, ${replicas}${limit}\n`);
         }
         process.stdout.write(`service '${service}' is set up: start its nodes (molt node) and publish (molt publish)\n`);
       } finally {
