@@ -26,7 +26,7 @@
  * @module
  */
 import type { NatsConnection } from '@nats-io/transport-node';
-import { jetstreamManager, type JetStreamManager, type StreamInfo } from '@nats-io/jetstream';
+import { jetstream, jetstreamManager, type JetStreamManager, type StreamInfo } from '@nats-io/jetstream';
 import { Kvm, type KV } from '@nats-io/kv';
 import { Objm } from '@nats-io/obj';
 import { ErrorCode, MoltError } from '../errors.ts';
@@ -126,9 +126,17 @@ function isState(spec: BucketSpec): boolean {
   return spec.name.endsWith('_state');
 }
 
+/**
+ * How long a stream creation may take: on a cluster the meta leader places
+ * the replicas first, and several nodes setting up at once queue behind each
+ * other (nats.js's default of 5 s is too short there).
+ */
+const CREATE_TIMEOUT_MS = 20_000;
+
 async function createBucket(nc: NatsConnection, spec: BucketSpec, replicas: number, stateMaxBytes: number | undefined): Promise<void> {
+  const js = jetstream(nc, { timeout: CREATE_TIMEOUT_MS });
   if (spec.kind === 'object') {
-    await new Objm(nc).create(spec.name, { replicas });
+    await new Objm(js).create(spec.name, { replicas });
     return;
   }
   // Replicated state is read from the stream leader (allow_direct off): a direct
@@ -136,7 +144,7 @@ async function createBucket(nc: NatsConnection, spec: BucketSpec, replicas: numb
   // would answer reads from an older state.
   const direct = isState(spec) && replicas > 1 ? { allow_direct: false } : {};
   const limit = isState(spec) && stateMaxBytes !== undefined ? { max_bytes: stateMaxBytes } : {};
-  await new Kvm(nc).create(spec.name, { history: spec.history ?? 1, replicas, ...direct, ...limit });
+  await new Kvm(js).create(spec.name, { history: spec.history ?? 1, replicas, ...direct, ...limit });
 }
 
 /**
@@ -146,7 +154,7 @@ async function createBucket(nc: NatsConnection, spec: BucketSpec, replicas: numb
  * differ. Idempotent; needs the operator's permissions (docs/permissions.md).
  */
 export async function setupServiceBuckets(nc: NatsConnection, service: string, options: SetupOptions = {}): Promise<BucketOutcome[]> {
-  const jsm = await jetstreamManager(nc);
+  const jsm = await jetstreamManager(nc, { timeout: CREATE_TIMEOUT_MS });
   const outcomes: BucketOutcome[] = [];
   let guess = options.replicas ?? defaultReplicas(nc);
   for (const spec of allBuckets(service)) {
@@ -183,6 +191,12 @@ export async function setupServiceBuckets(nc: NatsConnection, service: string, o
         if (options.replicas === undefined && guess > 1 && PLACEMENT_ERRORS.has(apiErrorCode(e) ?? 0)) {
           guess--;
           continue;
+        }
+        // Another process setting the service up at the same time may have made it.
+        const made = await streamInfo(jsm, spec.stream).catch(() => undefined);
+        if (made) {
+          outcomes.push({ bucket: spec, action: 'existed', replicas: made.config.num_replicas || 1, ...(made.config.max_bytes > 0 ? { maxBytes: made.config.max_bytes } : {}) });
+          break;
         }
         throw setupError(service, spec, e, guess);
       }
