@@ -65,16 +65,21 @@ export interface UpgradeLifecycleInput {
 /** Result of verification: the descriptor, and whatever the runtime needs later (the loaded version, the SF). */
 export interface VerifiedUpgrade {
   descriptor: LifecycleDescriptor;
-  /** The rollout's state in the UDB when verification ended, so the first decision is made knowing it. */
-  rollout?: { done: boolean; paused: boolean; aborted: boolean; reason?: string };
+  /** The rollout's state in the UDB when verification ended, so the first decision is made knowing it (`by`: who paused or aborted it). */
+  rollout?: { done: boolean; paused: boolean; aborted: boolean; reason?: string; by?: string };
 }
 
 /** Events the runtime sends the lifecycle. */
 export type UpgradeLifecycleEvent =
   /** The node's native version of this type changed. */
   | { type: 'node.current'; version: number }
-  /** The rollout's control record changed (also forwarded to the SF). */
-  | { type: 'control'; command: 'pause' | 'resume' | 'abort'; reason?: string }
+  /** The rollout's control record changed (also forwarded to the SF); `by` is who gave the command. */
+  | { type: 'control'; command: 'pause' | 'resume' | 'abort'; reason?: string; by?: string }
+  /**
+   * The upgrade's code was replaced (a fix): a running SF starts again, so that
+   * what it measured of the old code (a canary's soak) does not count for the new.
+   */
+  | { type: 'code.changed' }
   /** The rollout is now recorded `done`. */
   | { type: 'rollout.done' }
   /** An event for the SF (UDB nodes, tick, load, versions). */
@@ -95,6 +100,9 @@ export type UpgradeLifecycleOutput =
 
 interface LifecycleContext extends UpgradeLifecycleInput {
   verified?: VerifiedUpgrade;
+  /** Who paused the rollout and why, while paused. */
+  pausedBy?: string;
+  pauseReason?: string;
   outcome?: UpgradeLifecycleOutput;
   note?: string;
   error?: string;
@@ -110,6 +118,8 @@ function message(e: unknown): string {
 export interface ScheduleRunnerInput {
   verified: VerifiedUpgrade;
   paused: boolean;
+  pausedBy?: string;
+  pauseReason?: string;
 }
 
 /**
@@ -146,10 +156,11 @@ export const upgradeLifecycle = setup({
     paused: ({ context }) => context.paused,
   },
   actions: {
-    applyControl: assign(({ context, event }) => {
+    applyControl: assign(({ event }) => {
       if (event.type !== 'control') return {};
-      if (event.command === 'abort') return { aborted: true, reason: event.reason ?? 'aborted by the operator' };
-      return { paused: event.command === 'pause' };
+      if (event.command === 'abort') return { aborted: true, reason: event.reason ?? `aborted by ${event.by ?? 'the operator'}` };
+      if (event.command === 'resume') return { paused: false, pausedBy: undefined, pauseReason: undefined };
+      return { paused: true, pausedBy: event.by, pauseReason: event.reason };
     }),
   },
 }).createMachine({
@@ -174,6 +185,7 @@ export const upgradeLifecycle = setup({
               verified: event.output,
               rolloutDone: context.rolloutDone || (r?.done ?? false),
               paused: r ? r.paused : context.paused,
+              ...(r?.paused ? { pausedBy: r.by, pauseReason: r.reason } : {}),
               aborted: context.aborted || (r?.aborted ?? false),
               ...(r?.aborted ? { reason: r.reason ?? 'the rollout was aborted' } : {}),
             };
@@ -204,7 +216,12 @@ export const upgradeLifecycle = setup({
       invoke: {
         id: 'schedule',
         src: 'runSchedule',
-        input: ({ context }) => ({ verified: context.verified!, paused: context.paused }),
+        input: ({ context }) => ({
+          verified: context.verified!,
+          paused: context.paused,
+          ...(context.paused && context.pausedBy ? { pausedBy: context.pausedBy } : {}),
+          ...(context.paused && context.pauseReason ? { pauseReason: context.pauseReason } : {}),
+        }),
         // The runner reports an SF's crash as `schedule.failed`; should the runner itself throw, the same.
         onError: { target: 'failed', actions: assign({ error: ({ event }) => `the scheduling function failed: ${message(event.error)}` }) },
       },
@@ -212,8 +229,13 @@ export const upgradeLifecycle = setup({
       on: {
         'schedule.feed': { actions: sendTo('schedule', ({ event }) => event.event) },
         control: {
-          actions: ['applyControl', sendTo('schedule', ({ event }) => ({ type: 'control' as const, command: event.command, ...(event.reason ? { reason: event.reason } : {}) }))],
+          actions: [
+            'applyControl',
+            sendTo('schedule', ({ event }) => ({ type: 'control' as const, command: event.command, ...(event.reason ? { reason: event.reason } : {}), ...(event.by ? { by: event.by } : {}) })),
+          ],
         },
+        // A fix: the SF starts again on the new code (its soak and counters start over).
+        'code.changed': { target: 'scheduling', reenter: true },
         'rollout.done': [
           { guard: 'paused', actions: assign({ rolloutDone: true }) },
           { target: 'upgrading', actions: assign({ rolloutDone: true, note: 'the rollout finished elsewhere: catching up' }) },
@@ -232,7 +254,7 @@ export const upgradeLifecycle = setup({
       },
     },
     held: {
-      entry: assign({ note: 'paused by the operator; upgrades on resume' }),
+      entry: assign({ note: ({ context }) => `paused by ${context.pausedBy ?? 'the operator'}${context.pauseReason ? `: ${context.pauseReason}` : ''}; upgrades on resume` }),
       always: [
         { guard: 'aborted', target: 'aborted' },
         { guard: ({ context }) => !context.paused, target: 'upgrading' },

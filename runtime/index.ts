@@ -85,7 +85,7 @@ export { startUpgradeManager } from './manager/index.ts';
 export type { UpgradeManager, UpgradeManagerOptions, ManagedUpgrade } from './manager/index.ts';
 export { publishUpgrade } from './server/publish.ts';
 export type { PublishOptions, PublishResult } from './server/publish.ts';
-export { generatePublisherKeys, signerFromSeed, loadSeedFile, parseTrustedKeys } from './server/keys.ts';
+export { generatePublisherKeys, signerFromSeed, loadSeedFile, parseTrustedKeys, keyFingerprint } from './server/keys.ts';
 export type { PublisherKeys, Signer } from './server/keys.ts';
 export type { UpgradeDescriptor, SignedDescriptor } from './server/descriptor.ts';
 export { Udb, openUdb } from './udb/index.ts';

@@ -7,6 +7,7 @@
  */
 import { hostname } from 'node:os';
 import { type NatsConnection, type Subscription } from '@nats-io/transport-node';
+import type { KvEntry } from '@nats-io/kv';
 import { ErrorCode, MoltError } from './errors.ts';
 import type { ServiceDefinition } from './define/service.ts';
 import { checkVersionChain } from './define/service.ts';
@@ -81,6 +82,8 @@ export interface NodeOptions {
    * whose reply subject is anything else is dropped unrun (see docs/protocol.md).
    */
   callerInboxPrefix?: string;
+  /** Fingerprints of the publisher keys this node's upgrade manager trusts, published in its record (`keyFingerprint`). */
+  trusts?: readonly string[];
   codec?: Codec;
   clock?: Clock;
   logger?: Logger;
@@ -195,8 +198,9 @@ export async function createNode(options: NodeOptions): Promise<MoltNode> {
   });
 
   const previous = await udb.get(`${NODE_PREFIX}${nodeId}`).catch(() => null);
+  let latest: KvEntry | null;
   try {
-    await ensureIdFree(udb, nodeId, previous, { heartbeatMs, leaseMs, clock });
+    latest = await ensureIdFree(udb, nodeId, previous, { heartbeatMs, leaseMs, clock });
   } catch (e) {
     await closeConnections();
     throw e;
@@ -232,7 +236,7 @@ export async function createNode(options: NodeOptions): Promise<MoltNode> {
     );
   }
 
-  const identity = { nodeId, service: service.name, startedAt: clock.now() };
+  const identity = { nodeId, service: service.name, startedAt: clock.now(), trusts: options.trusts };
   const state: NodeRecordState = { status: 'running', lastError: undefined, upgradingTo: {} };
 
   const edge = createEdge({
@@ -295,7 +299,7 @@ export async function createNode(options: NodeOptions): Promise<MoltNode> {
     kv: udb,
     nodeId,
     incarnation: ids.next(),
-    recordRevision: previous?.revision ?? 0,
+    recordRevision: latest?.revision ?? 0,
     shards,
     heartbeatMs,
     leaseMs,
@@ -446,6 +450,9 @@ export async function createNode(options: NodeOptions): Promise<MoltNode> {
     clearRollback(type) {
       hostOf(type).clearRollback();
       void placement.publish();
+    },
+    expectUpgrades(predicate) {
+      for (const [name, host] of hosts) host.upgradeMayArrive = predicate && ((version) => predicate(name, version));
     },
   });
   return node;

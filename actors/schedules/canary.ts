@@ -9,6 +9,13 @@
  * rollout forever. The canary phase is over when every canary has reached the
  * target version; the soak clock starts when this SF first sees that.
  *
+ * Soak and healthy time count only while the canaries run the code being
+ * rolled out and the rollout runs: not while it is paused (by an operator, or
+ * by a node's transform-failure halt) or halted by the health gate, and from
+ * zero again when a fix replaces the code (the manager starts the SF again).
+ * A canary that failed its transform, got a fix and a resume must soak the
+ * fixed code in full before the rest follow.
+ *
  * A canary is healthy when it is live, not `failed`, and the health check
  * (the thresholds of `params.health`, or the defaults: no transform failure,
  * no failed node) passes on the canaries alone. Without `params.health`,
@@ -46,8 +53,14 @@ export interface CanaryParams {
 export interface CanaryState {
   /** When this SF first saw every canary at the target version (null: not yet, or no longer). */
   phaseDoneAt: number | null;
-  /** Since when the canaries have looked healthy without a break (null: not healthy now). */
-  healthySince: number | null;
+  /** How long the canaries have run the target version while the rollout ran. */
+  soakedMs: number;
+  /** How long, of that, they have looked healthy without a break. */
+  healthyMs: number;
+  /** The time soak and health were counted up to, while they count (null: not counting now). */
+  countedAt: number | null;
+  /** Whether the canaries looked healthy at `countedAt`. */
+  healthy: boolean;
   /** Why the canaries last looked unhealthy, for the note. */
   lastProblem: string | null;
 }
@@ -83,22 +96,27 @@ export const canaryPolicy: SchedulePolicy<CanaryParams, CanaryState> = {
         health: r.health(),
       };
     }),
-  init: () => ({ phaseDoneAt: null, healthySince: null, lastProblem: null }),
+  init: () => ({ phaseDoneAt: null, soakedMs: 0, healthyMs: 0, countedAt: null, healthy: false, lastProblem: null }),
   observe: (state, _event, view) => {
     if (!view.nodes) return state;
     const canaries = selectCanaries(stableOrder(view.nodes), view.params.canaries, view.input.to);
     const done = canaries.length > 0 && canaries.every((c) => reached(c, view.input.to));
-    if (!done) return { phaseDoneAt: null, healthySince: null, lastProblem: null };
+    if (!done) return { phaseDoneAt: null, soakedMs: 0, healthyMs: 0, countedAt: null, healthy: false, lastProblem: null };
     const problem = canaryProblem(canaries, view) ?? null;
+    // The time since the last count counts only if it was counting then (running, canaries done).
+    const elapsed = state.countedAt === null ? 0 : Math.max(0, view.now - state.countedAt);
     return {
       phaseDoneAt: state.phaseDoneAt ?? view.now,
-      healthySince: problem ? null : (state.healthySince ?? view.now),
+      soakedMs: state.soakedMs + elapsed,
+      healthyMs: problem ? 0 : state.healthy ? state.healthyMs + elapsed : 0,
+      countedAt: view.running ? view.now : null,
+      healthy: problem === null,
       lastProblem: problem,
     };
   },
   evaluate: (state, view) => {
     if (!view.nodes) return { ready: false, note: 'waiting for the node list' };
-    const { input, params, now } = view;
+    const { input, params } = view;
     const order = stableOrder(view.nodes);
     const canaries = selectCanaries(order, params.canaries, input.to);
     if (canaries.some((c) => c.id === input.nodeId)) return { ready: true };
@@ -107,13 +125,13 @@ export const canaryPolicy: SchedulePolicy<CanaryParams, CanaryState> = {
     if (pending.length > 0 || state.phaseDoneAt === null) {
       return { ready: false, note: `waiting for canary ${pending.map(describeNode).join(', ') || '(none yet)'} to reach v${input.to}` };
     }
-    if (params.waitMs !== undefined && now - state.phaseDoneAt < params.waitMs) {
-      return { ready: false, note: `soaking: canaries upgraded ${seconds(now - state.phaseDoneAt)} ago, waiting ${seconds(params.waitMs)}` };
+    if (params.waitMs !== undefined && state.soakedMs < params.waitMs) {
+      return { ready: false, note: `soaking: canaries have run v${input.to} for ${seconds(state.soakedMs)} of ${seconds(params.waitMs)} (counted while the rollout runs)` };
     }
     if (params.healthyForMs !== undefined) {
-      if (state.healthySince === null) return { ready: false, note: `canaries unhealthy: ${state.lastProblem ?? 'no health data yet'}` };
-      if (now - state.healthySince < params.healthyForMs) {
-        return { ready: false, note: `canaries healthy for ${seconds(now - state.healthySince)} of ${seconds(params.healthyForMs)}` };
+      if (!state.healthy) return { ready: false, note: `canaries unhealthy: ${state.lastProblem ?? 'no health data yet'}` };
+      if (state.healthyMs < params.healthyForMs) {
+        return { ready: false, note: `canaries healthy for ${seconds(state.healthyMs)} of ${seconds(params.healthyForMs)}` };
       }
     }
     if (params.batch === undefined) return { ready: true };

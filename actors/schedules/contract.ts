@@ -73,6 +73,10 @@ export interface ScheduleInput {
    * a `control: resume`. Default false.
    */
   paused?: boolean;
+  /** Who paused the rollout (`user@host`, `node <id>` for a transform-failure halt), when `paused`. */
+  pausedBy?: string;
+  /** Why, when `paused` and a reason was given. */
+  pauseReason?: string;
   /**
    * The node set as the manager knows it at start, if it has one; same meaning
    * as a `udb.nodes` event sent right after start.
@@ -100,9 +104,11 @@ export type ScheduleEvent =
   | { type: 'udb.versions'; service: string; type_: string; minVersion: number; liveNodes?: number }
   /**
    * Operator control of the rollout. `reason` (optional) is carried into the
-   * abort decision so `molt status` can show who aborted and why.
+   * abort decision so `molt status` can show who aborted and why; `by` says
+   * who gave the command (`user@host`, or `node <id>` when a node halted the
+   * rollout on a transform failure).
    */
-  | { type: 'control'; command: 'pause' | 'resume' | 'abort'; reason?: string };
+  | { type: 'control'; command: 'pause' | 'resume' | 'abort'; reason?: string; by?: string };
 
 /** The output of an SF's final state. */
 export type ScheduleDecision =

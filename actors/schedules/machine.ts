@@ -50,6 +50,12 @@ export interface ScheduleView<TParams> {
   readonly nodes: readonly ScheduleNodeView[] | null;
   /** Per-node counter rises since this SF first saw each node. */
   readonly ledger: HealthLedger;
+  /**
+   * False while the SF is paused by the operator or halted by its health gate
+   * (it still observes): a policy that measures time (a soak, a pause between
+   * batches) counts only the time the rollout runs.
+   */
+  readonly running: boolean;
 }
 
 /** Events a policy folds into its state (everything but operator control). */
@@ -92,6 +98,8 @@ export interface ScheduleContext {
   status: { state: 'waiting' | 'paused' | 'halted'; note: string };
   /** Why the health gate halted, while halted. */
   haltReason: string | null;
+  /** Paused or halted: the policy's clocks stand still (see {@link ScheduleView.running}). */
+  held: boolean;
   decision: ScheduleDecision | null;
 }
 
@@ -119,6 +127,7 @@ export function fromSchedulePolicy<TParams extends { health?: HealthParams | und
     now: ctx.now,
     nodes: ctx.nodes,
     ledger: ctx.ledger,
+    running: !ctx.held,
   });
 
   /** Folds one observed event into the context (time, nodes, ledger, policy state). */
@@ -159,6 +168,7 @@ export function fromSchedulePolicy<TParams extends { health?: HealthParams | und
       state: null,
       status: { state: 'waiting', note: 'starting' },
       haltReason: null,
+      held: input.paused === true,
       decision: null,
     };
     const parsed = policy.parse(input.params);
@@ -206,9 +216,12 @@ export function fromSchedulePolicy<TParams extends { health?: HealthParams | und
         enqueue.assign({ status });
         enqueue.emit({ type: 'schedule.status', ...status });
       }),
-      notePaused: enqueueActions(({ enqueue }) => {
-        const status = { state: 'paused' as const, note: 'paused by the operator' };
-        enqueue.assign({ status });
+      notePaused: enqueueActions(({ context, event, enqueue }) => {
+        // Who paused it and why: the command that did, or the input (started paused).
+        const by = event.type === 'control' ? event.by : context.input.pausedBy;
+        const reason = event.type === 'control' ? event.reason : context.input.pauseReason;
+        const status = { state: 'paused' as const, note: `paused by ${by ?? 'the operator'}${reason ? `: ${reason}` : ''}` };
+        enqueue.assign({ status, held: true });
         enqueue.emit({ type: 'schedule.status', ...status });
       }),
       emitWatches: enqueueActions(({ context, enqueue }) => {
@@ -218,7 +231,7 @@ export function fromSchedulePolicy<TParams extends { health?: HealthParams | und
       halt: enqueueActions(({ context, enqueue }) => {
         const reason = `health gate: ${unhealthy(context) ?? 'unhealthy'}`;
         const status = { state: 'halted' as const, note: `${reason} (resume to accept and continue, or abort)` };
-        enqueue.assign({ haltReason: reason, status });
+        enqueue.assign({ haltReason: reason, status, held: true });
         enqueue.emit({ type: 'schedule.halted', reason });
         enqueue.emit({ type: 'schedule.status', ...status });
       }),
@@ -254,7 +267,7 @@ export function fromSchedulePolicy<TParams extends { health?: HealthParams | und
       },
       running: {
         tags: [ScheduleTag.waiting],
-        entry: 'noteWaiting',
+        entry: [assign({ held: false }), 'noteWaiting'],
         on: {
           'udb.nodes': { actions: ['observe', 'noteWaiting'] },
           tick: { actions: ['observe', 'noteWaiting'] },

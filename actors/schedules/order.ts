@@ -51,7 +51,8 @@ export function describeNode(n: ScheduleNodeView): string {
 /**
  * The rolling gate for `selfId` within `order` (already stable-sorted), k at a
  * time: every node of an earlier batch reached `to` or is gone, and fewer than
- * k live nodes among `all` are upgrading.
+ * k live nodes among `all` are upgrading. With `maxUnavailable` (at most k),
+ * fewer than that many live nodes are upgrading or failed.
  */
 export function rollingGate(
   order: readonly ScheduleNodeView[],
@@ -59,6 +60,7 @@ export function rollingGate(
   selfId: string,
   k: number,
   to: number,
+  options: { maxUnavailable?: number } = {},
 ): GateResult {
   const position = order.findIndex((n) => n.id === selfId);
   if (position < 0) return { ready: false, note: `this node (${selfId}) is not in the node list yet` };
@@ -73,6 +75,13 @@ export function rollingGate(
   const upgrading = all.filter((n) => n.id !== selfId && n.live && n.status === 'upgrading');
   if (upgrading.length >= k) {
     return { ready: false, note: `${upgrading.length} node(s) upgrading (${upgrading.map((n) => n.id).join(', ')}), at most ${k} at once` };
+  }
+  const cap = options.maxUnavailable;
+  if (cap !== undefined) {
+    const unavailable = all.filter((n) => n.id !== selfId && n.live && (n.status === 'upgrading' || n.status === 'failed'));
+    if (unavailable.length >= cap) {
+      return { ready: false, note: `${unavailable.length} node(s) unavailable (${unavailable.map(describeNode).join(', ')}), maxUnavailable ${cap}` };
+    }
   }
   return { ready: true };
 }

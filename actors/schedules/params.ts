@@ -36,6 +36,14 @@ export const defaultHealth: HealthParams = {
   onFailure: 'halt',
 };
 
+/** A number of nodes, or a share of them (`2` or `"25%"`), as Kubernetes' `maxUnavailable` takes it. */
+export type NodeCount = { nodes: number } | { percent: number };
+
+/** The nodes a {@link NodeCount} allows out of `total`: a share rounds down, and never below 1 (a rollout must be able to move). */
+export function resolveNodeCount(count: NodeCount, total: number): number {
+  return 'nodes' in count ? count.nodes : Math.max(1, Math.floor((count.percent * total) / 100));
+}
+
 /** Collects the problems found in one schedule's params. */
 export class ParamReader {
   readonly problems: string[] = [];
@@ -75,6 +83,18 @@ export class ParamReader {
       return opts.default;
     }
     return v;
+  }
+
+  /** A number of nodes (an integer ≥ 1) or a share of them (a string `"25%"`, more than 0 and at most 100). */
+  nodeCount(name: string, opts: { unit: string }): NodeCount | undefined {
+    const v = this.take(name);
+    if (v === undefined) return undefined;
+    if (typeof v === 'number' && Number.isInteger(v) && v >= 1) return { nodes: v };
+    const m = typeof v === 'string' ? /^(\d+(?:\.\d+)?)%$/.exec(v.trim()) : null;
+    const percent = m ? Number(m[1]) : NaN;
+    if (percent > 0 && percent <= 100) return { percent };
+    this.problems.push(`parameter "${name}" must be a number of nodes (an integer ≥ 1) or a share of them ("25%"), ${opts.unit}; got ${describe(v)}`);
+    return undefined;
   }
 
   /** A string accepted by `check` (which returns a problem or undefined). */

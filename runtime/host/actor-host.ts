@@ -102,6 +102,7 @@ export class ActorHost {
   /** The highest version this type was rolled back from on this node, if it was (see TypeVersions.rolledBackFrom). */
   private rolledBack: number | undefined;
   private readonly cells = new Map<string, ActorCell>();
+  private mayArrive: ((version: number) => boolean) | undefined;
   private held: Array<{ key: string; call: Call }> | undefined;
   private sweepTimer: ReturnType<Clock['setTimeout']> | undefined;
   readonly stats: HostStats = { calls: 0, failed: 0, disallowed: 0, transformFailures: 0, conflicts: 0, overloaded: 0 };
@@ -130,8 +131,15 @@ export class ActorHost {
       current: this.current,
       retired: this.retired,
       ...(this.rolledBack !== undefined ? { rolledBackFrom: this.rolledBack } : {}),
+      ...(this.mayArrive ? { upgradeMayArrive: this.mayArrive } : {}),
     };
     return this.view;
+  }
+
+  /** Set by the node's upgrade manager: which newer versions may still arrive (see TypeVersions.upgradeMayArrive). */
+  set upgradeMayArrive(predicate: ((version: number) => boolean) | undefined) {
+    this.mayArrive = predicate;
+    this.view = undefined;
   }
 
   get currentVersion(): number {

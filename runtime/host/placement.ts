@@ -64,6 +64,8 @@ export interface NodeRecord {
   beat?: number;
   /** Actors whose stored record this node cannot read (at most 20), per type. */
   unreadable?: Array<{ type: string; key: string; revision: number; message: string }>;
+  /** Fingerprints of the publisher keys this node's upgrade manager trusts (`molt publish` checks its key against them). */
+  trusts?: string[];
 }
 
 export interface PlacementOptions {
@@ -359,7 +361,23 @@ export class Placement {
     this.recompute();
   }
 
-  private async heartbeat(): Promise<void> {
+  /** Heartbeats in flight: they run one after the other (see heartbeat()). */
+  private heartbeats: Promise<void> = Promise.resolve();
+
+  /**
+   * Writes this node's record (each write builds it afresh). Writes are
+   * compare-and-set on the revision of the one before, so they run one at a
+   * time: a periodic heartbeat and a publish() sent together would otherwise
+   * conflict with each other, and the loser's newer content would wait for the
+   * next heartbeat.
+   */
+  private heartbeat(): Promise<void> {
+    const run = this.heartbeats.then(() => this.writeRecord());
+    this.heartbeats = run.catch(() => undefined);
+    return run;
+  }
+
+  private async writeRecord(retried = false): Promise<void> {
     if (this.replaced) return;
     if (this.o.callPathAlive && !this.o.callPathAlive()) {
       // Calls cannot reach this node: renewing the lease would keep its shards
@@ -382,8 +400,13 @@ export class Placement {
       this.revision = await this.o.kv.put(`${NODE_PREFIX}${this.o.nodeId}`, JSON.stringify(rec), { previousSeq: this.revision });
     } catch (e) {
       this.beatStarted.delete(beat);
-      if (isWrongLastSequence(e)) await this.recordMoved();
-      else this.o.logger.warn('heartbeat failed', { node: this.o.nodeId, error: String(e) });
+      if (!isWrongLastSequence(e)) {
+        this.o.logger.warn('heartbeat failed', { node: this.o.nodeId, error: String(e) });
+        return;
+      }
+      // Our record moved: by our own write whose acknowledgement was lost (write
+      // again, once, from its revision), or by another process (we stop).
+      if ((await this.recordMoved()) && !retried) await this.writeRecord(true);
       return;
     }
     this.lastHeartbeatOk = started;
@@ -404,13 +427,14 @@ export class Placement {
    * acknowledgement lost (the record is ours: adopt its revision), or another
    * process wrote it.
    */
-  private async recordMoved(): Promise<void> {
+  /** @returns true if the record is still this process's to write. */
+  private async recordMoved(): Promise<boolean> {
     let entry: KvEntry | null;
     try {
       entry = await this.o.kv.get(`${NODE_PREFIX}${this.o.nodeId}`);
     } catch (e) {
       this.o.logger.warn('heartbeat failed', { node: this.o.nodeId, error: String(e) });
-      return;
+      return false;
     }
     let rec: NodeRecord | undefined;
     try {
@@ -418,11 +442,19 @@ export class Placement {
     } catch {
       rec = undefined;
     }
-    if (entry && rec?.incarnation === this.o.incarnation) {
+    if (entry && (rec === undefined || rec.incarnation === this.o.incarnation)) {
+      // Our own write whose acknowledgement was lost, or a deletion (an
+      // earlier process leaving): nobody else runs under this id. Write on
+      // from this revision.
       this.revision = entry.revision;
-      return;
+      return true;
     }
-    this.takenOver(rec ?? ({ id: this.o.nodeId } as NodeRecord));
+    if (!entry) {
+      this.revision = 0;
+      return true;
+    }
+    this.takenOver(rec!);
+    return false;
   }
 
   /** Another process writes this node id's record: stop serving for good. */

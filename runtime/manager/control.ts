@@ -16,6 +16,7 @@
 import type { ControlRecord, RolloutRecord } from '../udb/index.ts';
 import { rollbackStates } from '../udb/index.ts';
 import type { ManagerContext } from './context.ts';
+import type { Recorder } from './recording.ts';
 import { errorText, finalStates, type Managed } from './model.ts';
 
 export interface OperatorControl {
@@ -29,7 +30,7 @@ export interface OperatorControl {
   applyRetirements(): void;
 }
 
-export function createOperatorControl(ctx: ManagerContext, deps: { runRollbacks(): void }): OperatorControl {
+export function createOperatorControl(ctx: ManagerContext, deps: { runRollbacks(): void; recorder: Pick<Recorder, 'statusOver'> }): OperatorControl {
   const { node, logger } = ctx;
   const appliedRetirements = new Set<string>();
 
@@ -46,9 +47,9 @@ export function createOperatorControl(ctx: ManagerContext, deps: { runRollbacks(
       m.lastControlAt = control.at;
       if (control.command === 'rollback') {
         // For the upgrade's lifecycle a rollback is an abort: it never upgrades now (rollback.ts takes the node back).
-        m.actor.send({ type: 'control', command: 'abort', reason: `rolled back${control.reason ? `: ${control.reason}` : ''}` });
+        m.actor.send({ type: 'control', command: 'abort', reason: `rolled back${control.reason ? `: ${control.reason}` : ''}`, by: control.by });
       } else {
-        m.actor.send({ type: 'control', command: control.command, ...(control.reason ? { reason: control.reason } : {}) });
+        m.actor.send({ type: 'control', command: control.command, ...(control.reason ? { reason: control.reason } : {}), by: control.by });
       }
     } else if (!control && rollout && (rollout.state === 'aborted' || rollbackStates.has(rollout.state)) && m.lastControlAt === undefined) {
       m.lastControlAt = rollout.updatedAt;
@@ -78,10 +79,13 @@ export function createOperatorControl(ctx: ManagerContext, deps: { runRollbacks(
     syncRollout,
     onControl(record) {
       syncRolloutOf(record.rolloutId);
+      // A health halt this node reported is over once the operator resumes or ends the rollout.
+      if (record.command !== 'pause') deps.recorder.statusOver(`rollout:${record.rolloutId}`);
       if (record.command === 'rollback') queueMicrotask(deps.runRollbacks);
     },
     onRollout(record) {
       syncRolloutOf(record.rolloutId);
+      if (record.state !== 'paused') deps.recorder.statusOver(`rollout:${record.rolloutId}`);
       if (rollbackStates.has(record.state)) queueMicrotask(deps.runRollbacks);
     },
     applyRetirements() {

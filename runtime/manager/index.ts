@@ -17,6 +17,7 @@
  * | `control.ts` | operator control reaching lifecycles; retirements |
  * | `rollback.ts` | taking the node back when a rollout is rolled back |
  * | `rollouts.ts` | counting rollouts and recording their end (`done`, `rolled-back`) |
+ * | `expectations.ts` | telling the node which newer versions may still arrive (retryable `VersionUnsupported` or not) |
  * | `recording.ts` | writing progress, reports and status to the UDB, in order per key |
  * | `context.ts`, `model.ts` | the state the parts share, and their vocabulary |
  *
@@ -44,6 +45,7 @@ import { createOperatorControl } from './control.ts';
 import { createUpgrades } from './upgrades.ts';
 import { createLifecycles } from './lifecycles.ts';
 import { createWatch } from './watch.ts';
+import { createUpgradeExpectations } from './expectations.ts';
 import { DEFAULT_MAX_BUNDLE_BYTES, errorText, type UpgradeManager, type UpgradeManagerOptions } from './model.ts';
 
 export type { ManagedUpgrade, UpgradeManager, UpgradeManagerOptions } from './model.ts';
@@ -88,9 +90,10 @@ export async function startUpgradeManager(node: MoltNode, options: UpgradeManage
   const schedules = createScheduleDriver(ctx, recorder);
   const rollouts = createRolloutAccounting(ctx);
   const rollbacks = createRollbacks(ctx, { recorder, refreshRollouts: rollouts.refresh });
-  const control = createOperatorControl(ctx, { runRollbacks: rollbacks.run });
+  const control = createOperatorControl(ctx, { runRollbacks: rollbacks.run, recorder });
   const upgrades = createUpgrades(ctx, { recorder, applyRetirements: control.applyRetirements, runRollbacks: rollbacks.run, refreshRollouts: rollouts.refresh });
   const lifecycles = createLifecycles(ctx, { recorder, verifier, schedules, upgrades, syncRollout: control.syncRollout, runRollbacks: rollbacks.run });
+  const expectations = createUpgradeExpectations(ctx);
   const watch = createWatch(ctx, {
     descriptorsChanged: lifecycles.pump,
     nodesChanged: schedules.scheduleNodesFlush,
@@ -98,6 +101,7 @@ export async function startUpgradeManager(node: MoltNode, options: UpgradeManage
     control: control.onControl,
     rollout: control.onRollout,
     retired: control.applyRetirements,
+    descriptorsRead: expectations.descriptorsRead,
     async reconciled() {
       lifecycles.retryFailed();
       lifecycles.pump();
@@ -142,6 +146,7 @@ export async function startUpgradeManager(node: MoltNode, options: UpgradeManage
       for (const t of timers) if (t !== undefined) clock.clearTimeout(t);
       schedules.stop();
       watch.stop();
+      expectations.stop();
       await ctx.restarts.settled();
       lifecycles.stopAll();
       await recorder.settled();

@@ -213,9 +213,11 @@ export function createLifecycles(ctx: ManagerContext, deps: LifecyclesDeps): Lif
         if (previous && verified.descriptor.rolloutId !== previous.rolloutId) {
           throw rejected('chain', `${stored.key} now names rollout ${verified.descriptor.rolloutId}, but this node runs rollout ${previous.rolloutId} for it; a fix keeps its rollout`, { key: stored.key });
         }
-        if (previous && previous.createdAt === verified.descriptor.createdAt && previous.bundle.digest === verified.descriptor.bundle.digest) {
-          // The same descriptor written again (a tool syncing the bucket): nothing new to load.
+        if (previous && previous.bundle.digest === verified.descriptor.bundle.digest) {
+          // The same bundle: the same descriptor written again (a tool syncing the
+          // bucket), or re-signed with another key. Nothing new to load.
           m.revision = stored.revision;
+          m.verified = { ...m.verified!, descriptor: verified.descriptor };
           return;
         }
         const def = verifier.loadedVersion(verified);
@@ -225,6 +227,10 @@ export function createLifecycles(ctx: ManagerContext, deps: LifecyclesDeps): Lif
         (m.steps as Array<{ step: ProgressStep; at: number }>).push({ step: m.steps[m.steps.length - 1]?.step ?? 'loaded', at: clock.now() });
         recorder.recordStep(m, `fixed code loaded (bundle sha256 ${verified.descriptor.bundle.digest.slice(0, 12)}…)`);
         upgrades.fixed(m.key);
+        // What this node reported of the old code (its transform failures, a refused revision) is over.
+        recorder.problemOver(m, true);
+        // A scheduling function measuring the old code (a canary's soak) starts again on the new.
+        if (m.state === 'scheduling') m.actor.send({ type: 'code.changed' });
         logger.info('fixed upgrade loaded', { key: m.key, digest: verified.descriptor.bundle.digest });
       } catch (e) {
         m.fixing = undefined;

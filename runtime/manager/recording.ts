@@ -37,8 +37,14 @@ export interface Problem {
 export interface Recorder {
   /** Queues a UDB write behind earlier writes of the same key; failures are logged. */
   write(key: string, fn: () => Promise<void>): void;
-  /** Sets the status message of this node's record (`lastError`; undefined clears it). */
-  status(message: string | undefined): void;
+  /**
+   * Sets the status message of this node's record (`lastError`; undefined
+   * clears it). `about` names what it is about (a descriptor key, or
+   * `rollout:<id>`), so that {@link Recorder.statusOver} clears only its own.
+   */
+  status(message: string | undefined, about?: string): void;
+  /** Clears this node's status message if it is about `about` (a problem that is over). */
+  statusOver(about: string): void;
   /** Appends `step` to `steps` (unless it is the last one) and writes the progress record. */
   progress(of: ProgressOf, steps: Array<{ step: ProgressStep; at: number }>, step: ProgressStep, note?: string, error?: string): void;
   /** Records a lifecycle's current state as its progress step. */
@@ -57,8 +63,8 @@ export interface Recorder {
 export function createRecorder(ctx: ManagerContext): Recorder {
   const { node, udb, clock, logger } = ctx;
   const writes = new Map<string, Promise<void>>();
-  /** The descriptor key of the problem last written to this node's `lastError`. */
-  let lastProblemKey: string | undefined;
+  /** What this node's `lastError` is about (a descriptor key, or `rollout:<id>`), if anything. */
+  let statusAbout: string | undefined;
 
   function write(key: string, fn: () => Promise<void>): void {
     const next = (writes.get(key) ?? Promise.resolve()).then(fn).catch((e) => logger.warn('could not write to the UDB', { key, error: errorText(e) }));
@@ -90,8 +96,13 @@ export function createRecorder(ctx: ManagerContext): Recorder {
     });
   }
 
-  function status(message: string | undefined): void {
+  function status(message: string | undefined, about?: string): void {
+    statusAbout = message === undefined ? undefined : about;
     writeWhole('status', () => ctx.internals.setStatus(ctx.restarts.active > 0 ? 'upgrading' : 'running', message));
+  }
+
+  function statusOver(about: string): void {
+    if (statusAbout === about) status(undefined);
   }
 
   function progress(of: ProgressOf, steps: Array<{ step: ProgressStep; at: number }>, step: ProgressStep, note?: string, error?: string, stampedAt?: number): void {
@@ -113,15 +124,15 @@ export function createRecorder(ctx: ManagerContext): Recorder {
   }
 
   function report(problem: Problem): void {
-    lastProblemKey = problem.key;
     const { key, rolloutId, code, reason, message } = problem;
     write(`report:${key}`, () => udb.putReport({ nodeId: node.id, key, ...(rolloutId ? { rolloutId } : {}), code, ...(reason ? { reason } : {}), message, at: clock.now() }));
-    status(message);
+    status(message, key);
   }
 
   return {
     write,
     status,
+    statusOver,
     progress,
     recordStep(m, note, error, at) {
       const d = m.verified?.descriptor;
@@ -136,10 +147,7 @@ export function createRecorder(ctx: ManagerContext): Recorder {
     },
     problemOver(m, clearStatus) {
       write(`report:${m.key}`, () => udb.deleteReport(node.id, m.type, m.to));
-      if (lastProblemKey === m.key && clearStatus) {
-        lastProblemKey = undefined;
-        status(undefined);
-      }
+      if (clearStatus) statusOver(m.key);
     },
     settled: () => Promise.allSettled([...writes.values()]),
   };

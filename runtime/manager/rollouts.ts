@@ -1,8 +1,14 @@
 /**
- * Rollout accounting: the `counts` of each rollout that is not over (live
- * nodes per native version of its type) and its end — `done` when every live
- * node hosting the type runs `to` or later, `rolled-back` when a rollout
- * rolling back finds every live node at `from` again, none mid-restart.
+ * Rollout accounting: the `counts` of each rollout (live nodes per native
+ * version of its type) and its end — `done` when every live node hosting the
+ * type runs `to` or later, `rolled-back` when a rollout rolling back finds
+ * every live node at `from` again, none mid-restart.
+ *
+ * Counts stay current after the end for the newest rollout of each type: a
+ * node killed when the rollout ended, restarted later, must show in its
+ * counts (`molt status` showed `{"2":2}` for three nodes at v2 otherwise).
+ * Older rollouts of a type keep the counts they had when the next one
+ * started: they are history.
  *
  * Why every manager does it: there is no coordinator. Each manager recounts
  * when a node's version or status changes and at every reconciliation,
@@ -12,7 +18,7 @@
  *
  * @module
  */
-import type { RolloutRecord } from '../udb/index.ts';
+import { supersedes, type RolloutRecord } from '../udb/index.ts';
 import { nodeViews, type ManagerContext } from './context.ts';
 import { errorText } from './model.ts';
 
@@ -34,8 +40,11 @@ export function createRolloutAccounting(ctx: ManagerContext): RolloutAccounting 
     refreshing = (async () => {
       do {
         refreshAgain = false;
-        for (const r of [...ctx.rollouts.values()]) {
-          if (ctx.stopped || r.state === 'done' || r.state === 'rolled-back') continue;
+        const all = [...ctx.rollouts.values()];
+        for (const r of all) {
+          if (ctx.stopped) continue;
+          const over = r.state === 'done' || r.state === 'rolled-back' || r.state === 'aborted';
+          if (over && all.some((o) => supersedes(o, r))) continue;
           const views = nodeViews(ctx, r.type).filter((n) => n.live);
           const counts: Record<string, number> = {};
           for (const n of views) counts[String(n.version)] = (counts[String(n.version)] ?? 0) + 1;
@@ -49,7 +58,6 @@ export function createRolloutAccounting(ctx: ManagerContext): RolloutAccounting 
           try {
             const next = await udb.updateRollout(r.rolloutId, (cur) => {
               const finish = ending(cur.state);
-              if (cur.state === 'done' || cur.state === 'rolled-back') return undefined;
               if (JSON.stringify(cur.counts) === JSON.stringify(counts) && !finish) return undefined;
               const now = clock.now();
               return { ...cur, counts, updatedAt: now, ...(finish ? { state: finish, endedAt: now } : {}) };

@@ -85,6 +85,8 @@ export function createScheduleDriver(ctx: ManagerContext, recorder: Recorder): S
       now: clock.now(),
       rolloutId: d.rolloutId,
       paused: input.paused,
+      ...(input.pausedBy ? { pausedBy: input.pausedBy } : {}),
+      ...(input.pauseReason ? { pauseReason: input.pauseReason } : {}),
       nodes: nodeViews(ctx, d.type),
     };
     let settled = false;
@@ -94,9 +96,9 @@ export function createScheduleDriver(ctx: ManagerContext, recorder: Recorder): S
     });
     sf.on('schedule.halted', (e: { reason: string }) => {
       sendBack({ type: 'schedule.note', note: `halted: ${e.reason}` });
-      recorder.status(`rollout ${d.rolloutId} halted by its health gate: ${e.reason}`);
+      recorder.status(`rollout ${d.rolloutId} halted by its health gate: ${e.reason}`, `rollout:${d.rolloutId}`);
       recorder.write(`rollout:${d.rolloutId}`, async () => {
-        await udb.updateRollout(d.rolloutId, (r) => (r.state === 'running' ? { ...r, state: 'paused', reason: `halted on ${node.id}: ${e.reason}`, updatedAt: clock.now() } : undefined));
+        await udb.updateRollout(d.rolloutId, (r) => (r.state === 'running' ? { ...r, state: 'paused', reason: e.reason, by: `health gate on ${node.id}`, updatedAt: clock.now() } : undefined));
       });
     });
     sf.on('schedule.status', (e: { note: string }) => sendBack({ type: 'schedule.note', note: e.note }));

@@ -51,7 +51,7 @@ export function createUpgrades(ctx: ManagerContext, deps: UpgradesDeps): Upgrade
     // Under this node's own key (udb/halts.ts): a node may halt a rollout, not command it.
     recorder.write(`control:${d.rolloutId}`, () => udb.putHalt(node.id, d.rolloutId, reason, clock.now()));
     recorder.write(`rollout:${d.rolloutId}`, async () => {
-      await udb.updateRollout(d.rolloutId, (r) => (r.state === 'running' ? { ...r, state: 'paused', reason, updatedAt: clock.now() } : undefined));
+      await udb.updateRollout(d.rolloutId, (r) => (r.state === 'running' ? { ...r, state: 'paused', reason, by: `node ${node.id}`, updatedAt: clock.now() } : undefined));
     });
   }
 
@@ -79,7 +79,11 @@ export function createUpgrades(ctx: ManagerContext, deps: UpgradesDeps): Upgrade
         const before = failuresHalted.get(m.key) ?? 0;
         if (count === before) continue;
         failuresHalted.set(m.key, count);
-        if (count < before) continue;
+        if (count < before) {
+          // Every failing actor was carried after all: what was reported of them is over.
+          if (count === 0) recorder.problemOver(m, true);
+          continue;
+        }
         const state = ctx.rollouts.get(d.rolloutId)?.state;
         if (state !== undefined && rollbackStates.has(state)) continue;
         if (state === 'done' || state === 'aborted') {
@@ -91,8 +95,13 @@ export function createUpgrades(ctx: ManagerContext, deps: UpgradesDeps): Upgrade
     },
 
     afterUpgrade(type) {
-      const current = ctx.types()[type]?.current ?? 0;
+      const status = ctx.types()[type];
+      const current = status?.current ?? 0;
       for (const m of ctx.managed.values()) if (m.type === type) m.actor.send({ type: 'node.current', version: current });
+      // Reports of earlier upgrades of the type whose transform failures are all gone are history now.
+      for (const m of ctx.managed.values()) {
+        if (m.type === type && m.to < current && m.state === 'upgraded' && !(status?.transformFailures ?? []).some((f) => f.to === m.to)) recorder.problemOver(m, true);
+      }
       deps.applyRetirements();
       // A rollback may have come while this upgrade ran: it applies now.
       queueMicrotask(deps.runRollbacks);

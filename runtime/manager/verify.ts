@@ -132,6 +132,7 @@ export function createVerifier(ctx: ManagerContext): Verifier {
     const r = rollout?.record;
     const rolledBack = control?.command === 'rollback' || (r !== undefined && rollbackStates.has(r.state));
     const reason = control?.reason ?? r?.reason;
+    const by = control?.by ?? r?.by;
     return {
       descriptor,
       def: known ? undefined : def,
@@ -144,6 +145,7 @@ export function createVerifier(ctx: ManagerContext): Verifier {
         // A rollback ends the upgrade's lifecycle like an abort; the node's way back is in rollback.ts.
         aborted: control?.command === 'abort' || r?.state === 'aborted' || rolledBack,
         ...(rolledBack ? { reason: `rolled back${reason ? `: ${reason}` : ''}` } : reason ? { reason } : {}),
+        ...(by ? { by } : {}),
       },
     };
   }

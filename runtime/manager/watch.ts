@@ -61,6 +61,8 @@ export interface WatchHooks {
   retired(): void;
   /** After each reconciliation's read (retries, lifecycles, rollbacks, counts). */
   reconciled(): Promise<void>;
+  /** Every descriptor was read (the upgrades bucket listed without error). */
+  descriptorsRead(): void;
 }
 
 /** Every this many periodic passes, a full read even with every watch running. */
@@ -214,6 +216,7 @@ export function createWatch(ctx: ManagerContext, hooks: WatchHooks): Watch {
         const present = new Set(listed.map((d) => d.key));
         for (const key of [...ctx.descriptors.keys()]) if (!present.has(key)) ctx.descriptors.delete(key);
         for (const d of listed) observeDescriptor(d);
+        hooks.descriptorsRead();
       }
     } catch (e) {
       logger.warn('reconciliation read failed; retrying next period', { error: errorText(e) });

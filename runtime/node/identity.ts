@@ -35,11 +35,13 @@ export function readNodeRecord(entry: KvEntry | null): NodeRecord | undefined {
  * has run out by its own clock too, and this process may take the id over.
  * A paused owner that resumes later finds its record written by another
  * incarnation and stops for good (host/placement.ts).
+ *
+ * @returns the id's record as last read: heartbeats write on from its revision.
  */
-export async function ensureIdFree(udb: KV, nodeId: string, previous: KvEntry | null, timing: { heartbeatMs: number; leaseMs: number; clock: Clock }): Promise<void> {
+export async function ensureIdFree(udb: KV, nodeId: string, previous: KvEntry | null, timing: { heartbeatMs: number; leaseMs: number; clock: Clock }): Promise<KvEntry | null> {
   const record = readNodeRecord(previous);
-  if (!record || !previous || record.status === 'stopped') return;
-  if (record.host === hostname() && typeof record.pid === 'number' && !processExists(record.pid)) return;
+  if (!record || !previous || record.status === 'stopped') return previous;
+  if (record.host === hostname() && typeof record.pid === 'number' && !processExists(record.pid)) return previous;
   const { heartbeatMs, leaseMs, clock } = timing;
   const deadline = clock.monotonic() + leaseMs;
   while (clock.monotonic() < deadline) {
@@ -47,13 +49,15 @@ export async function ensureIdFree(udb: KV, nodeId: string, previous: KvEntry | 
     const now = await udb.get(`${NODE_PREFIX}${nodeId}`).catch(() => null);
     if (!now || now.revision === previous.revision) continue;
     const current = readNodeRecord(now);
-    if (!current || current.status === 'stopped') return;
+    // Deleted or stopped meanwhile: the earlier process left.
+    if (!current || current.status === 'stopped') return now;
     throw new MoltError(
       ErrorCode.OperationRefused,
       `node id '${nodeId}' is in use: process ${current.pid} on host '${current.host}' is running under it and heartbeating its record. Stop that process, or start this one with another id (--id)`,
       { retryable: false, data: { nodeId, pid: current.pid, host: current.host } },
     );
   }
+  return previous;
 }
 
 /** True if a process with this pid exists on this host (signal 0 checks without sending). */

@@ -24,6 +24,12 @@ export interface NodeInternals {
   downgrade(type: string, version: number): Promise<{ transformed: number; failed: number }>;
   /** Forgets that a type was rolled back (its newer version was published again). */
   clearRollback(type: string): void;
+  /**
+   * Which newer versions may still arrive, as the manager knows from the
+   * published upgrades (undefined: assume any may): a caller of a version
+   * nobody published is told so, not to retry.
+   */
+  expectUpgrades(predicate: ((type: string, version: number) => boolean) | undefined): void;
 }
 
 const internals = new WeakMap<object, NodeInternals>();

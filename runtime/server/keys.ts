@@ -6,7 +6,7 @@
  * @module
  */
 import { readFileSync, writeFileSync, existsSync } from 'node:fs';
-import { createPublicKey, verify as verifyEd25519, type KeyObject } from 'node:crypto';
+import { createHash, createPublicKey, verify as verifyEd25519, type KeyObject } from 'node:crypto';
 import { createUser, fromPublic, fromSeed, type KeyPair } from '@nats-io/nkeys';
 import { ErrorCode, MoltError } from '../errors.ts';
 
@@ -55,6 +55,21 @@ export function checkTrustedKeys(keys: readonly string[]): string[] {
     out.push(key);
   }
   return [...new Set(out)];
+}
+
+/**
+ * The fingerprint of a public key: the first 16 hex digits of the SHA-256 of
+ * its text. Nodes publish the fingerprints of the keys they trust in their
+ * UDB record (`trusts`), where `molt publish` checks its own key against them;
+ * 16 characters instead of 56 per key in a record written every heartbeat.
+ *
+ * @example
+ * ```ts
+ * keyFingerprint('UCX…') // → '3f9a1c…' (16 hex digits)
+ * ```
+ */
+export function keyFingerprint(publicKey: string): string {
+  return createHash('sha256').update(publicKey).digest('hex').slice(0, 16);
 }
 
 /** Parses trusted keys from a comma- or whitespace-separated list (e.g. `MOLT_TRUSTED_KEYS`). */

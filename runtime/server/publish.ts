@@ -15,8 +15,9 @@ import type { AnyActorVersion } from '../define/version.ts';
 import { resolveConnection, type NatsTarget } from '../nats/connect.ts';
 import { systemClock, type Clock } from '../env.ts';
 import { buildBundle, importBundle, sha256Hex } from './bundle.ts';
+import { typecheckModule } from './typecheck.ts';
 import { descriptorKey, DESCRIPTOR_FORMAT, parseSignedDescriptor, signDescriptor, type UpgradeDescriptor } from './descriptor.ts';
-import type { Signer } from './keys.ts';
+import { keyFingerprint, type Signer } from './keys.ts';
 import { openUpgradeStore, type UpgradeStore } from './store.ts';
 import { openUdb, type Udb } from '../udb/index.ts';
 import { resolveSchedule } from '../../actors/schedules/index.ts';
@@ -35,7 +36,13 @@ export interface PublishOptions {
    * every version of every type newer than the last one published.
    */
   versions?: Record<string, number>;
-  /** Start the rollouts paused: nodes load the upgrade (serving its callers) but none upgrades until `molt resume`. */
+  /**
+   * Start the rollouts paused: nodes load the upgrade (serving its callers)
+   * but none upgrades until `molt resume`. With `fix`: the rollout is paused
+   * before the fix is written, so no node upgrades to the fixed code until
+   * `molt resume` (nodes already at the version load it at once: it is their
+   * code). A fix of a rollout that is already done is refused with `paused`.
+   */
   paused?: boolean;
   /**
    * Replace the code of already-published versions (named in `versions`)
@@ -46,6 +53,18 @@ export interface PublishOptions {
   fix?: boolean;
   /** Build, check and report, but write nothing. */
   dryRun?: boolean;
+  /**
+   * Type-check the module's project first (see runtime/server/typecheck.ts)
+   * and refuse, with the compiler's diagnostics, if it does not type-check.
+   * Default false here; `molt publish` checks unless given `--no-typecheck`.
+   */
+  typecheck?: boolean;
+  /**
+   * Publish even when no live node trusts the signing key (see
+   * {@link PublishResult.warnings}); without it such a publish is refused,
+   * because every node would refuse the upgrade and the rollout would never start.
+   */
+  force?: boolean;
   replicas?: number;
   clock?: Clock;
 }
@@ -55,12 +74,65 @@ export interface PublishResult {
   service: string;
   bundle: { digest: string; size: number };
   upgrades: UpgradeDescriptor[];
+  /** What the publisher should know but did not stop the publish (e.g. live nodes that do not trust its key). */
+  warnings: string[];
+  /** Rollouts whose descriptor was signed again with the same bundle (a fix with unchanged code and another key). */
+  resigned: string[];
+}
+
+/**
+ * A node record whose heartbeat is this recent (by the publisher's clock) is
+ * counted as live by the trust check: generous, because the publisher does
+ * not know the nodes' lease and its clock may differ from theirs.
+ */
+const TRUST_CHECK_LIVE_MS = 30_000;
+
+/**
+ * Checks the signing key against the keys the live nodes hosting `types` say
+ * they trust (`trusts` in their records: fingerprints). Nodes that do not say
+ * (started without `molt node`, or by an older Molt) are not judged. Returns
+ * the warnings to give; throws `OperationRefused` when nodes said and none of
+ * them trusts the key, unless `force`.
+ */
+async function trustCheck(udb: Udb, types: readonly string[], signer: Signer, force: boolean, clock: Clock): Promise<string[]> {
+  const now = clock.now();
+  const fingerprint = keyFingerprint(signer.publicKey);
+  const live = (await udb.nodes()).filter((n) => n.status !== 'stopped' && now - n.heartbeatAt <= TRUST_CHECK_LIVE_MS && types.some((t) => t in n.versions));
+  const saying = live.filter((n) => Array.isArray(n.trusts));
+  const untrusting = saying.filter((n) => !n.trusts!.includes(fingerprint)).sort((a, b) => (a.id < b.id ? -1 : 1));
+  if (untrusting.length === 0) return [];
+  const trustedThere = untrusting.map((n) => `${n.id} trusts ${n.trusts!.length ? n.trusts!.join(', ') : 'no key'}`).join('; ');
+  const what =
+    `${untrusting.length === saying.length ? 'no live node trusts' : `${untrusting.length} of ${saying.length} live nodes do not trust`} the key that signs this upgrade ` +
+    `(${signer.publicKey}, fingerprint ${fingerprint}): ${trustedThere}. They would refuse the upgrade (untrusted-key)`;
+  const fix = `sign with a key they trust (--key), or restart them with --trust ${signer.publicKey}`;
+  if (untrusting.length === saying.length && !force) {
+    throw new MoltError(ErrorCode.OperationRefused, `${what}, so its rollout would never start: ${fix}; or pass --force to publish anyway`, {
+      data: { publisher: signer.publicKey, fingerprint, nodes: untrusting.map((n) => n.id) },
+    });
+  }
+  return [`${what}: ${fix}`];
+}
+
+/** An error's message on one line (a syntax error's message spans several), for the CLI's one `molt: …` line. */
+function oneLine(e: unknown): string {
+  const text = e instanceof Error ? e.message : String(e);
+  const line = text.replace(/\s*\n\s*/g, ' ').trim();
+  return line.length > 600 ? `${line.slice(0, 600)}…` : line;
 }
 
 async function loadService(path: string): Promise<ServiceDefinition> {
   const file = resolve(path);
   if (!existsSync(file)) throw new MoltError(ErrorCode.InvalidDefinition, `no module at ${file}: pass the service module to publish (the one your nodes run, with the new versions added)`);
-  const mod = (await import(pathToFileURL(file).href)) as Record<string, unknown>;
+  let mod: Record<string, unknown>;
+  try {
+    mod = (await import(pathToFileURL(file).href)) as Record<string, unknown>;
+  } catch (e) {
+    // A syntax error, or code that throws when the module is imported: nothing was published.
+    // tsx reports a TypeScript syntax error as esbuild's TransformError, Node a JavaScript one as SyntaxError.
+    const syntax = e instanceof SyntaxError || (e as Error | undefined)?.name === 'TransformError';
+    throw new MoltError(ErrorCode.InvalidDefinition, `cannot load ${path} (${syntax ? 'a syntax error' : 'it failed while being imported'}); nothing was published: ${oneLine(e)}`, { cause: e });
+  }
   const candidate = (mod.default ?? mod.service) as ServiceDefinition | undefined;
   if (!candidate || typeof candidate.name !== 'string' || !Array.isArray(candidate.types)) {
     throw new MoltError(ErrorCode.InvalidDefinition, `${path} does not export a service: \`export default defineService('name', [types])\`, listing every version of each type (old ones too)`);
@@ -191,6 +263,8 @@ function rolloutIdFor(type: string, to: number): string {
  */
 export async function publishUpgrade(options: PublishOptions): Promise<PublishResult> {
   const clock = options.clock ?? systemClock;
+  if (!existsSync(resolve(options.module))) await loadService(options.module); // says "no module at …"
+  if (options.typecheck) await typecheckModule(options.module);
   const service = await loadService(options.module);
   const schedule = { name: options.schedule?.name ?? 'immediate', params: options.schedule?.params ?? {} };
   const bytes = await buildBundle(options.module);
@@ -203,6 +277,7 @@ export async function publishUpgrade(options: PublishOptions): Promise<PublishRe
     const store = await openUpgradeStore(nc, service.name, { create: !options.dryRun, replicas: options.replicas });
     const udb = await openUdb(nc, service.name, { replicas: options.replicas });
     const targets = await plan(service, store ?? emptyStore, udb, options.versions);
+    const warnings = await trustCheck(udb, [...new Set(targets.map((t) => t.type))], options.signer, options.force === true, clock);
 
     // The bundle must offer every version we announce, built against the shared runtime.
     const loaded = await importBundle(bytes);
@@ -238,7 +313,7 @@ export async function publishUpgrade(options: PublishOptions): Promise<PublishRe
       createdAt: replaces ? Math.max(now, replaces.createdAt + 1) : now,
       rolloutId: rolloutIdFor(type, to),
     }));
-    if (options.dryRun || !store) return { service: service.name, bundle: { digest, size: bytes.length }, upgrades: descriptors };
+    if (options.dryRun || !store) return { service: service.name, bundle: { digest, size: bytes.length }, upgrades: descriptors, warnings, resigned: [] };
 
     await store.putBundle(bytes);
     for (const d of descriptors) {
@@ -255,9 +330,9 @@ export async function publishUpgrade(options: PublishOptions): Promise<PublishRe
         counts: {},
         startedAt: now,
         updatedAt: now,
-        ...(options.paused ? { reason: 'published paused' } : {}),
+        ...(options.paused ? { reason: PUBLISHED_PAUSED, by: PAUSED_BY_PUBLISHER } : {}),
       });
-      if (options.paused) await udb.setControl({ rolloutId: d.rolloutId, command: 'pause', reason: 'published paused', by: 'publisher', at: now });
+      if (options.paused) await udb.setControl({ rolloutId: d.rolloutId, command: 'pause', reason: PUBLISHED_PAUSED, by: PAUSED_BY_PUBLISHER, at: now });
       const signed = signDescriptor(d, options.signer);
       const replaces = replacing.get(`${d.type}@${d.to}`);
       try {
@@ -269,13 +344,17 @@ export async function publishUpgrade(options: PublishOptions): Promise<PublishRe
         throw new MoltError(ErrorCode.OperationRefused, `${d.type}@${d.to} was published by someone else a moment ago (${(e as Error).message}); run \`molt status\` and publish the next version`, { cause: e });
       }
     }
-    return { service: service.name, bundle: { digest, size: bytes.length }, upgrades: descriptors };
+    return { service: service.name, bundle: { digest, size: bytes.length }, upgrades: descriptors, warnings, resigned: [] };
   } finally {
     if (owned) await nc.drain().catch(() => undefined);
   }
 }
 
 const emptyStore: Pick<UpgradeStore, 'list'> = { list: async () => [] };
+
+/** Who and why, in the rollout and control records of a rollout published paused. */
+const PAUSED_BY_PUBLISHER = 'the publisher';
+const PUBLISHED_PAUSED = 'published paused: nodes load the upgrade and hold until `molt resume`';
 
 /** Refuses new code for a published version whose messages differ from the published code's. */
 async function checkSameMessages(store: UpgradeStore, oldDigest: string, def: AnyActorVersion, what: string): Promise<void> {
@@ -305,8 +384,10 @@ async function publishFix(
   const store = await openUpgradeStore(nc, service.name, { create: false });
   if (!store) throw new MoltError(ErrorCode.OperationRefused, `nothing was ever published for service '${service.name}': there is nothing to fix`);
   const udb = await openUdb(nc, service.name, { replicas: options.replicas });
+  const warnings = await trustCheck(udb, Object.keys(wanted), options.signer, options.force === true, clock);
   const loaded = await importBundle(bytes);
   const out: UpgradeDescriptor[] = [];
+  const resigned: string[] = [];
   const writes: Array<() => Promise<unknown>> = [];
   for (const [type, to] of Object.entries(wanted)) {
     const key = descriptorKey(type, to);
@@ -322,9 +403,15 @@ async function publishFix(
     if (rollout?.state === 'rolling-back' || rollout?.state === 'rolled-back') {
       throw new MoltError(ErrorCode.OperationRefused, `rollout ${old.rolloutId} (${type}@${to}) was rolled back; publish ${type}@${to} again without --fix (a new rollout)${rollout.state === 'rolling-back' ? ' once the rollback is over' : ''}`);
     }
+    if (options.paused && rollout?.state === 'done') {
+      throw new MoltError(ErrorCode.OperationRefused, `--paused: rollout ${old.rolloutId} (${type}@${to}) is already done — every live node runs ${type}@${to}, so there is no upgrade left to hold. Publish the fix without --paused: nodes load it at once`);
+    }
     const def = loaded.version(type, to);
     if (!def) throw new MoltError(ErrorCode.OperationRefused, `the module has no ${type}@${to} to replace the published one with`);
-    if (old.bundle.digest === digest) throw new MoltError(ErrorCode.OperationRefused, `${type}@${to} is already published with exactly this bundle: nothing changed`);
+    // The same bundle under another key is a re-signature (e.g. the first publish used a key no node trusts).
+    if (old.bundle.digest === digest && old.publisher === options.signer.publicKey) {
+      throw new MoltError(ErrorCode.OperationRefused, `${type}@${to} is already published with exactly this bundle, signed by this key: nothing changed. To sign it with another key, pass that key's seed with --key`);
+    }
     const oldBytes = await store.getBundle(old.bundle.digest);
     const oldDef = oldBytes && sha256Hex(oldBytes) === old.bundle.digest ? (await importBundle(oldBytes)).version(type, to) : undefined;
     if (oldDef) {
@@ -333,13 +420,24 @@ async function publishFix(
         throw new MoltError(ErrorCode.OperationRefused, `a fix may change ${type}@${to}'s transform and simulation objects, not its messages (published: ${names(oldDef.messages)}; now: ${names(def.messages)}): publish a new version instead`);
       }
     }
-    const d: UpgradeDescriptor = { ...old, bundle: { digest, size: bytes.length }, publisher: options.signer.publicKey, createdAt: Math.max(clock.now(), old.createdAt + 1), replaces: old.bundle.digest };
+    const { replaces: _previous, ...unchanged } = old;
+    const resign = old.bundle.digest === digest;
+    const d: UpgradeDescriptor = {
+      ...unchanged,
+      bundle: { digest, size: bytes.length },
+      publisher: options.signer.publicKey,
+      createdAt: Math.max(clock.now(), old.createdAt + 1),
+      ...(resign ? (old.replaces ? { replaces: old.replaces } : {}) : { replaces: old.bundle.digest }),
+    };
     out.push(d);
+    if (resign) resigned.push(d.rolloutId);
     const revision = entry.revision;
     writes.push(() => store.descriptors.update(key, JSON.stringify(signDescriptor(d, options.signer)), revision));
   }
   if (!options.dryRun) {
     await store.putBundle(bytes);
+    // Paused before the fix is written, as a publish --paused is: no node sees the fixed code on a running rollout.
+    if (options.paused) for (const d of out) await pauseForFix(udb, d.rolloutId, clock.now());
     for (const write of writes) {
       try {
         await write();
@@ -348,5 +446,12 @@ async function publishFix(
       }
     }
   }
-  return { service: service.name, bundle: { digest, size: bytes.length }, upgrades: out };
+  return { service: service.name, bundle: { digest, size: bytes.length }, upgrades: out, warnings, resigned };
+}
+
+/** Pauses a rollout for a fix published with `paused` (control record first: nodes act on it). */
+async function pauseForFix(udb: Udb, rolloutId: string, now: number): Promise<void> {
+  const reason = 'fix published paused: nodes load the fixed code and hold until `molt resume`';
+  await udb.setControl({ rolloutId, command: 'pause', reason, by: PAUSED_BY_PUBLISHER, at: now });
+  await udb.updateRollout(rolloutId, (r) => (r.state === 'running' || r.state === 'paused' ? { ...r, state: 'paused', reason, by: PAUSED_BY_PUBLISHER, updatedAt: now } : undefined));
 }

@@ -7,6 +7,8 @@
  */
 import type { NatsConnection } from '@nats-io/transport-node';
 import { Kvm, type KV, type KvEntry } from '@nats-io/kv';
+import { jetstreamManager, type JetStreamManager } from '@nats-io/jetstream';
+import { ErrorCode, MoltError } from '../errors.ts';
 import { bucketNames } from '../wire/protocol.ts';
 import { ensureServiceBuckets } from './buckets.ts';
 import { controlsInForce, haltRecord } from './halts.ts';
@@ -47,9 +49,16 @@ const encode = (value: unknown) => JSON.stringify(value);
 
 /** Typed access to a service's UDB bucket. */
 export class Udb {
+  private jsm: Promise<JetStreamManager> | undefined;
+
+  /**
+   * @param nc - the connection `kv` was opened on; with it, {@link Udb.snapshot}
+   *   reads a complete snapshot or fails (see there).
+   */
   constructor(
     readonly kv: KV,
     readonly service: string,
+    private readonly nc?: NatsConnection,
   ) {}
 
   /** Every entry (latest value) under `prefix`, e.g. `nodes.`. */
@@ -110,16 +119,70 @@ export class Udb {
     return this.all(UdbPrefix.reports, udbPatterns.report);
   }
 
+  /**
+   * Everything in the UDB at once, as `molt status` shows it.
+   *
+   * With the connection given to the constructor, the keys come from the
+   * stream's own subject list (one request, paged by the client): the snapshot
+   * is complete, or this throws `Unavailable`. Why not the key lister
+   * (`kv.keys()`, what {@link Udb.readAll} uses): it is an ordered consumer
+   * that ends quietly with what it has received when its consumer goes away
+   * (a nats-server dying or shutting down), so a read could show no nodes and
+   * no rollouts while both exist. A watcher of the whole service must never be
+   * shown an empty world it cannot tell from a real one.
+   */
   async snapshot(): Promise<UdbSnapshot> {
-    const [nodes, rollouts, control, retired, progress, reports] = await Promise.all([
-      this.nodes(),
-      this.rollouts(),
-      this.controls(),
-      this.retirements(),
-      this.progress(),
-      this.reports(),
-    ]);
-    return { nodes, rollouts, control, retired, progress, reports };
+    if (!this.nc) {
+      const [nodes, rollouts, control, retired, progress, reports] = await Promise.all([
+        this.nodes(),
+        this.rollouts(),
+        this.controls(),
+        this.retirements(),
+        this.progress(),
+        this.reports(),
+      ]);
+      return { nodes, rollouts, control, retired, progress, reports };
+    }
+    let entries: KvEntry[];
+    try {
+      const keys = await this.allKeys();
+      const read = await Promise.all(keys.map((k) => this.kv.get(k)));
+      // The stream has a message for every listed key (a deleted key's is its
+      // tombstone): no answer means a server that does not hold it yet (a
+      // replica catching up after a restart answered the direct get).
+      const missing = keys.filter((_, i) => read[i] === null);
+      if (missing.length > 0) throw new Error(`${missing.length} of ${keys.length} keys could not be read (${missing.slice(0, 3).join(', ')}${missing.length > 3 ? ', …' : ''})`);
+      entries = read.filter((e): e is KvEntry => e !== null && e.operation === 'PUT');
+    } catch (e) {
+      throw new MoltError(ErrorCode.Unavailable, `cannot read the upgrade database of '${this.service}' (${bucketNames(this.service).udb}) completely: ${(e as Error).message}`, { cause: e });
+    }
+    const of = <T>(prefix: string, pattern: unknown): T[] => {
+      const out: T[] = [];
+      for (const e of entries) {
+        if (!e.key.startsWith(prefix)) continue;
+        const r = parseRecord<T>(e.value, pattern);
+        if (r) out.push(r);
+      }
+      return out;
+    };
+    return {
+      nodes: of(UdbPrefix.nodes, udbPatterns.node),
+      rollouts: of(UdbPrefix.rollouts, udbPatterns.rollout),
+      control: of(UdbPrefix.control, udbPatterns.control),
+      retired: of(UdbPrefix.retired, udbPatterns.retired),
+      progress: of(UdbPrefix.progress, udbPatterns.progress),
+      reports: of(UdbPrefix.reports, udbPatterns.report),
+    };
+  }
+
+  /** Every key that has a message in the bucket's stream (deleted ones too: their tombstone is a message). */
+  private async allKeys(): Promise<string[]> {
+    this.jsm ??= jetstreamManager(this.nc!, { checkAPI: false });
+    this.jsm.catch(() => (this.jsm = undefined));
+    const bucket = bucketNames(this.service).udb;
+    const prefix = `$KV.${bucket}.`;
+    const info = await (await this.jsm).streams.info(`KV_${bucket}`, { subjects_filter: `${prefix}>` });
+    return Object.keys(info.state.subjects ?? {}).map((subject) => subject.slice(prefix.length));
   }
 
   /** Creates a rollout record; false if one with that id exists. */
@@ -210,5 +273,5 @@ export async function openUdb(nc: NatsConnection, service: string, options: { re
   const infos = await ensureServiceBuckets(nc, service, { ...(options.replicas !== undefined ? { replicas: options.replicas } : {}), asker: options.asker ?? 'this tool' });
   const name = bucketNames(service).udb;
   const kv = await new Kvm(nc).open(name, { allow_direct: infos.get(name)?.config.allow_direct === true });
-  return new Udb(kv, service);
+  return new Udb(kv, service, nc);
 }

@@ -27,6 +27,16 @@ export type { NodeRecord };
  */
 export type RolloutState = 'running' | 'paused' | 'aborted' | 'done' | 'rolling-back' | 'rolled-back';
 
+/**
+ * `later` came after `r` on the same type: a later version (one publish of
+ * several versions starts their rollouts at the same moment), or the same
+ * version published again. The newest rollout of a type is the one nothing
+ * supersedes.
+ */
+export function supersedes(later: RolloutRecord, r: RolloutRecord): boolean {
+  return later.type === r.type && later.rolloutId !== r.rolloutId && (later.to > r.to || (later.to === r.to && later.startedAt > r.startedAt));
+}
+
 /** States after which a rollout's upgrade never runs again on any node. */
 export const rollbackStates: ReadonlySet<RolloutState> = new Set(['rolling-back', 'rolled-back']);
 
@@ -48,6 +58,12 @@ export interface RolloutRecord {
   updatedAt: number;
   /** Why it is paused, aborted or rolled back (operator's reason or a health halt). */
   reason?: string;
+  /**
+   * Who set the state it is in, when that is not `running` or `done`: `user@host`
+   * for the CLI, `node <id>` for a node's transform-failure halt, `health gate on
+   * <id>` for a health halt, `molt publish --paused` for a rollout published paused.
+   */
+  by?: string;
 }
 
 /**

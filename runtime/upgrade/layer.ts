@@ -49,6 +49,13 @@ export interface TypeVersions {
    * `down` may drop what only the newer version can represent.
    */
   readonly rolledBackFrom?: number;
+  /**
+   * Whether an upgrade to `version` (newer than `current`) may still arrive,
+   * as the node's upgrade manager knows from the published descriptors (see
+   * runtime/manager/expectations.ts). Unset: it may. When it says no, a call
+   * of that version is not retryable: nobody published it.
+   */
+  readonly upgradeMayArrive?: (version: number) => boolean;
 }
 
 /** The persisted form of an actor (what goes to KV, via the codec). */
@@ -100,11 +107,14 @@ export function unsupported(types: TypeVersions, version: number): MoltError {
     });
   }
   const served = servedVersions(types);
-  // A newer version than we know may arrive with an upgrade; an older one will never come back.
-  const retryable = version > types.current;
-  const why = version > types.current
-    ? `this node runs ${types.name}@${types.current} and has not (yet) loaded the upgrade to ${version}`
-    : `this node runs ${types.name}@${types.current} and no longer simulates version ${version}`;
+  // A newer version than we know may arrive with an upgrade (unless none is published); an older one will never come back.
+  const published = version <= types.current || (types.upgradeMayArrive?.(version) ?? true);
+  const retryable = version > types.current && published;
+  const why = version <= types.current
+    ? `this node runs ${types.name}@${types.current} and no longer simulates version ${version}`
+    : published
+      ? `this node runs ${types.name}@${types.current} and has not (yet) loaded the upgrade to ${version}`
+      : `this node runs ${types.name}@${types.current} and no upgrade to ${types.name}@${version} is published`;
   return new MoltError(ErrorCode.VersionUnsupported, `${why}; it serves versions ${served.join(', ')}`, {
     retryable,
     data: { type: types.name, version, current: types.current, served },

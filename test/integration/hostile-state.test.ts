@@ -19,6 +19,8 @@ import { assign, setup } from 'xstate';
 import { ask, createClient, createNode, defineActorType, defineService, defineVersion, isMoltError, P, silentLogger, type EventsOf, type MoltClient, type MoltNode } from '../../runtime/index.ts';
 import { bucketNames, encodeKey, stateKey } from '../../runtime/internal.ts';
 import { nodeInternals } from '../../runtime/node/internals.ts';
+import { Udb } from '../../runtime/udb/index.ts';
+import { statusView } from '../../runtime/cli/commands/status.ts';
 import { startEmbeddedNats, type EmbeddedNats } from '../support/nats.ts';
 import { rawCall } from '../support/wire.ts';
 
@@ -127,6 +129,11 @@ test('unreadable state - a record Molt did not write answers StateUnreadable nam
     if (reported.length === 0) await sleep(200);
   }
   assert.is(reported.length, 1, 'the node record lists the unreadable actor');
+  const view = statusView('bags', await new Udb(udb, 'bags').snapshot(), Date.now(), 5000);
+  assert.ok(
+    view.problems.some((p) => p.code === 'StateUnreadable' && p.key === `state.bag.${key}` && p.nodeId === ctx.node.id),
+    `molt status shows it among the problems: ${JSON.stringify(view.problems)}`,
+  );
 
   // Stopping is not held up by it.
   const stopStarted = Date.now();

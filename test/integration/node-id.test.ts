@@ -2,10 +2,12 @@
  * One process per node id: a second process started under the id of a live
  * node is refused (both would claim the same shards), while a node restarted
  * under the id of a crashed one — its record fresh, its heartbeats stopped —
- * starts after watching the record for a few heartbeats.
+ * starts after watching the record for a lease, and one started while the
+ * earlier process leaves starts as soon as it has left.
  */
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
+import { hostname } from 'node:os';
 import { Kvm } from '@nats-io/kv';
 import { connectNats, createNode, isMoltError, silentLogger, type MoltNode } from '../../runtime/index.ts';
 import { bucketNames, NODE_PREFIX, type NodeRecord } from '../../runtime/internal.ts';
@@ -64,6 +66,28 @@ test('node id - a node restarted under the id of a crashed one starts once the r
     assert.ok(waited >= 500, `watched the record for a few heartbeats first (waited ${waited} ms)`);
     assert.is(node.id, 'phoenix');
     await node.stop();
+  } finally {
+    await nc.close();
+  }
+});
+
+test('node id - a node started while the process under its id leaves starts once it has left', async ({ nats }) => {
+  // A record of a live process (this one) on this host: the new node must wait.
+  const nc = await connectNats({ servers: nats.url });
+  try {
+    const udb = await new Kvm(nc).open(bucketNames(service.name).udb);
+    const leaving: NodeRecord = { id: 'relay', service: service.name, host: hostname(), pid: process.pid, versions: { counter: 1, cache: 1 }, status: 'running', startedAt: Date.now() - 10_000, heartbeatAt: Date.now() };
+    await udb.put(`${NODE_PREFIX}relay`, JSON.stringify(leaving));
+    const starting = start(nats.url, 'relay');
+    await new Promise((r) => setTimeout(r, 300));
+    await udb.delete(`${NODE_PREFIX}relay`); // what a process that stops does
+    const node = await starting;
+    try {
+      await new Promise((r) => setTimeout(r, 1000));
+      assert.ok(node.ownedShards().length > 0, 'it serves: its heartbeats write on from the deletion');
+    } finally {
+      await node.stop();
+    }
   } finally {
     await nc.close();
   }

@@ -64,13 +64,14 @@ test('publish - paused, shown by status, resumed, watched to the end', async (ct
   const nats = ['--nats', ctx.nats.url];
   const seed = join(ctx.dir, 'publisher.nk');
 
-  const bad = await molt(['publish', 'test/fixtures/counter-v2.ts', '--key', seed, ...nats, '--schedule', 'rolling', '--param', 'bacth=1']);
+  // Type-checking is tested on a project of its own (publish-checks.test.ts): the repository's takes seconds.
+  const bad = await molt(['publish', 'test/fixtures/counter-v2.ts', '--no-typecheck', '--key', seed, ...nats, '--schedule', 'rolling', '--param', 'bacth=1']);
   assert.is(bad.code, 1);
   assert.match(bad.output, /OperationRefused: cannot publish with this schedule: schedule "rolling": .*bacth/);
 
-  const pub = await molt(['publish', 'test/fixtures/counter-v2.ts', '--key', seed, ...nats, '--schedule', 'rolling', '--param', 'batch=1', '--paused']);
+  const pub = await molt(['publish', 'test/fixtures/counter-v2.ts', '--no-typecheck', '--key', seed, ...nats, '--schedule', 'rolling', '--param', 'batch=1', '--paused']);
   assert.is(pub.code, 0, pub.output);
-  const rolloutId = /published counter 1→2: rollout (counter-v2-[0-9a-f]{6}), schedule rolling \{"batch":1\} \(paused\)/.exec(pub.output)?.[1];
+  const rolloutId = /published counter 1→2: rollout (counter-v2-[0-9a-f]{6}), schedule rolling \{"batch":1\} \(paused: no node upgrades until `molt resume`\)/.exec(pub.output)?.[1];
   assert.ok(rolloutId, pub.output);
 
   // The node loads v2 (future SO) but holds.
@@ -89,7 +90,8 @@ test('publish - paused, shown by status, resumed, watched to the end', async (ct
 
   const plain = await molt(['status', ...nats]);
   assert.match(plain.output, /service counters: 1 live node/);
-  assert.match(plain.output, new RegExp(`${rolloutId}\\s+counter 1→2\\s+rolling \\{"batch":1\\}\\s+paused \\(published paused\\)\\s+\\[-{20}\\] 0/1`));
+  assert.match(plain.output, new RegExp(`${rolloutId}\\s+counter 1→2\\s+rolling \\{"batch":1\\}\\s+paused by the publisher\\s+\\[-{20}\\] 0/1`));
+  assert.match(plain.output, new RegExp(`\\n  ${rolloutId} paused by the publisher: published paused: nodes load the upgrade and hold until \`molt resume\``));
 
   const watch = molt(['status', ...nats, '--watch', '--until-done']);
   await watch.child.waitFor(new RegExp(`rollout ${rolloutId} counter 1→2 paused 0/1`));
@@ -121,10 +123,11 @@ test('refusals and rollback - unknown and finished rollouts say why; rollback ta
   let plain = '';
   while (Date.now() < deadline) {
     plain = (await molt(['status', ...nats])).output;
-    if (/rolled-back \(testing\)/.test(plain)) break;
+    if (/rolled-back by \S+\s+\[/.test(plain)) break;
     await new Promise((r) => setTimeout(r, 200));
   }
-  assert.match(plain, /counter 1→2\s+rolling \{"batch":1\}\s+rolled-back \(testing\)\s+\[#{20}\] 1\/1 back at 1/);
+  assert.match(plain, /counter 1→2\s+rolling \{"batch":1\}\s+rolled-back by \S+@\S+\s+\[#{20}\] 1\/1 back at 1/);
+  assert.match(plain, /\n  counter-v2-\w+ rolled-back by \S+@\S+: testing\n/);
   assert.is(ctx.node!.status().types.counter!.current, 1);
   assert.is(ctx.node!.status().types.counter!.rolledBackFrom, 2);
   const again = await molt(['rollback', 'counter@2', ...nats]);

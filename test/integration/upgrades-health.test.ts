@@ -65,7 +65,8 @@ test('canary health gate - a transform failure on the upgraded canary halts the 
       // The operator accepts node-a's report and resumes; the SFs' health gate halts the rollout.
       await controlRollout(udb, rollout.rolloutId, 'resume');
       const halted = await waitForRollout(udb, rollout.rolloutId, (r) => r.state === 'paused' && /health gate/.test(r.reason ?? ''), 'halted by the health gate', 5000);
-      assert.match(halted.reason!, /^halted on node-[bc]: health gate: 1 transform failure\(s\) reported \(node-a: 1\); at most 0 allowed$/);
+      assert.match(halted.reason!, /^health gate: 1 transform failure\(s\) reported \(node-a: 1\); at most 0 allowed$/);
+      assert.match(halted.by ?? '', /^health gate on node-[bc]$/, 'the rollout says who halted it');
       const progress = await waitForProgress(udb, rollout.rolloutId, ['node-b', 'node-c'], ['scheduling']);
       for (const id of ['node-b', 'node-c']) assert.match(progress.get(id)!.note ?? '', /health gate: 1 transform failure\(s\) reported \(node-a: 1\)/, id);
 

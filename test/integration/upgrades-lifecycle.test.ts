@@ -135,4 +135,25 @@ test('lifecycle - refused verification, SF abandon and SF crash end without upgr
   assert.is(r.upgrade.calls + s.upgrade.calls + f.upgrade.calls, 0);
 });
 
+test('lifecycle - a fix (code.changed) starts the SF again, so what it measured of the old code does not count (issue 13)', async () => {
+  const h = start();
+  await settle();
+  assert.is(h.sf.started, 1);
+  h.actor.send({ type: 'code.changed' });
+  await settle();
+  assert.equal([h.sf.started, h.sf.stopped], [2, 1], 'the old SF stopped, a new one started');
+  assert.is(String(h.actor.getSnapshot().value), 'scheduling');
+});
+
+test('lifecycle - held says who paused the rollout and why (issue 13)', async () => {
+  const h = start();
+  await settle();
+  h.actor.send({ type: 'control', command: 'pause', by: 'node node-a', reason: '1 transform failure(s)' });
+  h.sf.sendBack!({ type: 'schedule.decided', decision: { decision: 'upgrade' } });
+  await settle();
+  assert.is(String(h.actor.getSnapshot().value), 'held');
+  assert.is(h.actor.getSnapshot().context.note, 'paused by node node-a: 1 transform failure(s); upgrades on resume');
+  assert.equal(h.sf.received.at(-1), { type: 'control', command: 'pause', reason: '1 transform failure(s)', by: 'node node-a' }, 'the SF is told who paused too');
+});
+
 test.run();

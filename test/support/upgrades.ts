@@ -80,7 +80,7 @@ export async function startUpgradableNode(
 export async function openCounters(url: string): Promise<{ nc: NatsConnection; udb: Udb }> {
   const nc = await connectNats({ servers: url, name: 'test' });
   const kv = await new Kvm(nc).create('molt_counters_udb', { history: 5 });
-  return { nc, udb: new Udb(kv, 'counters') };
+  return { nc, udb: new Udb(kv, 'counters', nc) };
 }
 
 /** Publishes a fixture module from the test process. */

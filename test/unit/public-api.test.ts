@@ -12,7 +12,7 @@ const documented = [
   'createSuperjsonCodec', 'systemClock', 'SimulatedClock', 'createJsonLogger', 'silentLogger', 'createIdGenerator',
   'startEmbeddedNats', 'findNatsServer', 'connectNats', 'natsFromEnv',
   // upgrade infrastructure (docs/publishing.md, docs/upgrade-database.md)
-  'startUpgradeManager', 'publishUpgrade', 'generatePublisherKeys', 'signerFromSeed', 'loadSeedFile', 'parseTrustedKeys',
+  'startUpgradeManager', 'publishUpgrade', 'generatePublisherKeys', 'signerFromSeed', 'loadSeedFile', 'parseTrustedKeys', 'keyFingerprint',
   'Udb', 'openUdb',
   // scheduling functions (docs/scheduling.md)
   'builtInSchedules', 'resolveSchedule', 'defineSchedule', 'fromSchedulePolicy',

@@ -5,7 +5,7 @@
  */
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { parseRecord, parseSharedJson, parseSharedRecord, udbPatterns, type NodeRecord } from '../../runtime/udb/index.ts';
+import { parseRecord, parseSharedJson, parseSharedRecord, supersedes, udbPatterns, type NodeRecord, type RolloutRecord } from '../../runtime/udb/index.ts';
 
 const test = suite('udb records');
 const bytes = (value: unknown) => new TextEncoder().encode(JSON.stringify(value));
@@ -41,6 +41,20 @@ test('shared parse - a changed record is parsed anew', () => {
   const b = parseSharedRecord<NodeRecord>(bytes({ ...node, heartbeatAt: 3 }), udbPatterns.node);
   assert.is.not(a, b);
   assert.is(b!.heartbeatAt, 3);
+});
+
+test('supersedes - the newest rollout of a type: a later version (even published at the same moment), or the same version published again', () => {
+  const rollout = (rolloutId: string, to: number, startedAt: number): RolloutRecord => ({
+    rolloutId, service: 's', type: 'counter', from: to - 1, to, schedule: { name: 'immediate', params: {} }, publisher: 'U', state: 'done', counts: {}, startedAt, updatedAt: startedAt,
+  });
+  const v2 = rollout('counter-v2-a', 2, 100);
+  const v3 = rollout('counter-v3-a', 3, 100); // one publish of v2 and v3: same startedAt
+  const v2again = rollout('counter-v2-b', 2, 200);
+  assert.ok(supersedes(v3, v2));
+  assert.not.ok(supersedes(v2, v3));
+  assert.ok(supersedes(v2again, v2));
+  assert.not.ok(supersedes(v2, v2));
+  assert.not.ok(supersedes({ ...v3, type: 'cart' }, v2), 'another type');
 });
 
 test.run();

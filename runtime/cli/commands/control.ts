@@ -68,13 +68,13 @@ export async function controlRollout(udb: Udb, name: string, command: Exclude<Co
       if (r.state === 'done' || r.state === 'aborted' || rollbackStates.has(r.state)) return undefined;
       switch (command) {
         case 'pause':
-          return { ...r, state: 'paused', reason: reason ?? `paused by ${by}`, updatedAt: now };
+          return { ...r, state: 'paused', reason: reason ?? `paused by ${by}`, by, updatedAt: now };
         case 'resume': {
-          const { reason: _old, ...rest } = r;
+          const { reason: _old, by: _oldBy, ...rest } = r;
           return { ...rest, state: 'running', updatedAt: now };
         }
         case 'abort':
-          return { ...r, state: 'aborted', reason: reason ?? `aborted by ${by}`, endedAt: now, updatedAt: now };
+          return { ...r, state: 'aborted', reason: reason ?? `aborted by ${by}`, by, endedAt: now, updatedAt: now };
       }
     });
   // Pause and abort: the command first, so nodes stop as soon as possible. Resume: the
@@ -183,7 +183,7 @@ export async function rollbackRollout(
   const now = Date.now();
   const why = reason ?? `rolled back by ${by}`;
   await udb.setControl({ rolloutId: id, command: 'rollback', reason: why, by, at: now });
-  const updated = await udb.updateRollout(id, (r) => (rollbackStates.has(r.state) ? undefined : { ...r, state: 'rolling-back', reason: why, updatedAt: now }));
+  const updated = await udb.updateRollout(id, (r) => (rollbackStates.has(r.state) ? undefined : { ...r, state: 'rolling-back', reason: why, by, updatedAt: now }));
   return {
     rollout: updated ?? rollout,
     message: `rollout ${id} (${rollout.type} ${rollout.from}→${rollout.to}) rolling back: every node returns to ${rollout.type}@${rollout.from} (\`molt status\` shows when it is rolled back)`,

@@ -9,7 +9,7 @@ import type { Command } from 'commander';
 import { resolve } from 'node:path';
 import { existsSync } from 'node:fs';
 import { ErrorCode, MoltError } from '../../errors.ts';
-import { generatePublisherKeys, loadSeedFile, writeSeedFile } from '../../server/keys.ts';
+import { generatePublisherKeys, keyFingerprint, loadSeedFile, writeSeedFile } from '../../server/keys.ts';
 
 export function registerKeysCommands(program: Command): void {
   const keys = program.command('keys').description('publisher keys that sign upgrades');
@@ -24,13 +24,18 @@ export function registerKeysCommands(program: Command): void {
       }
       const pair = generatePublisherKeys();
       writeSeedFile(file, pair);
-      process.stderr.write(`seed written to ${file} (keep it secret; sign with \`molt publish --key ${flags.out}\`)\ntrust it on nodes with: molt node --trust ${pair.publicKey} …  (or MOLT_TRUSTED_KEYS)\n`);
+      process.stderr.write(
+        `seed written to ${file} (keep it secret; sign with \`molt publish --key ${flags.out}\`)\ntrust it on nodes with: molt node --trust ${pair.publicKey} …  (or MOLT_TRUSTED_KEYS)\n` +
+          `its fingerprint (what nodes show in \`molt status --json\`, \`trusts\`): ${keyFingerprint(pair.publicKey)}\n`,
+      );
       process.stdout.write(`${pair.publicKey}\n`);
     });
   keys
     .command('public <seedFile>')
     .description('print the public key of a seed file')
     .action((seedFile: string) => {
-      process.stdout.write(`${loadSeedFile(resolve(seedFile)).publicKey}\n`);
+      const { publicKey } = loadSeedFile(resolve(seedFile));
+      process.stdout.write(`${publicKey}\n`);
+      process.stderr.write(`fingerprint ${keyFingerprint(publicKey)}\n`);
     });
 }

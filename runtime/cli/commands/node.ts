@@ -11,7 +11,7 @@ import { startEmbeddedNats, type EmbeddedNats } from '../../nats/embedded.ts';
 import { loadServiceModule } from '../service-module.ts';
 import { ErrorCode, MoltError } from '../../errors.ts';
 import { startUpgradeManager } from '../../manager/index.ts';
-import { parseTrustedKeys } from '../../server/keys.ts';
+import { keyFingerprint, parseTrustedKeys } from '../../server/keys.ts';
 import { addNatsFlags, natsTargetFromFlags, type NatsFlags } from '../connection.ts';
 import type { NatsConnectOptions } from '../../nats/connect.ts';
 
@@ -52,6 +52,7 @@ function positive(name: string, value: string | undefined): number | undefined {
 /** Starts a node from CLI flags; shared by `node` and `dev`. */
 export async function runNodeFromFlags(modulePath: string, flags: NodeFlags, nats: NatsConnectOptions): Promise<MoltNode> {
   const service = await loadServiceModule(modulePath);
+  const trustedKeys = parseTrustedKeys([...(flags.trust ?? []), process.env.MOLT_TRUSTED_KEYS ?? ''].join(','));
   const node = await createNode({
     service,
     nats: { ...nats, name: `molt-node ${service.name}` },
@@ -64,10 +65,12 @@ export async function runNodeFromFlags(modulePath: string, flags: NodeFlags, nat
     replicas: positive('replicas', flags.replicas),
     ...(flags.callerInboxPrefix ? { callerInboxPrefix: flags.callerInboxPrefix } : {}),
     stateMaxBytes: positive('state-max-bytes', flags.stateMaxBytes),
+    // In the node's record, so that `molt publish` can tell a key no node trusts.
+    trusts: trustedKeys.map(keyFingerprint),
   });
   // Every node runs an upgrade manager; with no trusted key it refuses (and reports) every upgrade.
   const manager = await startUpgradeManager(node, {
-    trustedKeys: parseTrustedKeys([...(flags.trust ?? []), process.env.MOLT_TRUSTED_KEYS ?? ''].join(',')),
+    trustedKeys,
     reconcileMs: positive('reconcile', flags.reconcile),
     tickMs: positive('tick', flags.tick),
     leaseMs: positive('lease', flags.lease),

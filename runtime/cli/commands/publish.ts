@@ -22,6 +22,9 @@ interface PublishFlags extends ConnectionFlags {
   dryRun?: boolean;
   json?: boolean;
   replicas?: string;
+  force?: boolean;
+  /** False with `--no-typecheck`. */
+  typecheck: boolean;
 }
 
 /** `k=v` → value: numbers, booleans, null and JSON objects/arrays as such; anything else a string. */
@@ -62,10 +65,12 @@ export function registerPublishCommand(program: Command): void {
     .option('--param <name=value...>', 'a parameter of the schedule, e.g. --param batch=1 (repeat for more)')
     .option('--version <type=version...>', 'publish exactly this version of a type (default: every version newer than the last published)')
     .option('--paused', 'start the rollouts paused: nodes load the upgrade but none upgrades until `molt resume`')
-    .option('--fix', 'replace the code of an already-published version (named with --version), e.g. a fixed transform; same rollout, same messages')
+    .option('--fix', 'replace the code of an already-published version (named with --version), e.g. a fixed transform; same rollout, same messages. With the same code and another --key: sign it again with that key')
     .option('--dry-run', 'build and check, print what would be published, write nothing')
     .option('--json', 'print the published descriptors as JSON')
     .option('--replicas <n>', 'replicas the service\'s buckets must have; refuses if they differ (see molt setup)')
+    .option('--force', 'publish even though no live node trusts the signing key (they will refuse it until they do)')
+    .option('--no-typecheck', "publish without type-checking the module's project first")
     .action(async (modulePath: string, flags: PublishFlags) => {
       const keyFile = flags.key ?? process.env.MOLT_PUBLISHER_KEY;
       if (!keyFile) throw new MoltError(ErrorCode.InvalidDefinition, 'no publisher key: pass --key <seed file> (create one with `molt keys generate`)');
@@ -83,15 +88,21 @@ export function registerPublishCommand(program: Command): void {
           fix: flags.fix === true,
           dryRun: flags.dryRun === true,
           replicas: flags.replicas ? Number(flags.replicas) : undefined,
+          force: flags.force === true,
+          typecheck: flags.typecheck !== false,
         });
+        for (const w of result.warnings) process.stderr.write(`warning: ${w}\n`);
         if (flags.json) {
           process.stdout.write(`${JSON.stringify(result)}\n`);
           return;
         }
-        const verb = `${flags.dryRun ? 'would publish' : 'published'}${flags.fix ? ' a fix of' : ''}`;
-        const shownParams = Object.keys(params).length > 0 ? ` ${JSON.stringify(params)}` : '';
         for (const d of result.upgrades) {
-          process.stdout.write(`${verb} ${d.type} ${d.from}→${d.to}: rollout ${d.rolloutId}, schedule ${d.schedule.name}${shownParams}${flags.paused ? ' (paused)' : ''}\n`);
+          // A fix keeps its rollout's schedule: show the descriptor's, not the flags'.
+          const resign = result.resigned.includes(d.rolloutId);
+          const verb = flags.dryRun ? (resign ? 'would re-sign' : flags.fix ? 'would publish a fix of' : 'would publish') : resign ? 're-signed' : flags.fix ? 'published a fix of' : 'published';
+          const shownParams = Object.keys(d.schedule.params).length > 0 ? ` ${JSON.stringify(d.schedule.params)}` : '';
+          const paused = flags.paused ? ' (paused: no node upgrades until `molt resume`)' : '';
+          process.stdout.write(`${verb} ${d.type} ${d.from}→${d.to}: rollout ${d.rolloutId}, schedule ${d.schedule.name}${shownParams}${paused}\n`);
         }
         process.stdout.write(`bundle sha256-${result.bundle.digest} (${(result.bundle.size / 1024).toFixed(1)} KiB), signed by ${signer.publicKey}\n`);
         if (!flags.dryRun) process.stdout.write(`follow it with: molt status --watch --service ${result.service}\n`);

@@ -12,9 +12,9 @@
 import type { Command } from 'commander';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { Kvm } from '@nats-io/kv';
-import { ErrorCode, MoltError } from '../../errors.ts';
+import { ErrorCode, isMoltError, MoltError } from '../../errors.ts';
 import { addNatsFlags, connectFromFlags, type NatsFlags } from '../connection.ts';
-import { Udb, UdbPrefix, type NodeRecord, type RolloutRecord, type UdbSnapshot } from '../../udb/index.ts';
+import { supersedes, Udb, UdbPrefix, type NodeRecord, type RolloutRecord, type UdbSnapshot } from '../../udb/index.ts';
 import { bucketNames } from '../../wire/protocol.ts';
 
 /** Connection flags shared by the operator commands (../connection.ts) and `--service`. */
@@ -51,40 +51,121 @@ export async function openUdbFor(nc: NatsConnection, service: string): Promise<U
   } catch {
     throw new MoltError(ErrorCode.OperationRefused, `service '${service}' has no upgrade database on this NATS (bucket ${bucketNames(service).udb}): is the name right, and has a node run?`);
   }
-  return new Udb(kv, service);
+  return new Udb(kv, service, nc);
 }
 
 // ---- the view ----------------------------------------------------------------
 
+/**
+ * The format tag of `molt status --json` documents (every line of `--watch
+ * --json` is one): scripts check it, and a later Molt that changes a field's
+ * meaning changes the tag. Fields may be added without a new tag.
+ */
+export const STATUS_FORMAT = 'molt.status/v1';
+
 /** A node as `molt status` shows it. */
 export interface NodeStatusView {
   id: string;
+  /** Its record changed within the lease (`--lease`), by this reader's clock, and it has not left. */
   live: boolean;
   status: NodeRecord['status'];
   versions: Record<string, number>;
+  /** Versions known per type (loaded upgrades included). */
+  known?: Record<string, number[]>;
   heartbeatAgoMs: number;
   host: string;
   pid: number;
   lastError?: string;
+  /** Fingerprints of the publisher keys its upgrade manager trusts (absent: the node does not say). */
+  trusts?: string[];
+}
+
+/** One node's place in a rollout. */
+export interface RolloutNodeView {
+  nodeId: string;
+  step: string;
+  note?: string;
+  error?: string;
+}
+
+/** A live node that does not run a finished rollout's version, and why. */
+export interface BehindNodeView {
+  nodeId: string;
+  version: number;
+  why: string;
 }
 
 /** A rollout as `molt status` shows it. */
 export interface RolloutStatusView extends RolloutRecord {
+  /**
+   * Live nodes per native version of the type, counted from the node records
+   * this view was read with (the same as `upgraded` and `total`). The record's
+   * own `counts`, as the managers last wrote them, is `recordedCounts`.
+   */
+  counts: Record<string, number>;
+  recordedCounts: Record<string, number>;
   /** Live nodes running `to` or later, out of live nodes hosting the type. */
   upgraded: number;
   total: number;
   /** Per node: its step in this rollout and what it waits for. */
-  nodes: Array<{ nodeId: string; step: string; note?: string; error?: string }>;
+  nodes: RolloutNodeView[];
+  /**
+   * For a `done` rollout (the newest of its type): live nodes hosting the type
+   * below `to` — started since at an older version, refusing the upgrade, or
+   * catching up — each with why. Empty otherwise.
+   */
+  behind: BehindNodeView[];
+}
+
+/** A problem a node reported (`reports.<node>.<type>.<to>`). */
+export interface ProblemView {
+  nodeId: string;
+  key: string;
+  code: string;
+  reason?: string;
+  message: string;
+  at: number;
 }
 
 /** Everything `molt status` prints (`--json` prints exactly this). */
 export interface StatusView {
+  format: typeof STATUS_FORMAT;
   service: string;
   at: number;
   nodes: NodeStatusView[];
   rollouts: RolloutStatusView[];
   retired: Array<{ type: string; version: number }>;
-  problems: Array<{ nodeId: string; key: string; code: string; reason?: string; message: string; at: number }>;
+  problems: ProblemView[];
+}
+
+/**
+ * What `--json` prints instead of a view when the UDB could not be read
+ * completely (a nats-server down, the connection lost): never an empty world.
+ */
+export interface StatusErrorView {
+  format: typeof STATUS_FORMAT;
+  service: string;
+  at: number;
+  error: { code: string; message: string };
+}
+
+function countLive(nodes: readonly NodeStatusView[], type: string): Record<string, number> {
+  const counts: Record<string, number> = {};
+  for (const n of nodes) {
+    const v = n.versions[type];
+    if (n.live && typeof v === 'number') counts[String(v)] = (counts[String(v)] ?? 0) + 1;
+  }
+  return counts;
+}
+
+/** Why a live node is not at a finished rollout's version: its progress, its report, or what it runs. */
+function behindReason(snap: UdbSnapshot, r: RolloutRecord, node: NodeStatusView): string {
+  const report = snap.reports.find((p) => p.nodeId === node.id && p.key === `upgrade.${r.type}.${r.to}`);
+  if (report) return `${report.code}${report.reason ? ` (${report.reason})` : ''}: ${report.message}`;
+  const progress = snap.progress.find((p) => p.rolloutId === r.rolloutId && p.nodeId === node.id);
+  if (progress) return `${progress.step}${progress.error ? `: ${progress.error}` : progress.note ? `: ${progress.note}` : ''}`;
+  const knows = node.known?.[r.type]?.includes(r.to);
+  return knows ? `loaded ${r.type}@${r.to} and is catching up` : `has not loaded ${r.type}@${r.to}: its upgrade manager has not reported on it (started without one, or still verifying)`;
 }
 
 /** Builds the view from a UDB snapshot. */
@@ -95,12 +176,15 @@ export function statusView(service: string, snap: UdbSnapshot, now: number, leas
       live: n.status !== 'stopped' && now - n.heartbeatAt <= leaseMs,
       status: n.status,
       versions: n.versions,
+      ...(n.known ? { known: n.known } : {}),
       heartbeatAgoMs: Math.max(0, now - n.heartbeatAt),
       host: n.host,
       pid: n.pid,
       ...(n.lastError ? { lastError: n.lastError } : {}),
+      ...(n.trusts ? { trusts: [...n.trusts] } : {}),
     }))
     .sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+  const newest = (r: RolloutRecord) => !snap.rollouts.some((o) => supersedes(o, r));
   const rollouts: RolloutStatusView[] = snap.rollouts
     .map((r) => {
       const hosting = nodes.filter((n) => n.live && typeof n.versions[r.type] === 'number');
@@ -108,17 +192,41 @@ export function statusView(service: string, snap: UdbSnapshot, now: number, leas
         .filter((p) => p.rolloutId === r.rolloutId)
         .map((p) => ({ nodeId: p.nodeId, step: p.step, ...(p.note ? { note: p.note } : {}), ...(p.error ? { error: p.error } : {}) }))
         .sort((a, b) => (a.nodeId < b.nodeId ? -1 : 1));
-      return { ...r, upgraded: hosting.filter((n) => n.versions[r.type]! >= r.to).length, total: hosting.length, nodes: progress };
+      const behind = r.state === 'done' && newest(r)
+        ? hosting.filter((n) => n.versions[r.type]! < r.to).map((n) => ({ nodeId: n.id, version: n.versions[r.type]!, why: behindReason(snap, r, n) }))
+        : [];
+      return {
+        ...r,
+        counts: countLive(nodes, r.type),
+        recordedCounts: r.counts,
+        upgraded: hosting.filter((n) => n.versions[r.type]! >= r.to).length,
+        total: hosting.length,
+        nodes: progress,
+        behind,
+      };
     })
     .sort((a, b) => a.startedAt - b.startedAt);
   return {
+    format: STATUS_FORMAT,
     service,
     at: now,
     nodes,
     rollouts,
     retired: snap.retired.map((r) => ({ type: r.type, version: r.version })),
-    problems: snap.reports.map((r) => ({ nodeId: r.nodeId, key: r.key, code: r.code, ...(r.reason ? { reason: r.reason } : {}), message: r.message, at: r.at })).sort((a, b) => a.at - b.at),
+    problems: [
+      ...snap.reports.map((r) => ({ nodeId: r.nodeId, key: r.key, code: r.code, ...(r.reason ? { reason: r.reason } : {}), message: r.message, at: r.at })),
+      // Actor records a live node cannot read (it keeps serving every other actor).
+      ...snap.nodes
+        .filter((n) => n.status !== 'stopped' && now - n.heartbeatAt <= leaseMs)
+        .flatMap((n) => (n.unreadable ?? []).map((u) => ({ nodeId: n.id, key: `state.${u.type}.${u.key}`, code: 'StateUnreadable', message: u.message, at: n.heartbeatAt }))),
+    ].sort((a, b) => a.at - b.at),
   };
+}
+
+/** The error record `--json` prints for a read that failed. */
+export function statusErrorView(service: string, error: unknown, now: number): StatusErrorView {
+  const code = isMoltError(error) ? error.code : ErrorCode.Unavailable;
+  return { format: STATUS_FORMAT, service, at: now, error: { code, message: error instanceof Error ? error.message : String(error) } };
 }
 
 function bar(done: number, total: number, width: number, unicode: boolean): string {
@@ -144,6 +252,19 @@ function table(rows: string[][]): string[] {
   return rows.map((r) => r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i]!))).join('  ').trimEnd());
 }
 
+/** The STATE cell: the state, and who set it when it is not running (the why goes on a line of its own). */
+function stateCell(r: RolloutStatusView): string {
+  if (r.state === 'done') return r.behind.length > 0 ? `done, ${r.behind.length} behind` : 'done';
+  if (r.state === 'running') return 'running';
+  return r.by ? `${r.state} by ${r.by}` : r.state;
+}
+
+/** The line under the table that says why a rollout is where it is (paused, aborted, rolled back). */
+function reasonLine(r: RolloutStatusView): string | undefined {
+  if (r.state === 'running' || r.state === 'done' || !r.reason) return undefined;
+  return `  ${r.rolloutId} ${r.state}${r.by ? ` by ${r.by}` : ''}: ${r.reason}`;
+}
+
 /** The full report, as lines. */
 export function renderStatus(view: StatusView, options: { unicode: boolean }): string[] {
   const lines: string[] = [];
@@ -163,10 +284,13 @@ export function renderStatus(view: StatusView, options: { unicode: boolean }): s
     const rows = [['ROLLOUT', 'UPGRADE', 'SCHEDULE', 'STATE', 'PROGRESS']];
     for (const r of view.rollouts) {
       const params = Object.keys(r.schedule.params).length ? ` ${JSON.stringify(r.schedule.params)}` : '';
-      rows.push([r.rolloutId, `${r.type} ${r.from}→${r.to}`, `${r.schedule.name}${params}`, r.state + (r.reason && r.state !== 'done' ? ` (${r.reason})` : ''), progressCell(r, 20, options.unicode)]);
+      rows.push([r.rolloutId, `${r.type} ${r.from}→${r.to}`, `${r.schedule.name}${params}`, stateCell(r), progressCell(r, 20, options.unicode)]);
     }
     lines.push(...table(rows));
     for (const r of view.rollouts) {
+      const why = reasonLine(r);
+      if (why) lines.push(why);
+      for (const b of r.behind) lines.push(`  ${r.rolloutId} ${b.nodeId} behind at ${r.type}@${b.version}: ${b.why}`);
       if (r.state === 'done' || r.state === 'rolled-back') continue;
       for (const p of r.nodes) {
         if (p.step === 'upgraded' || p.step === 'rolled-back') continue;
@@ -191,8 +315,9 @@ function changeLines(view: StatusView): string[] {
     ...view.rollouts.map((r) => {
       const back = r.state === 'rolling-back' || r.state === 'rolled-back';
       const done = back ? r.total - r.upgraded : r.upgraded;
-      return `rollout ${r.rolloutId} ${r.type} ${r.from}→${r.to} ${r.state} ${done}/${r.total}${back ? ` back at ${r.from}` : ''} [${bar(done, r.total, 10, false)}]`;
+      return `rollout ${r.rolloutId} ${r.type} ${r.from}→${r.to} ${r.state} ${done}/${r.total}${back ? ` back at ${r.from}` : ''} [${bar(done, r.total, 10, false)}]${r.by && r.state !== 'running' && r.state !== 'done' ? ` by ${r.by}` : ''}`;
     }),
+    ...view.rollouts.flatMap((r) => r.behind.map((b) => `rollout ${r.rolloutId} ${b.nodeId} behind at ${r.type}@${b.version}: ${b.why}`)),
     ...view.problems.map((p) => `problem ${p.nodeId} ${p.key} ${p.code}${p.reason ? ` (${p.reason})` : ''}`),
   ];
 }
@@ -223,15 +348,26 @@ export function registerStatusCommand(program: Command): void {
         const leaseMs = Number(flags.lease);
         const read = async () => statusView(service, await udb.snapshot(), Date.now(), leaseMs);
         const tty = process.stdout.isTTY === true && !flags.json;
-        const print = (view: StatusView) => {
+        const print = (view: StatusView | StatusErrorView) => {
           if (flags.json) process.stdout.write(`${JSON.stringify(view)}\n`);
+          else if ('error' in view) process.stderr.write(`molt status: ${new Date(view.at).toISOString()} ${view.error.code}: ${view.error.message} (the next read may succeed)\n`);
           else process.stdout.write(`${renderStatus(view, { unicode: tty }).join('\n')}\n`);
         };
         if (!flags.watch) {
-          print(await read());
+          let view: StatusView;
+          try {
+            view = await read();
+          } catch (e) {
+            // Scripts get the error as a document too; people get the usual `molt: …` line.
+            if (!flags.json) throw e;
+            print(statusErrorView(service, e, Date.now()));
+            process.exitCode = 1;
+            return;
+          }
+          print(view);
           return;
         }
-        await watchStatus(udb, read, { tty, json: flags.json === true, untilDone: flags.untilDone === true, print });
+        await watchStatus(udb, read, { tty, json: flags.json === true, untilDone: flags.untilDone === true, print, service });
       } finally {
         await nc.drain().catch(() => undefined);
       }
@@ -241,7 +377,7 @@ export function registerStatusCommand(program: Command): void {
 async function watchStatus(
   udb: Udb,
   read: () => Promise<StatusView>,
-  o: { tty: boolean; json: boolean; untilDone: boolean; print: (v: StatusView) => void },
+  o: { tty: boolean; json: boolean; untilDone: boolean; print: (v: StatusView | StatusErrorView) => void; service: string },
 ): Promise<void> {
   let printed = new Set<string>();
   let lastJson = '';
@@ -253,7 +389,20 @@ async function watchStatus(
     if (busy) return schedule();
     busy = true;
     try {
-      const view = await read();
+      let view: StatusView;
+      try {
+        view = await read();
+      } catch (e) {
+        // A read that failed is said as such (an error record with --json), never
+        // shown as a world without nodes or rollouts; the next read tries again.
+        const error = statusErrorView(o.service, e, Date.now());
+        const key = JSON.stringify(error.error);
+        if (key !== lastJson) {
+          lastJson = key;
+          o.print(error);
+        }
+        return;
+      }
       if (o.tty) {
         process.stdout.write('\x1b[H\x1b[2J' + renderStatus(view, { unicode: true }).join('\n') + '\n\n(watching; Ctrl-C to stop)\n');
       } else if (o.json) {
@@ -268,10 +417,9 @@ async function watchStatus(
         const time = new Date(view.at).toISOString();
         for (const line of lines) if (!printed.has(line)) process.stdout.write(`${time} ${line}\n`);
         printed = new Set(lines);
+        lastJson = '';
       }
       if (o.untilDone && allOver(view)) finish();
-    } catch (e) {
-      process.stderr.write(`molt status: ${(e as Error).message}\n`);
     } finally {
       busy = false;
     }
@@ -283,8 +431,9 @@ async function watchStatus(
       void refresh();
     }, 100);
   }
+  // The watches only say when to read again; what is printed always comes from a complete read.
   const stops = await Promise.all(
-    [UdbPrefix.nodes, UdbPrefix.rollouts, UdbPrefix.control, UdbPrefix.progress, UdbPrefix.reports, UdbPrefix.retired].map((p) => udb.watch(p, schedule)),
+    [UdbPrefix.nodes, UdbPrefix.rollouts, UdbPrefix.control, UdbPrefix.progress, UdbPrefix.reports, UdbPrefix.retired].map((p) => udb.watch(p, schedule).catch(() => () => undefined)),
   );
   // Heartbeat ages and liveness change with time alone.
   const timer = setInterval(() => void refresh(), 1000);

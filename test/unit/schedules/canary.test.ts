@@ -103,4 +103,34 @@ test('canary - default soak is 60s', () => {
   assert.equal(sf.decision, { decision: 'upgrade' });
 });
 
+test('canary - soak counts only while the rollout runs: time paused or halted does not count (issue 13)', () => {
+  const sf = new Sf(canary, input({ canaries: 1, waitMs: 30_000 }, { nodeId: 'b' }));
+  sf.nodes(node('a', 2), node('b'));
+  sf.advanceBy(10_000);
+  // The canary's transform failed: a node paused the rollout; a fix and a resume follow much later.
+  sf.actor.send({ type: 'control', command: 'pause', by: 'node a', reason: '1 transform failure(s)' });
+  assert.match(sf.note ?? '', /^paused by node a: 1 transform failure\(s\)$/);
+  sf.advanceBy(300_000);
+  sf.control('resume');
+  sf.advanceBy(15_000);
+  assert.is(sf.decision, undefined, 'the soak did not run out while paused');
+  assert.match(sf.note ?? '', /soaking: canaries have run v2 for 2\ds of 30s/);
+  sf.advanceBy(10_000);
+  assert.equal(sf.decision, { decision: 'upgrade' }, 'and completes once 30 s ran');
+});
+
+test('canary - healthy time counts only while running too', () => {
+  const sf = new Sf(canary, input({ canaries: 1, healthyForMs: 20_000 }, { nodeId: 'b' }));
+  sf.nodes(node('a', 2), node('b'));
+  sf.advanceBy(5_000);
+  sf.control('pause');
+  sf.advanceBy(60_000);
+  sf.control('resume');
+  sf.advanceBy(10_000);
+  assert.is(sf.decision, undefined);
+  assert.match(sf.note ?? '', /canaries healthy for 1\ds of 20s/);
+  sf.advanceBy(10_000);
+  assert.equal(sf.decision, { decision: 'upgrade' });
+});
+
 test.run();

@@ -2,6 +2,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { rolling } from '../../../actors/schedules/index.ts';
 import { batchSize } from '../../../actors/schedules/rolling.ts';
+import { resolveSchedule } from '../../../actors/schedules/index.ts';
 import { Cluster, Sf, input, node } from './support.ts';
 
 test('rolling - 5 nodes, batch 2: never more than 2 upgrading, in sorted order, batch by batch', () => {
@@ -109,6 +110,59 @@ test('rolling - invalid params abort with the reason', () => {
   const d = sf.decision;
   assert.ok(d && d.decision === 'abort');
   assert.match(d.decision === 'abort' ? d.reason : '', /either "batch".*or "percent"/);
+});
+
+test('rolling - pauseMs: the next batch waits that long after the earlier ones are done (issue 13)', () => {
+  const c = new Cluster(rolling, ['a', 'b', 'c'], { batch: 1, pauseMs: 30_000 });
+  c.settle();
+  assert.equal(c.started, ['a'], 'batch 0 goes at once, then the pause');
+  assert.match(c.sfs.get('b')!.note ?? '', /batch 1: pausing between batches, 0s of 30s/);
+  c.tick(10_000);
+  c.settle();
+  assert.equal(c.started, ['a']);
+  c.tick(10_000);
+  c.tick(10_000);
+  c.settle();
+  assert.equal(c.started, ['a', 'b'], 'after 30 s the next batch');
+  c.tick(10_000);
+  c.settle();
+  assert.equal(c.started, ['a', 'b'], 'and the pause again before the one after');
+  c.tick(10_000);
+  c.tick(10_000);
+  c.settle();
+  assert.equal(c.started, ['a', 'b', 'c']);
+});
+
+test('rolling - pauseMs counts only while running: a paused rollout does not use up the pause', () => {
+  const sf = new Sf(rolling, input({ batch: 1, pauseMs: 20_000 }, { nodeId: 'b' }));
+  sf.nodes(node('a', 2), node('b'));
+  sf.advanceBy(5_000);
+  sf.control('pause');
+  sf.advanceBy(60_000);
+  sf.control('resume');
+  sf.advanceBy(10_000);
+  assert.is(sf.decision, undefined);
+  sf.advanceBy(10_000);
+  assert.equal(sf.decision, { decision: 'upgrade' });
+});
+
+test('rolling - maxUnavailable caps nodes upgrading at once within a large batch (nodes or percent)', () => {
+  for (const maxUnavailable of [1, '25%']) {
+    const c = new Cluster(rolling, ['a', 'b', 'c', 'd'], { percent: 100, maxUnavailable });
+    for (const id of ['a', 'b', 'c', 'd']) c.deliver(id);
+    assert.equal(c.upgrading(), ['a'], `${maxUnavailable}: one at a time`);
+    assert.match(c.sfs.get('b')!.note ?? '', /1 node\(s\) unavailable \(a \(v1, upgrading\)\), maxUnavailable 1/);
+    c.settle();
+    assert.equal(c.started, ['a', 'b', 'c', 'd']);
+    assert.is(c.maxUpgrading, 1);
+  }
+});
+
+test('rolling - bad pauseMs and maxUnavailable are refused with what is expected', () => {
+  assert.throws(() => resolveSchedule('rolling', { pauseMs: -1 }), /"pauseMs" must be an integer ≥ 0 \(milliseconds between batches\)/);
+  assert.throws(() => resolveSchedule('rolling', { maxUnavailable: '0%' }), /"maxUnavailable" must be a number of nodes \(an integer ≥ 1\) or a share of them \("25%"\)/);
+  assert.throws(() => resolveSchedule('rolling', { maxUnavailable: 0 }), /"maxUnavailable" must be/);
+  resolveSchedule('rolling', { percent: 50, maxUnavailable: '10%', pauseMs: 60_000 });
 });
 
 test.run();
