@@ -18,7 +18,7 @@ import { HeaderBlock } from './wire/header-block.ts';
 import { preEncodedHeaders } from './nats/internals.ts';
 import { callSubject, DEFAULT_SHARDS, encodeKey, Header, IDEMPOTENCY_KEY_PATTERN, PROTOCOL_VERSION } from './wire/protocol.ts';
 import { createIdGenerator, systemClock, type Clock, type IdGenerator, type TimerHandle } from './env.ts';
-import { resolveConnection, type NatsTarget } from './nats/connect.ts';
+import { inboxPrefixOf, resolveConnection, type NatsTarget } from './nats/connect.ts';
 
 /** Options of one call. */
 export interface CallOptions {
@@ -118,7 +118,8 @@ function createClientOn(nc: NatsConnection, options: ClientOptions, ownsConnecti
   const retryUnavailableMs = options.retryUnavailableMs ?? timeoutMs;
   const autoKeys = options.idempotency ?? true;
   const uncertainRetries = options.uncertainRetries ?? 2;
-  const inbox = `_INBOX.molt.${ids.next()}`;
+  // Under the connection's inbox prefix (`nats.inboxPrefix`), which nodes must accept as a caller's.
+  const inbox = `${inboxPrefixOf(nc)}.molt.${ids.next()}`;
   const pending = new Map<string, Pending>();
   let seq = 0;
   let closed = false;

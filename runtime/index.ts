@@ -43,8 +43,8 @@ export { systemClock, SimulatedClock, createJsonLogger, silentLogger, createIdGe
 export type { Clock, Logger, LogLevel, IdGenerator } from './env.ts';
 export { startEmbeddedNats, findNatsServer } from './nats/embedded.ts';
 export type { EmbeddedNats, EmbeddedNatsOptions } from './nats/embedded.ts';
-export { connectNats } from './nats/connect.ts';
-export type { NatsTarget } from './nats/connect.ts';
+export { connectNats, natsFromEnv } from './nats/connect.ts';
+export type { NatsTarget, NatsConnectOptions, NatsCredentials } from './nats/connect.ts';
 export {
   builtInSchedules,
   resolveSchedule,

@@ -7,15 +7,15 @@
  */
 import { hostname } from 'node:os';
 import { type NatsConnection, type Subscription } from '@nats-io/transport-node';
-import { Kvm, type KvEntry } from '@nats-io/kv';
+import type { KvEntry } from '@nats-io/kv';
 import { ErrorCode, MoltError } from './errors.ts';
 import type { ServiceDefinition } from './define/service.ts';
 import { checkVersionChain } from './define/service.ts';
 import type { AnyActorVersion } from './define/version.ts';
 import { createSuperjsonCodec, type Codec } from './wire/codec.ts';
-import { bucketNames, encodeKey, DEFAULT_MAX_PAYLOAD, DEFAULT_SHARDS, shardOf, shardSubscription } from './wire/protocol.ts';
+import { encodeKey, DEFAULT_MAX_PAYLOAD, DEFAULT_SHARDS, shardOf, shardSubscription } from './wire/protocol.ts';
 import { createIdGenerator, createJsonLogger, systemClock, type Clock, type IdGenerator, type Logger } from './env.ts';
-import { connectNats, isConnection, resolveConnection, type NatsTarget } from './nats/connect.ts';
+import { connectNats, isConnection, resolveConnection, withDefaultInboxPrefix, type NatsTarget } from './nats/connect.ts';
 import { ActorHost, DEFAULT_MAILBOX_LIMIT, type HostStats, type TransformFailure } from './host/actor-host.ts';
 import { createKvStore, createMemoryStore, type StateStore } from './host/store.ts';
 import { NODE_PREFIX, Placement, type NodeRecord } from './host/placement.ts';
@@ -25,6 +25,8 @@ import { createEdge } from './node/edge.ts';
 import { probeCallPath } from './node/liveness.ts';
 import { ensureIdFree, readNodeRecord } from './node/identity.ts';
 import { attachInternals } from './node/internals.ts';
+import { openNodeBuckets } from './udb/buckets.ts';
+import { createReplyCheck, nodeInboxPrefix, ownInboxes } from './node/reply-subject.ts';
 import { buildNodeRecord, versionsToResume, type NodeRecordState } from './node/record.ts';
 
 /** Options of {@link createNode}. Only `service` and `nats` are required; timings default for a LAN. */
@@ -59,16 +61,27 @@ export interface NodeOptions {
    * again with a remembered key gets the first reply and is not run again.
    */
   idempotency?: { windowMs?: number; limit?: number };
-  /** Replicas of the JetStream buckets (1; use 3 on a 3-server cluster). */
+  /**
+   * Replicas the service's buckets must have: the node refuses to start if they
+   * have others (default: whatever they have; a server without authentication
+   * sets them up with min(3, cluster size)). See `molt setup`.
+   */
   replicas?: number;
   /**
-   * Most bytes the actor-state bucket may hold, set when the bucket is
-   * created (default: unlimited). On a server whose JetStream storage is
-   * bounded, keep it below that bound: when actor state fills the bucket,
-   * writes fail (`Unavailable`, nothing written) while heartbeats still have
-   * room, so nodes keep their leases and keep answering reads.
+   * Most bytes the actor-state bucket may hold, when this node sets the service
+   * up (on a server that asks for no credentials; elsewhere `molt setup
+   * --state-max-bytes`). On a server whose JetStream storage is bounded, keep
+   * it below that bound: when actor state fills the bucket, writes fail
+   * (`Unavailable`, nothing written) while heartbeats still have room, so nodes
+   * keep their leases and keep answering reads.
    */
   stateMaxBytes?: number;
+  /**
+   * Prefix of the reply subjects of this service's callers (default `_INBOX`,
+   * nats.js's default; a client's `nats.inboxPrefix` must be under it). A call
+   * whose reply subject is anything else is dropped unrun (see docs/protocol.md).
+   */
+  callerInboxPrefix?: string;
   /** Fingerprints of the publisher keys this node's upgrade manager trusts, published in its record (`keyFingerprint`). */
   trusts?: readonly string[];
   codec?: Codec;
@@ -158,7 +171,9 @@ export async function createNode(options: NodeOptions): Promise<MoltNode> {
   const leaseMs = options.leaseMs ?? 5000;
   const service = options.service;
 
-  const { nc, owned: ownsConnection } = await resolveConnection(options.nats);
+  // Reply subjects under _MOLT_NODE.<id>, where no caller may subscribe (docs/permissions.md).
+  const target = withDefaultInboxPrefix(options.nats, nodeInboxPrefix(nodeId));
+  const { nc, owned: ownsConnection } = await resolveConnection(target);
   // Heartbeats, the membership watch and actor state travel on a connection of
   // their own: on the call connection, a flood of calls queues their replies
   // behind it, and a node would lose its lease (and every caller its
@@ -166,26 +181,22 @@ export async function createNode(options: NodeOptions): Promise<MoltNode> {
   // where to connect, shares that one connection.
   let control: NatsConnection;
   try {
-    control = ownsConnection && !isConnection(options.nats) ? await connectNats({ ...options.nats, name: `${options.nats.name ?? 'molt-node'} (control)` }) : nc;
+    control = ownsConnection && !isConnection(target) ? await connectNats({ ...target, name: `${target.name ?? 'molt-node'} (control)` }) : nc;
   } catch (e) {
     if (ownsConnection) await nc.close().catch(() => undefined);
     throw e;
   }
-  const kvm = new Kvm(control);
-  const names = bucketNames(service.name);
-  const replicas = options.replicas ?? 1;
-  // Replicated state is read from the stream leader (allow_direct off): a direct
-  // get may be answered by a replica that lags, and an actor loaded from it
-  // would answer reads from an older state.
-  const stateLimit = options.stateMaxBytes === undefined ? {} : { max_bytes: options.stateMaxBytes };
-  const stateKv = await kvm.create(names.state, replicas > 1 ? { history: 1, replicas, allow_direct: false, ...stateLimit } : { history: 1, replicas, ...stateLimit });
-  const udb = await kvm.create(names.udb, { history: 5, replicas });
-
   const closeConnections = async () => {
     if (!ownsConnection) return;
     await nc.close().catch(() => undefined);
     if (control !== nc) await control.close().catch(() => undefined);
   };
+  // Set up by the operator (`molt setup`); only opened here (see udb/buckets.ts).
+  const { state: stateKv, udb } = await openNodeBuckets(control, service.name, { replicas: options.replicas, stateMaxBytes: options.stateMaxBytes, asker: `node ${nodeId}`, logger }).catch(async (e: unknown) => {
+    await closeConnections();
+    throw e;
+  });
+
   const previous = await udb.get(`${NODE_PREFIX}${nodeId}`).catch(() => null);
   let latest: KvEntry | null;
   try {
@@ -240,6 +251,7 @@ export async function createNode(options: NodeOptions): Promise<MoltNode> {
     mailboxLimit: options.mailboxLimit ?? DEFAULT_MAILBOX_LIMIT,
     leaseValid: () => placement.leaseValid(),
     serves: (shard) => placement.serves(shard),
+    acceptsReply: createReplyCheck({ callerInboxPrefix: options.callerInboxPrefix, ownInboxes: () => ownInboxes(nc, kvStore.ackInbox, options.callerInboxPrefix), logger, clock }),
   });
 
   const subscriptions = new Map<number, Subscription>();

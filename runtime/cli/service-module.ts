@@ -25,3 +25,15 @@ export async function loadServiceModule(path: string): Promise<ServiceDefinition
   }
   return candidate;
 }
+
+/**
+ * A service's name from a command argument that is either the service module
+ * (a file that exists, or a path ending in .ts/.js) or the service's name.
+ */
+export async function serviceNameOf(moduleOrName: string): Promise<string> {
+  if (/\.[cm]?[jt]s$/.test(moduleOrName) || existsSync(resolve(moduleOrName))) return (await loadServiceModule(moduleOrName)).name;
+  if (!/^[a-z][a-z0-9-]{0,62}$/.test(moduleOrName)) {
+    throw new MoltError(ErrorCode.InvalidDefinition, `'${moduleOrName}' is neither a service module (no such file) nor a service name (lower-case letters, digits and '-', starting with a letter)`);
+  }
+  return moduleOrName;
+}

@@ -8,6 +8,7 @@ import { randomBytes } from 'node:crypto';
 import type { KV } from '@nats-io/kv';
 import type { Msg, MsgHdrs, NatsConnection, Subscription } from '@nats-io/transport-node';
 import { ErrorCode, MoltError } from '../errors.ts';
+import { inboxPrefixOf } from '../nats/connect.ts';
 import { systemClock, type Clock, type TimerHandle } from '../env.ts';
 import { encodedLength } from '../wire/codec.ts';
 import { preEncodedHeaders } from '../nats/internals.ts';
@@ -52,10 +53,11 @@ export interface KvStoreOptions {
  * token and stack-captured error object, which cost more CPU than the rest of
  * a durable call (see docs/performance.md).
  */
-export function createKvStore(kv: KV, nc: NatsConnection, options: KvStoreOptions = {}): StateStore & { close(): void } {
+export function createKvStore(kv: KV, nc: NatsConnection, options: KvStoreOptions = {}): StateStore & { close(): void; readonly ackInbox: string } {
   const writer = new AckedPublisher(nc, options.writeTimeoutMs ?? 5000, options.clock ?? systemClock);
   const subjectOf = keySubjects(kv);
   return {
+    ackInbox: writer.inbox,
     async load(key) {
       const entry = await kv.get(key);
       if (!entry || entry.operation !== 'PUT') return { bytes: undefined, revision: entry ? entry.revision : 0 };
@@ -151,7 +153,7 @@ interface PendingAck {
  * before writing again, as it must after any failed write.
  */
 class AckedPublisher {
-  private readonly inbox: string;
+  readonly inbox: string;
   private readonly pending = new Map<number, PendingAck>();
   private readonly subscription: Subscription;
   private sweep: TimerHandle | undefined;
@@ -163,8 +165,9 @@ class AckedPublisher {
     private readonly timeoutMs: number,
     private readonly clock: Clock,
   ) {
-    // Under _INBOX, like every reply Molt waits for: docs/permissions.md allows a node `_INBOX.>`.
-    this.inbox = `_INBOX.molt-kv.${randomBytes(9).toString('base64url')}`;
+    // Under the connection's own inbox prefix (a node's is `_MOLT_NODE.<id>`), where
+    // docs/permissions.md lets no caller and no other node publish.
+    this.inbox = `${inboxPrefixOf(nc)}.molt-kv.${randomBytes(9).toString('base64url')}`;
     this.subscription = nc.subscribe(`${this.inbox}.*`, {
       callback: (err, msg) => {
         if (!err) this.onAck(msg);

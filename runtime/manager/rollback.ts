@@ -17,7 +17,7 @@
  * @module
  */
 import { ErrorCode, isMoltError } from '../errors.ts';
-import { rollbackStates, type ProgressStep, type RolloutRecord } from '../udb/index.ts';
+import type { ProgressStep, RolloutRecord } from '../udb/index.ts';
 import type { ManagerContext } from './context.ts';
 import type { Recorder } from './recording.ts';
 import { errorText } from './model.ts';
@@ -44,14 +44,16 @@ export function createRollbacks(ctx: ManagerContext, deps: { recorder: Recorder;
   const downFailuresSeen = new Map<string, number>();
 
   /**
-   * Rollouts this node must be rolled back from: `rolling-back` or
-   * `rolled-back` (or whose control says `rollback`), newest first, leaving
+   * Rollouts this node must be rolled back from: those whose control says
+   * `rollback` (`molt rollback` wrote it), newest first, leaving
    * out any replaced by a later rollout of the same version (published again).
    */
   function rollbacksToApply(): RolloutRecord[] {
     const all = [...ctx.rollouts.values()];
     return all
-      .filter((r) => rollbackStates.has(r.state) || ctx.controls.get(r.rolloutId)?.command === 'rollback')
+      // The operator's command only: nodes write rollout records too (counts), and
+      // a record's state alone must not take every node back (docs/permissions.md).
+      .filter((r) => ctx.controls.get(r.rolloutId)?.command === 'rollback')
       .filter((r) => !all.some((o) => o.type === r.type && o.to === r.to && o.rolloutId !== r.rolloutId && o.startedAt > r.startedAt))
       .sort((a, b) => b.to - a.to);
   }

@@ -48,7 +48,8 @@ export function createUpgrades(ctx: ManagerContext, deps: UpgradesDeps): Upgrade
   function haltOnTransformFailures(m: Managed, d: UpgradeDescriptor, failed: number): void {
     const reason = `${failed} transform failure(s) of ${d.type} ${d.from}→${d.to} on node ${node.id}: fix the TF (\`molt publish <module> --fix --version ${d.type}=${d.to}\`), then \`molt resume ${d.rolloutId}\``;
     recorder.reportProblem(m, ErrorCode.TransformFailed, reason);
-    recorder.write(`control:${d.rolloutId}`, () => udb.setControl({ rolloutId: d.rolloutId, command: 'pause', reason, by: `node ${node.id}`, at: clock.now() }));
+    // Under this node's own key (udb/halts.ts): a node may halt a rollout, not command it.
+    recorder.write(`control:${d.rolloutId}`, () => udb.putHalt(node.id, d.rolloutId, reason, clock.now()));
     recorder.write(`rollout:${d.rolloutId}`, async () => {
       await udb.updateRollout(d.rolloutId, (r) => (r.state === 'running' ? { ...r, state: 'paused', reason, by: `node ${node.id}`, updatedAt: clock.now() } : undefined));
     });

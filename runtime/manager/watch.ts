@@ -26,6 +26,7 @@
 import type { KvEntry } from '@nats-io/kv';
 import { parseDescriptorKey } from '../server/descriptor.ts';
 import { openUpgradeStore, type StoredDescriptor } from '../server/store.ts';
+import { controlOf, replaces } from '../udb/halts.ts';
 import {
   parseRecord,
   parseSharedRecord,
@@ -119,8 +120,9 @@ export function createWatch(ctx: ManagerContext, hooks: WatchHooks): Watch {
       ctx.controls.delete(id);
       return;
     }
-    const record = parseRecord<ControlRecord>(entry.value, udbPatterns.control);
-    if (!record) return;
+    // The operator's command or a node's halt, in write order (udb/halts.ts).
+    const record = controlOf(entry);
+    if (!record || !replaces(ctx.controls.get(record.rolloutId), record)) return;
     ctx.controls.set(record.rolloutId, record);
     hooks.control(record);
   }
@@ -191,10 +193,8 @@ export function createWatch(ctx: ManagerContext, hooks: WatchHooks): Watch {
   async function reconcileOnce(): Promise<void> {
     if (ctx.stopped) return;
     try {
-      // Created with the replication of the node's own buckets (`--replicas`): an
-      // R1 upgrade store on a cluster stalls every rollout while its one server is down.
-      const replicas = ctx.store ? 1 : await ctx.internals.udb.status().then((s) => s.replicas, () => 1);
-      ctx.store ??= await openUpgradeStore(node.connection, node.service, { create: 'try', replicas });
+      // Created by `molt setup` (udb/buckets.ts) with the node's own buckets; bound here.
+      ctx.store ??= await openUpgradeStore(node.connection, node.service, { create: false });
     } catch (e) {
       logger.debug('upgrade store not reachable yet', { error: errorText(e) });
     }
@@ -207,7 +207,8 @@ export function createWatch(ctx: ManagerContext, hooks: WatchHooks): Watch {
         udb.readAll(UdbPrefix.retired),
       ]);
       nodeEntries.forEach(observeNode);
-      controlEntries.forEach(observeControl);
+      // In write order: the last one observed is the control in force.
+      controlEntries.sort((a, b) => a.revision - b.revision).forEach(observeControl);
       rolloutEntries.forEach(observeRollout);
       retiredEntries.forEach(observeRetired);
       if (ctx.store) {

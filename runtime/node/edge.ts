@@ -33,6 +33,11 @@ export interface EdgeOptions {
   leaseValid(): boolean;
   /** Whether this node may answer a call for `shard` now (host/placement.ts `serves`). */
   serves(shard: number): boolean;
+  /**
+   * Whether a call with this reply subject may be handled at all
+   * (./reply-subject.ts): false drops it unrun and unanswered.
+   */
+  acceptsReply(subject: string, reply: string | undefined): boolean;
 }
 
 export interface Edge {
@@ -159,6 +164,7 @@ export function createEdge(options: EdgeOptions): Edge {
 
   return {
     receive(msg) {
+      if (!options.acceptsReply(msg.subject, msg.reply)) return;
       // The NATS client calls this inside its socket reader: anything thrown
       // here would stop the reader and leave the node deaf. (Molt reads
       // headers leniently, see wire/header-block.ts, but nats.js's own

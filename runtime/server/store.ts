@@ -3,8 +3,9 @@
  * (who read): descriptors in KV `molt_<service>_upgrades`, bundles in the
  * Object Store `molt_<service>_bundles` under `sha256-<digest>`.
  *
- * Under the permissions of docs/permissions.md only publishers may create or
- * write these buckets; a node binds to them and waits for them to exist.
+ * The operator creates these buckets (`molt setup`, udb/buckets.ts); under the
+ * permissions of docs/permissions.md only publishers may write them, and nodes
+ * only read them.
  *
  * @module
  */
@@ -15,6 +16,7 @@ import { jetstreamManager, type MsgRequest } from '@nats-io/jetstream';
 import { ErrorCode, MoltError } from '../errors.ts';
 import { bundleObjectName, rejected } from './descriptor.ts';
 import { sha256Hex } from './bundle.ts';
+import { ensureServiceBuckets } from '../udb/buckets.ts';
 
 /** Bucket names of a service's upgrade server. */
 export function upgradeBucketNames(service: string) {
@@ -59,12 +61,13 @@ export interface UpgradeStore {
 /** Options of {@link openUpgradeStore}. */
 export interface OpenUpgradeStoreOptions {
   /**
-   * `true`: create the buckets if they do not exist (publishers). `false`:
-   * only bind. `'try'`: create if this user may, else bind (nodes: creating
-   * lets them watch before anything is published; under docs/permissions.md
-   * they may not, and bind once a publisher has created the buckets).
+   * `true` (publishers): the service must be set up (udb/buckets.ts: on a
+   * server without authentication this sets it up; elsewhere a missing bucket
+   * is an error naming `molt setup`). `false` (nodes, tools): only bind, and
+   * resolve to undefined while the buckets do not exist.
    */
-  create: boolean | 'try';
+  create: boolean;
+  /** Replicas the buckets must have (publish's `--replicas`); checked with `create`. */
   replicas?: number;
 }
 
@@ -75,29 +78,17 @@ function isNotFound(e: unknown): boolean {
 
 /**
  * Opens a service's upgrade store. With `create: false`, resolves to undefined
- * while the buckets do not exist yet (nothing was ever published).
+ * while the buckets do not exist yet (the service was never set up).
  */
 export async function openUpgradeStore(nc: NatsConnection, service: string, options: OpenUpgradeStoreOptions): Promise<UpgradeStore | undefined> {
   const names = upgradeBucketNames(service);
-  const replicas = options.replicas ?? 1;
+  if (options.create) await ensureServiceBuckets(nc, service, { ...(options.replicas !== undefined ? { replicas: options.replicas } : {}), asker: 'molt publish' });
   let descriptors: KV;
   let bundles: ObjectStore;
-  if (options.create === 'try') {
-    try {
-      return await openUpgradeStore(nc, service, { ...options, create: true });
-    } catch {
-      return openUpgradeStore(nc, service, { ...options, create: false });
-    }
-  }
   try {
-    if (options.create) {
-      descriptors = await new Kvm(nc).create(names.descriptors, { history: 10, replicas });
-      bundles = await new Objm(nc).create(names.bundles, { replicas });
-    } else {
-      descriptors = await new Kvm(nc).open(names.descriptors);
-      await descriptors.status();
-      bundles = await new Objm(nc).open(names.bundles);
-    }
+    descriptors = await new Kvm(nc).open(names.descriptors);
+    await descriptors.status();
+    bundles = await new Objm(nc).open(names.bundles);
   } catch (e) {
     if (!options.create && isNotFound(e)) return undefined;
     throw new MoltError(ErrorCode.Unavailable, `cannot open the upgrade buckets of '${service}' (${names.descriptors}, ${names.bundles}): ${(e as Error).message}`, { cause: e });

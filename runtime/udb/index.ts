@@ -10,6 +10,8 @@ import { Kvm, type KV, type KvEntry } from '@nats-io/kv';
 import { jetstreamManager, type JetStreamManager } from '@nats-io/jetstream';
 import { ErrorCode, MoltError } from '../errors.ts';
 import { bucketNames } from '../wire/protocol.ts';
+import { ensureServiceBuckets } from './buckets.ts';
+import { controlsInForce, haltRecord } from './halts.ts';
 import {
   parseRecord,
   udbKey,
@@ -98,11 +100,14 @@ export class Udb {
   rollout(id: string): Promise<Versioned<RolloutRecord> | undefined> {
     return this.one(udbKey.rollout(id), udbPatterns.rollout);
   }
-  controls(): Promise<ControlRecord[]> {
-    return this.all(UdbPrefix.control, udbPatterns.control);
+  /** The control in force on each rollout: the operator's last command, or a node's later halt (./halts.ts). */
+  async controls(): Promise<ControlRecord[]> {
+    return [...controlsInForce(await this.readAll(UdbPrefix.control)).values()];
   }
+  /** The control in force on one rollout (./halts.ts). */
   async control(id: string): Promise<ControlRecord | undefined> {
-    return (await this.one<ControlRecord>(udbKey.control(id), udbPatterns.control))?.record;
+    const [own, halts] = await Promise.all([this.kv.get(udbKey.control(id)), this.readAll(`${udbKey.control(id)}.`)]);
+    return controlsInForce(own ? [own, ...halts] : halts).get(id);
   }
   retirements(): Promise<RetireRecord[]> {
     return this.all(UdbPrefix.retired, udbPatterns.retired);
@@ -215,6 +220,10 @@ export class Udb {
   async setControl(record: ControlRecord): Promise<void> {
     await this.kv.put(udbKey.control(record.rolloutId), encode(record));
   }
+  /** A node halts a rollout, under its own key (./halts.ts). */
+  async putHalt(nodeId: string, rolloutId: string, reason: string, at: number): Promise<void> {
+    await this.kv.put(udbKey.halt(rolloutId, nodeId), encode(haltRecord(rolloutId, nodeId, reason, at)));
+  }
   async retire(record: RetireRecord): Promise<void> {
     await this.kv.put(udbKey.retired(record.type, record.version), encode(record));
   }
@@ -255,8 +264,14 @@ export class Udb {
   }
 }
 
-/** Opens (creating if needed) a service's UDB bucket, with the node's settings. */
-export async function openUdb(nc: NatsConnection, service: string, options: { replicas?: number } = {}): Promise<Udb> {
-  const kv = await new Kvm(nc).create(bucketNames(service).udb, { history: 5, replicas: options.replicas ?? 1 });
+/**
+ * Opens a service's UDB bucket, once the service is set up (udb/buckets.ts:
+ * on a server without authentication this sets it up; elsewhere a missing
+ * bucket is an error naming `molt setup`).
+ */
+export async function openUdb(nc: NatsConnection, service: string, options: { replicas?: number; asker?: string } = {}): Promise<Udb> {
+  const infos = await ensureServiceBuckets(nc, service, { ...(options.replicas !== undefined ? { replicas: options.replicas } : {}), asker: options.asker ?? 'this tool' });
+  const name = bucketNames(service).udb;
+  const kv = await new Kvm(nc).open(name, { allow_direct: infos.get(name)?.config.allow_direct === true });
   return new Udb(kv, service, nc);
 }

@@ -7,7 +7,8 @@
  * |---|---|---|
  * | `nodes.<node>` | {@link NodeRecord} | the node (heartbeat) |
  * | `rollouts.<rollout>` | {@link RolloutRecord} | publisher (creates), managers (counts, done), operator (state) |
- * | `control.<rollout>` | {@link ControlRecord} | operator (`molt pause/resume/abort/rollback`), managers (health halts) |
+ * | `control.<rollout>` | {@link ControlRecord} | operator (`molt pause/resume/abort/rollback`) |
+ * | `control.<rollout>.<node>` | {@link ControlRecord} (a `pause`) | that node's manager, halting on transform failures (./halts.ts) |
  * | `retired.<type>.<version>` | {@link RetireRecord} | operator (`molt retire`) |
  * | `progress.<rollout>.<node>` | {@link ProgressRecord} | the node's upgrade manager |
  * | `reports.<node>.<type>.<to>` | {@link ReportRecord} | the node's upgrade manager (refused or failed upgrades) |
@@ -154,6 +155,8 @@ export const udbKey = {
   node: (id: string) => `${UdbPrefix.nodes}${id}`,
   rollout: (id: string) => `${UdbPrefix.rollouts}${id}`,
   control: (id: string) => `${UdbPrefix.control}${id}`,
+  /** A node's halt of a rollout (./halts.ts). */
+  halt: (rolloutId: string, nodeId: string) => `${UdbPrefix.control}${rolloutId}.${nodeId}`,
   retired: (type: string, version: number) => `${UdbPrefix.retired}${type}.${version}`,
   progress: (rolloutId: string, nodeId: string) => `${UdbPrefix.progress}${rolloutId}.${nodeId}`,
   report: (nodeId: string, type: string, to: number) => `${UdbPrefix.reports}${nodeId}.${type}.${to}`,

@@ -10,7 +10,7 @@ const documented = [
   'P', 'ask', 'tell', 'defineVersion', 'disallow', 'isDisallow', 'ActorVersion', 'defineActorType', 'defineService',
   'checkSchema', 'ErrorCode', 'MoltError', 'isMoltError', 'isRetryable', 'createNode', 'createClient',
   'createSuperjsonCodec', 'systemClock', 'SimulatedClock', 'createJsonLogger', 'silentLogger', 'createIdGenerator',
-  'startEmbeddedNats', 'findNatsServer', 'connectNats',
+  'startEmbeddedNats', 'findNatsServer', 'connectNats', 'natsFromEnv',
   // upgrade infrastructure (docs/publishing.md, docs/upgrade-database.md)
   'startUpgradeManager', 'publishUpgrade', 'generatePublisherKeys', 'signerFromSeed', 'loadSeedFile', 'parseTrustedKeys', 'keyFingerprint',
   'Udb', 'openUdb',

@@ -12,6 +12,8 @@ import { registerControlCommands } from './control.ts';
 import { registerNewCommand } from './new.ts';
 import { registerCompatCommand } from './compat.ts';
 import { registerVersionCommand } from './version.ts';
+import { registerSetupCommand } from './setup.ts';
+import { registerPermissionsCommand } from './permissions.ts';
 
 export async function registerExtraCommands(program: Command): Promise<void> {
   void program;
@@ -22,4 +24,6 @@ export async function registerExtraCommands(program: Command): Promise<void> {
   registerNewCommand(program);
   registerCompatCommand(program);
   registerVersionCommand(program);
+  registerSetupCommand(program);
+  registerPermissionsCommand(program);
 }

@@ -12,9 +12,10 @@ import { loadServiceModule } from '../service-module.ts';
 import { ErrorCode, MoltError } from '../../errors.ts';
 import { startUpgradeManager } from '../../manager/index.ts';
 import { keyFingerprint, parseTrustedKeys } from '../../server/keys.ts';
+import { addNatsFlags, natsTargetFromFlags, type NatsFlags } from '../connection.ts';
+import type { NatsConnectOptions } from '../../nats/connect.ts';
 
-interface NodeFlags {
-  nats?: string;
+interface NodeFlags extends NatsFlags {
   id?: string;
   version?: string[];
   shards?: string;
@@ -26,6 +27,7 @@ interface NodeFlags {
   reconcile?: string;
   tick?: string;
   maxBundleBytes?: string;
+  callerInboxPrefix?: string;
   stateMaxBytes?: string;
 }
 
@@ -48,12 +50,12 @@ function positive(name: string, value: string | undefined): number | undefined {
 }
 
 /** Starts a node from CLI flags; shared by `node` and `dev`. */
-export async function runNodeFromFlags(modulePath: string, flags: NodeFlags, natsUrl: string): Promise<MoltNode> {
+export async function runNodeFromFlags(modulePath: string, flags: NodeFlags, nats: NatsConnectOptions): Promise<MoltNode> {
   const service = await loadServiceModule(modulePath);
   const trustedKeys = parseTrustedKeys([...(flags.trust ?? []), process.env.MOLT_TRUSTED_KEYS ?? ''].join(','));
   const node = await createNode({
     service,
-    nats: { servers: natsUrl.split(','), name: `molt-node ${service.name}` },
+    nats: { ...nats, name: `molt-node ${service.name}` },
     nodeId: flags.id,
     versions: parseVersions(flags.version),
     shards: positive('shards', flags.shards),
@@ -61,6 +63,7 @@ export async function runNodeFromFlags(modulePath: string, flags: NodeFlags, nat
     leaseMs: positive('lease', flags.lease),
     heartbeatMs: positive('heartbeat', flags.heartbeat),
     replicas: positive('replicas', flags.replicas),
+    ...(flags.callerInboxPrefix ? { callerInboxPrefix: flags.callerInboxPrefix } : {}),
     stateMaxBytes: positive('state-max-bytes', flags.stateMaxBytes),
     // In the node's record, so that `molt publish` can tell a key no node trusts.
     trusts: trustedKeys.map(keyFingerprint),
@@ -81,12 +84,17 @@ export async function runNodeFromFlags(modulePath: string, flags: NodeFlags, nat
     void manager.stop().finally(() => process.exit(1));
   });
   const versions = Object.entries(node.status().types).map(([t, s]) => `${t}@${s.current}`).join(' ');
-  process.stdout.write(`molt node ${node.id} serving ${service.name} (${versions}) on ${natsUrl}\n`);
+  process.stdout.write(`molt node ${node.id} serving ${service.name} (${versions}) on ${(Array.isArray(nats.servers) ? nats.servers : [nats.servers]).map(withoutCredentials).join(',')}\n`);
   // The manager works over the node's connection, which node.stop() drains: stop
   // it first (an upgrade in progress completes), or its periodic reads fail
   // with "connection draining" warnings on every shutdown.
   const stopNode = node.stop.bind(node);
   return Object.assign(node, { stop: () => manager.stop().then(stopNode, stopNode) });
+}
+
+/** A server URL as printed: without the credentials it may carry. */
+function withoutCredentials(url: string): string {
+  return url.replace(/^([a-z][a-z0-9+.-]*:\/\/)?[^@/]*@/i, '$1');
 }
 
 function stopOnSignals(stop: () => Promise<void>): void {
@@ -101,16 +109,16 @@ function stopOnSignals(stop: () => Promise<void>): void {
 }
 
 function addNodeFlags(cmd: Command): Command {
-  return cmd
-    .option('--nats <urls>', 'NATS server URL(s), comma-separated (default: $NATS_URL)')
+  return addNatsFlags(cmd)
     .option('--id <id>', 'stable node id; reuse it across restarts to resume an interrupted upgrade')
     .option('--version <type=version...>', 'native version of a type at start (default: the newest in the module)')
     .option('--shards <n>', 'shard count of the service (every node and client must agree)', undefined)
     .option('--passivate-after <ms>', 'drop actors idle this long from memory')
     .option('--lease <ms>', 'a node silent this long is considered dead; its shards move')
     .option('--heartbeat <ms>', 'heartbeat period')
-    .option('--replicas <n>', 'replicas of the JetStream buckets (3 on a 3-server cluster)')
-    .option('--state-max-bytes <n>', 'size limit of the actor-state bucket when this node creates it (keep it below a bounded JetStream storage, so heartbeats keep room)')
+    .option('--replicas <n>', 'replicas the service\'s buckets must have; refuses to start if they differ (see molt setup)')
+    .option('--caller-inbox-prefix <prefix>', 'prefix of the reply subjects this node answers (default _INBOX); calls with any other are dropped unrun')
+    .option('--state-max-bytes <n>', 'size limit of the actor-state bucket when this node sets the service up (a server without credentials; elsewhere: molt setup --state-max-bytes)')
     .option('--trust <publicKeys...>', 'publisher public keys whose upgrades this node accepts (also $MOLT_TRUSTED_KEYS, comma-separated)')
     .option('--reconcile <ms>', 'how often the upgrade manager re-reads published upgrades (default 5000)')
     .option('--tick <ms>', 'clock tick of scheduling functions (default 1000)')
@@ -119,9 +127,8 @@ function addNodeFlags(cmd: Command): Command {
 
 export function registerNodeCommands(program: Command): void {
   addNodeFlags(program.command('node <module>').description('run a node of the service exported by <module>')).action(async (modulePath: string, flags: NodeFlags) => {
-    const url = flags.nats ?? process.env.NATS_URL;
-    if (!url) throw new MoltError(ErrorCode.Environment, 'no NATS server given: pass --nats nats://host:4222 or set NATS_URL (or use `molt dev` to start an embedded one)');
-    const node = await runNodeFromFlags(modulePath, flags, url);
+    if (!flags.nats && !process.env.NATS_URL) throw new MoltError(ErrorCode.Environment, 'no NATS server given: pass --nats nats://host:4222 or set NATS_URL (or use `molt dev` to start an embedded one)');
+    const node = await runNodeFromFlags(modulePath, flags, natsTargetFromFlags(flags, 'molt-node'));
     stopOnSignals(() => node.stop());
   });
 
@@ -133,7 +140,7 @@ export function registerNodeCommands(program: Command): void {
       url = embedded.url;
       process.stdout.write(`embedded nats-server on ${url} (JetStream in ${embedded.storeDir}); export NATS_URL=${url} to call it\n`);
     }
-    const node = await runNodeFromFlags(modulePath, flags, url);
+    const node = await runNodeFromFlags(modulePath, flags, natsTargetFromFlags(flags, 'molt-node', { defaultUrl: url }));
     stopOnSignals(async () => {
       await node.stop();
       await embedded?.stop();

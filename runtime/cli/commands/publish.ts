@@ -68,7 +68,7 @@ export function registerPublishCommand(program: Command): void {
     .option('--fix', 'replace the code of an already-published version (named with --version), e.g. a fixed transform; same rollout, same messages. With the same code and another --key: sign it again with that key')
     .option('--dry-run', 'build and check, print what would be published, write nothing')
     .option('--json', 'print the published descriptors as JSON')
-    .option('--replicas <n>', 'replicas of the upgrade buckets when creating them (3 on a 3-server cluster)')
+    .option('--replicas <n>', 'replicas the service\'s buckets must have; refuses if they differ (see molt setup)')
     .option('--force', 'publish even though no live node trusts the signing key (they will refuse it until they do)')
     .option('--no-typecheck', "publish without type-checking the module's project first")
     .action(async (modulePath: string, flags: PublishFlags) => {

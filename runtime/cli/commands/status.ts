@@ -13,35 +13,21 @@ import type { Command } from 'commander';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { Kvm } from '@nats-io/kv';
 import { ErrorCode, isMoltError, MoltError } from '../../errors.ts';
-import { connectNats } from '../../nats/connect.ts';
+import { addNatsFlags, connectFromFlags, type NatsFlags } from '../connection.ts';
 import { supersedes, Udb, UdbPrefix, type NodeRecord, type RolloutRecord, type UdbSnapshot } from '../../udb/index.ts';
 import { bucketNames } from '../../wire/protocol.ts';
 
-/** Connection flags shared by the operator commands. */
-export interface ConnectionFlags {
-  nats?: string;
-  user?: string;
-  pass?: string;
+/** Connection flags shared by the operator commands (../connection.ts) and `--service`. */
+export interface ConnectionFlags extends NatsFlags {
   service?: string;
 }
 
-/** Adds `--nats`, `--user`, `--pass` and `--service` to a command. */
+/** Adds the NATS connection flags and `--service` to a command. */
 export function addConnectionFlags(cmd: Command): Command {
-  return cmd
-    .option('--nats <urls>', 'NATS server URL(s), comma-separated (default: $NATS_URL)')
-    .option('--user <user>', 'NATS user (default: $NATS_USER)')
-    .option('--pass <password>', 'NATS password (default: $NATS_PASSWORD)')
-    .option('--service <name>', 'the service (default: $MOLT_SERVICE, or the only one on this NATS)');
+  return addNatsFlags(cmd).option('--service <name>', 'the service (default: $MOLT_SERVICE, or the only one on this NATS)');
 }
 
-/** Connects as the flags say. */
-export async function connectFromFlags(flags: ConnectionFlags, name: string): Promise<NatsConnection> {
-  const url = flags.nats ?? process.env.NATS_URL;
-  if (!url) throw new MoltError(ErrorCode.Environment, 'no NATS server given: pass --nats nats://host:4222 or set NATS_URL');
-  const user = flags.user ?? process.env.NATS_USER;
-  const pass = flags.pass ?? process.env.NATS_PASSWORD;
-  return connectNats({ servers: url.split(','), name, ...(user ? { user } : {}), ...(pass ? { pass } : {}) });
-}
+export { connectFromFlags };
 
 /** The service to act on: `--service`, `$MOLT_SERVICE`, or the only service whose UDB exists. */
 export async function serviceFromFlags(nc: NatsConnection, flags: ConnectionFlags): Promise<string> {

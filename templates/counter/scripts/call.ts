@@ -6,12 +6,13 @@
  *
  * The version is the interface the caller speaks: a node serves its own
  * version natively and neighbouring ones through simulation objects. Uses the
- * NATS server in $NATS_URL. Errors marked retryable (no node up yet, a newer
- * version not loaded yet) are retried for up to 10 seconds, as a patient
- * client would.
+ * NATS server in $NATS_URL, logging in with the `nats` CLI's variables when
+ * set (NATS_USER/NATS_PASSWORD, NATS_TOKEN, NATS_CREDS, NATS_NKEY). Errors
+ * marked retryable (no node up yet, a newer version not loaded yet) are
+ * retried for up to 10 seconds, as a patient client would.
  */
 import { setTimeout as sleep } from 'node:timers/promises';
-import { createClient, isMoltError, isRetryable } from 'molt';
+import { createClient, isMoltError, isRetryable, natsFromEnv } from 'molt';
 import service from '../src/service.ts';
 
 const [target, key, message, payload = '{}'] = process.argv.slice(2);
@@ -26,7 +27,7 @@ if (!url) {
   process.exit(2);
 }
 
-const client = await createClient({ service: service.name, nats: { servers: url } });
+const client = await createClient({ service: service.name, nats: natsFromEnv() });
 const giveUpAt = Date.now() + 10_000;
 try {
   for (;;) {
