@@ -99,6 +99,10 @@ interface Pending {
   provisional?: MoltError;
   /** The call's idempotency key, if it has one: only then may an uncertain outcome be retried. */
   key: string | undefined;
+  /** The header block of a resend of a keyed call, given the time since its first attempt. */
+  resendHeaders: ((ageMs: number) => MsgHdrs) | undefined;
+  /** When the first attempt was sent (monotonic ms). */
+  firstSentAt: number;
   /** Retries left for an uncertain outcome. */
   uncertainLeft: number;
 }
@@ -170,13 +174,14 @@ function createClientOn(nc: NatsConnection, options: ClientOptions, ownsConnecti
     // A node that did not run the call because the shard may have moved: the
     // new owner may have received the same message and will answer it. Wait
     // for that answer; this one stands only if none comes by the deadline.
-    if (error.code === ErrorCode.OutcomeUnknown && error.data.ran === false) {
+    if (error.code === ErrorCode.OutcomeUnknown && error.data.ran === false && error.data.forgotten !== true) {
       p.provisional = error;
       pending.set(id, p);
       return;
     }
-    // Ran, but its write was never acknowledged: with a key, sending it again is safe.
-    if (error.code === ErrorCode.OutcomeUnknown && retryUncertain(id, p)) return;
+    // Ran, but its write was never acknowledged: with a key, sending it again
+    // is safe — unless the actor says it may have forgotten the key.
+    if (error.code === ErrorCode.OutcomeUnknown && error.data.forgotten !== true && retryUncertain(id, p)) return;
     // Refused unrun by a busy node or actor: nothing changed, so sending the
     // very same call again is safe; back off while the retry window lasts.
     if (error.code === ErrorCode.Overloaded && clock.monotonic() < p.retryUntil) {
@@ -202,12 +207,17 @@ function createClientOn(nc: NatsConnection, options: ClientOptions, ownsConnecti
     return true;
   }
 
-  /** Sends a pending call again after `delayMs`, unless it ended meanwhile. */
+  /**
+   * Sends a pending call again after `delayMs`, unless it ended meanwhile. A
+   * keyed call says how long ago its first attempt went out, so an actor that
+   * may have forgotten the key since refuses to run it twice.
+   */
   function resend(id: string, p: Pending, delayMs: number): void {
     clock.setTimeout(() => {
       if (pending.get(id) !== p) return;
       try {
-        nc.publish(p.subject, p.body, { reply: `${inbox}.${id}`, headers: p.headers });
+        const headers = p.resendHeaders ? p.resendHeaders(Math.max(0, Math.ceil(clock.monotonic() - p.firstSentAt))) : p.headers;
+        nc.publish(p.subject, p.body, { reply: `${inbox}.${id}`, headers });
       } catch {
         // The connection is closing: the deadline ends the call.
       }
@@ -257,17 +267,19 @@ function createClientOn(nc: NatsConnection, options: ClientOptions, ownsConnecti
    * goes through nats.js's own header checks instead (no line breaks can
    * smuggle in another header).
    */
-  function keyedHeaders(version: number, message: string, key: string): MsgHdrs {
+  function keyedHeaders(version: number, message: string, key: string, resendAgeMs?: number): MsgHdrs {
     if (!/^[\x20-\x7e]+$/.test(message)) {
       const h = natsHeaders();
       h.set(Header.Version, String(version));
       h.set(Header.Message, message);
       h.set(Header.Protocol, String(PROTOCOL_VERSION));
       h.set(Header.IdempotencyKey, key);
+      if (resendAgeMs !== undefined) h.set(Header.ResendAge, String(resendAgeMs));
       return h;
     }
+    const age = resendAgeMs === undefined ? '' : `${Header.ResendAge}: ${resendAgeMs}\r\n`;
     return preEncodedHeaders(
-      Buffer.from(`NATS/1.0\r\n${Header.Version}: ${version}\r\n${Header.Message}: ${message}\r\n${Header.Protocol}: ${PROTOCOL_VERSION}\r\n${Header.IdempotencyKey}: ${key}\r\n\r\n`, 'utf8'),
+      Buffer.from(`NATS/1.0\r\n${Header.Version}: ${version}\r\n${Header.Message}: ${message}\r\n${Header.Protocol}: ${PROTOCOL_VERSION}\r\n${Header.IdempotencyKey}: ${key}\r\n${age}\r\n`, 'utf8'),
     );
   }
 
@@ -300,7 +312,20 @@ function createClientOn(nc: NatsConnection, options: ClientOptions, ownsConnecti
     const id = (seq++).toString(36);
     return new Promise((resolve, reject) => {
       const now = clock.monotonic();
-      pending.set(id, { resolve, reject, deadline: now + timeoutMs, retryUntil: now + retryUnavailableMs, subject, body, headers: h, attempts: 0, key, uncertainLeft: key === undefined ? 0 : uncertainRetries });
+      pending.set(id, {
+        resolve,
+        reject,
+        deadline: now + timeoutMs,
+        retryUntil: now + retryUnavailableMs,
+        subject,
+        body,
+        headers: h,
+        attempts: 0,
+        key,
+        uncertainLeft: key === undefined ? 0 : uncertainRetries,
+        resendHeaders: key === undefined ? undefined : (ageMs) => keyedHeaders(version, message, key, ageMs),
+        firstSentAt: now,
+      });
       try {
         nc.publish(subject, body, { reply: `${inbox}.${id}`, headers: h });
       } catch (e) {

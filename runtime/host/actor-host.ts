@@ -18,7 +18,8 @@ import { encodeKey, stateKey } from '../wire/protocol.ts';
 import type { Clock, Logger } from '../env.ts';
 import type { AnyActorVersion } from '../define/version.ts';
 import { RevisionConflict, type StateStore } from './store.ts';
-import { DEFAULT_REMEMBER, RememberedCalls, type RememberedCall, type RememberOptions } from './remembered.ts';
+import { DEFAULT_REMEMBER, RememberedCalls, type RememberedRecord, type RememberOptions } from './remembered.ts';
+import type { KeyedCall } from '../wire/envelope.ts';
 import {
   admit,
   initialActorState,
@@ -43,8 +44,8 @@ export interface Call {
   readonly request: unknown;
   readonly route: Route;
   readonly settle: Settle;
-  /** The caller's idempotency key, if it sent one (see host/remembered.ts). */
-  readonly idempotencyKey?: string | undefined;
+  /** The caller's idempotency key, if it sent one, and its resend age (see host/remembered.ts). */
+  readonly keyed?: KeyedCall | undefined;
 }
 
 /** Counters a host keeps for status and health gating. */
@@ -210,9 +211,9 @@ export class ActorHost {
   }
 
   /** Accepts a call for actor `key`: validates it and queues it on the actor. Resolves with the reply. */
-  deliver(key: string, version: number, message: string, request: unknown, idempotencyKey?: string): Promise<unknown> {
+  deliver(key: string, version: number, message: string, request: unknown, keyed?: KeyedCall): Promise<unknown> {
     return new Promise<unknown>((resolve, reject) => {
-      this.dispatch(key, version, message, request, (error, reply) => (error ? reject(error) : resolve(reply)), idempotencyKey);
+      this.dispatch(key, version, message, request, (error, reply) => (error ? reject(error) : resolve(reply)), keyed);
     });
   }
 
@@ -221,7 +222,7 @@ export class ActorHost {
    * gets the outcome — synchronously when the actor is resident and the call
    * writes nothing, which is most calls to volatile actors.
    */
-  dispatch(key: string, version: number, message: string, request: unknown, settle: Settle, idempotencyKey?: string): void {
+  dispatch(key: string, version: number, message: string, request: unknown, settle: Settle, keyed?: KeyedCall): void {
     this.stats.calls++;
     let route: Route;
     try {
@@ -230,7 +231,7 @@ export class ActorHost {
       this.fail({ version, message, request, route: nativeRoute, settle }, toMoltError(e));
       return;
     }
-    const call: Call = { version, message, request, route, settle, idempotencyKey };
+    const call: Call = { version, message, request, route, settle, keyed };
     if (this.held) {
       if (this.held.length >= this.options.holdLimit) {
         this.fail(call, new MoltError(ErrorCode.Upgrading, `${this.name} is upgrading on this node and ${this.options.holdLimit} calls are already held; retry shortly`, { data: { type: this.name } }));
@@ -530,9 +531,9 @@ class ActorCell {
   }
 
   /** The bytes of this actor's record for `state`, with the calls it remembers. */
-  private encodeRecord(state: ActorState, remembered: RememberedCall[] | undefined): Uint8Array {
-    const record: PersistedActor & { ik?: RememberedCall[] } = persist(state);
-    return this.host.config.codec.encode(remembered ? { ...record, ik: remembered } : record);
+  private encodeRecord(state: ActorState, remembered: RememberedRecord | undefined): Uint8Array {
+    const record: PersistedActor = persist(state);
+    return this.host.config.codec.encode(remembered ? { ...record, ...remembered } : record);
   }
 
   get idle(): boolean {
@@ -580,7 +581,7 @@ class ActorCell {
       return;
     }
     const persisted = this.readRecord(stored.bytes, stored.revision);
-    this.remembered.load((persisted as { ik?: unknown }).ik);
+    this.remembered.load(persisted as { ik?: unknown; ikf?: unknown });
     try {
       this.state = restore(types, persisted, this.key);
       this.failure = undefined;
@@ -661,11 +662,25 @@ class ActorCell {
     let dirty = false;
     const outcomes: BatchTurns['outcomes'] = [];
     for (const call of batch) {
-      const key = call.idempotencyKey;
+      const key = call.keyed?.key;
       const seen = key === undefined ? undefined : this.remembered.find(key);
       if (seen) {
         // Applied before (maybe in this very batch): its reply, not a second run.
         outcomes.push({ ok: true, reply: seen.reply });
+        continue;
+      }
+      const resendAgeMs = call.keyed?.resendAgeMs;
+      if (key !== undefined && resendAgeMs !== undefined && this.remembered.mayHaveForgotten(resendAgeMs, this.host.config.clock.now())) {
+        // A resend of a call whose first attempt may have been applied and
+        // since forgotten: running it could apply it twice. Say so instead.
+        outcomes.push({
+          ok: false,
+          error: new MoltError(
+            ErrorCode.OutcomeUnknown,
+            `actor ${this.host.name}/${this.key} no longer remembers every call since this one was first sent ${resendAgeMs} ms ago (it keeps ${this.remembered.describe()}); its first attempt may have been applied, so it was not run again`,
+            { data: { forgotten: true, key } },
+          ),
+        });
         continue;
       }
       try {
@@ -682,10 +697,11 @@ class ActorCell {
   }
 
   /** Adopts the batch's state and answers its calls (after the write, for durable actors). */
-  private answer(batch: Call[], turns: BatchTurns, remembered?: RememberedCall[]): void {
+  private answer(batch: Call[], turns: BatchTurns, written?: { remembered: RememberedRecord | undefined }): void {
     this.state = turns.working;
     // A durable batch's calls were remembered by its write; a volatile one's only here.
-    if (remembered !== undefined || this.remembered.hasStaged) this.remembered.commit(remembered ?? this.remembered.toRecord(this.host.config.clock.now()));
+    if (written) this.remembered.commit(written.remembered);
+    else if (this.remembered.hasStaged) this.remembered.commit(this.remembered.toRecord(this.host.config.clock.now()));
     this.lastUsed = this.host.config.clock.now();
     turns.outcomes.forEach((o, i) => {
       const call = batch[i]!;
@@ -747,7 +763,7 @@ class ActorCell {
       this.pump(conflicts);
       return;
     }
-    this.answer(batch, turns, remembered ?? []);
+    this.answer(batch, turns, { remembered });
     this.pump(conflicts);
   }
 

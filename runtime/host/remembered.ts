@@ -11,6 +11,12 @@
  * nothing may run again without harm, and remembering it would cost a write.
  * Entries are kept for `windowMs` and at most `limit` per actor, newest kept.
  *
+ * Forgetting is tracked too: the record keeps the time of the newest entry
+ * dropped for the `limit` (its "floor"). A resend says how long ago its first
+ * attempt was sent; if that attempt may be older than the floor (or than the
+ * window), the actor cannot tell whether it was applied, and says so rather
+ * than run it a second time.
+ *
  * @module
  */
 
@@ -24,6 +30,14 @@ export interface RememberedCall {
   r: unknown;
 }
 
+/** What an actor's record holds of its remembered calls. */
+export interface RememberedRecord {
+  /** The remembered calls, oldest first. */
+  ik: RememberedCall[];
+  /** When the newest call dropped for the limit was applied (wall clock, ms), if any was. */
+  ikf?: number;
+}
+
 /** How long and how many calls an actor remembers. */
 export interface RememberOptions {
   windowMs: number;
@@ -32,17 +46,27 @@ export interface RememberOptions {
 
 export const DEFAULT_REMEMBER: RememberOptions = { windowMs: 10 * 60_000, limit: 64 };
 
+/**
+ * How far apart two nodes' wall clocks (and a resend's transit) may be for the
+ * forgetting check to hold: a first attempt is taken to be this much older
+ * than its resend says.
+ */
+export const CLOCK_MARGIN_MS = 5000;
+
 /** The remembered calls of one actor: those stored, and those of a batch not yet stored. */
 export class RememberedCalls {
   private stored = new Map<string, RememberedCall>();
   private staged = new Map<string, RememberedCall>();
+  private floor: number | undefined;
 
   constructor(private readonly options: RememberOptions) {}
 
   /** Replaces what is remembered with what a record holds (anything malformed is ignored). */
-  load(entries: unknown): void {
+  load(record: { ik?: unknown; ikf?: unknown } | undefined): void {
     this.stored = new Map();
     this.staged = new Map();
+    this.floor = typeof record?.ikf === 'number' && Number.isFinite(record.ikf) ? record.ikf : undefined;
+    const entries = record?.ik;
     if (!Array.isArray(entries)) return;
     for (const e of entries as Array<Partial<RememberedCall>>) {
       if (e && typeof e.k === 'string' && typeof e.at === 'number') this.stored.set(e.k, { k: e.k, at: e.at, r: e.r });
@@ -53,6 +77,21 @@ export class RememberedCalls {
   find(key: string): { reply: unknown } | undefined {
     const hit = this.staged.get(key) ?? this.stored.get(key);
     return hit ? { reply: hit.r } : undefined;
+  }
+
+  /**
+   * Whether a call not remembered, first sent `resendAgeMs` ago, may have been
+   * applied and forgotten since: its first attempt may predate the window, or
+   * the newest call dropped for the limit.
+   */
+  mayHaveForgotten(resendAgeMs: number, now: number): boolean {
+    if (resendAgeMs + CLOCK_MARGIN_MS >= this.options.windowMs) return true;
+    return this.floor !== undefined && now - resendAgeMs - CLOCK_MARGIN_MS <= this.floor;
+  }
+
+  /** What this actor keeps, for messages. */
+  describe(): string {
+    return `the last ${Math.round(this.options.windowMs / 1000)} s of keyed changes, at most ${this.options.limit}`;
   }
 
   /** Notes a call of the batch being run that changed the actor. */
@@ -70,22 +109,30 @@ export class RememberedCalls {
   }
 
   /**
-   * The entries to write with the batch's state: stored and staged, without
-   * those older than the window, the newest `limit` of them. Undefined if none.
+   * What to write with the batch's state: stored and staged entries without
+   * those older than the window, the newest `limit` of them, and the floor
+   * (raised by any entry dropped for the limit). Undefined if nothing.
    */
-  toRecord(now: number): RememberedCall[] | undefined {
-    if (this.stored.size === 0 && this.staged.size === 0) return undefined;
+  toRecord(now: number): RememberedRecord | undefined {
     const cutoff = now - this.options.windowMs;
     const all: RememberedCall[] = [];
     for (const e of this.stored.values()) if (e.at >= cutoff && !this.staged.has(e.k)) all.push(e);
     for (const e of this.staged.values()) all.push(e);
-    const kept = all.length > this.options.limit ? all.slice(all.length - this.options.limit) : all;
-    return kept.length > 0 ? kept : undefined;
+    let floor = this.floor !== undefined && this.floor >= cutoff ? this.floor : undefined;
+    let kept = all;
+    if (all.length > this.options.limit) {
+      const dropped = all.slice(0, all.length - this.options.limit);
+      kept = all.slice(all.length - this.options.limit);
+      for (const e of dropped) floor = Math.max(floor ?? e.at, e.at);
+    }
+    if (kept.length === 0 && floor === undefined) return undefined;
+    return floor === undefined ? { ik: kept } : { ik: kept, ikf: floor };
   }
 
   /** The batch's write was stored: its calls are remembered from now on. */
-  commit(written: RememberedCall[] | undefined): void {
-    this.stored = new Map((written ?? []).map((e) => [e.k, e]));
+  commit(written: RememberedRecord | undefined): void {
+    this.stored = new Map((written?.ik ?? []).map((e) => [e.k, e]));
     this.staged = new Map();
+    this.floor = written?.ikf;
   }
 }

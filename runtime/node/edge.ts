@@ -147,7 +147,7 @@ export function createEdge(options: EdgeOptions): Edge {
         else reply(msg, true, result, meta);
         answered();
       },
-      parsed.idempotencyKey,
+      parsed.keyed,
     );
   }
 

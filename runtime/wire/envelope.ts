@@ -32,8 +32,14 @@ export interface CallEnvelope {
   readonly message: string;
   /** The decoded body: the message payload (an object). */
   readonly request: unknown;
-  /** The caller's idempotency key, if it sent one. */
-  readonly idempotencyKey: string | undefined;
+  /** The caller's idempotency key and, on a resend, the time since its first attempt. */
+  readonly keyed: KeyedCall | undefined;
+}
+
+/** The idempotency part of a call: its key, and on a resend how long ago its first attempt was sent. */
+export interface KeyedCall {
+  readonly key: string;
+  readonly resendAgeMs: number | undefined;
 }
 
 /** A call the node refuses before any actor sees it. */
@@ -101,6 +107,19 @@ export function parseCall(subject: string, headers: HeaderBlock | undefined, dat
       error: new MoltError(ErrorCode.InvalidHeader, `header ${Header.IdempotencyKey} must be 1 to 128 visible ASCII characters; got ${idempotencyKey.length} characters`, { data: { header: Header.IdempotencyKey } }),
     };
   }
+  let keyed: KeyedCall | undefined;
+  if (idempotencyKey !== undefined) {
+    const age = headers?.get(Header.ResendAge);
+    if (age !== undefined && !/^\d{1,15}$/.test(age)) {
+      return {
+        kind: 'invalid',
+        type,
+        version,
+        error: new MoltError(ErrorCode.InvalidHeader, `header ${Header.ResendAge} must be a whole number of milliseconds; got ${JSON.stringify(age.slice(0, 40))}`, { data: { header: Header.ResendAge } }),
+      };
+    }
+    keyed = { key: idempotencyKey, resendAgeMs: age === undefined ? undefined : Number(age) };
+  }
   const keyToken = tokens[4]!;
   let key: string;
   try {
@@ -121,7 +140,7 @@ export function parseCall(subject: string, headers: HeaderBlock | undefined, dat
       ),
     };
   }
-  if (data.length === 0) return { kind: 'call', type, key, shard: expected, version, message, request: {}, idempotencyKey };
+  if (data.length === 0) return { kind: 'call', type, key, shard: expected, version, message, request: {}, keyed };
   let request: unknown;
   try {
     request = codec.decode(data);
@@ -131,7 +150,7 @@ export function parseCall(subject: string, headers: HeaderBlock | undefined, dat
   if (typeof request !== 'object' || request === null || Array.isArray(request)) {
     return { kind: 'invalid', type, version, error: new MoltError(ErrorCode.MalformedBody, 'body must encode an object (the message payload)') };
   }
-  return { kind: 'call', type, key, shard: expected, version, message, request, idempotencyKey };
+  return { kind: 'call', type, key, shard: expected, version, message, request, keyed };
 }
 
 function invalid(error: MoltError): InvalidEnvelope {

@@ -27,6 +27,12 @@ export const Header = {
    * the same key is answered with the first one's reply and not run again.
    */
   IdempotencyKey: 'Molt-Idempotency-Key',
+  /**
+   * On a keyed call sent again (optional): milliseconds since its first
+   * attempt was sent. A node that may have forgotten the key by then answers
+   * `OutcomeUnknown` instead of running the call a second time.
+   */
+  ResendAge: 'Molt-Resend-Age',
   /** The protocol revision (optional in calls, always set in replies). */
   Protocol: 'Molt-Protocol',
   /** In replies: 'ok' or 'error'. */

@@ -46,11 +46,12 @@ test.after(async (ctx) => {
 });
 
 /** One increment with the bare NATS client, as a client in another language sends it. */
-async function rawIncrement(nc: NatsConnection, key: string, idempotencyKey: string | undefined): Promise<{ status: string | undefined; value: unknown }> {
+async function rawIncrement(nc: NatsConnection, key: string, idempotencyKey: string | undefined, resendAgeMs?: number): Promise<{ status: string | undefined; value: unknown }> {
   const h = natsHeaders();
   h.set('Molt-Version', '1');
   h.set('Molt-Message', 'increment');
   if (idempotencyKey !== undefined) h.set('Molt-Idempotency-Key', idempotencyKey);
+  if (resendAgeMs !== undefined) h.set('Molt-Resend-Age', String(resendAgeMs));
   const reply = await nc.request(callSubject('counters', 'counter', encodeKey(key), DEFAULT_SHARDS), new TextEncoder().encode('{"json":{"by":1}}'), { headers: h, timeout: 5000 });
   return { status: reply.headers?.get('Molt-Status'), value: (JSON.parse(new TextDecoder().decode(reply.data)) as { json: unknown }).json };
 }
@@ -131,7 +132,42 @@ test('idempotency - an actor remembers at most its limit of keys, the newest', a
   for (let i = 1; i <= 10; i++) assert.is(await c.increment({ by: 1 }, { idempotencyKey: `k${i}` }), i);
   assert.is(await c.increment({ by: 1 }, { idempotencyKey: 'k10' }), 10, 'recent: remembered');
   assert.is(await c.increment({ by: 1 }, { idempotencyKey: 'k3' }), 3, 'k3 is among the newest 8: its own first reply');
-  assert.is(await c.increment({ by: 1 }, { idempotencyKey: 'k1' }), 11, 'k1 fell out of the limit of 8: applied again');
+  assert.is(await c.increment({ by: 1 }, { idempotencyKey: 'k1' }), 11, 'k1 fell out of the limit of 8: a new call with that key is applied');
+});
+
+test('idempotency - a resend of a key the actor may have forgotten is answered OutcomeUnknown and not run again', async ({ nc, client }) => {
+  const c = client.actor(counterV1, 'idem-forgot');
+  await c.reset();
+  assert.equal(await rawIncrement(nc, 'idem-forgot', 'first'), { status: 'ok', value: 1 });
+  // Nine newer keyed changes: 'first' falls out of the limit of 8.
+  for (let i = 0; i < 9; i++) await c.increment({ by: 1 });
+  assert.is(await c.get(), 10);
+  // The caller never saw the first reply and sends the call again, first sent 3 s ago.
+  const resent = await rawIncrement(nc, 'idem-forgot', 'first', 3000);
+  assert.is(resent.status, 'error');
+  assert.equal((resent.value as { code: string; data: unknown }).code, 'OutcomeUnknown');
+  assert.equal((resent.value as { data: unknown }).data, { forgotten: true, key: 'first' });
+  assert.is(await c.get(), 10, 'not applied a second time');
+  // A resend older than the window: unknown as well, whatever the actor holds.
+  assert.equal((await rawIncrement(nc, 'idem-forgot', 'other', 60_000)).status, 'error');
+  assert.is(await c.get(), 10);
+  const h = natsHeaders();
+  h.set('Molt-Version', '1');
+  h.set('Molt-Message', 'increment');
+  h.set('Molt-Idempotency-Key', 'bad-age');
+  h.set('Molt-Resend-Age', 'soon');
+  const refused = await nc.request(callSubject('counters', 'counter', encodeKey('idem-forgot'), DEFAULT_SHARDS), new TextEncoder().encode('{"json":{"by":1}}'), { headers: h, timeout: 5000 });
+  assert.is(refused.headers?.get('Molt-Status'), 'error', 'a malformed resend age is refused');
+  assert.is((JSON.parse(new TextDecoder().decode(refused.data)) as { json: { code: string } }).json.code, 'InvalidHeader');
+  assert.is(await c.get(), 10);
+});
+
+test('idempotency - a resend to an actor that has forgotten nothing runs once, and again is remembered', async ({ nc, client }) => {
+  const c = client.actor(counterV1, 'idem-resend');
+  await c.reset();
+  assert.equal(await rawIncrement(nc, 'idem-resend', 'lost-on-the-way', 2000), { status: 'ok', value: 1 }, 'the first attempt never arrived: the resend is applied');
+  assert.equal(await rawIncrement(nc, 'idem-resend', 'lost-on-the-way', 4000), { status: 'ok', value: 1 }, 'and remembered');
+  assert.is(await c.get(), 1);
 });
 
 test.run();

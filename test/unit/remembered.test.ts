@@ -1,0 +1,59 @@
+/**
+ * What an actor remembers of its keyed calls (runtime/host/remembered.ts):
+ * the newest within the limit and window, and — for the calls it dropped —
+ * a floor that lets it tell a resend it can safely run from one whose first
+ * attempt it may have applied and forgotten.
+ */
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { CLOCK_MARGIN_MS, RememberedCalls, type RememberedRecord } from '../../runtime/host/remembered.ts';
+
+const WINDOW = 600_000;
+
+function remembering(limit: number, calls: Array<[key: string, at: number]>): { calls: RememberedCalls; record: RememberedRecord | undefined } {
+  const remembered = new RememberedCalls({ windowMs: WINDOW, limit });
+  let record: RememberedRecord | undefined;
+  for (const [key, at] of calls) {
+    remembered.stage(key, `reply-${key}`, at);
+    record = remembered.toRecord(at);
+    remembered.commit(record);
+  }
+  return { calls: remembered, record };
+}
+
+test('remembered - keeps the newest within the limit; the floor is the newest dropped', () => {
+  const { calls, record } = remembering(2, [['a', 1000], ['b', 2000], ['c', 3000]]);
+  assert.equal(record?.ik.map((e) => e.k), ['b', 'c']);
+  assert.is(record?.ikf, 1000);
+  assert.is(calls.find('a'), undefined);
+  assert.equal(calls.find('c'), { reply: 'reply-c' });
+});
+
+test('remembered - a resend first sent before the floor (with the clock margin) may have been forgotten', () => {
+  const { calls } = remembering(2, [['a', 100_000], ['b', 101_000], ['c', 102_000]]);
+  const now = 200_000;
+  // The floor is 100 000 (when 'a' was applied). A first attempt sent at
+  // 100 000 + margin or earlier may be 'a' itself: unknowable.
+  assert.ok(calls.mayHaveForgotten(now - 100_000, now));
+  assert.ok(calls.mayHaveForgotten(now - (100_000 + CLOCK_MARGIN_MS), now));
+  // Sent later than that: had it been applied, it would still be remembered.
+  assert.not.ok(calls.mayHaveForgotten(now - (100_000 + CLOCK_MARGIN_MS + 1), now));
+});
+
+test('remembered - older than the window is unknowable; nothing dropped and recent is safe', () => {
+  const { calls } = remembering(8, [['a', 1000]]);
+  assert.ok(calls.mayHaveForgotten(WINDOW, 5000), 'a first attempt older than the window');
+  assert.not.ok(calls.mayHaveForgotten(1000, 5000), 'nothing was dropped: not remembered means not applied');
+});
+
+test('remembered - the floor travels in the record and ages out with the window', () => {
+  const { record } = remembering(1, [['a', 1000], ['b', 2000]]);
+  const reloaded = new RememberedCalls({ windowMs: WINDOW, limit: 1 });
+  reloaded.load(record);
+  assert.ok(reloaded.mayHaveForgotten(0, 1000 + CLOCK_MARGIN_MS), 'loaded with its floor');
+  assert.not.ok(reloaded.mayHaveForgotten(0, 1000 + CLOCK_MARGIN_MS + 1));
+  const later = reloaded.toRecord(2000 + WINDOW + 1);
+  assert.equal(later, undefined, 'both the call and the floor are older than the window');
+});
+
+test.run();
