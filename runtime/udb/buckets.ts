@@ -127,11 +127,39 @@ function isState(spec: BucketSpec): boolean {
 }
 
 /**
- * How long a stream creation may take: on a cluster the meta leader places
- * the replicas first, and several nodes setting up at once queue behind each
- * other (nats.js's default of 5 s is too short there).
+ * How long one JetStream API request of the setup may take: on a cluster the
+ * meta leader places the replicas first, and several nodes setting up at once
+ * queue behind each other (nats.js's default of 5 s is too short there).
  */
-const CREATE_TIMEOUT_MS = 20_000;
+const CREATE_TIMEOUT_MS = 10_000;
+
+/**
+ * How long the setup keeps trying when JetStream does not answer: a cluster
+ * that has just started may still be electing its meta leader, and a request
+ * sent to it meanwhile is never answered.
+ */
+const SETUP_DEADLINE_MS = 60_000;
+
+/** A request JetStream did not answer in time, or answered "temporarily unavailable" (10008). */
+function isNoAnswer(e: unknown): boolean {
+  const err = e as { name?: string; message?: string };
+  return err?.name === 'TimeoutError' || apiErrorCode(e) === 10008 || /\btime(d)? ?out\b/i.test(String(err?.message ?? e));
+}
+
+/**
+ * Runs one setup request, again while JetStream does not answer and the
+ * deadline allows; any other error is the caller's to judge.
+ */
+async function patiently<T>(deadline: number, request: () => Promise<T>): Promise<T> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await request();
+    } catch (e) {
+      if (!isNoAnswer(e) || Date.now() >= deadline) throw e;
+      await new Promise((r) => setTimeout(r, Math.min(2000, 250 * attempt)));
+    }
+  }
+}
 
 async function createBucket(nc: NatsConnection, spec: BucketSpec, replicas: number, stateMaxBytes: number | undefined): Promise<void> {
   const js = jetstream(nc, { timeout: CREATE_TIMEOUT_MS });
@@ -154,11 +182,12 @@ async function createBucket(nc: NatsConnection, spec: BucketSpec, replicas: numb
  * differ. Idempotent; needs the operator's permissions (docs/permissions.md).
  */
 export async function setupServiceBuckets(nc: NatsConnection, service: string, options: SetupOptions = {}): Promise<BucketOutcome[]> {
-  const jsm = await jetstreamManager(nc, { timeout: CREATE_TIMEOUT_MS });
+  const deadline = Date.now() + SETUP_DEADLINE_MS;
+  const jsm = await patiently(deadline, () => jetstreamManager(nc, { timeout: CREATE_TIMEOUT_MS }));
   const outcomes: BucketOutcome[] = [];
   let guess = options.replicas ?? defaultReplicas(nc);
   for (const spec of allBuckets(service)) {
-    const info = await streamInfo(jsm, spec.stream).catch((e: unknown) => {
+    const info = await patiently(deadline, () => streamInfo(jsm, spec.stream)).catch((e: unknown) => {
       throw setupError(service, spec, e);
     });
     if (info) {
@@ -183,7 +212,16 @@ export async function setupServiceBuckets(nc: NatsConnection, service: string, o
     }
     for (;;) {
       try {
-        await createBucket(nc, spec, guess, options.stateMaxBytes);
+        // A creation that timed out may still have been made: look before trying again.
+        const made = await patiently(deadline, async () => {
+          const existing = await streamInfo(jsm, spec.stream);
+          if (!existing) await createBucket(nc, spec, guess, options.stateMaxBytes);
+          return existing;
+        });
+        if (made) {
+          outcomes.push({ bucket: spec, action: 'existed', replicas: made.config.num_replicas || 1, ...(made.config.max_bytes > 0 ? { maxBytes: made.config.max_bytes } : {}) });
+          break;
+        }
         outcomes.push({ bucket: spec, action: 'created', replicas: guess, ...(isState(spec) && options.stateMaxBytes !== undefined ? { maxBytes: options.stateMaxBytes } : {}) });
         break;
       } catch (e) {
@@ -234,14 +272,15 @@ export interface EnsureBucketsOptions {
  * info of each bucket by name.
  */
 export async function ensureServiceBuckets(nc: NatsConnection, service: string, options: EnsureBucketsOptions): Promise<Map<string, StreamInfo>> {
-  const jsm = await jetstreamManager(nc);
+  const deadline = Date.now() + SETUP_DEADLINE_MS;
+  const jsm = await patiently(deadline, () => jetstreamManager(nc));
   const specs = allBuckets(service);
   const infos = new Map<string, StreamInfo>();
   const missing: BucketSpec[] = [];
   for (const spec of specs) {
     let info: StreamInfo | undefined;
     try {
-      info = await streamInfo(jsm, spec.stream);
+      info = await patiently(deadline, () => streamInfo(jsm, spec.stream));
     } catch (e) {
       throw new MoltError(ErrorCode.Unavailable, `cannot read bucket ${spec.name} of service '${service}': ${(e as Error).message}`, { cause: e });
     }
@@ -265,7 +304,7 @@ export async function ensureServiceBuckets(nc: NatsConnection, service: string, 
       created: outcomes.filter((o) => o.action === 'created').map((o) => `${o.bucket.name} R${o.replicas}`),
     });
     for (const spec of specs) {
-      const info = await streamInfo(jsm, spec.stream);
+      const info = await patiently(deadline, () => streamInfo(jsm, spec.stream));
       if (info) infos.set(spec.name, info);
     }
   }

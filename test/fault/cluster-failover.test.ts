@@ -44,7 +44,7 @@ test.before(async (ctx) => {
   ctx.cluster = await startNatsCluster();
   ctx.nodes = [startNode(ctx.cluster, 'c1'), startNode(ctx.cluster, 'c2')];
   // uvu reports a failed before hook only as "(0 / 1)", without the error: print it.
-  await Promise.all(ctx.nodes.map((n) => n.waitFor(/serving counters/, 30_000))).catch((e: Error) => {
+  await Promise.all(ctx.nodes.map((n) => n.waitFor(/serving counters/, 75_000))).catch((e: Error) => {
     console.error(`a node did not start: ${e.message}`);
     throw e;
   });
