@@ -1,10 +1,13 @@
 /**
  * The peer framework: Moleculer 0.15 with its NATS transporter (on the `nats`
  * 2.x client, given `noAsyncTraces: true` like every other side), default
- * broker settings otherwise (JSON serializer, its built-in balancer off since
- * the NATS transporter balances). The service does what the raw responder
- * does: a per-key counter in a Map. The key travels in the params, since
- * Moleculer addresses services, not actors.
+ * broker settings otherwise (JSON serializer), run both ways it balances:
+ * with its own balancer (the default: the caller picks a node and sends to
+ * that node's subject) and with `disableBalancer: true` (calls go to a NATS
+ * queue group and the server balances). Each way has its own namespace, so
+ * the two never serve each other's calls. The service does what the raw
+ * responder does: a per-key counter in a Map. The key travels in the params,
+ * since Moleculer addresses services, not actors.
  *
  * @module
  */
@@ -12,10 +15,11 @@ import { ServiceBroker } from 'moleculer';
 import { PAYLOAD } from '../fixtures/service.ts';
 import { callers, cleanups, type Command } from './common.ts';
 
-function broker(url: string, nodeID: string): ServiceBroker {
+function broker(url: string, nodeID: string, disableBalancer: boolean): ServiceBroker {
   return new ServiceBroker({
     nodeID,
-    namespace: 'bench',
+    namespace: disableBalancer ? 'bench-nats-balanced' : 'bench',
+    disableBalancer,
     logger: false,
     transporter: { type: 'NATS', options: { url, noAsyncTraces: true } } as never,
   });
@@ -23,7 +27,7 @@ function broker(url: string, nodeID: string): ServiceBroker {
 
 export const commands: Record<string, Command> = {
   'moleculer.serve': async (args) => {
-    const b = broker(String(args.url), `responder-${process.pid}`);
+    const b = broker(String(args.url), `responder-${process.pid}`, args.disableBalancer === true);
     const counts = new Map<string, number>();
     b.createService({
       name: 'counter',
@@ -41,7 +45,7 @@ export const commands: Record<string, Command> = {
     return {};
   },
   'moleculer.caller': async (args) => {
-    const b = broker(String(args.url), `requester-${process.pid}-${String(args.name)}`);
+    const b = broker(String(args.url), `requester-${process.pid}-${String(args.name)}`, args.disableBalancer === true);
     await b.start();
     cleanups.push(() => b.stop());
     await b.waitForServices(['counter'], 10_000);
