@@ -447,24 +447,57 @@ export interface TurnResult {
  * state: the caller keeps `state`.
  */
 export function runTurn(types: TypeVersions, state: ActorState, route: Route, version: number, message: string, request: unknown): TurnResult {
+  const plan = planOf(types);
+  if (route.kind === 'native' && !plan.observers.has(types.current)) {
+    // The common turn: a native call that no interceptor SO watches needs no
+    // scratch turn — one step of the current machine, and the state it left.
+    const step = nativeStep(types, state.snapshot, message, request);
+    if (!step.changed) return { state, reply: step.reply, changed: false };
+    return { state: { version: state.version, snapshot: step.snapshot, past: state.past, future: state.future }, reply: step.reply, changed: true };
+  }
+  // The `target` handles of this type's SOs call into the running turn.
+  const turn = new Turn(types, state, plan);
+  const outer = plan.turn;
+  plan.turn = turn;
   let reply: unknown;
-  let turn: Turn;
-  if (route.kind === 'native') {
-    turn = new Turn(types, state, undefined);
-    reply = turn.native(message, request, undefined);
-  } else {
-    // The `target` handles of this type's SOs call into the running turn.
-    const plan = planOf(types);
-    turn = new Turn(types, state, plan);
-    const outer = plan.turn;
-    plan.turn = turn;
-    try {
-      reply = turn.serve(route, version, message, request, undefined);
-    } finally {
-      plan.turn = outer;
-    }
+  try {
+    reply = turn.serve(route, version, message, request, undefined);
+  } finally {
+    plan.turn = outer;
   }
   return { state: turn.result(), reply, changed: turn.changed };
+}
+
+/**
+ * One call to the current version's machine: its next snapshot, whether the
+ * call changed it (context or state value), and the message's reply.
+ */
+function nativeStep(types: TypeVersions, previous: AnyMachineSnapshot, message: string, request: unknown): { snapshot: AnyMachineSnapshot; changed: boolean; reply: unknown } {
+  const def = types.byVersion.get(types.current)!;
+  let next: AnyMachineSnapshot;
+  try {
+    const event = { ...(request as object), type: message };
+    const [snapshot, actions] = transitionOnce(def.machine, previous, event);
+    for (const action of actions) {
+      const exec = (action as { exec?: (info: unknown, params: unknown) => void }).exec;
+      if (exec) exec((action as { info?: unknown }).info, (action as { params?: unknown }).params);
+    }
+    if (snapshot.status === 'error') throw snapshot.error;
+    next = snapshot;
+  } catch (e) {
+    throw actorFailed(types.name, types.current, message, e);
+  }
+  const changed = next.context !== previous.context || !sameValue(next.value, previous.value);
+  const replyFn = (def.replies as Record<string, ((args: unknown) => unknown) | undefined>)[message];
+  let reply: unknown;
+  if (replyFn) {
+    try {
+      reply = replyFn({ snapshot: next, previous, request });
+    } catch (e) {
+      throw actorFailed(types.name, types.current, message, e);
+    }
+  }
+  return { snapshot: changed ? next : previous, changed, reply };
 }
 
 /** Scratch state of one turn; committed only if the turn succeeds. */
@@ -522,36 +555,13 @@ class Turn {
 
   /** A call to the current object. `caller` is the SO making it, if any (it is not told of its own call). */
   native(message: string, request: unknown, caller: number | undefined): unknown {
-    const def = this.types.byVersion.get(this.types.current)!;
-    const previous = this.snapshot;
-    let next: AnyMachineSnapshot;
-    try {
-      const event = { ...(request as object), type: message };
-      const [snapshot, actions] = transitionOnce(def.machine, previous, event);
-      for (const action of actions) {
-        const exec = (action as { exec?: (info: unknown, params: unknown) => void }).exec;
-        if (exec) exec((action as { info?: unknown }).info, (action as { params?: unknown }).params);
-      }
-      if (snapshot.status === 'error') throw snapshot.error;
-      next = snapshot;
-    } catch (e) {
-      throw actorFailed(this.types.name, this.types.current, message, e);
-    }
-    if (next.context !== previous.context || !sameValue(next.value, previous.value)) {
-      this.snapshot = next;
+    const step = nativeStep(this.types, this.snapshot, message, request);
+    if (step.changed) {
+      this.snapshot = step.snapshot;
       this.changed = true;
     }
-    const replyFn = (def.replies as Record<string, ((args: unknown) => unknown) | undefined>)[message];
-    let reply: unknown;
-    if (replyFn) {
-      try {
-        reply = replyFn({ snapshot: next, previous, request });
-      } catch (e) {
-        throw actorFailed(this.types.name, this.types.current, message, e);
-      }
-    }
-    this.notifyObservers(this.types.current, message, request, reply, caller);
-    return reply;
+    this.notifyObservers(this.types.current, message, request, step.reply, caller);
+    return step.reply;
   }
 
   /** A call of `version` served by the SO its route names, which calls its target through a handle. */
