@@ -16,7 +16,8 @@ import { commands as molt } from './systems/molt.ts';
 import { commands as moleculer } from './systems/moleculer.ts';
 import { commands as kv } from './systems/kv.ts';
 import { commands as upgrades } from './systems/upgrades.ts';
-import { callers, cleanups, type Command } from './systems/common.ts';
+import { callers, childCpu, cleanups, type Command } from './systems/common.ts';
+import { commands as restate } from './systems/restate.ts';
 
 const name = process.argv[2] ?? 'agent';
 
@@ -87,7 +88,7 @@ const table: Record<string, Command> = {
   ping: async () => ({ pid: process.pid }),
   cpu: async () => {
     const c = process.cpuUsage();
-    return c.user + c.system;
+    return c.user + c.system + childCpu.reduce((sum, of) => sum + of(), 0);
   },
   memory: async (args) => {
     const gc = (globalThis as { gc?: () => void }).gc;
@@ -132,6 +133,7 @@ const table: Record<string, Command> = {
   ...raw,
   ...molt,
   ...moleculer,
+  ...restate,
   ...kv,
   ...upgrades,
 };

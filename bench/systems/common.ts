@@ -21,6 +21,12 @@ export interface Caller {
 /** Callers by name. */
 export const callers = new Map<string, Caller>();
 
+/**
+ * CPU time (µs) of processes a role started beside its agent — a server the
+ * system needs, such as restate-server — counted as this agent's.
+ */
+export const childCpu: Array<() => number> = [];
+
 /** Run when the agent exits, newest first. */
 export const cleanups: Array<() => Promise<void>> = [];
 
