@@ -84,12 +84,19 @@ export interface Watch {
   stop(): void;
 }
 
+/** A small number that differs between node ids and is the same every time for one. */
+function phaseOf(id: string): number {
+  let h = 0;
+  for (let i = 0; i < id.length; i++) h = (h * 31 + id.charCodeAt(i)) >>> 0;
+  return h;
+}
+
 export function createWatch(ctx: ManagerContext, hooks: WatchHooks): Watch {
   const { node, udb, clock, logger } = ctx;
   const watches = new Map<string, () => void>();
   let reconciling: Promise<void> | undefined;
-  /** Periodic passes until the next full read: a random phase per manager, so that full reads spread out. */
-  let passesToFullRead = 1 + Math.floor(Math.random() * FULL_READ_EVERY);
+  /** Periodic passes until the next full read: a phase per node (from its id), so that the nodes' full reads spread out. */
+  let passesToFullRead = 1 + (phaseOf(node.id) % FULL_READ_EVERY);
 
   function observeNode(entry: KvEntry): void {
     const id = entry.key.slice(UdbPrefix.nodes.length);

@@ -13,7 +13,7 @@ import { ErrorCode, MoltError } from '../errors.ts';
 import type { ServiceDefinition } from '../define/service.ts';
 import type { AnyActorVersion } from '../define/version.ts';
 import { resolveConnection, type NatsTarget } from '../nats/connect.ts';
-import { systemClock, type Clock } from '../env.ts';
+import { systemClock, type Clock, type IdGenerator } from '../env.ts';
 import { buildBundle, importBundle, sha256Hex } from './bundle.ts';
 import { typecheckModule } from './typecheck.ts';
 import { descriptorKey, DESCRIPTOR_FORMAT, parseSignedDescriptor, signDescriptor, type UpgradeDescriptor } from './descriptor.ts';
@@ -67,6 +67,8 @@ export interface PublishOptions {
   force?: boolean;
   replicas?: number;
   clock?: Clock;
+  /** Where the rollout id's unique part comes from (default: random); tests give a fixed one. */
+  ids?: IdGenerator;
 }
 
 /** What was published. */
@@ -251,9 +253,13 @@ async function plan(service: ServiceDefinition, store: Pick<UpgradeStore, 'list'
   return out;
 }
 
-function rolloutIdFor(type: string, to: number): string {
-  return `${type}-v${to}-${randomBytes(3).toString('hex')}`;
+/** A rollout id: the type and version it rolls out, and a unique part (a republish of the same version gets a new one). */
+function rolloutIdFor(type: string, to: number, ids: IdGenerator): string {
+  return `${type}-v${to}-${ids.next()}`;
 }
+
+/** Six hex digits of randomness per id: rollout ids stay short enough to type. */
+const randomIds: IdGenerator = { next: () => randomBytes(3).toString('hex') };
 
 /**
  * Publishes the new versions of a service module: builds the bundle, stores
@@ -311,7 +317,7 @@ export async function publishUpgrade(options: PublishOptions): Promise<PublishRe
       publisher: options.signer.publicKey,
       // Later than the descriptor it replaces even if this clock is behind the last publisher's: nodes refuse an older one as a replay.
       createdAt: replaces ? Math.max(now, replaces.createdAt + 1) : now,
-      rolloutId: rolloutIdFor(type, to),
+      rolloutId: rolloutIdFor(type, to, options.ids ?? randomIds),
     }));
     if (options.dryRun || !store) return { service: service.name, bundle: { digest, size: bytes.length }, upgrades: descriptors, warnings, resigned: [] };
 

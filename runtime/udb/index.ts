@@ -12,6 +12,7 @@ import { ErrorCode, MoltError } from '../errors.ts';
 import { bucketNames } from '../wire/protocol.ts';
 import { ensureServiceBuckets } from './buckets.ts';
 import { controlsInForce, haltRecord } from './halts.ts';
+import { isWrongLastSequence } from '../host/store.ts';
 import {
   parseRecord,
   udbKey,
@@ -211,10 +212,10 @@ export class Udb {
         await this.kv.update(udbKey.rollout(id), encode(next), current.revision);
         return next;
       } catch (e) {
-        if (!/wrong last sequence/i.test(String((e as Error).message))) throw e;
+        if (!isWrongLastSequence(e)) throw e;
       }
     }
-    throw new Error(`rollout ${id}: ${MAX_CAS_ATTEMPTS} conflicting writes in a row`);
+    throw new MoltError(ErrorCode.Unavailable, `rollout ${id}: ${MAX_CAS_ATTEMPTS} conflicting writes in a row; another writer keeps changing it, try again`, { data: { rollout: id } });
   }
 
   async setControl(record: ControlRecord): Promise<void> {
