@@ -28,6 +28,7 @@ import { attachInternals } from './node/internals.ts';
 import { openNodeBuckets } from './udb/buckets.ts';
 import { createReplyCheck, nodeInboxPrefix, ownInboxes } from './node/reply-subject.ts';
 import { buildNodeRecord, versionsToResume, type NodeRecordState } from './node/record.ts';
+import { discoveredTypes, startDiscovery } from './node/discovery.ts';
 
 /** Options of {@link createNode}. Only `service` and `nats` are required; timings default for a LAN. */
 export interface NodeOptions {
@@ -239,6 +240,7 @@ export async function createNode(options: NodeOptions): Promise<MoltNode> {
   const identity = { nodeId, service: service.name, startedAt: clock.now(), trusts: options.trusts };
   const state: NodeRecordState = { status: 'running', lastError: undefined, upgradingTo: {} };
 
+  const acceptsReply = createReplyCheck({ callerInboxPrefix: options.callerInboxPrefix, ownInboxes: () => ownInboxes(nc, kvStore.ackInbox, options.callerInboxPrefix), logger, clock });
   const edge = createEdge({
     service: service.name,
     nodeId,
@@ -251,7 +253,7 @@ export async function createNode(options: NodeOptions): Promise<MoltNode> {
     mailboxLimit: options.mailboxLimit ?? DEFAULT_MAILBOX_LIMIT,
     leaseValid: () => placement.leaseValid(),
     serves: (shard) => placement.serves(shard),
-    acceptsReply: createReplyCheck({ callerInboxPrefix: options.callerInboxPrefix, ownInboxes: () => ownInboxes(nc, kvStore.ackInbox, options.callerInboxPrefix), logger, clock }),
+    acceptsReply,
   });
 
   const subscriptions = new Map<number, Subscription>();
@@ -327,6 +329,8 @@ export async function createNode(options: NodeOptions): Promise<MoltNode> {
     throw e;
   }
   serving = true;
+  // $SRV.PING|INFO|STATS (docs/protocol.md, "Discovery").
+  const discovery = startDiscovery({ nc, service: service.name, nodeId, shards, startedAt: identity.startedAt, types: () => discoveredTypes(service, hosts), ownedShards: () => placement.ownedShards().size, acceptsReply, logger });
   await nc.flush();
   logger.info('node started', { versions: Object.fromEntries([...hosts].map(([name, host]) => [name, host.currentVersion])), shards: placement.ownedShards().size });
 
@@ -396,6 +400,7 @@ export async function createNode(options: NodeOptions): Promise<MoltNode> {
     stop() {
       stopping ??= (async () => {
         state.status = 'stopped';
+        await discovery.stop();
         await placement.stop({ leave: true });
         await Promise.allSettled([...subscriptions.values()].map((sub) => sub.drain()));
         subscriptions.clear();

@@ -23,6 +23,7 @@
  */
 import { serviceBuckets } from '../udb/buckets.ts';
 import { DEFAULT_CALLER_INBOX_PREFIX, nodeInboxPrefix } from '../node/reply-subject.ts';
+import { discoveryVerbs, SRV_PREFIX } from '../node/discovery.ts';
 
 /** Options of {@link permissionsConfig}. */
 export interface PermissionsOptions {
@@ -121,6 +122,8 @@ export function roleUsers(options: PermissionsOptions): RoleUser[] {
     ],
     subscribe: [`${tools}.>`],
   };
+  // The services protocol: every service, this service, one node of it (by id).
+  const discovery = (id: string) => [...discoveryVerbs.map((verb) => `${SRV_PREFIX}.${verb}`), `${SRV_PREFIX}.*.${service}`, `${SRV_PREFIX}.*.${service}.${id}`];
   const nodeUser = (id: string | undefined): RoleUser => {
     const own = id ?? '*';
     const user = id === undefined ? 'node' : `node-${id}`;
@@ -140,7 +143,7 @@ export function roleUsers(options: PermissionsOptions): RoleUser[] {
         },
         { why: 'reply to callers (only to reply subjects under _INBOX, docs/protocol.md)', subjects: [`${DEFAULT_CALLER_INBOX_PREFIX}.>`] },
       ],
-      subscribe: [`molt.${service}.>`, id === undefined ? '_MOLT_NODE.>' : `${nodeInboxPrefix(id)}.>`],
+      subscribe: [`molt.${service}.>`, id === undefined ? '_MOLT_NODE.>' : `${nodeInboxPrefix(id)}.>`, ...discovery(own)],
     };
   };
   const callerUser = (name: string | undefined): RoleUser => {
@@ -152,7 +155,10 @@ export function roleUsers(options: PermissionsOptions): RoleUser[] {
       passwordVariable: variableFor(user),
       inboxPrefix: inbox,
       comment: name === undefined ? 'application callers' : `caller ${name}, reading only its own replies`,
-      publish: [{ why: 'call actors', subjects: [`molt.${service}.>`] }],
+      publish: [
+        { why: 'call actors', subjects: [`molt.${service}.>`] },
+        { why: 'discover the service: $SRV.PING, INFO and STATS (docs/protocol.md)', subjects: discovery('*') },
+      ],
       subscribe: [`${inbox}.>`],
     };
   };

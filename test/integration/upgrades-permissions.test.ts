@@ -151,6 +151,32 @@ test('permissions - the operator sets up, nodes serve and upgrade, the publisher
   assert.equal(ctx.warnings.filter((w) => /"level":"(warn|error)"/.test(w)), [], 'no node logged a warning');
 });
 
+test('permissions - a caller discovers the service ($SRV.PING, INFO, STATS): every node answers, with its endpoints', async (ctx) => {
+  const nc = await as(ctx, 'caller');
+  for (const verb of ['PING', 'INFO', 'STATS']) {
+    const inbox = `_INBOX.discovery-${verb}`;
+    const ids: string[] = [];
+    const sub = nc.subscribe(inbox);
+    nc.publish(`$SRV.${verb}.counters`, new Uint8Array(0), { reply: inbox });
+    const timer = setTimeout(() => sub.unsubscribe(), 5000);
+    for await (const msg of sub) {
+      const reply = JSON.parse(new TextDecoder().decode(msg.data)) as { type: string; id: string; endpoints?: Array<{ name: string }> };
+      assert.is(reply.type, `io.nats.micro.v1.${verb.toLowerCase()}_response`);
+      if (verb !== 'PING') assert.equal(reply.endpoints!.map((e) => e.name), ['counter', 'cache']);
+      ids.push(reply.id);
+      if (ids.length === 2) break;
+    }
+    clearTimeout(timer);
+    sub.unsubscribe();
+    assert.equal(ids.sort(), ['n1', 'n2'], `${verb}: both nodes answer`);
+  }
+  const one = await nc.request('$SRV.INFO.counters.n2', new Uint8Array(0), { timeout: 5000 });
+  assert.is((JSON.parse(new TextDecoder().decode(one.data)) as { id: string }).id, 'n2');
+  await refused('a caller publishing on another $SRV verb of the service', async () => {
+    await nc.request('$SRV.SCHEMA', new Uint8Array(0), { timeout: 2000 });
+  });
+});
+
 /** Sends counter `key` an increment whose reply subject is `reply`, as the caller, straight on NATS. */
 async function callWithReply(ctx: Ctx, key: string, reply: string): Promise<void> {
   const nc = await as(ctx, 'caller');
