@@ -28,6 +28,8 @@ import { attachInternals } from './node/internals.ts';
 import { openNodeBuckets } from './udb/buckets.ts';
 import { createReplyCheck, nodeInboxPrefix, ownInboxes } from './node/reply-subject.ts';
 import { buildNodeRecord, versionsToResume, type NodeRecordState } from './node/record.ts';
+import { createNodeMetrics, serveMetrics, type MetricsOptions, type MetricsServer } from './observe/metrics.ts';
+import { Udb } from './udb/index.ts';
 
 /** Options of {@link createNode}. Only `service` and `nats` are required; timings default for a LAN. */
 export interface NodeOptions {
@@ -82,6 +84,11 @@ export interface NodeOptions {
    * whose reply subject is anything else is dropped unrun (see docs/protocol.md).
    */
   callerInboxPrefix?: string;
+  /**
+   * Serve Prometheus metrics at `http://<host>:<port>/metrics` (default: not
+   * served). See docs/observability.md.
+   */
+  metrics?: MetricsOptions;
   /** Fingerprints of the publisher keys this node's upgrade manager trusts, published in its record (`keyFingerprint`). */
   trusts?: readonly string[];
   codec?: Codec;
@@ -120,6 +127,8 @@ export interface MoltNode {
   readonly id: string;
   readonly service: string;
   readonly connection: NatsConnection;
+  /** The port this node serves its metrics on, if it serves them (`metrics` option). */
+  readonly metricsPort: number | undefined;
   /** Makes a newer version of a type known: its future SO serves callers of it at once. */
   loadVersion(def: AnyActorVersion): void;
   /** Upgrades a type in place to `version` (current + 1; loaded first if `def` is given). */
@@ -239,6 +248,9 @@ export async function createNode(options: NodeOptions): Promise<MoltNode> {
   const identity = { nodeId, service: service.name, startedAt: clock.now(), trusts: options.trusts };
   const state: NodeRecordState = { status: 'running', lastError: undefined, upgradingTo: {} };
 
+  const metrics = options.metrics
+    ? createNodeMetrics({ service: service.name, hosts, ownedShards: () => placement.ownedShards().size, rollouts: () => new Udb(udb, service.name).rollouts() })
+    : undefined;
   const edge = createEdge({
     service: service.name,
     nodeId,
@@ -252,6 +264,7 @@ export async function createNode(options: NodeOptions): Promise<MoltNode> {
     leaseValid: () => placement.leaseValid(),
     serves: (shard) => placement.serves(shard),
     acceptsReply: createReplyCheck({ callerInboxPrefix: options.callerInboxPrefix, ownInboxes: () => ownInboxes(nc, kvStore.ackInbox, options.callerInboxPrefix), logger, clock }),
+    durations: metrics?.durations,
   });
 
   const subscriptions = new Map<number, Subscription>();
@@ -318,9 +331,14 @@ export async function createNode(options: NodeOptions): Promise<MoltNode> {
       if (serving) void node.stop();
     },
   });
+  let metricsServer: MetricsServer | undefined;
   try {
+    // Before the node takes shards: a port already taken fails the start, not a running node.
+    if (metrics) metricsServer = await serveMetrics(metrics.registry, options.metrics!);
     await placement.start();
   } catch (e) {
+    await metricsServer?.close();
+    for (const host of hosts.values()) host.stop();
     callPath?.stop();
     kvStore.close();
     await closeConnections();
@@ -343,6 +361,7 @@ export async function createNode(options: NodeOptions): Promise<MoltNode> {
     id: nodeId,
     service: service.name,
     connection: nc,
+    metricsPort: metricsServer?.port,
     loadVersion(def) {
       hostOf(def.type).addVersion(def);
       void placement.publish();
@@ -406,6 +425,7 @@ export async function createNode(options: NodeOptions): Promise<MoltNode> {
         }
         callPath?.stop();
         kvStore.close();
+        await metricsServer?.close();
         if (ownsConnection) {
           await nc.drain().catch(() => undefined);
           if (control !== nc) await control.drain().catch(() => undefined);

@@ -18,11 +18,11 @@ import { encodeKey, stateKey } from '../wire/protocol.ts';
 import type { Clock, Logger } from '../env.ts';
 import type { AnyActorVersion } from '../define/version.ts';
 import { RevisionConflict, type StateStore } from './store.ts';
+import { CallCounts } from '../observe/calls.ts';
 import { DEFAULT_REMEMBER, RememberedCalls, type RememberedCall, type RememberOptions } from './remembered.ts';
 import {
   admit,
   initialActorState,
-  nativeRoute,
   persist,
   refreshSOStates,
   restore,
@@ -33,8 +33,11 @@ import {
   type TypeVersions,
 } from '../upgrade/layer.ts';
 
-/** Receives a call's outcome, exactly once: an error, or none and the reply. */
-export type Settle = (error: MoltError | undefined, reply?: unknown) => void;
+/**
+ * Receives a call's outcome, exactly once: an error, or none and the reply;
+ * and the route the upgrade layer chose for it (undefined if it chose none).
+ */
+export type Settle = (error: MoltError | undefined, reply: unknown, route: Route | undefined) => void;
 
 /** One call waiting for its actor. */
 export interface Call {
@@ -47,7 +50,7 @@ export interface Call {
   readonly idempotencyKey?: string | undefined;
 }
 
-/** Counters a host keeps for status and health gating. */
+/** Counters a host reports for status and health gating (totals of its {@link CallCounts}). */
 export interface HostStats {
   calls: number;
   failed: number;
@@ -107,7 +110,9 @@ export class ActorHost {
   private mayArrive: ((version: number) => boolean) | undefined;
   private held: Array<{ key: string; call: Call }> | undefined;
   private sweepTimer: ReturnType<Clock['setTimeout']> | undefined;
-  readonly stats: HostStats = { calls: 0, failed: 0, disallowed: 0, transformFailures: 0, conflicts: 0, overloaded: 0 };
+  /** Every call's outcome by version and route: the one record `stats`, the node record and the metrics read. */
+  readonly counts = new CallCounts();
+  private conflicts = 0;
   readonly transformFailures = new Map<string, TransformFailure>();
   /** Actors whose stored record cannot be read, by key (reported in the node record). */
   readonly unreadable = new Map<string, UnreadableState>();
@@ -149,6 +154,22 @@ export class ActorHost {
 
   get currentVersion(): number {
     return this.current;
+  }
+
+  /** The totals of {@link counts}, and the compare-and-set conflicts retried. */
+  get stats(): HostStats {
+    const c = this.counts;
+    return { calls: c.calls, failed: c.failed, disallowed: c.disallowed, transformFailures: c.transformFailures, conflicts: this.conflicts, overloaded: c.overloaded };
+  }
+
+  /** Calls held while the type upgrades (0 when it is not upgrading). */
+  get heldCount(): number {
+    return this.held?.length ?? 0;
+  }
+
+  /** @internal a cell retried a write after a compare-and-set conflict. */
+  noteConflict(): void {
+    this.conflicts++;
   }
 
   /**
@@ -222,12 +243,11 @@ export class ActorHost {
    * writes nothing, which is most calls to volatile actors.
    */
   dispatch(key: string, version: number, message: string, request: unknown, settle: Settle, idempotencyKey?: string): void {
-    this.stats.calls++;
     let route: Route;
     try {
       route = admit(this.typeVersions, version, message, request);
     } catch (e) {
-      this.fail({ version, message, request, route: nativeRoute, settle }, toMoltError(e));
+      this.fail({ version, route: undefined, settle }, toMoltError(e));
       return;
     }
     const call: Call = { version, message, request, route, settle, idempotencyKey };
@@ -242,7 +262,6 @@ export class ActorHost {
     const cell = this.cellFor(key);
     const limit = this.options.mailboxLimit ?? DEFAULT_MAILBOX_LIMIT;
     if (cell.waiting >= limit) {
-      this.stats.overloaded++;
       this.fail(call, new MoltError(ErrorCode.Overloaded, `actor ${this.name}/${key} has ${cell.waiting} calls waiting, its limit; nothing was applied: retry after a pause`, { data: { scope: 'actor', limit } }));
       return;
     }
@@ -255,11 +274,16 @@ export class ActorHost {
     return cell !== undefined && cell.waiting >= (this.options.mailboxLimit ?? DEFAULT_MAILBOX_LIMIT);
   }
 
-  /** @internal Ends `call` with `error`, counted in the stats. */
-  fail(call: Call, error: MoltError): void {
-    if (error.code === ErrorCode.Disallowed) this.stats.disallowed++;
-    else this.stats.failed++;
-    call.settle(error);
+  /** @internal Ends `call` with `error`, counted. */
+  fail(call: { readonly version: number; readonly route: Route | undefined; readonly settle: Settle }, error: MoltError): void {
+    this.counts.error(call.version, call.route, error.code);
+    call.settle(error, undefined, call.route);
+  }
+
+  /** @internal Ends `call` with its reply, counted. */
+  succeed(call: Call, reply: unknown): void {
+    this.counts.ok(call.version, call.route);
+    call.settle(undefined, reply, call.route);
   }
 
   private cellFor(key: string): ActorCell {
@@ -283,13 +307,10 @@ export class ActorHost {
 
   /** @internal a cell reports a TF failure. */
   noteTransformFailure(key: string, e: MoltError): void {
-    if (!this.transformFailures.has(key)) this.stats.transformFailures++;
-    this.transformFailures.set(key, {
-      key,
-      from: Number(e.data.from),
-      to: Number(e.data.to),
-      message: e.message,
-    });
+    const from = Number(e.data.from);
+    const to = Number(e.data.to);
+    if (!this.transformFailures.has(key)) this.counts.transformFailed(from, to);
+    this.transformFailures.set(key, { key, from, to, message: e.message });
     this.options.logger.error('transform failed', { type: this.name, key, error: e.message });
   }
 
@@ -689,7 +710,7 @@ class ActorCell {
     this.lastUsed = this.host.config.clock.now();
     turns.outcomes.forEach((o, i) => {
       const call = batch[i]!;
-      if (o.ok) call.settle(undefined, o.reply);
+      if (o.ok) this.host.succeed(call, o.reply);
       else this.host.fail(call, o.error);
     });
   }
@@ -722,7 +743,7 @@ class ActorCell {
       if (e instanceof RevisionConflict && conflicts < MAX_CONFLICT_RETRIES) {
         // Another node wrote this actor (a placement move): reload and run the
         // batch again. None of its replies has been sent, so nothing is applied twice.
-        this.host.stats.conflicts++;
+        this.host.noteConflict();
         this.state = undefined;
         this.queue.unshift(...batch);
         this.pump(conflicts + 1);
