@@ -30,6 +30,8 @@ import { createReplyCheck, nodeInboxPrefix, ownInboxes } from './node/reply-subj
 import { buildNodeRecord, versionsToResume, type NodeRecordState } from './node/record.ts';
 import { createNodeMetrics, serveMetrics, type MetricsOptions, type MetricsServer } from './observe/metrics.ts';
 import { Udb } from './udb/index.ts';
+import { tracerOf } from './observe/trace.ts';
+import type { TracerProvider } from '@opentelemetry/api';
 
 /** Options of {@link createNode}. Only `service` and `nats` are required; timings default for a LAN. */
 export interface NodeOptions {
@@ -89,6 +91,12 @@ export interface NodeOptions {
    * served). See docs/observability.md.
    */
   metrics?: MetricsOptions;
+  /**
+   * Where this node's spans go (default: the provider registered with
+   * `@opentelemetry/api`, a no-op unless the application registers an SDK).
+   * See docs/observability.md.
+   */
+  tracerProvider?: TracerProvider;
   /** Fingerprints of the publisher keys this node's upgrade manager trusts, published in its record (`keyFingerprint`). */
   trusts?: readonly string[];
   codec?: Codec;
@@ -219,6 +227,7 @@ export async function createNode(options: NodeOptions): Promise<MoltNode> {
   // A node whose lease ran out writes nothing more: another node may own these
   // actors already (`placement` exists before any call can write).
   const kvStore = createKvStore(stateKv, control, { clock });
+  const tracer = tracerOf(options.tracerProvider);
   const durableStore = leaseGuarded(kvStore, () => placement.leaseValid());
   const hosts = new Map<string, ActorHost>();
   for (const type of service.types) {
@@ -241,6 +250,7 @@ export async function createNode(options: NodeOptions): Promise<MoltNode> {
         codec,
         clock,
         logger,
+        tracer,
       }),
     );
   }
@@ -265,6 +275,7 @@ export async function createNode(options: NodeOptions): Promise<MoltNode> {
     serves: (shard) => placement.serves(shard),
     acceptsReply: createReplyCheck({ callerInboxPrefix: options.callerInboxPrefix, ownInboxes: () => ownInboxes(nc, kvStore.ackInbox, options.callerInboxPrefix), logger, clock }),
     durations: metrics?.durations,
+    tracer,
   });
 
   const subscriptions = new Map<number, Subscription>();

@@ -19,6 +19,8 @@ import type { Clock, Logger } from '../env.ts';
 import type { AnyActorVersion } from '../define/version.ts';
 import { RevisionConflict, type StateStore } from './store.ts';
 import { CallCounts } from '../observe/calls.ts';
+import { endWriteSpan, startWriteSpan } from '../observe/trace.ts';
+import type { Span, Tracer } from '@opentelemetry/api';
 import { DEFAULT_REMEMBER, RememberedCalls, type RememberedCall, type RememberOptions } from './remembered.ts';
 import {
   admit,
@@ -48,6 +50,8 @@ export interface Call {
   readonly settle: Settle;
   /** The caller's idempotency key, if it sent one (see host/remembered.ts). */
   readonly idempotencyKey?: string | undefined;
+  /** The call's recording span, if it is traced: the state write it causes is traced under it. */
+  readonly span?: Span | undefined;
 }
 
 /** Counters a host reports for status and health gating (totals of its {@link CallCounts}). */
@@ -91,6 +95,8 @@ export interface ActorHostOptions {
   codec: Codec;
   clock: Clock;
   logger: Logger;
+  /** Traces state writes made for traced calls (observe/trace.ts). */
+  tracer?: Tracer | undefined;
 }
 
 const MAX_CONFLICT_RETRIES = 8;
@@ -242,7 +248,7 @@ export class ActorHost {
    * gets the outcome — synchronously when the actor is resident and the call
    * writes nothing, which is most calls to volatile actors.
    */
-  dispatch(key: string, version: number, message: string, request: unknown, settle: Settle, idempotencyKey?: string): void {
+  dispatch(key: string, version: number, message: string, request: unknown, settle: Settle, idempotencyKey?: string, span?: Span): void {
     let route: Route;
     try {
       route = admit(this.typeVersions, version, message, request);
@@ -250,7 +256,7 @@ export class ActorHost {
       this.fail({ version, route: undefined, settle }, toMoltError(e));
       return;
     }
-    const call: Call = { version, message, request, route, settle, idempotencyKey };
+    const call: Call = { version, message, request, route, settle, idempotencyKey, span };
     if (this.held) {
       if (this.held.length >= this.options.holdLimit) {
         this.fail(call, new MoltError(ErrorCode.Upgrading, `${this.name} is upgrading on this node and ${this.options.holdLimit} calls are already held; retry shortly`, { data: { type: this.name } }));
@@ -735,9 +741,12 @@ class ActorCell {
   private async commitThenPump(batch: Call[], turns: BatchTurns, conflicts: number): Promise<void> {
     const { config } = this.host;
     const remembered = this.remembered.toRecord(config.clock.now());
+    const span = config.tracer === undefined ? undefined : startWriteSpan(config.tracer, batch, this.host.name, this.key);
     try {
       this.revision = await config.store.save(this.storeKey, this.encodeRecord(turns.working, remembered), this.revision);
+      if (span) endWriteSpan(span, this.revision, undefined);
     } catch (e) {
+      if (span) endWriteSpan(span, undefined, e);
       // The batch will run again (or fail): what it staged is not remembered.
       this.remembered.discardStaged();
       if (e instanceof RevisionConflict && conflicts < MAX_CONFLICT_RETRIES) {

@@ -17,6 +17,8 @@ import { HeaderBlock } from '../wire/header-block.ts';
 import { Header } from '../wire/protocol.ts';
 import type { ActorHost } from '../host/actor-host.ts';
 import type { CallDurations } from '../observe/metrics.ts';
+import { endCallSpan, startCallSpan } from '../observe/trace.ts';
+import type { Tracer } from '@opentelemetry/api';
 
 export interface EdgeOptions {
   service: string;
@@ -41,6 +43,8 @@ export interface EdgeOptions {
   acceptsReply(subject: string, reply: string | undefined): boolean;
   /** Where call durations go when metrics are on; unset, the edge times nothing. */
   durations?: CallDurations | undefined;
+  /** Starts the span of each call (a non-recording one, at no further cost, unless an SDK is registered). */
+  tracer: Tracer;
 }
 
 export interface Edge {
@@ -140,6 +144,7 @@ export function createEdge(options: EdgeOptions): Edge {
     inflight++;
     const durations = options.durations;
     const started = durations === undefined ? 0 : performance.now();
+    const span = startCallSpan(options.tracer, options.service, parsed.type, parsed.message, parsed.version, headers?.get(Header.Traceparent));
     host.dispatch(
       parsed.key,
       parsed.version,
@@ -150,9 +155,11 @@ export function createEdge(options: EdgeOptions): Edge {
         if (error) reply(msg, false, error.toWire(), meta);
         else reply(msg, true, result, meta);
         if (durations !== undefined) durations.observe(parsed.type, parsed.version, route, (performance.now() - started) / 1000);
+        if (span !== undefined) endCallSpan(span, parsed.type, parsed.version, host.currentVersion, route, error);
         answered();
       },
       parsed.idempotencyKey,
+      span,
     );
   }
 

@@ -27,6 +27,11 @@ export const Header = {
    * the same key is answered with the first one's reply and not run again.
    */
   IdempotencyKey: 'Molt-Idempotency-Key',
+  /**
+   * W3C trace context of the caller's span (optional): the node continues the
+   * trace (runtime/observe/trace.ts). Lowercase, as the W3C spec writes it.
+   */
+  Traceparent: 'traceparent',
   /** The protocol revision (optional in calls, always set in replies). */
   Protocol: 'Molt-Protocol',
   /** In replies: 'ok' or 'error'. */
