@@ -19,6 +19,8 @@ import { preEncodedHeaders } from './nats/internals.ts';
 import { callSubject, DEFAULT_SHARDS, encodeKey, Header, IDEMPOTENCY_KEY_PATTERN, PROTOCOL_VERSION } from './wire/protocol.ts';
 import { createIdGenerator, systemClock, type Clock, type IdGenerator, type TimerHandle } from './env.ts';
 import { inboxPrefixOf, resolveConnection, type NatsTarget } from './nats/connect.ts';
+import { context, isSpanContextValid, SpanKind, SpanStatusCode, type Span, type TracerProvider } from '@opentelemetry/api';
+import { formatTraceparent, tracerOf } from './observe/trace.ts';
 
 /** Options of one call. */
 export interface CallOptions {
@@ -68,6 +70,13 @@ export interface ClientOptions {
    * once, so the caller gets the reply of the one attempt that ran.
    */
   uncertainRetries?: number;
+  /**
+   * Where the client's spans go (default: the provider registered with
+   * `@opentelemetry/api`, a no-op unless the application registers an SDK).
+   * Each call starts a span under the active one and sends its trace context
+   * in `traceparent`; see docs/observability.md.
+   */
+  tracerProvider?: TracerProvider;
   codec?: Codec;
   clock?: Clock;
   ids?: IdGenerator;
@@ -122,6 +131,7 @@ function createClientOn(nc: NatsConnection, options: ClientOptions, ownsConnecti
   const retryUnavailableMs = options.retryUnavailableMs ?? timeoutMs;
   const autoKeys = options.idempotency ?? true;
   const uncertainRetries = options.uncertainRetries ?? 2;
+  const tracer = tracerOf(options.tracerProvider);
   // Under the connection's inbox prefix (`nats.inboxPrefix`), which nodes must accept as a caller's.
   const inbox = `${inboxPrefixOf(nc)}.molt.${ids.next()}`;
   const pending = new Map<string, Pending>();
@@ -258,48 +268,68 @@ function createClientOn(nc: NatsConnection, options: ClientOptions, ownsConnecti
   }
 
   function call(type: string, version: number, key: string, message: string, request: unknown = {}, callOptions?: CallOptions): Promise<unknown> {
-    return send(() => callSubject(options.service, type, encodeKey(key), shards), version, message, request, callOptions);
+    return send(() => callSubject(options.service, type, encodeKey(key), shards), type, version, message, request, callOptions);
   }
 
   /**
-   * The header block of a call with an idempotency key: built per call, as
-   * bytes. The key is visible ASCII (checked); a message name that is not
-   * goes through nats.js's own header checks instead (no line breaks can
-   * smuggle in another header).
+   * The header block of a call with an idempotency key (and, on a resend,
+   * its age) or a trace context: built per call, as bytes. The key is visible ASCII (checked), and so is a
+   * `traceparent` (made here); a message name that is not goes through
+   * nats.js's own header checks instead (no line breaks can smuggle in
+   * another header).
    */
-  function keyedHeaders(version: number, message: string, key: string, resendAgeMs?: number): MsgHdrs {
+  function perCallHeaders(version: number, message: string, key: string | undefined, traceparent: string | undefined, resendAgeMs?: number): MsgHdrs {
     if (!/^[\x20-\x7e]+$/.test(message)) {
       const h = natsHeaders();
       h.set(Header.Version, String(version));
       h.set(Header.Message, message);
       h.set(Header.Protocol, String(PROTOCOL_VERSION));
-      h.set(Header.IdempotencyKey, key);
-      if (resendAgeMs !== undefined) h.set(Header.ResendAge, String(resendAgeMs));
+      if (key !== undefined) h.set(Header.IdempotencyKey, key);
+      if (key !== undefined && resendAgeMs !== undefined) h.set(Header.ResendAge, String(resendAgeMs));
+      if (traceparent !== undefined) h.set(Header.Traceparent, traceparent);
       return h;
     }
-    const age = resendAgeMs === undefined ? '' : `${Header.ResendAge}: ${resendAgeMs}\r\n`;
+    const keyLine = key === undefined ? '' : `${Header.IdempotencyKey}: ${key}\r\n`;
+    const ageLine = key === undefined || resendAgeMs === undefined ? '' : `${Header.ResendAge}: ${resendAgeMs}\r\n`;
+    const traceLine = traceparent === undefined ? '' : `${Header.Traceparent}: ${traceparent}\r\n`;
     return preEncodedHeaders(
-      Buffer.from(`NATS/1.0\r\n${Header.Version}: ${version}\r\n${Header.Message}: ${message}\r\n${Header.Protocol}: ${PROTOCOL_VERSION}\r\n${Header.IdempotencyKey}: ${key}\r\n${age}\r\n`, 'utf8'),
+      Buffer.from(`NATS/1.0\r\n${Header.Version}: ${version}\r\n${Header.Message}: ${message}\r\n${Header.Protocol}: ${PROTOCOL_VERSION}\r\n${keyLine}${ageLine}${traceLine}\r\n`, 'utf8'),
     );
   }
 
   /** Sends one call; `subjectOf` may throw (an unencodable key) and the call then rejects with that error. */
-  function send(subjectOf: () => string, version: number, message: string, request: unknown = {}, callOptions?: CallOptions): Promise<unknown> {
+  function send(subjectOf: () => string, type: string, version: number, message: string, request: unknown = {}, callOptions?: CallOptions): Promise<unknown> {
     if (closed) return Promise.reject(new MoltError(ErrorCode.Unavailable, 'this client is closed'));
     const key = callOptions?.idempotencyKey ?? (autoKeys ? ids.next() : undefined);
     if (key !== undefined && !IDEMPOTENCY_KEY_PATTERN.test(key)) {
       return Promise.reject(new MoltError(ErrorCode.InvalidHeader, `an idempotency key must be 1 to 128 visible ASCII characters (no spaces); got ${JSON.stringify(key.slice(0, 40))}`, { data: { length: key.length } }));
     }
+    // A span under the active one. Without an SDK it records nothing, and
+    // carries the active span's context, if any, so a trace passes through.
+    const span = tracer.startSpan(`${type}.${message}`, { kind: SpanKind.CLIENT }, context.active());
+    const traceContext = span.spanContext();
+    const traceparent = isSpanContextValid(traceContext) ? formatTraceparent(traceContext) : undefined;
     let subject: string;
     let body: Uint8Array;
     let h: MsgHdrs;
     try {
       subject = subjectOf();
       body = codec.encode(request);
-      h = key === undefined ? headersFor(version, message) : keyedHeaders(version, message, key);
+      h = key === undefined && traceparent === undefined ? headersFor(version, message) : perCallHeaders(version, message, key, traceparent);
     } catch (e) {
+      span.end();
       return Promise.reject(e);
     }
+    const resendHeaders = key === undefined ? undefined : (ageMs: number) => perCallHeaders(version, message, key, traceparent, ageMs);
+    if (span.isRecording()) {
+      span.setAttributes({ 'rpc.system': 'molt', 'rpc.service': `${options.service}.${type}`, 'rpc.method': message, 'molt.caller_version': version });
+      return traced(span, sendBytes(subject, body, h, key, resendHeaders));
+    }
+    return sendBytes(subject, body, h, key, resendHeaders);
+  }
+
+  /** Sends an encoded call and waits for its reply; a keyed call's resends are built by `resendHeaders`. */
+  function sendBytes(subject: string, body: Uint8Array, h: MsgHdrs, key: string | undefined, resendHeaders: ((ageMs: number) => MsgHdrs) | undefined): Promise<unknown> {
     // nats.js would refuse it by throwing at publish; it can never be sent, so say that.
     const limit = nc.info?.max_payload;
     if (limit !== undefined && body.length + encodedLength(h) > limit) {
@@ -323,7 +353,7 @@ function createClientOn(nc: NatsConnection, options: ClientOptions, ownsConnecti
         attempts: 0,
         key,
         uncertainLeft: key === undefined ? 0 : uncertainRetries,
-        resendHeaders: key === undefined ? undefined : (ageMs) => keyedHeaders(version, message, key, ageMs),
+        resendHeaders,
         firstSentAt: now,
       });
       try {
@@ -335,6 +365,22 @@ function createClientOn(nc: NatsConnection, options: ClientOptions, ownsConnecti
     });
   }
 
+  /** Ends `span` when `reply` settles: with the error's code and message, if it fails. */
+  function traced(span: Span, reply: Promise<unknown>): Promise<unknown> {
+    return reply.then(
+      (value) => {
+        span.end();
+        return value;
+      },
+      (e: unknown) => {
+        if (e instanceof MoltError) span.setAttribute('molt.error_code', e.code);
+        span.setStatus({ code: SpanStatusCode.ERROR, message: e instanceof Error ? e.message : String(e) });
+        span.end();
+        throw e;
+      },
+    );
+  }
+
   return {
     actor(iface, key) {
       // The subject is computed on the first call and kept: a ref calls one actor.
@@ -344,9 +390,9 @@ function createClientOn(nc: NatsConnection, options: ClientOptions, ownsConnecti
       for (const message of Object.keys(iface.messages)) {
         const isAsk = iface.messages[message]!.kind === 'ask';
         ref[message] = isAsk
-          ? (request, callOptions) => send(subjectOf, iface.version, message, request, callOptions)
+          ? (request, callOptions) => send(subjectOf, iface.type, iface.version, message, request, callOptions)
           : async (request, callOptions) => {
-              await send(subjectOf, iface.version, message, request, callOptions);
+              await send(subjectOf, iface.type, iface.version, message, request, callOptions);
             };
       }
       return ref as unknown as ActorRef<typeof iface.messages>;

@@ -35,6 +35,7 @@ export { ErrorCode, MoltError, isMoltError, isRetryable } from './errors.ts';
 export type { WireError } from './errors.ts';
 export { createNode } from './node.ts';
 export type { MoltNode, NodeOptions, TypeStatus, UpgradeResult } from './node.ts';
+export type { MetricsOptions } from './observe/metrics.ts';
 export { createClient } from './client.ts';
 export type { ActorRef, ClientOptions, MoltClient } from './client.ts';
 export { createSuperjsonCodec } from './wire/codec.ts';

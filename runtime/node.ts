@@ -29,6 +29,10 @@ import { openNodeBuckets } from './udb/buckets.ts';
 import { createReplyCheck, nodeInboxPrefix, ownInboxes } from './node/reply-subject.ts';
 import { buildNodeRecord, versionsToResume, type NodeRecordState } from './node/record.ts';
 import { discoveredTypes, startDiscovery } from './node/discovery.ts';
+import { createNodeMetrics, serveMetrics, type MetricsOptions, type MetricsServer } from './observe/metrics.ts';
+import { Udb } from './udb/index.ts';
+import { tracerOf } from './observe/trace.ts';
+import type { TracerProvider } from '@opentelemetry/api';
 
 /** Options of {@link createNode}. Only `service` and `nats` are required; timings default for a LAN. */
 export interface NodeOptions {
@@ -83,6 +87,17 @@ export interface NodeOptions {
    * whose reply subject is anything else is dropped unrun (see docs/protocol.md).
    */
   callerInboxPrefix?: string;
+  /**
+   * Serve Prometheus metrics at `http://<host>:<port>/metrics` (default: not
+   * served). See docs/observability.md.
+   */
+  metrics?: MetricsOptions;
+  /**
+   * Where this node's spans go (default: the provider registered with
+   * `@opentelemetry/api`, a no-op unless the application registers an SDK).
+   * See docs/observability.md.
+   */
+  tracerProvider?: TracerProvider;
   /** Fingerprints of the publisher keys this node's upgrade manager trusts, published in its record (`keyFingerprint`). */
   trusts?: readonly string[];
   codec?: Codec;
@@ -121,6 +136,8 @@ export interface MoltNode {
   readonly id: string;
   readonly service: string;
   readonly connection: NatsConnection;
+  /** The port this node serves its metrics on, if it serves them (`metrics` option). */
+  readonly metricsPort: number | undefined;
   /** Makes a newer version of a type known: its future SO serves callers of it at once. */
   loadVersion(def: AnyActorVersion): void;
   /** Upgrades a type in place to `version` (current + 1; loaded first if `def` is given). */
@@ -211,6 +228,7 @@ export async function createNode(options: NodeOptions): Promise<MoltNode> {
   // A node whose lease ran out writes nothing more: another node may own these
   // actors already (`placement` exists before any call can write).
   const kvStore = createKvStore(stateKv, control, { clock });
+  const tracer = tracerOf(options.tracerProvider);
   const durableStore = leaseGuarded(kvStore, () => placement.leaseValid());
   const hosts = new Map<string, ActorHost>();
   for (const type of service.types) {
@@ -233,6 +251,7 @@ export async function createNode(options: NodeOptions): Promise<MoltNode> {
         codec,
         clock,
         logger,
+        tracer,
       }),
     );
   }
@@ -241,6 +260,9 @@ export async function createNode(options: NodeOptions): Promise<MoltNode> {
   const state: NodeRecordState = { status: 'running', lastError: undefined, upgradingTo: {} };
 
   const acceptsReply = createReplyCheck({ callerInboxPrefix: options.callerInboxPrefix, ownInboxes: () => ownInboxes(nc, kvStore.ackInbox, options.callerInboxPrefix), logger, clock });
+  const metrics = options.metrics
+    ? createNodeMetrics({ service: service.name, hosts, ownedShards: () => placement.ownedShards().size, rollouts: () => new Udb(udb, service.name).rollouts() })
+    : undefined;
   const edge = createEdge({
     service: service.name,
     nodeId,
@@ -254,6 +276,8 @@ export async function createNode(options: NodeOptions): Promise<MoltNode> {
     leaseValid: () => placement.leaseValid(),
     serves: (shard) => placement.serves(shard),
     acceptsReply,
+    durations: metrics?.durations,
+    tracer,
   });
 
   const subscriptions = new Map<number, Subscription>();
@@ -320,9 +344,14 @@ export async function createNode(options: NodeOptions): Promise<MoltNode> {
       if (serving) void node.stop();
     },
   });
+  let metricsServer: MetricsServer | undefined;
   try {
+    // Before the node takes shards: a port already taken fails the start, not a running node.
+    if (metrics) metricsServer = await serveMetrics(metrics.registry, options.metrics!);
     await placement.start();
   } catch (e) {
+    await metricsServer?.close();
+    for (const host of hosts.values()) host.stop();
     callPath?.stop();
     kvStore.close();
     await closeConnections();
@@ -347,6 +376,7 @@ export async function createNode(options: NodeOptions): Promise<MoltNode> {
     id: nodeId,
     service: service.name,
     connection: nc,
+    metricsPort: metricsServer?.port,
     loadVersion(def) {
       hostOf(def.type).addVersion(def);
       void placement.publish();
@@ -411,6 +441,7 @@ export async function createNode(options: NodeOptions): Promise<MoltNode> {
         }
         callPath?.stop();
         kvStore.close();
+        await metricsServer?.close();
         if (ownsConnection) {
           await nc.drain().catch(() => undefined);
           if (control !== nc) await control.drain().catch(() => undefined);

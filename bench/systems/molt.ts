@@ -3,7 +3,8 @@
  *
  * @module
  */
-import { createClient, createNode, silentLogger, type ActorInterface, type ActorRef, type MoltClient, type MoltNode } from '../../runtime/index.ts';
+import { createClient, createNode, defineService, silentLogger, type ActorInterface, type ActorRef, type MoltClient, type MoltNode } from '../../runtime/index.ts';
+import { registerDroppingTracer } from './tracing.ts';
 import service, { cacheV1, chain, chainMem, counterV1, messages, PAYLOAD } from '../fixtures/service.ts';
 import { callers, cleanups, type Command } from './common.ts';
 
@@ -18,8 +19,11 @@ export const commands: Record<string, Command> = {
   /** Starts a node of the benchmark service. */
   'molt.serve': async (args) => {
     if (node) throw new Error('this agent already runs a node');
+    // `tracing`: an SDK registered for the whole agent; `metrics`: served on a free port.
+    if (args.tracing) registerDroppingTracer();
     const n = await createNode({
-      service,
+      service: args.service ? defineService(String(args.service), service.types) : service,
+      ...(args.metrics ? { metrics: { port: 0, host: '127.0.0.1' } } : {}),
       nats: { servers: String(args.url), name: 'bench molt node' },
       logger: silentLogger,
       ...(args.versions ? { versions: args.versions as Record<string, number> } : {}),
@@ -56,7 +60,8 @@ export const commands: Record<string, Command> = {
     const key = `${String(args.type)}@${Number(args.version ?? 1)}`;
     const iface = interfaces.get(key);
     if (!iface) throw new Error(`no interface ${key} in the benchmark service`);
-    const client = await createClient({ service: service.name, nats: { servers: String(args.url), name: 'bench molt client' }, timeoutMs: 30_000 });
+    if (args.tracing) registerDroppingTracer();
+    const client = await createClient({ service: args.service ? String(args.service) : service.name, nats: { servers: String(args.url), name: 'bench molt client' }, timeoutMs: 30_000 });
     clients.set(String(args.name), client);
     cleanups.push(() => client.close());
     const prefix = String(args.keyPrefix ?? 'k');

@@ -18,12 +18,14 @@ import { encodeKey, stateKey } from '../wire/protocol.ts';
 import type { Clock, Logger } from '../env.ts';
 import type { AnyActorVersion } from '../define/version.ts';
 import { RevisionConflict, type StateStore } from './store.ts';
+import { CallCounts } from '../observe/calls.ts';
+import { endWriteSpan, startWriteSpan } from '../observe/trace.ts';
+import type { Span, Tracer } from '@opentelemetry/api';
 import { DEFAULT_REMEMBER, RememberedCalls, type RememberedRecord, type RememberOptions } from './remembered.ts';
 import type { KeyedCall } from '../wire/envelope.ts';
 import {
   admit,
   initialActorState,
-  nativeRoute,
   persist,
   refreshSOStates,
   restore,
@@ -34,8 +36,11 @@ import {
   type TypeVersions,
 } from '../upgrade/layer.ts';
 
-/** Receives a call's outcome, exactly once: an error, or none and the reply. */
-export type Settle = (error: MoltError | undefined, reply?: unknown) => void;
+/**
+ * Receives a call's outcome, exactly once: an error, or none and the reply;
+ * and the route the upgrade layer chose for it (undefined if it chose none).
+ */
+export type Settle = (error: MoltError | undefined, reply: unknown, route: Route | undefined) => void;
 
 /** One call waiting for its actor. */
 export interface Call {
@@ -46,9 +51,11 @@ export interface Call {
   readonly settle: Settle;
   /** The caller's idempotency key, if it sent one, and its resend age (see host/remembered.ts). */
   readonly keyed?: KeyedCall | undefined;
+  /** The call's recording span, if it is traced: the state write it causes is traced under it. */
+  readonly span?: Span | undefined;
 }
 
-/** Counters a host keeps for status and health gating. */
+/** Counters a host reports for status and health gating (totals of its {@link CallCounts}). */
 export interface HostStats {
   calls: number;
   failed: number;
@@ -89,6 +96,8 @@ export interface ActorHostOptions {
   codec: Codec;
   clock: Clock;
   logger: Logger;
+  /** Traces state writes made for traced calls (observe/trace.ts). */
+  tracer?: Tracer | undefined;
 }
 
 const MAX_CONFLICT_RETRIES = 8;
@@ -108,7 +117,9 @@ export class ActorHost {
   private mayArrive: ((version: number) => boolean) | undefined;
   private held: Array<{ key: string; call: Call }> | undefined;
   private sweepTimer: ReturnType<Clock['setTimeout']> | undefined;
-  readonly stats: HostStats = { calls: 0, failed: 0, disallowed: 0, transformFailures: 0, conflicts: 0, overloaded: 0 };
+  /** Every call's outcome by version and route: the one record `stats`, the node record and the metrics read. */
+  readonly counts = new CallCounts();
+  private conflicts = 0;
   readonly transformFailures = new Map<string, TransformFailure>();
   /** Actors whose stored record cannot be read, by key (reported in the node record). */
   readonly unreadable = new Map<string, UnreadableState>();
@@ -150,6 +161,22 @@ export class ActorHost {
 
   get currentVersion(): number {
     return this.current;
+  }
+
+  /** The totals of {@link counts}, and the compare-and-set conflicts retried. */
+  get stats(): HostStats {
+    const c = this.counts;
+    return { calls: c.calls, failed: c.failed, disallowed: c.disallowed, transformFailures: c.transformFailures, conflicts: this.conflicts, overloaded: c.overloaded };
+  }
+
+  /** Calls held while the type upgrades (0 when it is not upgrading). */
+  get heldCount(): number {
+    return this.held?.length ?? 0;
+  }
+
+  /** @internal a cell retried a write after a compare-and-set conflict. */
+  noteConflict(): void {
+    this.conflicts++;
   }
 
   /**
@@ -222,16 +249,15 @@ export class ActorHost {
    * gets the outcome — synchronously when the actor is resident and the call
    * writes nothing, which is most calls to volatile actors.
    */
-  dispatch(key: string, version: number, message: string, request: unknown, settle: Settle, keyed?: KeyedCall): void {
-    this.stats.calls++;
+  dispatch(key: string, version: number, message: string, request: unknown, settle: Settle, keyed?: KeyedCall, span?: Span): void {
     let route: Route;
     try {
       route = admit(this.typeVersions, version, message, request);
     } catch (e) {
-      this.fail({ version, message, request, route: nativeRoute, settle }, toMoltError(e));
+      this.fail({ version, route: undefined, settle }, toMoltError(e));
       return;
     }
-    const call: Call = { version, message, request, route, settle, keyed };
+    const call: Call = { version, message, request, route, settle, keyed, span };
     if (this.held) {
       if (this.held.length >= this.options.holdLimit) {
         this.fail(call, new MoltError(ErrorCode.Upgrading, `${this.name} is upgrading on this node and ${this.options.holdLimit} calls are already held; retry shortly`, { data: { type: this.name } }));
@@ -243,7 +269,6 @@ export class ActorHost {
     const cell = this.cellFor(key);
     const limit = this.options.mailboxLimit ?? DEFAULT_MAILBOX_LIMIT;
     if (cell.waiting >= limit) {
-      this.stats.overloaded++;
       this.fail(call, new MoltError(ErrorCode.Overloaded, `actor ${this.name}/${key} has ${cell.waiting} calls waiting, its limit; nothing was applied: retry after a pause`, { data: { scope: 'actor', limit } }));
       return;
     }
@@ -256,11 +281,16 @@ export class ActorHost {
     return cell !== undefined && cell.waiting >= (this.options.mailboxLimit ?? DEFAULT_MAILBOX_LIMIT);
   }
 
-  /** @internal Ends `call` with `error`, counted in the stats. */
-  fail(call: Call, error: MoltError): void {
-    if (error.code === ErrorCode.Disallowed) this.stats.disallowed++;
-    else this.stats.failed++;
-    call.settle(error);
+  /** @internal Ends `call` with `error`, counted. */
+  fail(call: { readonly version: number; readonly route: Route | undefined; readonly settle: Settle }, error: MoltError): void {
+    this.counts.error(call.version, call.route, error.code);
+    call.settle(error, undefined, call.route);
+  }
+
+  /** @internal Ends `call` with its reply, counted. */
+  succeed(call: Call, reply: unknown): void {
+    this.counts.ok(call.version, call.route);
+    call.settle(undefined, reply, call.route);
   }
 
   private cellFor(key: string): ActorCell {
@@ -284,13 +314,10 @@ export class ActorHost {
 
   /** @internal a cell reports a TF failure. */
   noteTransformFailure(key: string, e: MoltError): void {
-    if (!this.transformFailures.has(key)) this.stats.transformFailures++;
-    this.transformFailures.set(key, {
-      key,
-      from: Number(e.data.from),
-      to: Number(e.data.to),
-      message: e.message,
-    });
+    const from = Number(e.data.from);
+    const to = Number(e.data.to);
+    if (!this.transformFailures.has(key)) this.counts.transformFailed(from, to);
+    this.transformFailures.set(key, { key, from, to, message: e.message });
     this.options.logger.error('transform failed', { type: this.name, key, error: e.message });
   }
 
@@ -705,7 +732,7 @@ class ActorCell {
     this.lastUsed = this.host.config.clock.now();
     turns.outcomes.forEach((o, i) => {
       const call = batch[i]!;
-      if (o.ok) call.settle(undefined, o.reply);
+      if (o.ok) this.host.succeed(call, o.reply);
       else this.host.fail(call, o.error);
     });
   }
@@ -730,15 +757,18 @@ class ActorCell {
   private async commitThenPump(batch: Call[], turns: BatchTurns, conflicts: number): Promise<void> {
     const { config } = this.host;
     const remembered = this.remembered.toRecord(config.clock.now());
+    const span = config.tracer === undefined ? undefined : startWriteSpan(config.tracer, batch, this.host.name, this.key);
     try {
       this.revision = await config.store.save(this.storeKey, this.encodeRecord(turns.working, remembered), this.revision);
+      if (span) endWriteSpan(span, this.revision, undefined);
     } catch (e) {
+      if (span) endWriteSpan(span, undefined, e);
       // The batch will run again (or fail): what it staged is not remembered.
       this.remembered.discardStaged();
       if (e instanceof RevisionConflict && conflicts < MAX_CONFLICT_RETRIES) {
         // Another node wrote this actor (a placement move): reload and run the
         // batch again. None of its replies has been sent, so nothing is applied twice.
-        this.host.stats.conflicts++;
+        this.host.noteConflict();
         this.state = undefined;
         this.queue.unshift(...batch);
         this.pump(conflicts + 1);

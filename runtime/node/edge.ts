@@ -16,6 +16,9 @@ import { createReplyHeaders, parseCall, type CallEnvelope, type CallLimits, type
 import { HeaderBlock } from '../wire/header-block.ts';
 import { Header } from '../wire/protocol.ts';
 import type { ActorHost } from '../host/actor-host.ts';
+import type { CallDurations } from '../observe/metrics.ts';
+import { endCallSpan, startCallSpan } from '../observe/trace.ts';
+import type { Tracer } from '@opentelemetry/api';
 
 export interface EdgeOptions {
   service: string;
@@ -38,6 +41,10 @@ export interface EdgeOptions {
    * (./reply-subject.ts): false drops it unrun and unanswered.
    */
   acceptsReply(subject: string, reply: string | undefined): boolean;
+  /** Where call durations go when metrics are on; unset, the edge times nothing. */
+  durations?: CallDurations | undefined;
+  /** Starts the span of each call (a non-recording one, at no further cost, unless an SDK is registered). */
+  tracer: Tracer;
 }
 
 export interface Edge {
@@ -131,23 +138,28 @@ export function createEdge(options: EdgeOptions): Edge {
     // node: these refusals are encoded once, not built per call.
     const shed = inflight >= options.maxInflight ? nodeFull : host.mailboxFull(parsed.key) ? actorFull : undefined;
     if (shed) {
-      host.stats.overloaded++;
-      host.stats.calls++;
+      host.counts.shed(parsed.version);
       return replyBytes(msg, false, shed, { correlation, version: parsed.version, nodeVersion: host.currentVersion });
     }
     inflight++;
+    const durations = options.durations;
+    const started = durations === undefined ? 0 : performance.now();
+    const span = startCallSpan(options.tracer, options.service, parsed.type, parsed.message, parsed.version, headers?.get(Header.Traceparent));
     host.dispatch(
       parsed.key,
       parsed.version,
       parsed.message,
       parsed.request,
-      (error, result) => {
+      (error, result, route) => {
         const meta: ReplyMeta = { correlation, version: parsed.version, nodeVersion: host.currentVersion };
         if (error) reply(msg, false, error.toWire(), meta);
         else reply(msg, true, result, meta);
+        if (durations !== undefined) durations.observe(parsed.type, parsed.version, route, (performance.now() - started) / 1000);
+        if (span !== undefined) endCallSpan(span, parsed.type, parsed.version, host.currentVersion, route, error);
         answered();
       },
       parsed.keyed,
+      span,
     );
   }
 

@@ -33,6 +33,11 @@ export const Header = {
    * `OutcomeUnknown` instead of running the call a second time.
    */
   ResendAge: 'Molt-Resend-Age',
+  /**
+   * W3C trace context of the caller's span (optional): the node continues the
+   * trace (runtime/observe/trace.ts). Lowercase, as the W3C spec writes it.
+   */
+  Traceparent: 'traceparent',
   /** The protocol revision (optional in calls, always set in replies). */
   Protocol: 'Molt-Protocol',
   /** In replies: 'ok' or 'error'. */

@@ -29,6 +29,8 @@ interface NodeFlags extends NatsFlags {
   maxBundleBytes?: string;
   callerInboxPrefix?: string;
   stateMaxBytes?: string;
+  metricsPort?: string;
+  metricsHost?: string;
 }
 
 function parseVersions(pairs: string[] | undefined): Record<string, number> | undefined {
@@ -49,6 +51,12 @@ function positive(name: string, value: string | undefined): number | undefined {
   return n;
 }
 
+function port(name: string, value: string): number {
+  const n = Number(value);
+  if (!/^[0-9]{1,5}$/.test(value) || n > 65535) throw new MoltError(ErrorCode.InvalidDefinition, `--${name} must be a TCP port (0 to 65535; 0 takes a free one), got '${value}'`);
+  return n;
+}
+
 /** Starts a node from CLI flags; shared by `node` and `dev`. */
 export async function runNodeFromFlags(modulePath: string, flags: NodeFlags, nats: NatsConnectOptions): Promise<MoltNode> {
   const service = await loadServiceModule(modulePath);
@@ -65,6 +73,7 @@ export async function runNodeFromFlags(modulePath: string, flags: NodeFlags, nat
     replicas: positive('replicas', flags.replicas),
     ...(flags.callerInboxPrefix ? { callerInboxPrefix: flags.callerInboxPrefix } : {}),
     stateMaxBytes: positive('state-max-bytes', flags.stateMaxBytes),
+    ...(flags.metricsPort !== undefined ? { metrics: { port: port('metrics-port', flags.metricsPort), ...(flags.metricsHost ? { host: flags.metricsHost } : {}) } } : {}),
     // In the node's record, so that `molt publish` can tell a key no node trusts.
     trusts: trustedKeys.map(keyFingerprint),
   });
@@ -85,6 +94,7 @@ export async function runNodeFromFlags(modulePath: string, flags: NodeFlags, nat
   });
   const versions = Object.entries(node.status().types).map(([t, s]) => `${t}@${s.current}`).join(' ');
   process.stdout.write(`molt node ${node.id} serving ${service.name} (${versions}) on ${(Array.isArray(nats.servers) ? nats.servers : [nats.servers]).map(withoutCredentials).join(',')}\n`);
+  if (node.metricsPort !== undefined) process.stdout.write(`metrics on http://${flags.metricsHost ?? 'localhost'}:${node.metricsPort}/metrics\n`);
   // The manager works over the node's connection, which node.stop() drains: stop
   // it first (an upgrade in progress completes), or its periodic reads fail
   // with "connection draining" warnings on every shutdown.
@@ -119,6 +129,8 @@ function addNodeFlags(cmd: Command): Command {
     .option('--replicas <n>', 'replicas the service\'s buckets must have; refuses to start if they differ (see molt setup)')
     .option('--caller-inbox-prefix <prefix>', 'prefix of the reply subjects this node answers (default _INBOX); calls with any other are dropped unrun')
     .option('--state-max-bytes <n>', 'size limit of the actor-state bucket when this node sets the service up (a server without credentials; elsewhere: molt setup --state-max-bytes)')
+    .option('--metrics-port <port>', 'serve Prometheus metrics at http://<host>:<port>/metrics (default: not served; 0 takes a free port)')
+    .option('--metrics-host <host>', 'interface the metrics listen on (default: every interface)')
     .option('--trust <publicKeys...>', 'publisher public keys whose upgrades this node accepts (also $MOLT_TRUSTED_KEYS, comma-separated)')
     .option('--reconcile <ms>', 'how often the upgrade manager re-reads published upgrades (default 5000)')
     .option('--tick <ms>', 'clock tick of scheduling functions (default 1000)')

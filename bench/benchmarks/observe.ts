@@ -1,0 +1,111 @@
+/**
+ * What observability costs on the request path: volatile ask throughput with
+ * a node serving Prometheus metrics, and with tracing on (an OpenTelemetry
+ * SDK registered in the node's and the caller's processes, recording and
+ * batching every span, exporting to nowhere), against both off — in the same
+ * run, interleaved per repetition. Targets: ≥ 0.95× with metrics, ≥ 0.9× with
+ * tracing, at 128 calls in flight.
+ *
+ * Next to it, in this process, the CPU each observability step adds to one
+ * call, each step alone in a tight loop (as `breakdown` measures the call's
+ * other steps): what a throughput ratio measured on a busy machine cannot
+ * show precisely.
+ *
+ * Each setting has a node process of its own, serving a service of its own
+ * (same actor types, another name) on the same nats-server, so each node owns
+ * every shard of its service and the three never share work.
+ *
+ * @module
+ */
+import { BasicTracerProvider, BatchSpanProcessor } from '@opentelemetry/sdk-trace-base';
+import { stat, type Benchmark, type BenchContext } from '../harness.ts';
+import { addRows, compare, series, type LoadSystem } from '../compare.ts';
+import { cpuPerOp } from './breakdown.ts';
+import { CallCounts } from '../../runtime/observe/calls.ts';
+import { createNodeMetrics } from '../../runtime/observe/metrics.ts';
+import { endCallSpan, startCallSpan, tracerOf } from '../../runtime/observe/trace.ts';
+import { nativeRoute } from '../../runtime/internal.ts';
+
+/** CPU per call of each observability step, in this process. */
+function perCallSteps(ctx: BenchContext): void {
+  const counts = new CallCounts();
+  const { durations } = createNodeMetrics({ service: 'bench', hosts: new Map(), ownedShards: () => 0, rollouts: async () => [] });
+  const off = tracerOf(undefined); // nothing registered in this process: the API's no-op
+  const on = new BasicTracerProvider({ spanProcessors: [new BatchSpanProcessor({ export: (_s, done) => done({ code: 0 }), shutdown: async () => {} })] }).getTracer('molt');
+  const traceparent = '00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01';
+  let sink: unknown;
+  const steps: Record<string, () => void> = {
+    count_outcome: () => counts.ok(1, nativeRoute),
+    time_and_histogram: () => {
+      const t0 = performance.now();
+      durations.observe('cache', 1, nativeRoute, (performance.now() - t0) / 1000);
+    },
+    // Tracing off: a caller that does not trace sends no traceparent; one that does makes the node parse it.
+    span_off: () => (sink = startCallSpan(off, 'bench', 'cache', 'inc', 1, undefined)),
+    span_off_caller_traced: () => (sink = startCallSpan(off, 'bench', 'cache', 'inc', 1, traceparent)),
+    span_on: () => {
+      const span = startCallSpan(on, 'bench', 'cache', 'inc', 1, traceparent)!;
+      endCallSpan(span, 'cache', 1, 1, nativeRoute, undefined);
+    },
+  };
+  const ms = ctx.options.quick ? 20 : 300;
+  const reps = ctx.options.quick ? 1 : Math.max(3, ctx.options.reps);
+  const metrics: Record<string, number[]> = {};
+  for (let rep = 0; rep < reps; rep++) {
+    for (const [name, step] of Object.entries(steps)) (metrics[`${name}_us`] ??= []).push(cpuPerOp(step, ms));
+  }
+  ctx.row({ system: 'observability steps, per call', setting: 'in-process CPU', metrics: Object.fromEntries(Object.entries(metrics).map(([k, v]) => [k, stat(v)])) });
+  if (sink === Symbol.for('never')) ctx.log('unreachable');
+}
+
+export const observe: Benchmark = {
+  name: 'observe',
+  title: 'volatile ask with metrics on, with tracing on (SDK, dropping exporter), vs both off',
+  async run(ctx) {
+    perCallSteps(ctx);
+    const nats = await ctx.nats();
+    const [offNode, metricsNode, tracingNode, requester, tracingRequester] = await Promise.all([
+      ctx.agent('molt-node-plain'),
+      ctx.agent('molt-node-metrics'),
+      ctx.agent('molt-node-tracing'),
+      ctx.agent('molt-requester'),
+      ctx.agent('molt-requester-tracing'),
+    ]);
+    await offNode.call('molt.serve', { url: nats.url, service: 'bench-off' });
+    await metricsNode.call('molt.serve', { url: nats.url, service: 'bench-metrics', metrics: true });
+    await tracingNode.call('molt.serve', { url: nats.url, service: 'bench-tracing', tracing: true });
+    await requester.call('molt.caller', { url: nats.url, name: 'off', service: 'bench-off', type: 'cache', keyPrefix: 'o' });
+    await requester.call('molt.caller', { url: nats.url, name: 'metrics', service: 'bench-metrics', type: 'cache', keyPrefix: 'o' });
+    await tracingRequester.call('molt.caller', { url: nats.url, name: 'tracing', service: 'bench-tracing', type: 'cache', keyPrefix: 'o', tracing: true });
+
+    const systems: LoadSystem[] = [
+      { id: 'off', label: 'Molt ask, volatile, metrics and tracing off', requester, caller: 'off', servers: [offNode] },
+      { id: 'metrics', label: 'Molt ask, volatile, metrics on', requester, caller: 'metrics', servers: [metricsNode] },
+      { id: 'tracing', label: 'Molt ask, volatile, tracing on (SDK, dropping exporter)', requester: tracingRequester, caller: 'tracing', servers: [tracingNode] },
+    ];
+    const concurrencies = [16, 128];
+    const results = await compare(ctx, nats, systems, concurrencies);
+    addRows(ctx, systems, results);
+
+    ctx.target({
+      name: 'observe.metrics.throughput.c128',
+      description: 'volatile ask throughput with metrics on vs off, 128 in flight',
+      unit: 'calls/s',
+      value: series(results, 'metrics', 128, 'throughput'),
+      baseline: series(results, 'off', 128, 'throughput'),
+      comparison: '>=',
+      target: 0.95,
+      params: { concurrency: 128 },
+    });
+    ctx.target({
+      name: 'observe.tracing.throughput.c128',
+      description: 'volatile ask throughput with tracing on (registered SDK, dropping exporter) vs off, 128 in flight',
+      unit: 'calls/s',
+      value: series(results, 'tracing', 128, 'throughput'),
+      baseline: series(results, 'off', 128, 'throughput'),
+      comparison: '>=',
+      target: 0.9,
+      params: { concurrency: 128 },
+    });
+  },
+};

@@ -1,0 +1,153 @@
+/**
+ * The call counters of one actor type on one node: every call's outcome, by
+ * the caller's version and the route the upgrade layer chose. They are the
+ * one record of what a node served — the totals in its UDB record (which a
+ * rollout's health gate reads), `node.status()` and the Prometheus metrics
+ * (./metrics.ts) are all read from here, so they cannot disagree.
+ *
+ * Counting is a map lookup by version and an array increment: it runs on
+ * every call, whether metrics are served or not.
+ *
+ * @module
+ */
+import type { Route } from '../upgrade/layer.ts';
+
+/**
+ * How a call was served, as metrics and traces name it: `native`; `past`
+ * (through past SOs or `compatible` steps, however many); `future` (the future
+ * SO of the node's version + 1); `future2` (the chained future SOs of + 2);
+ * `none` (not served: refused before the upgrade layer chose a route, such as
+ * a version the node does not serve, or a node too busy to admit the call).
+ */
+export type RouteLabel = 'native' | 'past' | 'future' | 'future2' | 'none';
+
+/** The labels, in the order of the per-route arrays below. */
+export const ROUTE_LABELS: readonly RouteLabel[] = ['native', 'past', 'future', 'future2', 'none'];
+
+const NONE = 4;
+
+/** The index of a route's label in {@link ROUTE_LABELS}. */
+export function routeIndex(route: Route | undefined): number {
+  if (route === undefined) return NONE;
+  switch (route.kind) {
+    case 'native':
+      return 0;
+    case 'compatible':
+    case 'past':
+      return 1;
+    case 'future':
+      return route.steps === 1 ? 2 : 3;
+    default:
+      return NONE;
+  }
+}
+
+/** The label of a route (see {@link RouteLabel}). */
+export function routeLabel(route: Route | undefined): RouteLabel {
+  return ROUTE_LABELS[routeIndex(route)]!;
+}
+
+/** Counts of one caller version: ok per route, and errors per route and code. */
+interface VersionCounts {
+  readonly ok: number[];
+  readonly errors: Array<Map<string, number> | undefined>;
+}
+
+/** One counted series: what `molt_calls_total` exposes. */
+export interface CallCount {
+  version: number;
+  route: RouteLabel;
+  /** `ok`, `disallowed`, or the error code. */
+  outcome: string;
+  count: number;
+}
+
+/** A type's transform failures from one version to another. */
+export interface TransformFailureCount {
+  from: number;
+  to: number;
+  count: number;
+}
+
+/** The call counters of one actor type on one node. */
+export class CallCounts {
+  /** Calls answered or refused. */
+  calls = 0;
+  /** Calls that ended with an error other than `Disallowed` (node-level shedding excepted, see {@link shed}). */
+  failed = 0;
+  /** Calls a simulation object refused (`Disallowed`). */
+  disallowed = 0;
+  /** Calls refused unrun because the node or the actor had too many waiting. */
+  overloaded = 0;
+  /** Actors whose transform failed (each counted once until it is carried). */
+  transformFailures = 0;
+  private readonly byVersion = new Map<number, VersionCounts>();
+  private readonly tfByStep = new Map<string, TransformFailureCount>();
+
+  private of(version: number): VersionCounts {
+    let v = this.byVersion.get(version);
+    if (v === undefined) {
+      v = { ok: [0, 0, 0, 0, 0], errors: [undefined, undefined, undefined, undefined, undefined] };
+      this.byVersion.set(version, v);
+    }
+    return v;
+  }
+
+  /** A call of `version` answered with a reply. */
+  ok(version: number, route: Route | undefined): void {
+    this.calls++;
+    this.of(version).ok[routeIndex(route)]!++;
+  }
+
+  /** A call of `version` answered with an error of `code`. */
+  error(version: number, route: Route | undefined, code: string): void {
+    this.calls++;
+    if (code === 'Disallowed') this.disallowed++;
+    else this.failed++;
+    if (code === 'Overloaded') this.overloaded++;
+    this.countError(version, routeIndex(route), code);
+  }
+
+  /**
+   * A call refused at the node's door because the node has too many calls
+   * admitted: it never reached the actor, so it counts as a call and as
+   * overloaded, not as a failure of the type (a rollout's health gate must
+   * not read a flood as a bad version).
+   */
+  shed(version: number): void {
+    this.calls++;
+    this.overloaded++;
+    this.countError(version, NONE, 'Overloaded');
+  }
+
+  private countError(version: number, index: number, code: string): void {
+    const v = this.of(version);
+    const byCode = (v.errors[index] ??= new Map());
+    byCode.set(code, (byCode.get(code) ?? 0) + 1);
+  }
+
+  /** An actor's transform from `from` to `to` failed (the host counts each actor once). */
+  transformFailed(from: number, to: number): void {
+    this.transformFailures++;
+    const key = `${from}>${to}`;
+    const step = this.tfByStep.get(key);
+    if (step) step.count++;
+    else this.tfByStep.set(key, { from, to, count: 1 });
+  }
+
+  /** Every non-zero series, for the metrics. */
+  *series(): IterableIterator<CallCount> {
+    for (const [version, v] of this.byVersion) {
+      for (let i = 0; i < ROUTE_LABELS.length; i++) {
+        const route = ROUTE_LABELS[i]!;
+        if (v.ok[i]! > 0) yield { version, route, outcome: 'ok', count: v.ok[i]! };
+        for (const [code, count] of v.errors[i] ?? []) yield { version, route, outcome: code === 'Disallowed' ? 'disallowed' : code, count };
+      }
+    }
+  }
+
+  /** Transform failures by step. */
+  transformSteps(): TransformFailureCount[] {
+    return [...this.tfByStep.values()].map((s) => ({ ...s }));
+  }
+}

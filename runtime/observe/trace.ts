@@ -1,0 +1,130 @@
+/**
+ * Traces: W3C trace context in the call headers (`traceparent`, see
+ * docs/protocol.md), and the spans of a call — the client's, the node's
+ * through the upgrade layer, and the node's state write.
+ *
+ * Only `@opentelemetry/api` is used: without an SDK registered (or a
+ * `tracerProvider` given), every span is a non-recording one and nothing
+ * below does more than ask whether it records. Molt reads and writes the
+ * `traceparent` header itself rather than through the API's propagator,
+ * which is a no-op until an SDK installs one: the header is part of Molt's
+ * protocol, so a node continues a caller's trace whatever the caller's setup.
+ *
+ * @module
+ */
+import {
+  ROOT_CONTEXT,
+  SpanKind,
+  SpanStatusCode,
+  trace,
+  type Attributes,
+  type Context,
+  type Span,
+  type SpanContext,
+  type Tracer,
+  type TracerProvider,
+} from '@opentelemetry/api';
+import type { Route } from '../upgrade/layer.ts';
+import type { MoltError } from '../errors.ts';
+import { routeLabel } from './calls.ts';
+
+/** The instrumentation name of Molt's spans. */
+export const TRACER_NAME = 'molt';
+
+/** The tracer of `provider`, or of the globally registered provider (following a later registration). */
+export function tracerOf(provider: TracerProvider | undefined): Tracer {
+  return provider ? provider.getTracer(TRACER_NAME) : trace.getTracer(TRACER_NAME);
+}
+
+const HEX32 = /^[0-9a-f]{32}$/;
+const HEX16 = /^[0-9a-f]{16}$/;
+const HEX2 = /^[0-9a-f]{2}$/;
+
+/**
+ * The span context a `traceparent` value names, or undefined if it is not
+ * one (W3C Trace Context: `version-traceid-parentid-flags`, lowercase hex;
+ * version `ff` and all-zero ids are invalid; a version above 00 may append
+ * fields, which are ignored).
+ */
+export function parseTraceparent(value: string): SpanContext | undefined {
+  if (value.length < 55) return undefined;
+  const version = value.slice(0, 2);
+  if (!HEX2.test(version) || version === 'ff') return undefined;
+  if (version === '00' ? value.length !== 55 : value.length > 55 && value[55] !== '-') return undefined;
+  if (value[2] !== '-' || value[35] !== '-' || value[52] !== '-') return undefined;
+  const traceId = value.slice(3, 35);
+  const spanId = value.slice(36, 52);
+  const flags = value.slice(53, 55);
+  if (!HEX32.test(traceId) || !HEX16.test(spanId) || !HEX2.test(flags)) return undefined;
+  if (traceId === '00000000000000000000000000000000' || spanId === '0000000000000000') return undefined;
+  return { traceId, spanId, traceFlags: parseInt(flags, 16) & 0xff, isRemote: true };
+}
+
+/** The `traceparent` value of a span context (version 00). */
+export function formatTraceparent(sc: SpanContext): string {
+  return `00-${sc.traceId}-${sc.spanId}-${(sc.traceFlags & 0xff).toString(16).padStart(2, '0')}`;
+}
+
+/** A call's server span on a node, while the call runs (undefined when not recording). */
+export type CallSpan = Span;
+
+/**
+ * Starts the node's span of a call, continuing the caller's trace if its
+ * `traceparent` is valid. Returns undefined when the span does not record
+ * (no SDK, or not sampled): the call then carries no span at all.
+ */
+export function startCallSpan(tracer: Tracer, service: string, type: string, message: string, version: number, traceparent: string | undefined): CallSpan | undefined {
+  const remote = traceparent === undefined ? undefined : parseTraceparent(traceparent);
+  const parent: Context = remote === undefined ? ROOT_CONTEXT : trace.setSpanContext(ROOT_CONTEXT, remote);
+  const span = tracer.startSpan(`${type}.${message}`, { kind: SpanKind.SERVER }, parent);
+  if (!span.isRecording()) return undefined;
+  span.setAttributes({ 'rpc.system': 'molt', 'rpc.service': `${service}.${type}`, 'rpc.method': message, 'molt.caller_version': version });
+  return span;
+}
+
+/**
+ * Ends a call's span with how the upgrade layer served it: the node's
+ * version, the route, the simulation object that answered (if any), whether
+ * it was disallowed, and the error.
+ */
+export function endCallSpan(span: CallSpan, type: string, version: number, nodeVersion: number, route: Route | undefined, error: MoltError | undefined): void {
+  const attributes: Attributes = { 'molt.node_version': nodeVersion, 'molt.route': routeLabel(route), 'molt.disallowed': error?.code === 'Disallowed' };
+  if (route !== undefined && route.kind !== 'native') attributes['molt.route_steps'] = route.steps;
+  // The first SO on the way: a past SO belongs to the version above the caller's, a future SO to the caller's.
+  if (route?.kind === 'past') attributes['molt.so'] = `${type}@${route.target} past`;
+  else if (route?.kind === 'future') attributes['molt.so'] = `${type}@${version} future`;
+  if (error) {
+    attributes['molt.error_code'] = error.code;
+    span.setStatus({ code: SpanStatusCode.ERROR, message: error.message });
+  }
+  span.setAttributes(attributes);
+  span.end();
+}
+
+/**
+ * Starts the span of a state write made for a batch of calls: a child of the
+ * first traced call's span, linked to the others'. Undefined when no call of
+ * the batch is traced.
+ */
+export function startWriteSpan(tracer: Tracer, calls: ReadonlyArray<{ readonly span?: Span | undefined }>, type: string, key: string): Span | undefined {
+  let first: Span | undefined;
+  let links: Array<{ context: SpanContext }> | undefined;
+  for (const { span: s } of calls) {
+    if (s === undefined) continue;
+    if (first === undefined) first = s;
+    else (links ??= []).push({ context: s.spanContext() });
+  }
+  if (first === undefined) return undefined;
+  return tracer.startSpan(
+    'molt.state.write',
+    { kind: SpanKind.CLIENT, ...(links ? { links } : {}), attributes: { 'molt.type': type, 'molt.actor': key, 'molt.batch': calls.length } },
+    trace.setSpan(ROOT_CONTEXT, first),
+  );
+}
+
+/** Ends a state write's span: the revision written, or the error. */
+export function endWriteSpan(span: Span, revision: number | undefined, error: unknown): void {
+  if (revision !== undefined) span.setAttribute('molt.revision', revision);
+  if (error !== undefined) span.setStatus({ code: SpanStatusCode.ERROR, message: error instanceof Error ? error.message : String(error) });
+  span.end();
+}
