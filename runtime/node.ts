@@ -28,6 +28,7 @@ import { attachInternals } from './node/internals.ts';
 import { openNodeBuckets } from './udb/buckets.ts';
 import { createReplyCheck, nodeInboxPrefix, ownInboxes } from './node/reply-subject.ts';
 import { buildNodeRecord, versionsToResume, type NodeRecordState } from './node/record.ts';
+import { checkLabels } from './node/labels.ts';
 
 /** Options of {@link createNode}. Only `service` and `nats` are required; timings default for a LAN. */
 export interface NodeOptions {
@@ -84,6 +85,11 @@ export interface NodeOptions {
   callerInboxPrefix?: string;
   /** Fingerprints of the publisher keys this node's upgrade manager trusts, published in its record (`keyFingerprint`). */
   trusts?: readonly string[];
+  /**
+   * Labels of this node (`{ zone: 'a', group: 'g1' }`), carried in its UDB record
+   * for scheduling functions (`zones`, `groups`, `ring`) and `molt status`.
+   */
+  labels?: Readonly<Record<string, string>>;
   codec?: Codec;
   clock?: Clock;
   logger?: Logger;
@@ -165,6 +171,7 @@ export async function createNode(options: NodeOptions): Promise<MoltNode> {
   if (!/^[A-Za-z0-9_-]{1,128}$/.test(nodeId)) {
     throw new MoltError(ErrorCode.InvalidDefinition, `node id '${nodeId}' may contain only letters, digits, '_' and '-'`);
   }
+  const labels = checkLabels(options.labels);
   const logger = (options.logger ?? createJsonLogger()).child({ node: nodeId, service: options.service.name });
   const shards = options.shards ?? DEFAULT_SHARDS;
   const heartbeatMs = options.heartbeatMs ?? 1000;
@@ -236,7 +243,7 @@ export async function createNode(options: NodeOptions): Promise<MoltNode> {
     );
   }
 
-  const identity = { nodeId, service: service.name, startedAt: clock.now(), trusts: options.trusts };
+  const identity = { nodeId, service: service.name, startedAt: clock.now(), trusts: options.trusts, labels };
   const state: NodeRecordState = { status: 'running', lastError: undefined, upgradingTo: {} };
 
   const edge = createEdge({

@@ -50,6 +50,8 @@ export interface ScheduleNodeView {
    * means the node restarted; SFs must treat that as a reset, not a negative rise.
    */
   stats?: { calls?: number; failed?: number; disallowed?: number; transformFailures?: number };
+  /** The node's labels (`molt node --label zone=a`), when it has any. */
+  labels?: Readonly<Record<string, string>>;
 }
 
 /** What an SF is started with. */
