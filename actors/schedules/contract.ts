@@ -177,4 +177,4 @@ export type ScheduleMachine = StateMachine<
 >;
 
 /** Names of the built-in schedules (descriptor field `schedule.name`). */
-export type BuiltInScheduleName = 'immediate' | 'rolling' | 'canary' | 'whenIdle' | 'window' | 'after';
+export type BuiltInScheduleName = 'immediate' | 'rolling' | 'canary' | 'whenIdle' | 'window' | 'after' | 'zones' | 'groups' | 'ring';
