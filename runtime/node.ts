@@ -29,6 +29,7 @@ import { openNodeBuckets } from './udb/buckets.ts';
 import { createReplyCheck, nodeInboxPrefix, ownInboxes } from './node/reply-subject.ts';
 import { buildNodeRecord, versionsToResume, type NodeRecordState } from './node/record.ts';
 import { checkLabels } from './node/labels.ts';
+import { CallerEvidence, DEFAULT_EVIDENCE_EVERY_MS } from './node/callers.ts';
 
 /** Options of {@link createNode}. Only `service` and `nats` are required; timings default for a LAN. */
 export interface NodeOptions {
@@ -90,6 +91,13 @@ export interface NodeOptions {
    * for scheduling functions (`zones`, `groups`, `ring`) and `molt status`.
    */
   labels?: Readonly<Record<string, string>>;
+  /**
+   * How often, at most, this node writes a busy caller version's last sighting
+   * to the UDB (`callers.<type>.<node>`, for `molt retire --when-unused`;
+   * default 60 000 ms). A version called again after a quiet spell is written
+   * within a heartbeat.
+   */
+  evidenceEveryMs?: number;
   codec?: Codec;
   clock?: Clock;
   logger?: Logger;
@@ -334,6 +342,18 @@ export async function createNode(options: NodeOptions): Promise<MoltNode> {
     throw e;
   }
   serving = true;
+  // Caller evidence for retiring by evidence: a node that cannot write it still serves.
+  const evidence = new CallerEvidence({
+    kv: udb,
+    nodeId,
+    hosts,
+    policies: Object.fromEntries(service.types.map((t) => [t.name, t.options.retireWhenUnusedMs])),
+    clock,
+    logger,
+    everyMs: options.evidenceEveryMs ?? DEFAULT_EVIDENCE_EVERY_MS,
+    heartbeatMs,
+  });
+  await evidence.start().catch((e: unknown) => logger.warn('caller evidence not started', { error: String(e) }));
   await nc.flush();
   logger.info('node started', { versions: Object.fromEntries([...hosts].map(([name, host]) => [name, host.currentVersion])), shards: placement.ownedShards().size });
 
@@ -403,6 +423,7 @@ export async function createNode(options: NodeOptions): Promise<MoltNode> {
     stop() {
       stopping ??= (async () => {
         state.status = 'stopped';
+        await evidence.stop().catch(() => undefined);
         await placement.stop({ leave: true });
         await Promise.allSettled([...subscriptions.values()].map((sub) => sub.drain()));
         subscriptions.clear();

@@ -108,6 +108,11 @@ export class ActorHost {
   private held: Array<{ key: string; call: Call }> | undefined;
   private sweepTimer: ReturnType<Clock['setTimeout']> | undefined;
   readonly stats: HostStats = { calls: 0, failed: 0, disallowed: 0, transformFailures: 0, conflicts: 0, overloaded: 0 };
+  /**
+   * `stats.calls` split by the caller's interface version: the evidence that a
+   * version still has callers (runtime/node/callers.ts), for retiring by evidence.
+   */
+  readonly callsByVersion = new Map<number, number>();
   readonly transformFailures = new Map<string, TransformFailure>();
   /** Actors whose stored record cannot be read, by key (reported in the node record). */
   readonly unreadable = new Map<string, UnreadableState>();
@@ -222,7 +227,7 @@ export class ActorHost {
    * writes nothing, which is most calls to volatile actors.
    */
   dispatch(key: string, version: number, message: string, request: unknown, settle: Settle, idempotencyKey?: string): void {
-    this.stats.calls++;
+    this.countCall(version);
     let route: Route;
     try {
       route = admit(this.typeVersions, version, message, request);
@@ -247,6 +252,12 @@ export class ActorHost {
       return;
     }
     cell.enqueue(call);
+  }
+
+  /** Counts a call from a caller of `version` (`stats.calls` and {@link callsByVersion}). */
+  countCall(version: number): void {
+    this.stats.calls++;
+    this.callsByVersion.set(version, (this.callsByVersion.get(version) ?? 0) + 1);
   }
 
   /** True if actor `key` has as many calls waiting as its mailbox holds: a new call would be refused. */

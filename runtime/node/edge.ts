@@ -132,7 +132,7 @@ export function createEdge(options: EdgeOptions): Edge {
     const shed = inflight >= options.maxInflight ? nodeFull : host.mailboxFull(parsed.key) ? actorFull : undefined;
     if (shed) {
       host.stats.overloaded++;
-      host.stats.calls++;
+      host.countCall(parsed.version);
       return replyBytes(msg, false, shed, { correlation, version: parsed.version, nodeVersion: host.currentVersion });
     }
     inflight++;

@@ -17,6 +17,7 @@ import { addNatsFlags, connectFromFlags, type NatsFlags } from '../connection.ts
 import { supersedes, Udb, UdbPrefix, type NodeRecord, type RolloutRecord, type UdbSnapshot } from '../../udb/index.ts';
 import { bucketNames } from '../../wire/protocol.ts';
 import { formatLabels, labelsOf } from '../../node/labels.ts';
+import { oldVersionLine, oldVersions, type OldVersionView } from './retire.ts';
 
 /** Connection flags shared by the operator commands (../connection.ts) and `--service`. */
 export interface ConnectionFlags extends NatsFlags {
@@ -138,6 +139,12 @@ export interface StatusView {
   nodes: NodeStatusView[];
   rollouts: RolloutStatusView[];
   retired: Array<{ type: string; version: number }>;
+  /**
+   * Versions below the lowest one a live node runs, not retired, with when a
+   * caller of each was last seen and whether the type's policy would retire it
+   * (`molt retire <type> --when-unused`); see docs/operations.md.
+   */
+  oldVersions: OldVersionView[];
   problems: ProblemView[];
 }
 
@@ -217,6 +224,7 @@ export function statusView(service: string, snap: UdbSnapshot, now: number, leas
     nodes,
     rollouts,
     retired: snap.retired.map((r) => ({ type: r.type, version: r.version })),
+    oldVersions: oldVersions(snap, now, leaseMs),
     problems: [
       ...snap.reports.map((r) => ({ nodeId: r.nodeId, key: r.key, code: r.code, ...(r.reason ? { reason: r.reason } : {}), message: r.message, at: r.at })),
       // Actor records a live node cannot read (it keeps serving every other actor).
@@ -307,6 +315,10 @@ export function renderStatus(view: StatusView, options: { unicode: boolean }): s
   }
   if (view.retired.length > 0) {
     lines.push('', `retired: ${view.retired.map((r) => `${r.type}@${r.version}`).join(', ')}`);
+  }
+  if (view.oldVersions.length > 0) {
+    const ready = view.oldVersions.filter((v) => v.readyToRetire).length;
+    lines.push('', `OLD VERSIONS${ready > 0 ? ` (${ready} ready to retire: molt retire <type> --when-unused)` : ''}`, ...view.oldVersions.map(oldVersionLine));
   }
   if (view.problems.length > 0) {
     lines.push('', 'PROBLEMS');
