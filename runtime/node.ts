@@ -33,6 +33,8 @@ import { createNodeMetrics, serveMetrics, type MetricsOptions, type MetricsServe
 import { Udb } from './udb/index.ts';
 import { tracerOf } from './observe/trace.ts';
 import type { TracerProvider } from '@opentelemetry/api';
+import { checkLabels } from './node/labels.ts';
+import { CallerEvidence, DEFAULT_EVIDENCE_EVERY_MS } from './node/callers.ts';
 
 /** Options of {@link createNode}. Only `service` and `nats` are required; timings default for a LAN. */
 export interface NodeOptions {
@@ -100,6 +102,18 @@ export interface NodeOptions {
   tracerProvider?: TracerProvider;
   /** Fingerprints of the publisher keys this node's upgrade manager trusts, published in its record (`keyFingerprint`). */
   trusts?: readonly string[];
+  /**
+   * Labels of this node (`{ zone: 'a', group: 'g1' }`), carried in its UDB record
+   * for scheduling functions (`zones`, `groups`, `ring`) and `molt status`.
+   */
+  labels?: Readonly<Record<string, string>>;
+  /**
+   * How often, at most, this node writes a busy caller version's last sighting
+   * to the UDB (`callers.<type>.<node>`, for `molt retire --when-unused`;
+   * default 60 000 ms). A version called again after a quiet spell is written
+   * within a heartbeat.
+   */
+  evidenceEveryMs?: number;
   codec?: Codec;
   clock?: Clock;
   logger?: Logger;
@@ -183,6 +197,7 @@ export async function createNode(options: NodeOptions): Promise<MoltNode> {
   if (!/^[A-Za-z0-9_-]{1,128}$/.test(nodeId)) {
     throw new MoltError(ErrorCode.InvalidDefinition, `node id '${nodeId}' may contain only letters, digits, '_' and '-'`);
   }
+  const labels = checkLabels(options.labels);
   const logger = (options.logger ?? createJsonLogger()).child({ node: nodeId, service: options.service.name });
   const shards = options.shards ?? DEFAULT_SHARDS;
   const heartbeatMs = options.heartbeatMs ?? 1000;
@@ -256,7 +271,7 @@ export async function createNode(options: NodeOptions): Promise<MoltNode> {
     );
   }
 
-  const identity = { nodeId, service: service.name, startedAt: clock.now(), trusts: options.trusts };
+  const identity = { nodeId, service: service.name, startedAt: clock.now(), trusts: options.trusts, labels };
   const state: NodeRecordState = { status: 'running', lastError: undefined, upgradingTo: {} };
 
   const acceptsReply = createReplyCheck({ callerInboxPrefix: options.callerInboxPrefix, ownInboxes: () => ownInboxes(nc, kvStore.ackInbox, options.callerInboxPrefix), logger, clock });
@@ -360,6 +375,18 @@ export async function createNode(options: NodeOptions): Promise<MoltNode> {
   serving = true;
   // $SRV.PING|INFO|STATS (docs/protocol.md, "Discovery").
   const discovery = startDiscovery({ nc, service: service.name, nodeId, shards, startedAt: identity.startedAt, types: () => discoveredTypes(service, hosts), ownedShards: () => placement.ownedShards().size, acceptsReply, logger });
+  // Caller evidence for retiring by evidence: a node that cannot write it still serves.
+  const evidence = new CallerEvidence({
+    kv: udb,
+    nodeId,
+    hosts,
+    policies: Object.fromEntries(service.types.map((t) => [t.name, t.options.retireWhenUnusedMs])),
+    clock,
+    logger,
+    everyMs: options.evidenceEveryMs ?? DEFAULT_EVIDENCE_EVERY_MS,
+    heartbeatMs,
+  });
+  await evidence.start().catch((e: unknown) => logger.warn('caller evidence not started', { error: String(e) }));
   await nc.flush();
   logger.info('node started', { versions: Object.fromEntries([...hosts].map(([name, host]) => [name, host.currentVersion])), shards: placement.ownedShards().size });
 
@@ -431,6 +458,7 @@ export async function createNode(options: NodeOptions): Promise<MoltNode> {
       stopping ??= (async () => {
         state.status = 'stopped';
         await discovery.stop();
+        await evidence.stop().catch(() => undefined);
         await placement.stop({ leave: true });
         await Promise.allSettled([...subscriptions.values()].map((sub) => sub.drain()));
         subscriptions.clear();

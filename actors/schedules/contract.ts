@@ -50,6 +50,8 @@ export interface ScheduleNodeView {
    * means the node restarted; SFs must treat that as a reset, not a negative rise.
    */
   stats?: { calls?: number; failed?: number; disallowed?: number; transformFailures?: number };
+  /** The node's labels (`molt node --label zone=a`), when it has any. */
+  labels?: Readonly<Record<string, string>>;
 }
 
 /** What an SF is started with. */
@@ -175,4 +177,4 @@ export type ScheduleMachine = StateMachine<
 >;
 
 /** Names of the built-in schedules (descriptor field `schedule.name`). */
-export type BuiltInScheduleName = 'immediate' | 'rolling' | 'canary' | 'whenIdle' | 'window' | 'after';
+export type BuiltInScheduleName = 'immediate' | 'rolling' | 'canary' | 'whenIdle' | 'window' | 'after' | 'zones' | 'groups' | 'ring';

@@ -26,6 +26,9 @@ import type { ParseResult } from './params.ts';
 import { rolling, rollingPolicy } from './rolling.ts';
 import { whenIdle, whenIdlePolicy } from './whenIdle.ts';
 import { window, windowPolicy } from './window.ts';
+import { zones, zonesPolicy } from './zones.ts';
+import { groups, groupsPolicy } from './groups.ts';
+import { ring, ringPolicy } from './ring.ts';
 
 export type {
   BuiltInScheduleName,
@@ -46,13 +49,16 @@ export type { GateResult } from './order.ts';
 export { rollingGate, stableOrder, withSelf } from './order.ts';
 export { healthProblem } from './health.ts';
 export { inWindow, minutesOfDay, parseTimeZone } from './window.ts';
-export { immediate, rolling, canary, whenIdle, window, after };
+export { immediate, rolling, canary, whenIdle, window, after, zones, groups, ring };
 export type { ImmediateParams } from './immediate.ts';
 export type { RollingParams } from './rolling.ts';
 export type { CanaryParams } from './canary.ts';
 export type { WhenIdleParams } from './whenIdle.ts';
 export type { WindowParams } from './window.ts';
 export type { AfterParams } from './after.ts';
+export type { ZonesParams } from './zones.ts';
+export type { GroupsParams } from './groups.ts';
+export type { RingParams } from './ring.ts';
 
 /**
  * The built-in SFs by descriptor name. Each value is the machine itself;
@@ -66,6 +72,9 @@ export const builtInSchedules: Readonly<Record<BuiltInScheduleName, ScheduleMach
   whenIdle,
   window,
   after,
+  zones,
+  groups,
+  ring,
 });
 
 const parsers: Readonly<Record<BuiltInScheduleName, (params: unknown) => ParseResult<unknown>>> = {
@@ -75,6 +84,9 @@ const parsers: Readonly<Record<BuiltInScheduleName, (params: unknown) => ParseRe
   whenIdle: whenIdlePolicy.parse,
   window: windowPolicy.parse,
   after: afterPolicy.parse,
+  zones: zonesPolicy.parse,
+  groups: groupsPolicy.parse,
+  ring: ringPolicy.parse,
 };
 
 /** A valid descriptor `schedule` field for each built-in, quoted in error messages and docs. */
@@ -85,6 +97,9 @@ export const scheduleExamples: Readonly<Record<BuiltInScheduleName, ScheduleDesc
   whenIdle: { name: 'whenIdle', params: { maxCallsPerSecond: 5, forMs: 10_000 } },
   window: { name: 'window', params: { start: '22:00', end: '02:00', timeZone: '+01:00' } },
   after: { name: 'after', params: { service: 'billing', type: 'invoice', version: 3 } },
+  zones: { name: 'zones', params: { order: ['a', 'b', 'c'] } },
+  groups: { name: 'groups', params: { label: 'group' } },
+  ring: { name: 'ring', params: { label: 'ring' } },
 };
 
 const builtInNames = Object.keys(builtInSchedules) as BuiltInScheduleName[];

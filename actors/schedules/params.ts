@@ -116,6 +116,17 @@ export class ParamReader {
     return v;
   }
 
+  /** A list of distinct non-empty strings (`["b", "a"]`), or undefined when absent. */
+  list(name: string, opts: { expected: string }): string[] | undefined {
+    const v = this.take(name);
+    if (v === undefined) return undefined;
+    if (!Array.isArray(v) || v.length === 0 || v.some((x) => typeof x !== 'string' || x.length === 0) || new Set(v).size !== v.length) {
+      this.problems.push(`parameter "${name}" must be ${opts.expected}, got ${describe(v)}`);
+      return undefined;
+    }
+    return v as string[];
+  }
+
   /** `params.health`: absent → undefined (no gate); `true` or an object → thresholds. */
   health(): HealthParams | undefined {
     const v = this.take('health');

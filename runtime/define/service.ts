@@ -17,6 +17,13 @@ export interface ActorTypeOptions {
   volatile?: boolean;
   /** Drop an idle actor from memory after this many ms (default: the node's setting). */
   passivateAfterMs?: number;
+  /**
+   * Retire-by-evidence policy: an old version of this type may be retired once
+   * no node has seen a caller of it for this many ms. Nodes publish it with
+   * their caller evidence; `molt retire --when-unused` uses it when no window is
+   * given, and `molt status` lists the versions ready by it (docs/operations.md).
+   */
+  retireWhenUnusedMs?: number;
 }
 
 /** An actor type: a name and its version chain 1, 2, 3, … */
@@ -85,6 +92,9 @@ export function defineActorType<const TName extends string, const TVersions exte
   checkVersionChain(name, versions);
   if (options.passivateAfterMs !== undefined && !(options.passivateAfterMs > 0)) {
     throw invalid(`actor type '${name}': passivateAfterMs must be a positive number of milliseconds`);
+  }
+  if (options.retireWhenUnusedMs !== undefined && !(Number.isFinite(options.retireWhenUnusedMs) && options.retireWhenUnusedMs > 0)) {
+    throw invalid(`actor type '${name}': retireWhenUnusedMs must be a positive number of milliseconds (e.g. 7 * 24 * 3600_000 for a week)`);
   }
   return { name, versions, options };
 }

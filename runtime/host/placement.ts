@@ -66,6 +66,8 @@ export interface NodeRecord {
   unreadable?: Array<{ type: string; key: string; revision: number; message: string }>;
   /** Fingerprints of the publisher keys this node's upgrade manager trusts (`molt publish` checks its key against them). */
   trusts?: string[];
+  /** The node's labels (`zone=a`, `group=g1`), fixed for the process's life (runtime/node/labels.ts). */
+  labels?: Record<string, string>;
 }
 
 export interface PlacementOptions {

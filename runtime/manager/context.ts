@@ -19,6 +19,7 @@ import type { StoredDescriptor, UpgradeStore } from '../server/store.ts';
 import type { ControlRecord, RetireRecord, RolloutRecord, Udb } from '../udb/index.ts';
 import type { ScheduleMachine, ScheduleNodeView } from '../../actors/schedules/contract.ts';
 import type { Managed, NodeView } from './model.ts';
+import { labelsOf } from '../node/labels.ts';
 
 /** The manager's settings, defaults applied. */
 export interface ManagerConfig {
@@ -119,12 +120,14 @@ export function nodeViews(ctx: ManagerContext, type: string): ScheduleNodeView[]
     if (typeof version !== 'number') continue;
     const live = v.record.status !== 'stopped' && (id === ctx.node.id || now - v.lastSeen <= ctx.config.leaseMs);
     const s = v.record.typeStats?.[type] ?? v.record.stats;
+    const labels = labelsOf(v.record.labels);
     out.push({
       id,
       version,
       status: v.record.status,
       live,
       ...(s ? { stats: { calls: s.calls, failed: s.failed, disallowed: s.disallowed, transformFailures: s.transformFailures } } : {}),
+      ...(labels ? { labels } : {}),
     });
   }
   return out.sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));

@@ -10,8 +10,8 @@
  *   `rollouts` and `control` keys (a rollout published paused);
  * - **node** (`molt node`), one user per node id when ids are given: serves
  *   calls, writes actor state and, in the UDB, only keys carrying its own id
- *   (its record, its progress, its reports, its halts) plus the rollouts'
- *   counts;
+ *   (its record, its progress, its reports, its halts, its caller evidence)
+ *   plus the rollouts' counts;
  * - **caller**: sends calls, reads its replies.
  *
  * Every rule is an allow-list: what a role is not given, the server refuses.
@@ -138,8 +138,8 @@ export function roleUsers(options: PermissionsOptions): RoleUser[] {
         ...((options.after ?? []).length > 0 ? [{ why: 'read the services its `after` schedules follow', subjects: (options.after ?? []).flatMap((other) => readStream(serviceBuckets(other).udb.stream)) }] : []),
         { why: 'write actor state', subjects: [`$KV.${b.state.name}.>`] },
         {
-          why: id === undefined ? 'write node-owned UDB keys (any node\'s: give --nodes to restrict each to its own) and rollout counts' : 'write its own UDB keys (record, progress, reports, halts) and rollout counts',
-          subjects: [`${udb}.nodes.${own}`, `${udb}.progress.*.${own}`, `${udb}.reports.${own}.>`, `${udb}.control.*.${own}`, `${udb}.rollouts.*`],
+          why: id === undefined ? 'write node-owned UDB keys (any node\'s: give --nodes to restrict each to its own) and rollout counts' : 'write its own UDB keys (record, progress, reports, halts, caller evidence) and rollout counts',
+          subjects: [`${udb}.nodes.${own}`, `${udb}.progress.*.${own}`, `${udb}.reports.${own}.>`, `${udb}.control.*.${own}`, `${udb}.callers.*.${own}`, `${udb}.rollouts.*`],
         },
         { why: 'reply to callers (only to reply subjects under _INBOX, docs/protocol.md)', subjects: [`${DEFAULT_CALLER_INBOX_PREFIX}.>`] },
       ],

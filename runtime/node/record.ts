@@ -22,7 +22,7 @@ export interface NodeRecordState {
 
 /** Builds this node's record from its hosts and state. */
 export function buildNodeRecord(
-  identity: { nodeId: string; service: string; startedAt: number; trusts?: readonly string[] | undefined },
+  identity: { nodeId: string; service: string; startedAt: number; trusts?: readonly string[] | undefined; labels?: Readonly<Record<string, string>> | undefined },
   hosts: ReadonlyMap<string, ActorHost>,
   state: NodeRecordState,
   now: number,
@@ -64,6 +64,7 @@ export function buildNodeRecord(
   if (unreadable.length > 0) record.unreadable = unreadable;
   if (state.lastError !== undefined) record.lastError = state.lastError;
   if (identity.trusts) record.trusts = [...identity.trusts];
+  if (identity.labels && Object.keys(identity.labels).length > 0) record.labels = { ...identity.labels };
   if (Object.keys(state.upgradingTo).length > 0) record.upgrading = { ...state.upgradingTo };
   return record;
 }

@@ -51,6 +51,8 @@ export function routeLabel(route: Route | undefined): RouteLabel {
 interface VersionCounts {
   readonly ok: number[];
   readonly errors: Array<Map<string, number> | undefined>;
+  /** Every call of the version, whatever its route and outcome. */
+  total: number;
 }
 
 /** One counted series: what `molt_calls_total` exposes. */
@@ -87,7 +89,7 @@ export class CallCounts {
   private of(version: number): VersionCounts {
     let v = this.byVersion.get(version);
     if (v === undefined) {
-      v = { ok: [0, 0, 0, 0, 0], errors: [undefined, undefined, undefined, undefined, undefined] };
+      v = { ok: [0, 0, 0, 0, 0], errors: [undefined, undefined, undefined, undefined, undefined], total: 0 };
       this.byVersion.set(version, v);
     }
     return v;
@@ -96,7 +98,9 @@ export class CallCounts {
   /** A call of `version` answered with a reply. */
   ok(version: number, route: Route | undefined): void {
     this.calls++;
-    this.of(version).ok[routeIndex(route)]!++;
+    const v = this.of(version);
+    v.ok[routeIndex(route)]!++;
+    v.total++;
   }
 
   /** A call of `version` answered with an error of `code`. */
@@ -122,6 +126,7 @@ export class CallCounts {
 
   private countError(version: number, index: number, code: string): void {
     const v = this.of(version);
+    v.total++;
     const byCode = (v.errors[index] ??= new Map());
     byCode.set(code, (byCode.get(code) ?? 0) + 1);
   }
@@ -133,6 +138,14 @@ export class CallCounts {
     const step = this.tfByStep.get(key);
     if (step) step.count++;
     else this.tfByStep.set(key, { from, to, count: 1 });
+  }
+
+  /**
+   * Calls so far per caller version, whatever their route and outcome: the
+   * evidence that a version still has callers (runtime/node/callers.ts).
+   */
+  *versionTotals(): IterableIterator<[version: number, calls: number]> {
+    for (const [version, v] of this.byVersion) yield [version, v.total];
   }
 
   /** Every non-zero series, for the metrics. */

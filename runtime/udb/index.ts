@@ -24,6 +24,7 @@ import {
   type ReportRecord,
   type RetireRecord,
   type RolloutRecord,
+  type CallerRecord,
 } from './records.ts';
 
 export * from './records.ts';
@@ -42,6 +43,8 @@ export interface UdbSnapshot {
   retired: RetireRecord[];
   progress: ProgressRecord[];
   reports: ReportRecord[];
+  /** Every node's caller evidence (`callers.<type>.<node>`, ./evidence.ts); absent from snapshots made without it. */
+  callers?: CallerRecord[];
 }
 
 const MAX_CAS_ATTEMPTS = 16;
@@ -119,6 +122,10 @@ export class Udb {
   reports(): Promise<ReportRecord[]> {
     return this.all(UdbPrefix.reports, udbPatterns.report);
   }
+  /** Caller evidence (./evidence.ts), of one type or all. */
+  callers(type?: string): Promise<CallerRecord[]> {
+    return this.all(type ? `${UdbPrefix.callers}${type}.` : UdbPrefix.callers, udbPatterns.callers);
+  }
 
   /**
    * Everything in the UDB at once, as `molt status` shows it.
@@ -134,15 +141,16 @@ export class Udb {
    */
   async snapshot(): Promise<UdbSnapshot> {
     if (!this.nc) {
-      const [nodes, rollouts, control, retired, progress, reports] = await Promise.all([
+      const [nodes, rollouts, control, retired, progress, reports, callers] = await Promise.all([
         this.nodes(),
         this.rollouts(),
         this.controls(),
         this.retirements(),
         this.progress(),
         this.reports(),
+        this.callers(),
       ]);
-      return { nodes, rollouts, control, retired, progress, reports };
+      return { nodes, rollouts, control, retired, progress, reports, callers };
     }
     let entries: KvEntry[];
     try {
@@ -173,6 +181,7 @@ export class Udb {
       retired: of(UdbPrefix.retired, udbPatterns.retired),
       progress: of(UdbPrefix.progress, udbPatterns.progress),
       reports: of(UdbPrefix.reports, udbPatterns.report),
+      callers: of(UdbPrefix.callers, udbPatterns.callers),
     };
   }
 

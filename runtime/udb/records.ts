@@ -12,13 +12,15 @@
  * | `retired.<type>.<version>` | {@link RetireRecord} | operator (`molt retire`) |
  * | `progress.<rollout>.<node>` | {@link ProgressRecord} | the node's upgrade manager |
  * | `reports.<node>.<type>.<to>` | {@link ReportRecord} | the node's upgrade manager (refused or failed upgrades) |
+ * | `callers.<type>.<node>` | {@link CallerRecord} | the node (caller evidence, ./evidence.ts) |
  *
  * @module
  */
 import { isMatching, P } from 'ts-pattern';
 import type { NodeRecord } from '../host/placement.ts';
+import type { CallerRecord } from './evidence.ts';
 
-export type { NodeRecord };
+export type { NodeRecord, CallerRecord };
 
 /**
  * Lifecycle of a rollout. `aborted`, `done` and `rolled-back` are final;
@@ -149,6 +151,7 @@ export const UdbPrefix = {
   retired: 'retired.',
   progress: 'progress.',
   reports: 'reports.',
+  callers: 'callers.',
 } as const;
 
 export const udbKey = {
@@ -160,6 +163,8 @@ export const udbKey = {
   retired: (type: string, version: number) => `${UdbPrefix.retired}${type}.${version}`,
   progress: (rolloutId: string, nodeId: string) => `${UdbPrefix.progress}${rolloutId}.${nodeId}`,
   report: (nodeId: string, type: string, to: number) => `${UdbPrefix.reports}${nodeId}.${type}.${to}`,
+  /** A node's evidence about a type's callers (./evidence.ts). */
+  callers: (type: string, nodeId: string) => `${UdbPrefix.callers}${type}.${nodeId}`,
 };
 
 const counts = P.when((v): v is Record<string, number> => typeof v === 'object' && v !== null && Object.values(v).every((n) => typeof n === 'number'));
@@ -181,6 +186,7 @@ export const udbPatterns = {
   retired: { type: P.string, version: P.number, at: P.number },
   progress: { rolloutId: P.string, nodeId: P.string, step: P.string, at: P.number },
   report: { nodeId: P.string, key: P.string, code: P.string, message: P.string, at: P.number },
+  callers: { nodeId: P.string, type: P.string, since: P.number, lastSeen: counts, slackMs: P.number },
 } as const;
 
 const decoder = new TextDecoder();

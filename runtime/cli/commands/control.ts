@@ -21,6 +21,8 @@ import { openUpgradeStore } from '../../server/store.ts';
 import { descriptorKey, parseSignedDescriptor } from '../../server/descriptor.ts';
 import { importBundle, sha256Hex } from '../../server/bundle.ts';
 import { addConnectionFlags, connectFromFlags, openUdbFor, serviceFromFlags, type ConnectionFlags } from './status.ts';
+import { retireWhenUnused } from './retire.ts';
+import { parseWindow } from '../../udb/evidence.ts';
 
 function who(): string {
   try {
@@ -216,15 +218,24 @@ export function registerControlCommands(program: Command): void {
       });
   }
 
-  addConnectionFlags(program.command('retire <type> <version>'))
+  addConnectionFlags(program.command('retire <type> [version]'))
     .description('stop serving an old version of a type on every node (its callers get VersionRetired)')
-    .action(async (type: string, versionText: string, flags: ControlFlags) => {
-      const version = Number(versionText);
-      if (!Number.isInteger(version) || version < 1) throw new MoltError(ErrorCode.InvalidDefinition, `<version> must be a positive integer, got '${versionText}'`);
+    .option('--when-unused [window]', 'only once no node has seen a caller of it for the window (30d, 12h, 15m; default: the type\'s retireWhenUnusedMs); without <version>, every old version of the type that is')
+    .action(async (type: string, versionText: string | undefined, flags: ControlFlags & { whenUnused?: string | boolean }) => {
+      const version = versionText === undefined ? undefined : Number(versionText);
+      if (version !== undefined && (!Number.isInteger(version) || version < 1)) throw new MoltError(ErrorCode.InvalidDefinition, `<version> must be a positive integer, got '${versionText}'`);
+      if (version === undefined && flags.whenUnused === undefined) throw new MoltError(ErrorCode.InvalidDefinition, 'give the <version> to retire, or --when-unused to retire the versions no caller has used (molt retire counter 1, molt retire counter --when-unused 30d)');
       const nc = await connectFromFlags(flags, 'molt retire');
       try {
         const udb = await openUdbFor(nc, await serviceFromFlags(nc, flags));
-        process.stdout.write(`${await retireVersion(udb, type, version)}\n`);
+        if (flags.whenUnused === undefined) {
+          process.stdout.write(`${await retireVersion(udb, type, version!)}\n`);
+          return;
+        }
+        const windowMs = typeof flags.whenUnused === 'string' ? parseWindow(flags.whenUnused) : undefined;
+        const result = await retireWhenUnused(udb, { type, version, windowMs, now: Date.now(), leaseMs: 60_000 }, (t, v) => retireVersion(udb, t, v));
+        for (const v of result.retired) process.stdout.write(`retired ${type}@${v}: no node has seen a caller of it for the window; its callers get VersionRetired\n`);
+        for (const r of result.refused) process.stdout.write(`kept ${type}@${r.version}: ${r.why}\n`);
       } finally {
         await nc.drain().catch(() => undefined);
       }

@@ -14,6 +14,7 @@ import { startUpgradeManager } from '../../manager/index.ts';
 import { keyFingerprint, parseTrustedKeys } from '../../server/keys.ts';
 import { addNatsFlags, natsTargetFromFlags, type NatsFlags } from '../connection.ts';
 import type { NatsConnectOptions } from '../../nats/connect.ts';
+import { formatLabels, parseLabelFlags } from '../../node/labels.ts';
 
 interface NodeFlags extends NatsFlags {
   id?: string;
@@ -31,6 +32,7 @@ interface NodeFlags extends NatsFlags {
   stateMaxBytes?: string;
   metricsPort?: string;
   metricsHost?: string;
+  label?: string[];
 }
 
 function parseVersions(pairs: string[] | undefined): Record<string, number> | undefined {
@@ -74,6 +76,7 @@ export async function runNodeFromFlags(modulePath: string, flags: NodeFlags, nat
     ...(flags.callerInboxPrefix ? { callerInboxPrefix: flags.callerInboxPrefix } : {}),
     stateMaxBytes: positive('state-max-bytes', flags.stateMaxBytes),
     ...(flags.metricsPort !== undefined ? { metrics: { port: port('metrics-port', flags.metricsPort), ...(flags.metricsHost ? { host: flags.metricsHost } : {}) } } : {}),
+    labels: parseLabelFlags(flags.label),
     // In the node's record, so that `molt publish` can tell a key no node trusts.
     trusts: trustedKeys.map(keyFingerprint),
   });
@@ -93,7 +96,8 @@ export async function runNodeFromFlags(modulePath: string, flags: NodeFlags, nat
     void manager.stop().finally(() => process.exit(1));
   });
   const versions = Object.entries(node.status().types).map(([t, s]) => `${t}@${s.current}`).join(' ');
-  process.stdout.write(`molt node ${node.id} serving ${service.name} (${versions}) on ${(Array.isArray(nats.servers) ? nats.servers : [nats.servers]).map(withoutCredentials).join(',')}\n`);
+  const labels = formatLabels(parseLabelFlags(flags.label));
+  process.stdout.write(`molt node ${node.id} serving ${service.name} (${versions}) on ${(Array.isArray(nats.servers) ? nats.servers : [nats.servers]).map(withoutCredentials).join(',')}${labels ? ` labels ${labels}` : ''}\n`);
   if (node.metricsPort !== undefined) process.stdout.write(`metrics on http://${flags.metricsHost ?? 'localhost'}:${node.metricsPort}/metrics\n`);
   // The manager works over the node's connection, which node.stop() drains: stop
   // it first (an upgrade in progress completes), or its periodic reads fail
@@ -131,6 +135,7 @@ function addNodeFlags(cmd: Command): Command {
     .option('--state-max-bytes <n>', 'size limit of the actor-state bucket when this node sets the service up (a server without credentials; elsewhere: molt setup --state-max-bytes)')
     .option('--metrics-port <port>', 'serve Prometheus metrics at http://<host>:<port>/metrics (default: not served; 0 takes a free port)')
     .option('--metrics-host <host>', 'interface the metrics listen on (default: every interface)')
+    .option('--label <name=value>', 'a label of this node, e.g. --label zone=a --label group=g1 (repeat for each; schedules zones, groups and ring read them)', (v: string, prev: string[] | undefined) => [...(prev ?? []), v])
     .option('--trust <publicKeys...>', 'publisher public keys whose upgrades this node accepts (also $MOLT_TRUSTED_KEYS, comma-separated)')
     .option('--reconcile <ms>', 'how often the upgrade manager re-reads published upgrades (default 5000)')
     .option('--tick <ms>', 'clock tick of scheduling functions (default 1000)')

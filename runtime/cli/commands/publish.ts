@@ -61,7 +61,7 @@ export function registerPublishCommand(program: Command): void {
   addConnectionFlags(program.command('publish <module>'))
     .description('publish the new versions in <module> as a signed upgrade')
     .option('--key <seedFile>', 'publisher seed that signs the upgrade (from `molt keys generate`; default $MOLT_PUBLISHER_KEY)')
-    .option('--schedule <name>', 'scheduling function: immediate, rolling, canary, whenIdle, window, after, or one the module exports in `schedules`', 'immediate')
+    .option('--schedule <name>', 'scheduling function: immediate, rolling, canary, whenIdle, window, after, zones, groups, ring, or one the module exports in `schedules`', 'immediate')
     .option('--param <name=value...>', 'a parameter of the schedule, e.g. --param batch=1 (repeat for more)')
     .option('--version <type=version...>', 'publish exactly this version of a type (default: every version newer than the last published)')
     .option('--paused', 'start the rollouts paused: nodes load the upgrade but none upgrades until `molt resume`')

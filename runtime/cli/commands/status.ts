@@ -16,6 +16,8 @@ import { ErrorCode, isMoltError, MoltError } from '../../errors.ts';
 import { addNatsFlags, connectFromFlags, type NatsFlags } from '../connection.ts';
 import { supersedes, Udb, UdbPrefix, type NodeRecord, type RolloutRecord, type UdbSnapshot } from '../../udb/index.ts';
 import { bucketNames } from '../../wire/protocol.ts';
+import { formatLabels, labelsOf } from '../../node/labels.ts';
+import { oldVersionLine, oldVersions, type OldVersionView } from './retire.ts';
 
 /** Connection flags shared by the operator commands (../connection.ts) and `--service`. */
 export interface ConnectionFlags extends NatsFlags {
@@ -78,6 +80,8 @@ export interface NodeStatusView {
   lastError?: string;
   /** Fingerprints of the publisher keys its upgrade manager trusts (absent: the node does not say). */
   trusts?: string[];
+  /** The node's labels (`--label zone=a`); absent when it has none. */
+  labels?: Record<string, string>;
 }
 
 /** One node's place in a rollout. */
@@ -135,6 +139,12 @@ export interface StatusView {
   nodes: NodeStatusView[];
   rollouts: RolloutStatusView[];
   retired: Array<{ type: string; version: number }>;
+  /**
+   * Versions below the lowest one a live node runs, not retired, with when a
+   * caller of each was last seen and whether the type's policy would retire it
+   * (`molt retire <type> --when-unused`); see docs/operations.md.
+   */
+  oldVersions: OldVersionView[];
   problems: ProblemView[];
 }
 
@@ -182,6 +192,7 @@ export function statusView(service: string, snap: UdbSnapshot, now: number, leas
       pid: n.pid,
       ...(n.lastError ? { lastError: n.lastError } : {}),
       ...(n.trusts ? { trusts: [...n.trusts] } : {}),
+      ...(labelsOf(n.labels) ? { labels: { ...labelsOf(n.labels) } } : {}),
     }))
     .sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
   const newest = (r: RolloutRecord) => !snap.rollouts.some((o) => supersedes(o, r));
@@ -213,6 +224,7 @@ export function statusView(service: string, snap: UdbSnapshot, now: number, leas
     nodes,
     rollouts,
     retired: snap.retired.map((r) => ({ type: r.type, version: r.version })),
+    oldVersions: oldVersions(snap, now, leaseMs),
     problems: [
       ...snap.reports.map((r) => ({ nodeId: r.nodeId, key: r.key, code: r.code, ...(r.reason ? { reason: r.reason } : {}), message: r.message, at: r.at })),
       // Actor records a live node cannot read (it keeps serving every other actor).
@@ -272,10 +284,13 @@ export function renderStatus(view: StatusView, options: { unicode: boolean }): s
   lines.push(`service ${view.service}: ${live} live node${live === 1 ? '' : 's'}${view.nodes.length > live ? `, ${view.nodes.length - live} gone` : ''}`);
   if (view.nodes.length > 0) {
     lines.push('');
-    const rows = [['NODE', 'STATUS', 'VERSIONS', 'HEARTBEAT', 'LAST ERROR']];
+    // The LABELS column only when some node has labels: most services have none.
+    const withLabels = view.nodes.some((n) => n.labels);
+    const rows = [['NODE', 'STATUS', 'VERSIONS', ...(withLabels ? ['LABELS'] : []), 'HEARTBEAT', 'LAST ERROR']];
     for (const n of view.nodes) {
       const versions = Object.entries(n.versions).map(([t, v]) => `${t}@${v}`).join(' ');
-      rows.push([n.id, n.live ? n.status : n.status === 'stopped' ? 'stopped' : 'dead', versions, `${ago(n.heartbeatAgoMs)} ago`, n.lastError ? n.lastError.slice(0, 100) : '']);
+      const labels = withLabels ? [formatLabels(n.labels) || '-'] : [];
+      rows.push([n.id, n.live ? n.status : n.status === 'stopped' ? 'stopped' : 'dead', versions, ...labels, `${ago(n.heartbeatAgoMs)} ago`, n.lastError ? n.lastError.slice(0, 100) : '']);
     }
     lines.push(...table(rows));
   }
@@ -300,6 +315,10 @@ export function renderStatus(view: StatusView, options: { unicode: boolean }): s
   }
   if (view.retired.length > 0) {
     lines.push('', `retired: ${view.retired.map((r) => `${r.type}@${r.version}`).join(', ')}`);
+  }
+  if (view.oldVersions.length > 0) {
+    const ready = view.oldVersions.filter((v) => v.readyToRetire).length;
+    lines.push('', `OLD VERSIONS${ready > 0 ? ` (${ready} ready to retire: molt retire <type> --when-unused)` : ''}`, ...view.oldVersions.map(oldVersionLine));
   }
   if (view.problems.length > 0) {
     lines.push('', 'PROBLEMS');

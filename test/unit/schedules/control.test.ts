@@ -17,6 +17,9 @@ const cases: Record<BuiltInScheduleName, { params: Record<string, unknown>; sati
   whenIdle: { params: { forMs: 5_000 }, satisfy: (sf) => sf.load(0).advance(5_000) },
   window: { params: { start: '13:00', end: '14:00' }, satisfy: (sf) => sf.advance(60 * 60_000) }, // T0 is 12:00 UTC
   after: { params: { service: 'billing', type: 'invoice', version: 2 }, satisfy: (sf) => sf.versions('billing', 'invoice', 2, 1) },
+  zones: { params: {}, satisfy: (sf) => sf.nodes(node('n1', 1, { labels: { zone: 'a' } }), node('n2', 1, { labels: { zone: 'b' } })) },
+  groups: { params: {}, satisfy: (sf) => sf.nodes(node('n1', 1, { labels: { group: 'g1' } }), node('n2', 1, { labels: { group: 'g1' } })) },
+  ring: { params: {}, satisfy: (sf) => sf.nodes(node('n1'), node('n2'), node('n3'), node('n4')) },
 };
 const names = Object.keys(cases) as BuiltInScheduleName[];
 

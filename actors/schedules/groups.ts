@@ -1,0 +1,83 @@
+/**
+ * `groups`: at most one node of each replica group upgrading at a time, so a
+ * replicated service (three replicas of a shard, a Raft group) keeps its
+ * quorum throughout — the paper's replicated-service scenario. Groups go in
+ * parallel: the rollout takes as many steps as the largest group has nodes.
+ *
+ * A node's group is its label `group` (`molt node --label group=g1`); a node
+ * without it is a group of its own. Within a group the nodes go one after
+ * another in the stable order (ids sorted): a node goes when every node
+ * before it in its group has reached the target or is gone (dead or stopped),
+ * and no other live node of its group is `upgrading` in its view.
+ *
+ * Why never two of a group at once, even on stale views: reaching the target
+ * and being gone do not revert, so when a node decides, every earlier node of
+ * its group is done (or gone) for good, and no later node of its group can
+ * decide before it has reached the target itself. The second check keeps the
+ * bound when a group's order shifts (a node joins with a smaller id).
+ *
+ * Params:
+ * - `label` — the label naming a node's group, default `"group"`.
+ * - `maxUnavailable` — at most this many nodes `upgrading` or `failed` at once
+ *   over the whole service (a number, or `"25%"` of the nodes recorded); default: no cap.
+ * - `health` — the health gate (optional).
+ *
+ * Descriptor: `{ "name": "groups", "params": { "label": "group" } }`
+ *
+ * @module
+ */
+import type { ScheduleNodeView } from './contract.ts';
+import { checkLabelName, labelOf, pending, unavailableOthers, upgradingOthers, waitFor } from './labels.ts';
+import { fromSchedulePolicy, type SchedulePolicy, type ScheduleView } from './machine.ts';
+import { stableOrder } from './order.ts';
+import { parseWith, resolveNodeCount, type HealthParams, type NodeCount } from './params.ts';
+
+/** Parsed params of `groups`. */
+export interface GroupsParams {
+  label: string;
+  maxUnavailable: NodeCount | undefined;
+  health: HealthParams | undefined;
+}
+
+/** The group of a node: its label, or (without it) a group of its own. */
+export function groupOf(n: ScheduleNodeView, label: string): string {
+  const g = labelOf(n, label);
+  return g === undefined ? `\u0000${n.id}` : g;
+}
+
+/** The rule of `groups`. */
+export const groupsPolicy: SchedulePolicy<GroupsParams, null> = {
+  name: 'groups',
+  parse: (params) =>
+    parseWith('groups', params, (r) => ({
+      label: r.str('label', { expected: 'a label name such as "group"', check: checkLabelName }) ?? 'group',
+      maxUnavailable: r.nodeCount('maxUnavailable', { unit: 'the most nodes upgrading or failed at once' }),
+      health: r.health(),
+    })),
+  init: () => null,
+  evaluate: (_state, view: ScheduleView<GroupsParams>) => {
+    if (!view.nodes) return { ready: false, note: 'waiting for the node list' };
+    const { label } = view.params;
+    const self = view.nodes.find((n) => n.id === view.input.nodeId);
+    if (!self) return { ready: false, note: `this node (${view.input.nodeId}) is not in the node list yet` };
+    const group = groupOf(self, label);
+    const members = stableOrder(view.nodes.filter((n) => groupOf(n, label) === group));
+    const name = labelOf(self, label) === undefined ? `node ${self.id} (no label "${label}")` : `group ${group}`;
+    const before = pending(members.slice(0, members.findIndex((n) => n.id === self.id)), view.input.to);
+    if (before.length > 0) return waitFor(name, before, view.input.to);
+    const busy = upgradingOthers(members, self.id);
+    if (busy.length > 0) return { ready: false, note: `${name}: ${busy.map((n) => n.id).join(', ')} upgrading; one node of a group at a time` };
+    const cap = view.params.maxUnavailable;
+    if (cap !== undefined) {
+      const limit = resolveNodeCount(cap, view.nodes.length);
+      const unavailable = unavailableOthers(view.nodes, self.id);
+      if (unavailable.length >= limit) {
+        return { ready: false, note: `${unavailable.length} node(s) unavailable (${unavailable.map((n) => n.id).join(', ')}), maxUnavailable ${limit}` };
+      }
+    }
+    return { ready: true };
+  },
+};
+
+/** The `groups` SF machine; params come through `input.params`. */
+export const groups = fromSchedulePolicy(groupsPolicy);

@@ -1,0 +1,45 @@
+/**
+ * What the label-aware schedules (`zones`, `groups`, `ring`) share: reading
+ * a node's label, and the "wait for these nodes" note.
+ *
+ * A node's labels come from its UDB record (`molt node --label zone=a`); a
+ * node without the label a schedule reads is handled as each schedule says
+ * (its own zone after the named ones, its own group, a ring position after
+ * the labelled ones).
+ *
+ * @module
+ */
+import type { ScheduleNodeView } from './contract.ts';
+import { describeNode, gone, reached, type GateResult } from './order.ts';
+
+/** A node's value of label `name`, or undefined. */
+export function labelOf(n: ScheduleNodeView, name: string): string | undefined {
+  const v = n.labels?.[name];
+  return typeof v === 'string' ? v : undefined;
+}
+
+/** Nodes that still block: neither at `to` nor gone. */
+export function pending(nodes: readonly ScheduleNodeView[], to: number): ScheduleNodeView[] {
+  return nodes.filter((n) => !reached(n, to) && !gone(n));
+}
+
+/** "`what` waits for n1 (v1, upgrading), … to reach v2", at most five named. */
+export function waitFor(what: string, blockers: readonly ScheduleNodeView[], to: number): GateResult {
+  const named = blockers.slice(0, 5).map(describeNode).join(', ');
+  return { ready: false, note: `${what} waits for ${named}${blockers.length > 5 ? ` and ${blockers.length - 5} more` : ''} to reach v${to}` };
+}
+
+/** Live nodes other than `selfId` that are `upgrading` now. */
+export function upgradingOthers(nodes: readonly ScheduleNodeView[], selfId: string): ScheduleNodeView[] {
+  return nodes.filter((n) => n.id !== selfId && n.live && n.status === 'upgrading');
+}
+
+/** Live nodes other than `selfId` that are unavailable (`upgrading` or `failed`). */
+export function unavailableOthers(nodes: readonly ScheduleNodeView[], selfId: string): ScheduleNodeView[] {
+  return nodes.filter((n) => n.id !== selfId && n.live && (n.status === 'upgrading' || n.status === 'failed'));
+}
+
+/** A label name as schedules take it (`"zone"`): same form as `molt node --label`. */
+export function checkLabelName(s: string): string | undefined {
+  return /^[a-z0-9]([a-z0-9._/-]{0,61}[a-z0-9])?$/.test(s) ? undefined : `must be a label name such as "zone" (lower-case letters, digits, '.', '_', '/', '-'), got "${s}"`;
+}
