@@ -29,7 +29,7 @@ import { openNodeBuckets } from './udb/buckets.ts';
 import { createReplyCheck, nodeInboxPrefix, ownInboxes } from './node/reply-subject.ts';
 import { buildNodeRecord, versionsToResume, type NodeRecordState } from './node/record.ts';
 import { discoveredTypes, startDiscovery } from './node/discovery.ts';
-import { createNodeMetrics, serveMetrics, type MetricsOptions, type MetricsServer } from './observe/metrics.ts';
+import type { MetricsOptions, MetricsServer } from './observe/metrics.ts';
 import { Udb } from './udb/index.ts';
 import { tracerOf } from './observe/trace.ts';
 import type { TracerProvider } from '@opentelemetry/api';
@@ -275,8 +275,10 @@ export async function createNode(options: NodeOptions): Promise<MoltNode> {
   const state: NodeRecordState = { status: 'running', lastError: undefined, upgradingTo: {} };
 
   const acceptsReply = createReplyCheck({ callerInboxPrefix: options.callerInboxPrefix, ownInboxes: () => ownInboxes(nc, kvStore.ackInbox, options.callerInboxPrefix), logger, clock });
-  const metrics = options.metrics
-    ? createNodeMetrics({ service: service.name, hosts, ownedShards: () => placement.ownedShards().size, rollouts: () => new Udb(udb, service.name).rollouts() })
+  // Loaded only when asked for: a node without metrics never loads prom-client.
+  const observe = options.metrics ? await import('./observe/metrics.ts') : undefined;
+  const metrics = observe
+    ? observe.createNodeMetrics({ service: service.name, hosts, ownedShards: () => placement.ownedShards().size, rollouts: () => new Udb(udb, service.name).rollouts() })
     : undefined;
   const edge = createEdge({
     service: service.name,
@@ -362,7 +364,7 @@ export async function createNode(options: NodeOptions): Promise<MoltNode> {
   let metricsServer: MetricsServer | undefined;
   try {
     // Before the node takes shards: a port already taken fails the start, not a running node.
-    if (metrics) metricsServer = await serveMetrics(metrics.registry, options.metrics!);
+    if (metrics && observe) metricsServer = await observe.serveMetrics(metrics.registry, options.metrics!);
     await placement.start();
   } catch (e) {
     await metricsServer?.close();
