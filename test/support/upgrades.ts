@@ -68,7 +68,7 @@ export async function startUpgradableNode(
   ];
   const child = spawnScript('bin/molt.js', args, { MOLT_LOG: 'warn', ...(options.env ?? {}) });
   try {
-    await child.waitFor(new RegExp(`molt node ${id} serving`), 30_000);
+    await child.waitFor(new RegExp(`molt node ${id} serving`), 60_000);
   } catch (e) {
     await child.kill('SIGKILL');
     throw e;
