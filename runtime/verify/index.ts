@@ -1,0 +1,12 @@
+/**
+ * `molt/verify`: the correctness rules of simulation objects and transform
+ * functions, checked automatically from the version declarations (see
+ * docs/verify.md), and the arbitraries derived from message schemas that
+ * drive the checks.
+ *
+ * @module
+ */
+export { requestArbitrary, messageArbitraries } from './arbitrary.ts';
+export type { GeneratorOverrides, RequestArbitraryOptions } from './arbitrary.ts';
+export { shapeOf } from '../pattern.ts';
+export type { PatternShape, PatternRefinement } from '../pattern.ts';
