@@ -10,3 +10,5 @@ export { requestArbitrary, messageArbitraries } from './arbitrary.ts';
 export type { GeneratorOverrides, RequestArbitraryOptions } from './arbitrary.ts';
 export { shapeOf } from '../pattern.ts';
 export type { PatternShape, PatternRefinement } from '../pattern.ts';
+export { verifyService, verifyType, formatReport, formatFailure, formatCall, VERIFY_RULES, RULE_TEXT } from './check.ts';
+export type { VerifyOptions, VerifyReport, VerifyFailure, VerifyRuleResult, VerifyRule, VerifyCall, AlwaysDisallowed } from './check.ts';
