@@ -4,7 +4,7 @@
  * `checkSchema`, so numbers are finite unless the message accepts others).
  *
  * Small ranges on purpose: a counterexample usually needs two calls to touch
- * the same element, and `P.string` over three letters makes that likely.
+ * the same element, so most numbers are 0, 1 or 2 and most strings 'a' or 'b'.
  *
  * A form that cannot be generated (a `P.when` predicate, a matcher built
  * outside Molt's `P`) is reported by message and path with a typed error,
@@ -51,10 +51,19 @@ function ungeneratable(where: Where, what: string): MoltError {
 
 const letters = fc.constantFrom('a', 'b', 'c');
 
-/** Short strings over a small alphabet (collisions are what find bugs), now and then any string. */
-const smallString = fc.oneof({ weight: 4, arbitrary: fc.string({ unit: letters, maxLength: 3 }) }, { weight: 1, arbitrary: fc.string({ maxLength: 8 }) });
+/** Mostly one of two short strings (collisions are what find bugs), else short strings over three letters, now and then any string. */
+const smallString = fc.oneof(
+  { weight: 3, arbitrary: fc.constantFrom('a', 'b') },
+  { weight: 2, arbitrary: fc.string({ unit: letters, maxLength: 3 }) },
+  { weight: 1, arbitrary: fc.string({ maxLength: 8 }) },
+);
 
-const smallInteger = fc.integer({ min: -20, max: 20 });
+/** Integers from `lo`: mostly one of the first three (so two calls often name the same element), else up to 40 further. */
+function clusteredIntegers(lo: number, hi: number): Arbitrary<number> {
+  return fc.oneof({ weight: 3, arbitrary: fc.integer({ min: lo, max: Math.min(hi, lo + 2) }) }, { weight: 2, arbitrary: fc.integer({ min: lo, max: Math.min(hi, lo + 40) }) });
+}
+
+const smallInteger = fc.oneof({ weight: 3, arbitrary: fc.integer({ min: 0, max: 2 }) }, { weight: 2, arbitrary: fc.integer({ min: -20, max: 20 }) });
 
 function numberArbitrary(refinements: readonly PatternRefinement[], where: Where): Arbitrary<unknown> {
   let integer = false;
@@ -106,8 +115,7 @@ function numberArbitrary(refinements: readonly PatternRefinement[], where: Where
     const lo = min === -Infinity ? -20 : minOpen ? Math.floor(min) + 1 : Math.ceil(min);
     const hi = max === Infinity ? Math.max(lo, 0) + 20 : maxOpen ? Math.ceil(max) - 1 : Math.floor(max);
     if (lo > hi) throw ungeneratable(where, `no integer lies in its range`);
-    const near = fc.integer({ min: lo, max: Math.min(hi, lo + 40) });
-    return min === -Infinity && max === Infinity ? smallInteger : near;
+    return min === -Infinity && max === Infinity ? smallInteger : clusteredIntegers(lo, hi);
   }
   const doubles = fc
     .double({ min: min === -Infinity ? -1e6 : min, max: max === Infinity ? 1e6 : max, minExcluded: minOpen, maxExcluded: maxOpen, noNaN: true, noDefaultInfinity: true })
@@ -115,7 +123,7 @@ function numberArbitrary(refinements: readonly PatternRefinement[], where: Where
   const lo = min === -Infinity ? -20 : minOpen ? Math.floor(min) + 1 : Math.ceil(min);
   const hi = max === Infinity ? Math.max(lo, 0) + 20 : maxOpen ? Math.ceil(max) - 1 : Math.floor(max);
   if (lo > hi) return doubles;
-  const ints = fc.integer({ min: lo, max: Math.min(hi, lo + 40) });
+  const ints = min === -Infinity && max === Infinity ? smallInteger : clusteredIntegers(lo, hi);
   const some = fc.oneof({ weight: 4, arbitrary: ints }, { weight: 1, arbitrary: doubles });
   return where.nonFinite ? fc.oneof({ weight: 20, arbitrary: some }, { weight: 1, arbitrary: fc.constantFrom(NaN, Infinity, -Infinity) }) : some;
 }
@@ -200,7 +208,7 @@ function derive(pattern: unknown, where: Where): Arbitrary<unknown> {
         required.push(key);
       }
     }
-    return fc.record(fields, { requiredKeys: required });
+    return fc.record(fields, { requiredKeys: required, noNullPrototype: true });
   }
   switch (shape.kind) {
     case 'primitive':
