@@ -10,11 +10,10 @@
  * @module
  */
 import type { Command } from 'commander';
-import { resolve } from 'node:path';
-import { pathToFileURL } from 'node:url';
 import { ErrorCode, MoltError } from '../../errors.ts';
 import { loadServiceModule } from '../service-module.ts';
-import { formatReport, verifyService, type VerifyOptions } from '../../verify/check.ts';
+import { formatReport, verifyService } from '../../verify/check.ts';
+import { moduleVerifyOptions } from '../../verify/publish.ts';
 
 interface VerifyFlags {
   type?: string;
@@ -28,12 +27,6 @@ function positiveInt(value: string | undefined, flag: string): number | undefine
   if (value === undefined) return undefined;
   if (!/^-?[0-9]+$/.test(value)) throw new MoltError(ErrorCode.InvalidDefinition, `${flag} takes an integer, got '${value}'`);
   return Number(value);
-}
-
-/** The `verifyOptions` a service module exports, if any. */
-export async function moduleVerifyOptions(path: string): Promise<VerifyOptions> {
-  const mod = (await import(pathToFileURL(resolve(path)).href)) as { verifyOptions?: VerifyOptions };
-  return mod.verifyOptions ?? {};
 }
 
 export function registerVerifyCommand(program: Command): void {
