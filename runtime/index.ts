@@ -7,7 +7,7 @@
  *
  * @module
  */
-export { P } from 'ts-pattern';
+export { P } from './pattern.ts';
 export { ask, tell } from './define/messages.ts';
 export type { AskSpec, TellSpec, MessageSpec, MessageSpecs, MessageOptions, RequestOf, ReplyOf, EventsOf, AskNames } from './define/messages.ts';
 export { defineVersion, disallow, isDisallow, ActorVersion } from './define/version.ts';

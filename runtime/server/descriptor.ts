@@ -42,6 +42,8 @@ export interface UpgradeDescriptor {
   rolloutId: string;
   /** Set on a fix (`molt publish --fix`): the digest of the bundle this one replaces. */
   replaces?: string;
+  /** Set when it was published with `--no-verify`: its SOs and TF were not checked (`molt verify`). */
+  unverified?: true;
 }
 
 /** The stored form: a descriptor and its detached signature. */

@@ -16,6 +16,7 @@ import { resolveConnection, type NatsTarget } from '../nats/connect.ts';
 import { systemClock, type Clock, type IdGenerator } from '../env.ts';
 import { buildBundle, importBundle, sha256Hex } from './bundle.ts';
 import { typecheckModule } from './typecheck.ts';
+import { verifyForPublish } from '../verify/publish.ts';
 import { descriptorKey, DESCRIPTOR_FORMAT, parseSignedDescriptor, signDescriptor, type UpgradeDescriptor } from './descriptor.ts';
 import { keyFingerprint, type Signer } from './keys.ts';
 import { openUpgradeStore, type UpgradeStore } from './store.ts';
@@ -59,6 +60,14 @@ export interface PublishOptions {
    * Default false here; `molt publish` checks unless given `--no-typecheck`.
    */
   typecheck?: boolean;
+  /**
+   * Check the rules of every upgrade into the versions published (see
+   * runtime/verify/) and refuse, with the counterexamples, if one breaks.
+   * `false` skips it and says so in the descriptors and rollout records
+   * (`unverified`); unset (the default here) skips it without a word.
+   * `molt publish` checks unless given `--no-verify`.
+   */
+  verify?: boolean;
   /**
    * Publish even when no live node trusts the signing key (see
    * {@link PublishResult.warnings}); without it such a publish is refused,
@@ -283,6 +292,8 @@ export async function publishUpgrade(options: PublishOptions): Promise<PublishRe
     const store = await openUpgradeStore(nc, service.name, { create: !options.dryRun, replicas: options.replicas });
     const udb = await openUdb(nc, service.name, { replicas: options.replicas });
     const targets = await plan(service, store ?? emptyStore, udb, options.versions);
+    if (options.verify) await verifyForPublish(options.module, service, targets);
+    const unverified = options.verify === false ? { unverified: true as const } : {};
     const warnings = await trustCheck(udb, [...new Set(targets.map((t) => t.type))], options.signer, options.force === true, clock);
 
     // The bundle must offer every version we announce, built against the shared runtime.
@@ -318,6 +329,7 @@ export async function publishUpgrade(options: PublishOptions): Promise<PublishRe
       // Later than the descriptor it replaces even if this clock is behind the last publisher's: nodes refuse an older one as a replay.
       createdAt: replaces ? Math.max(now, replaces.createdAt + 1) : now,
       rolloutId: rolloutIdFor(type, to, options.ids ?? randomIds),
+      ...unverified,
     }));
     if (options.dryRun || !store) return { service: service.name, bundle: { digest, size: bytes.length }, upgrades: descriptors, warnings, resigned: [] };
 
@@ -337,6 +349,7 @@ export async function publishUpgrade(options: PublishOptions): Promise<PublishRe
         startedAt: now,
         updatedAt: now,
         ...(options.paused ? { reason: PUBLISHED_PAUSED, by: PAUSED_BY_PUBLISHER } : {}),
+        ...unverified,
       });
       if (options.paused) await udb.setControl({ rolloutId: d.rolloutId, command: 'pause', reason: PUBLISHED_PAUSED, by: PAUSED_BY_PUBLISHER, at: now });
       const signed = signDescriptor(d, options.signer);
@@ -391,6 +404,7 @@ async function publishFix(
   if (!store) throw new MoltError(ErrorCode.OperationRefused, `nothing was ever published for service '${service.name}': there is nothing to fix`);
   const udb = await openUdb(nc, service.name, { replicas: options.replicas });
   const warnings = await trustCheck(udb, Object.keys(wanted), options.signer, options.force === true, clock);
+  if (options.verify) await verifyForPublish(options.module, service, Object.entries(wanted).map(([type, to]) => ({ type, to })));
   const loaded = await importBundle(bytes);
   const out: UpgradeDescriptor[] = [];
   const resigned: string[] = [];
@@ -426,10 +440,12 @@ async function publishFix(
         throw new MoltError(ErrorCode.OperationRefused, `a fix may change ${type}@${to}'s transform and simulation objects, not its messages (published: ${names(oldDef.messages)}; now: ${names(def.messages)}): publish a new version instead`);
       }
     }
-    const { replaces: _previous, ...unchanged } = old;
+    const { replaces: _previous, unverified: wasUnverified, ...unchanged } = old;
     const resign = old.bundle.digest === digest;
     const d: UpgradeDescriptor = {
       ...unchanged,
+      // Checked now, it is verified; skipped now (or unset, as before), it says so.
+      ...(options.verify === false || (options.verify === undefined && wasUnverified) ? { unverified: true as const } : {}),
       bundle: { digest, size: bytes.length },
       publisher: options.signer.publicKey,
       createdAt: Math.max(clock.now(), old.createdAt + 1),

@@ -66,6 +66,8 @@ export interface RolloutRecord {
    * <id>` for a health halt, `molt publish --paused` for a rollout published paused.
    */
   by?: string;
+  /** Published with `--no-verify`: its SOs and TF were not checked (`molt verify`). */
+  unverified?: true;
 }
 
 /**

@@ -25,6 +25,8 @@ interface PublishFlags extends ConnectionFlags {
   force?: boolean;
   /** False with `--no-typecheck`. */
   typecheck: boolean;
+  /** False with `--no-verify`. */
+  verify: boolean;
 }
 
 /** `k=v` → value: numbers, booleans, null and JSON objects/arrays as such; anything else a string. */
@@ -71,6 +73,7 @@ export function registerPublishCommand(program: Command): void {
     .option('--replicas <n>', 'replicas the service\'s buckets must have; refuses if they differ (see molt setup)')
     .option('--force', 'publish even though no live node trusts the signing key (they will refuse it until they do)')
     .option('--no-typecheck', "publish without type-checking the module's project first")
+    .option('--no-verify', 'publish without checking the rules of its upgrades first (molt verify); the descriptor and molt status say so')
     .action(async (modulePath: string, flags: PublishFlags) => {
       const keyFile = flags.key ?? process.env.MOLT_PUBLISHER_KEY;
       if (!keyFile) throw new MoltError(ErrorCode.InvalidDefinition, 'no publisher key: pass --key <seed file> (create one with `molt keys generate`)');
@@ -90,7 +93,9 @@ export function registerPublishCommand(program: Command): void {
           replicas: flags.replicas ? Number(flags.replicas) : undefined,
           force: flags.force === true,
           typecheck: flags.typecheck !== false,
+          verify: flags.verify !== false,
         });
+        if (flags.verify === false) process.stderr.write('warning: published with --no-verify: the rules of its upgrades were not checked; the descriptor and `molt status` say so\n');
         for (const w of result.warnings) process.stderr.write(`warning: ${w}\n`);
         if (flags.json) {
           process.stdout.write(`${JSON.stringify(result)}\n`);

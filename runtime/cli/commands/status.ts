@@ -305,6 +305,7 @@ export function renderStatus(view: StatusView, options: { unicode: boolean }): s
     for (const r of view.rollouts) {
       const why = reasonLine(r);
       if (why) lines.push(why);
+      if (r.unverified) lines.push(`  ${r.rolloutId} UNVERIFIED: published with --no-verify; its simulation objects and transform were not checked (molt verify)`);
       for (const b of r.behind) lines.push(`  ${r.rolloutId} ${b.nodeId} behind at ${r.type}@${b.version}: ${b.why}`);
       if (r.state === 'done' || r.state === 'rolled-back') continue;
       for (const p of r.nodes) {
