@@ -18,7 +18,7 @@ import { encodeKey, stateKey } from '../wire/protocol.ts';
 import type { Clock, Logger } from '../env.ts';
 import type { AnyActorVersion } from '../define/version.ts';
 import { RevisionConflict, type StateStore } from './store.ts';
-import { DEFAULT_REMEMBER, RememberedCalls, type RememberedCall, type RememberOptions } from './remembered.ts';
+import { DEFAULT_REMEMBER, RememberedCalls, rememberedJson, type RememberedCall, type RememberOptions } from './remembered.ts';
 import {
   admit,
   initialActorState,
@@ -532,7 +532,11 @@ class ActorCell {
   /** The bytes of this actor's record for `state`, with the calls it remembers. */
   private encodeRecord(state: ActorState, remembered: RememberedCall[] | undefined): Uint8Array {
     const record: PersistedActor & { ik?: RememberedCall[] } = persist(state);
-    return this.host.config.codec.encode(remembered ? { ...record, ik: remembered } : record);
+    const { codec } = this.host.config;
+    if (!remembered) return codec.encode(record);
+    // The remembered calls' JSON is made once per call, not once per write.
+    const json = codec.encodeWithJsonField ? rememberedJson(remembered) : undefined;
+    return (json !== undefined ? codec.encodeWithJsonField!(record, 'ik', json) : undefined) ?? codec.encode({ ...record, ik: remembered });
   }
 
   get idle(): boolean {
