@@ -27,9 +27,10 @@ export interface CallRequest {
   subject: string;
   /** In order; a name may repeat. Names are sent exactly as written (case included). */
   headers: Array<[string, string]>;
-  /** The body as UTF-8 text, or `bodyBase64` for bytes that are not. */
+  /** The body as UTF-8 text, or `bodyBase64` for bytes that are not, or `bodyRepeat`: `text` repeated `times` times. */
   body?: string;
   bodyBase64?: string;
+  bodyRepeat?: { text: string; times: number };
 }
 
 /** A reply, as the vectors compare it. */
@@ -150,6 +151,7 @@ export function callSpecs(): Spec[] {
     errCall('token-needless-encoding', 'the = form of a key that must be sent raw', 'InvalidKey', { subject: subjectOf('', { token: '=YWJj', shard: shardOf('=YWJj', DEFAULT_SHARDS) }), headers: v1('get'), body: '' }),
     errCall('token-padding', 'base64 padding', 'InvalidKey', { subject: subjectOf('', { token: '=w6Q=', shard: shardOf('=w6Q=', DEFAULT_SHARDS) }), headers: v1('get'), body: '' }),
     errCall('token-too-long', 'a raw token over 200 characters: data.token holds all of it', 'InvalidKey', { subject: subjectOf('', { token: 'k'.repeat(201), shard: shardOf('k'.repeat(201), DEFAULT_SHARDS) }), headers: v1('get'), body: '' }),
+    errCall('payload-too-large', 'a body over the node\'s 256 KiB limit: data.size and data.limit', 'PayloadTooLarge', { subject: subjectOf(plain), headers: v1('get'), bodyRepeat: { text: ' ', times: 256 * 1024 + 1 } }),
     errCall('actor-failed', 'the machine throws: nothing is applied', 'ActorFailed', { subject: subjectOf(plain), headers: v1('boom'), body: '' }),
     okCall('actor-failed-unchanged', 'the count is as before the failed call', plain, v1('get'), ''),
     errCall('version-unsupported', 'a version nobody runs: data.served lists what is served', 'VersionUnsupported', { subject: subjectOf(plain), headers: [['Molt-Version', '3'], ['Molt-Message', 'get']], body: '' }, ['retryable']),
@@ -165,7 +167,9 @@ function substitute(headers: Array<[string, string]>, run: string): Array<[strin
 export async function runVector(nc: NatsConnection, request: CallRequest, run: string): Promise<CallReply> {
   const h = natsHeaders();
   for (const [name, value] of substitute(request.headers, run)) h.append(name, value);
-  const body = request.bodyBase64 !== undefined ? new Uint8Array(Buffer.from(request.bodyBase64, 'base64')) : new TextEncoder().encode(request.body ?? '');
+  const body = request.bodyBase64 !== undefined
+    ? new Uint8Array(Buffer.from(request.bodyBase64, 'base64'))
+    : new TextEncoder().encode(request.bodyRepeat ? request.bodyRepeat.text.repeat(request.bodyRepeat.times) : (request.body ?? ''));
   const reply = await nc.request(request.subject, body, { headers: h, timeout: 10_000 });
   const headers: Record<string, string> = {};
   for (const name of reply.headers?.keys() ?? []) if (name.startsWith('Molt-')) headers[name] = reply.headers!.get(name);
