@@ -45,7 +45,7 @@ function jsonTextOf(entry: RememberedCall): string | null {
   let text = jsonTexts.get(entry);
   if (text === undefined) {
     // The same text JSON.stringify gives the entry, fields in the same order.
-    text = isPlainJson(entry.r) ? `{"k":${JSON.stringify(entry.k)},"at":${JSON.stringify(entry.at)},"r":${JSON.stringify(entry.r)}}` : null;
+    text = isPlainJson(entry.r) && isPlainJson(entry.at) ? `{"k":${JSON.stringify(entry.k)},"at":${JSON.stringify(entry.at)},"r":${JSON.stringify(entry.r)}}` : null;
     jsonTexts.set(entry, text);
   }
   return text;

@@ -34,6 +34,7 @@ test('spliced remembered calls give exactly the bytes of encoding the whole reco
 
 test('a reply or a record holding -0 is not spliced (superjson keeps -0 in meta)', () => {
   assert.is(rememberedJson([{ k: 'a', at: 1, r: -0 }]), undefined);
+  assert.is(rememberedJson([{ k: 'a', at: Number.NaN, r: 1 }]), undefined);
   assert.is(codec.encodeWithJsonField!({ v: 1, context: { n: -0 } }, 'ik', '[]'), undefined);
 });
 
