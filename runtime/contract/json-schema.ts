@@ -170,7 +170,11 @@ class Converter {
         const [key, value] = args.length === 1 ? [undefined, args[0]] : args;
         const schema: JsonSchema = { type: 'object', additionalProperties: this.convert(value, `${path}[*]`) };
         if (key !== undefined && primitiveMatchers.get(key) !== 'string') {
-          schema.propertyNames = this.convert(key, `${path}[key]`);
+          const names = this.convert(key, `${path}[key]`);
+          // Property names are strings: a key pattern of another type (P.number matches numeric names) has no exact form.
+          const strings = names.type === 'string' || (Array.isArray(names.enum) && names.enum.every((e) => typeof e === 'string')) || typeof names.const === 'string';
+          if (strings) schema.propertyNames = names;
+          else this.cannot(`${path}[key]`, 'a P.record key pattern that is not a string pattern', 'object keys are strings; ts-pattern matches numeric keys by converting them, which JSON Schema cannot say');
         }
         return schema;
       }
