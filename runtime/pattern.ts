@@ -79,6 +79,9 @@ function recorded<T extends object>(matcher: T, shape: PatternShape): T {
     },
   });
   shapes.set(proxy, shape);
+  // The matcher itself too: ts-pattern hands it out unwrapped in places, e.g.
+  // as the variadic element of `[P.string, ...P.array(P.number)]`.
+  if (!shapes.has(matcher)) shapes.set(matcher, shape);
   return proxy;
 }
 

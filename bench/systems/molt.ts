@@ -29,6 +29,7 @@ export const commands: Record<string, Command> = {
       ...(args.versions ? { versions: args.versions as Record<string, number> } : {}),
       ...(args.passivateAfterMs ? { passivateAfterMs: Number(args.passivateAfterMs) } : {}),
       ...(args.holdLimit ? { holdLimit: Number(args.holdLimit) } : {}),
+      ...(args.idempotencyLimit ? { idempotency: { limit: Number(args.idempotencyLimit) } } : {}),
     });
     node = n;
     cleanups.push(() => n.stop());
@@ -54,14 +55,20 @@ export const commands: Record<string, Command> = {
   /**
    * Registers caller `name`: worker w asks `inc` (or `message: 'get'`, which
    * changes nothing) of actor `<prefix><w>` of `type`, speaking `version`.
-   * One client (and connection) per caller.
+   * One client (and connection) per caller; `idempotency: false` sends no idempotency keys.
    */
   'molt.caller': async (args) => {
     const key = `${String(args.type)}@${Number(args.version ?? 1)}`;
     const iface = interfaces.get(key);
     if (!iface) throw new Error(`no interface ${key} in the benchmark service`);
     if (args.tracing) registerDroppingTracer();
-    const client = await createClient({ service: args.service ? String(args.service) : service.name, nats: { servers: String(args.url), name: 'bench molt client' }, timeoutMs: 30_000 });
+    // `idempotency: false`: calls without an idempotency key (the client gives every call one by default).
+    const client = await createClient({
+      service: args.service ? String(args.service) : service.name,
+      nats: { servers: String(args.url), name: 'bench molt client' },
+      timeoutMs: 30_000,
+      ...(args.idempotency === false ? { idempotency: false } : {}),
+    });
     clients.set(String(args.name), client);
     cleanups.push(() => client.close());
     const prefix = String(args.keyPrefix ?? 'k');

@@ -6,9 +6,8 @@
  * future SOs), and the error codes a caller can meet. `molt contract` writes
  * it; docs/protocol.md says how to read it.
  *
- * Pure: no I/O. The schemas are only complete for patterns built after
- * {@link installPatternRecorder} ran (the command installs it before loading
- * the service module); anything else is listed in `unexpressed`.
+ * Pure: no I/O. The schemas are complete for patterns built with Molt's `P`
+ * (runtime/pattern.ts); anything else is listed in `unexpressed`.
  *
  * @module
  */
@@ -20,7 +19,6 @@ import { DEFAULT_MAX_PAYLOAD, DEFAULT_SHARDS, PROTOCOL_VERSION } from '../wire/p
 import { cellFor } from '../../codegen/compat.ts';
 import { toJsonSchema, type JsonSchema, type Unexpressed } from './json-schema.ts';
 
-export { installPatternRecorder } from './patterns.ts';
 export { toJsonSchema } from './json-schema.ts';
 export type { JsonSchema, Unexpressed, ConvertedSchema } from './json-schema.ts';
 

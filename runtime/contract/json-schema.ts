@@ -8,15 +8,21 @@
  * annotation a caller must put in `meta` at that path (`bigint`, `Date`,
  * `map`, `set`, `undefined`).
  *
+ * Matchers are taken apart through the shapes Molt's `P` records
+ * (runtime/pattern.ts), the same ones `molt verify` generates values from.
  * A pattern with no JSON Schema form (`P.when(fn)`, `P.symbol`, a matcher
- * built before the pattern recorder was installed, …) becomes `{}` (anything)
+ * built with ts-pattern's own `P`, …) becomes `{}` (anything)
  * at its place, and is listed in `unexpressed` with its path and a name for
  * the form, so a reader knows exactly where the contract is looser than the
  * node.
  *
  * @module
  */
-import { patternRecord, primitiveMatchers } from './patterns.ts';
+import { shapeOf, type PatternRefinement } from '../pattern.ts';
+
+function unreachable(value: never): never {
+  throw new Error(`unexpected pattern shape ${JSON.stringify(value)}`);
+}
 
 /** A JSON Schema, as plain data. */
 export type JsonSchema = { [keyword: string]: unknown };
@@ -113,9 +119,8 @@ class Converter {
 
   /** The schema of what an optional pattern accepts when the value is present. */
   private optionalInner(pattern: unknown, path: string): JsonSchema {
-    const record = patternRecord(pattern);
-    if (record === undefined) return this.convert(pattern, path);
-    return this.convert(record.base !== undefined ? record.base : record.args[0], path);
+    const shape = shapeOf(pattern);
+    return this.convert(shape?.kind === 'optional' ? shape.inner : pattern, path);
   }
 
   private tuple(pattern: readonly unknown[], path: string): JsonSchema {
@@ -137,69 +142,73 @@ class Converter {
   }
 
   private matcher(pattern: Matcher, path: string): JsonSchema {
-    const primitive = primitiveMatchers.get(pattern);
-    if (primitive !== undefined) return this.primitive(primitive, path);
-    const record = patternRecord(pattern);
-    if (record === undefined) {
+    const shape = shapeOf(pattern);
+    if (shape === undefined) {
       const type = pattern[matcherSymbol]().matcherType;
       return this.cannot(
         path,
         type ? `a P.${type === 'or' ? 'union' : type === 'and' ? 'intersection' : type} matcher` : 'a ts-pattern matcher',
-        'its parts are not known: it was built before the pattern recorder was installed, or by another copy of ts-pattern (import P from molt or ts-pattern in the service module)',
+        "its parts are not known: it was not built with Molt's P (import { P } from 'molt' in the service module, not from 'ts-pattern')",
       );
     }
-    const { builder, args, base } = record;
-    const at = (i: number) => this.convert(args[i], path);
-    switch (builder) {
+    const refined = (base: JsonSchema, refinements: readonly PatternRefinement[]) => refinements.reduce((schema, r) => this.refine(schema, r.method, r.args, path), base);
+    switch (shape.kind) {
+      case 'primitive':
+        return refined(this.primitive(shape.type, path), shape.refinements);
       case 'optional':
         // As an object's field, the object leaves it out of `required`; anywhere else the value may be undefined.
-        return { anyOf: [base !== undefined ? this.convert(base, path) : at(0), { ...superjsonUndefined }] };
+        return { anyOf: [this.convert(shape.inner, path), { ...superjsonUndefined }] };
       case 'array':
-        return args.length === 0 ? { type: 'array' } : { type: 'array', items: this.convert(args[0], `${path}[]`) };
+        return refined(shape.inner === undefined ? { type: 'array' } : { type: 'array', items: this.convert(shape.inner, `${path}[]`) }, shape.refinements);
       case 'set':
-        return args.length === 0
+        return shape.inner === undefined
           ? { type: 'array', uniqueItems: true, 'x-superjson': 'set' }
-          : { type: 'array', uniqueItems: true, items: this.convert(args[0], `${path}[]`), 'x-superjson': 'set' };
+          : { type: 'array', uniqueItems: true, items: this.convert(shape.inner, `${path}[]`), 'x-superjson': 'set' };
       case 'map':
         return {
           type: 'array',
-          items: { type: 'array', prefixItems: [this.convert(args[0], `${path}[key]`), this.convert(args[1], `${path}[value]`)], minItems: 2, maxItems: 2, items: false },
+          items: { type: 'array', prefixItems: [this.convert(shape.key, `${path}[key]`), this.convert(shape.value, `${path}[value]`)], minItems: 2, maxItems: 2, items: false },
           'x-superjson': 'map',
         };
       case 'record': {
-        const [key, value] = args.length === 1 ? [undefined, args[0]] : args;
-        const schema: JsonSchema = { type: 'object', additionalProperties: this.convert(value, `${path}[*]`) };
-        if (key !== undefined && primitiveMatchers.get(key) !== 'string') {
-          schema.propertyNames = this.convert(key, `${path}[key]`);
+        const schema: JsonSchema = { type: 'object', additionalProperties: this.convert(shape.value, `${path}[*]`) };
+        const key = shapeOf(shape.key);
+        const anyString = key?.kind === 'primitive' && key.type === 'string' && key.refinements.length === 0;
+        if (shape.key !== undefined && !anyString) {
+          const names = this.convert(shape.key, `${path}[key]`);
+          // Property names are strings: a key pattern of another type (P.number matches numeric names) has no exact form.
+          const strings = names.type === 'string' || (Array.isArray(names.enum) && names.enum.every((e) => typeof e === 'string')) || typeof names.const === 'string';
+          if (strings) schema.propertyNames = names;
+          else this.cannot(`${path}[key]`, 'a P.record key pattern that is not a string pattern', 'object keys are strings; ts-pattern matches numeric keys by converting them, which JSON Schema cannot say');
         }
         return schema;
       }
       case 'union':
-      case 'or': {
-        const parts = builder === 'or' ? [base, ...args] : args;
-        return this.union(parts.map((p) => this.convert(p, path)));
-      }
+        return this.union(shape.options.map((p) => this.convert(p, path)));
       case 'intersection':
-      case 'and': {
-        const parts = builder === 'and' ? [base, ...args] : args;
-        return { allOf: parts.map((p) => this.convert(p, path)) };
-      }
+        return { allOf: shape.parts.map((p) => this.part(p, path)) };
       case 'not':
-        return { not: at(0) };
+        return { not: this.convert(shape.inner, path) };
       case 'select':
         // A selection does not change what matches: `P.select()` is anything, `P.select(p)` and `P.select('name', p)` are p.
-        if (base !== undefined) return this.convert(base, path);
-        return typeof args[0] === 'string' ? (args.length > 1 ? at(1) : {}) : args.length > 0 ? at(0) : {};
+        return shape.inner === undefined ? {} : this.convert(shape.inner, path);
       case 'shape':
-        return at(0);
+        return this.convert(shape.inner, path);
       case 'instanceOf':
-        if (args[0] === Date) return { type: 'string', format: 'date-time', 'x-superjson': 'Date' };
-        return this.cannot(path, `P.instanceOf(${(args[0] as { name?: string })?.name ?? '?'})`, 'only Date instances travel in messages');
+        if (shape.constructor === Date) return { type: 'string', format: 'date-time', 'x-superjson': 'Date' };
+        return this.cannot(path, `P.instanceOf(${shape.constructor.name || '?'})`, 'only Date instances travel in messages');
       case 'when':
         return this.cannot(path, 'P.when', 'a predicate function has no JSON Schema form');
       default:
-        return this.refinement(builder, base, args, path);
+        return unreachable(shape);
     }
+  }
+
+  /** One part of an intersection; a refinement Molt's `P` did not know stands there as a marker. */
+  private part(pattern: unknown, path: string): JsonSchema {
+    const unknownRefinement = (pattern as { __moltUnknownRefinement?: string } | undefined)?.__moltUnknownRefinement;
+    if (typeof unknownRefinement === 'string') return this.cannot(path, `.${unknownRefinement}()`, 'an unknown refinement');
+    return this.convert(pattern, path);
   }
 
   private union(parts: JsonSchema[]): JsonSchema {
@@ -230,8 +239,7 @@ class Converter {
   }
 
   /** `P.number.gte(0)`, `P.string.minLength(2)`, …: the base's schema plus one keyword. */
-  private refinement(name: string, base: unknown, args: readonly unknown[], path: string): JsonSchema {
-    const schema = this.convert(base, path);
+  private refine(schema: JsonSchema, name: string, args: readonly unknown[], path: string): JsonSchema {
     const a = args[0];
     const add = (keyword: string, value: unknown): JsonSchema => {
       if (keyword in schema) return { allOf: [schema, { [keyword]: value }] };

@@ -21,7 +21,7 @@ import { RevisionConflict, type StateStore } from './store.ts';
 import { CallCounts } from '../observe/calls.ts';
 import { endWriteSpan, startWriteSpan } from '../observe/trace.ts';
 import type { Span, Tracer } from '@opentelemetry/api';
-import { DEFAULT_REMEMBER, RememberedCalls, type RememberedRecord, type RememberOptions } from './remembered.ts';
+import { DEFAULT_REMEMBER, RememberedCalls, rememberedJson, type RememberedRecord, type RememberOptions } from './remembered.ts';
 import type { KeyedCall } from '../wire/envelope.ts';
 import {
   admit,
@@ -559,8 +559,13 @@ class ActorCell {
 
   /** The bytes of this actor's record for `state`, with the calls it remembers. */
   private encodeRecord(state: ActorState, remembered: RememberedRecord | undefined): Uint8Array {
-    const record: PersistedActor = persist(state);
-    return this.host.config.codec.encode(remembered ? { ...record, ...remembered } : record);
+    const record: PersistedActor & { ikf?: number } = persist(state);
+    const { codec } = this.host.config;
+    if (!remembered) return codec.encode(record);
+    if (remembered.ikf !== undefined) record.ikf = remembered.ikf;
+    // The remembered calls' JSON is made once per call, not once per write.
+    const json = codec.encodeWithJsonField ? rememberedJson(remembered.ik) : undefined;
+    return (json !== undefined ? codec.encodeWithJsonField!(record, 'ik', json) : undefined) ?? codec.encode({ ...record, ik: remembered.ik });
   }
 
   get idle(): boolean {

@@ -19,6 +19,7 @@
  *
  * @module
  */
+import { isPlainJson } from '../wire/codec.ts';
 
 /** One remembered call, as stored in the actor's record (`ik` field). */
 export interface RememberedCall {
@@ -52,6 +53,35 @@ export const DEFAULT_REMEMBER: RememberOptions = { windowMs: 10 * 60_000, limit:
  * than its resend says.
  */
 export const CLOCK_MARGIN_MS = 5000;
+
+/**
+ * Each remembered call's JSON text, made once: an actor writes all of its
+ * remembered calls with every change, and encoding them again each time
+ * would cost more than the change itself. Null for a call whose reply is not
+ * plain JSON (the record is then encoded whole).
+ */
+const jsonTexts = new WeakMap<RememberedCall, string | null>();
+
+function jsonTextOf(entry: RememberedCall): string | null {
+  let text = jsonTexts.get(entry);
+  if (text === undefined) {
+    // The same text JSON.stringify gives the entry, fields in the same order.
+    text = isPlainJson(entry.r) && isPlainJson(entry.at) ? `{"k":${JSON.stringify(entry.k)},"at":${JSON.stringify(entry.at)},"r":${JSON.stringify(entry.r)}}` : null;
+    jsonTexts.set(entry, text);
+  }
+  return text;
+}
+
+/** The JSON text of `entries` (an array), or undefined if one of them is not plain JSON. */
+export function rememberedJson(entries: readonly RememberedCall[]): string | undefined {
+  let out = '[';
+  for (let i = 0; i < entries.length; i++) {
+    const text = jsonTextOf(entries[i]!);
+    if (text === null) return undefined;
+    out += i === 0 ? text : `,${text}`;
+  }
+  return `${out}]`;
+}
 
 /** The remembered calls of one actor: those stored, and those of a batch not yet stored. */
 export class RememberedCalls {
@@ -131,8 +161,10 @@ export class RememberedCalls {
 
   /** The batch's write was stored: its calls are remembered from now on. */
   commit(written: RememberedRecord | undefined): void {
-    this.stored = new Map((written?.ik ?? []).map((e) => [e.k, e]));
-    this.staged = new Map();
+    const stored = new Map<string, RememberedCall>();
+    if (written) for (const e of written.ik) stored.set(e.k, e);
+    this.stored = stored;
+    if (this.staged.size > 0) this.staged = new Map();
     this.floor = written?.ikf;
   }
 }

@@ -24,6 +24,14 @@ export interface Codec {
   decode(bytes: Uint8Array): unknown;
   /** Registers a class so instances cross the wire as themselves (both sides must register it). */
   registerClass?(cls: new (...args: any[]) => unknown, name: string): void;
+  /**
+   * Encodes the object `value` with one more field, `field`, whose value is
+   * given as its JSON text already (plain JSON: no value that needs `meta`),
+   * exactly as `encode({ ...value, [field]: JSON.parse(json) })` would; or
+   * returns undefined when it cannot (then use `encode`). Lets an actor's
+   * record carry its remembered calls without encoding them again on every write.
+   */
+  encodeWithJsonField?(value: object, field: string, json: string): Uint8Array | undefined;
 }
 
 const decoder = new TextDecoder('utf-8', { fatal: true });
@@ -41,7 +49,7 @@ export function utf8(text: string): Uint8Array {
 }
 
 /** True if `value` is made only of null, booleans, finite numbers, strings, plain arrays and plain objects. */
-function isPlainJson(value: unknown, depth = 0): boolean {
+export function isPlainJson(value: unknown, depth = 0): boolean {
   if (depth > 64) return false;
   switch (typeof value) {
     case 'string':
@@ -87,6 +95,12 @@ export function createSuperjsonCodec(): Codec {
     },
     registerClass(cls, name) {
       sj.registerClass(cls, name);
+    },
+    encodeWithJsonField(value, field, json) {
+      if (Object.hasOwn(value, field) || !isPlainJson(value) || Array.isArray(value)) return undefined;
+      const text = JSON.stringify(value);
+      const extra = `${JSON.stringify(field)}:${json}`;
+      return utf8(`{"json":${text === '{}' ? `{${extra}}` : `${text.slice(0, -1)},${extra}}`}}`);
     },
   };
 }

@@ -27,9 +27,10 @@ export interface CallRequest {
   subject: string;
   /** In order; a name may repeat. Names are sent exactly as written (case included). */
   headers: Array<[string, string]>;
-  /** The body as UTF-8 text, or `bodyBase64` for bytes that are not. */
+  /** The body as UTF-8 text, or `bodyBase64` for bytes that are not, or `bodyRepeat`: `text` repeated `times` times. */
   body?: string;
   bodyBase64?: string;
+  bodyRepeat?: { text: string; times: number };
 }
 
 /** A reply, as the vectors compare it. */
@@ -53,15 +54,35 @@ export interface CallVector {
   unchecked?: string[];
 }
 
+/** The node a group of calls runs against. */
+export interface VectorSetup {
+  /** The service module, from the repository root. */
+  module: string;
+  service: string;
+  /** Versions the node runs natively, by type (default: the newest of each). */
+  versions?: Record<string, number>;
+  shards: number;
+  /** How to start such a node (it prints the NATS_URL when NATS_URL is unset). */
+  command: string;
+}
+
+/** Calls that run in order against one node. */
+export interface VectorGroup {
+  name: string;
+  about: string;
+  setup: VectorSetup;
+  calls: CallVector[];
+}
+
 export interface Vectors {
   format: typeof VECTORS_FORMAT;
   protocol: number;
-  /** How to run the calls: the service and node they expect. */
-  setup: { service: string; module: string; shards: number; notes: string[] };
+  /** How to run and compare the calls. */
+  notes: string[];
   keys: KeyVector[];
   /** Keys a client must refuse with InvalidKey before sending anything. */
   invalidKeys: Array<{ key: string; why: string }>;
-  calls: CallVector[];
+  groups: VectorGroup[];
 }
 
 /** Shard counts every key vector gives shards for. */
@@ -94,16 +115,64 @@ function subjectOf(key: string, options: { type?: string; shard?: number; token?
   return `molt.${SERVICE}.${options.type ?? 'counter'}.${options.shard ?? shardOf(token, DEFAULT_SHARDS)}.${token}`;
 }
 
-type Spec = Omit<CallVector, 'expect'> & { expectStatus: 'ok' | 'error'; expectCode?: string };
+export type Spec = Omit<CallVector, 'expect'> & { expectStatus: 'ok' | 'error'; expectCode?: string };
 
-const v1 = (message: string, correlation?: string): Array<[string, string]> => [
-  ['Molt-Version', '1'],
+/** A group as declared: its calls' expected status and code, the replies still to be recorded. */
+export interface GroupSpec {
+  name: string;
+  about: string;
+  setup: VectorSetup;
+  calls: Spec[];
+}
+
+const at = (version: number, message: string, correlation?: string): Array<[string, string]> => [
+  ['Molt-Version', String(version)],
   ['Molt-Message', message],
   ...(correlation ? ([['Molt-Correlation', correlation]] as Array<[string, string]>) : []),
 ];
+const v1 = (message: string, correlation?: string) => at(1, message, correlation);
 
-/** The calls, in the order they must be sent (they share actors: each sequence starts with a reset). */
-export function callSpecs(): Spec[] {
+/** The groups of calls; in each, the calls in the order they must be sent (they share actors: each sequence starts with a reset). */
+export function groupSpecs(): GroupSpec[] {
+  return [
+    {
+      name: 'one-version',
+      about: 'a node of a service with one version: calls, header rules, idempotency keys and the errors a caller can provoke',
+      setup: { module: 'test/fixtures/counter.ts', service: SERVICE, shards: DEFAULT_SHARDS, command: 'node bin/molt.js dev test/fixtures/counter.ts' },
+      calls: oneVersionCalls(),
+    },
+    {
+      name: 'versions',
+      about: 'a node running counter@2 of a three-version type: callers of 1 through its past SO, of 3 through the future SO of 3, refusals (Disallowed), and a version it does not serve',
+      setup: { module: 'test/fixtures/counter-chain.ts', service: SERVICE, versions: { counter: 2 }, shards: DEFAULT_SHARDS, command: 'node bin/molt.js dev test/fixtures/counter-chain.ts --version counter=2' },
+      calls: versionCalls(),
+    },
+  ];
+}
+
+function versionCalls(): Spec[] {
+  const key = 'conformance-versions';
+  const subject = subjectOf(key);
+  const ok = (name: string, about: string, headers: Array<[string, string]>, body = ''): Spec => ({ name, about, request: { subject, headers, body }, expectStatus: 'ok' });
+  const err = (name: string, about: string, code: string, headers: Array<[string, string]>, body = '', unchecked?: string[]): Spec => ({
+    name, about, request: { subject, headers, body }, expectStatus: 'error', expectCode: code, ...(unchecked ? { unchecked } : {}),
+  });
+  return [
+    ok('native-reset', 'a v2 call on a v2 node: native', at(2, 'reset')),
+    ok('native-increment', 'Molt-Node-Version is the node\'s version, Molt-Version the caller\'s', at(2, 'increment', 'n-1'), '{"json":{"by":3}}'),
+    ok('past-increment', 'a v1 caller, served by the past SO of v2', at(1, 'increment', 'p-1'), '{"json":{"by":2}}'),
+    ok('past-get', 'the v1 caller sees the v2 state', at(1, 'get'), '{"json":{}}'),
+    err('past-disallowed', 'a v1 message the past SO refuses: data.reason says why', 'Disallowed', at(1, 'boom')),
+    ok('future-add', 'a v3 caller, served by the future SO of v3 (v3 renamed increment to add)', at(3, 'add', 'f-1'), '{"json":{"amount":10}}'),
+    ok('future-total', 'the v3 caller sees the same count', at(3, 'total'), '{"json":{}}'),
+    err('future-disallowed', 'a v3 message the future SO refuses', 'Disallowed', at(3, 'label'), '{"json":{"text":"x"}}'),
+    err('future-unknown-message', 'v3 has no increment: messages are per version', 'UnknownMessage', at(3, 'increment'), '{"json":{"by":1}}'),
+    err('version-unsupported', 'version 4 is not served: data.served lists 1, 2 and 3', 'VersionUnsupported', at(4, 'get'), '', ['retryable']),
+    ok('native-get', 'and natively the count is the same', at(2, 'get'), '{"json":{}}'),
+  ];
+}
+
+function oneVersionCalls(): Spec[] {
   const k = (name: string) => `conformance-${name}`;
   const okCall = (name: string, about: string, key: string, headers: Array<[string, string]>, body?: string): Spec => ({
     name, about, request: { subject: subjectOf(key), headers, ...(body === undefined ? {} : { body }) }, expectStatus: 'ok',
@@ -150,6 +219,7 @@ export function callSpecs(): Spec[] {
     errCall('token-needless-encoding', 'the = form of a key that must be sent raw', 'InvalidKey', { subject: subjectOf('', { token: '=YWJj', shard: shardOf('=YWJj', DEFAULT_SHARDS) }), headers: v1('get'), body: '' }),
     errCall('token-padding', 'base64 padding', 'InvalidKey', { subject: subjectOf('', { token: '=w6Q=', shard: shardOf('=w6Q=', DEFAULT_SHARDS) }), headers: v1('get'), body: '' }),
     errCall('token-too-long', 'a raw token over 200 characters: data.token holds all of it', 'InvalidKey', { subject: subjectOf('', { token: 'k'.repeat(201), shard: shardOf('k'.repeat(201), DEFAULT_SHARDS) }), headers: v1('get'), body: '' }),
+    errCall('payload-too-large', 'a body over the node\'s 256 KiB limit: data.size and data.limit', 'PayloadTooLarge', { subject: subjectOf(plain), headers: v1('get'), bodyRepeat: { text: ' ', times: 256 * 1024 + 1 } }),
     errCall('actor-failed', 'the machine throws: nothing is applied', 'ActorFailed', { subject: subjectOf(plain), headers: v1('boom'), body: '' }),
     okCall('actor-failed-unchanged', 'the count is as before the failed call', plain, v1('get'), ''),
     errCall('version-unsupported', 'a version nobody runs: data.served lists what is served', 'VersionUnsupported', { subject: subjectOf(plain), headers: [['Molt-Version', '3'], ['Molt-Message', 'get']], body: '' }, ['retryable']),
@@ -165,7 +235,9 @@ function substitute(headers: Array<[string, string]>, run: string): Array<[strin
 export async function runVector(nc: NatsConnection, request: CallRequest, run: string): Promise<CallReply> {
   const h = natsHeaders();
   for (const [name, value] of substitute(request.headers, run)) h.append(name, value);
-  const body = request.bodyBase64 !== undefined ? new Uint8Array(Buffer.from(request.bodyBase64, 'base64')) : new TextEncoder().encode(request.body ?? '');
+  const body = request.bodyBase64 !== undefined
+    ? new Uint8Array(Buffer.from(request.bodyBase64, 'base64'))
+    : new TextEncoder().encode(request.bodyRepeat ? request.bodyRepeat.text.repeat(request.bodyRepeat.times) : (request.body ?? ''));
   const reply = await nc.request(request.subject, body, { headers: h, timeout: 10_000 });
   const headers: Record<string, string> = {};
   for (const name of reply.headers?.keys() ?? []) if (name.startsWith('Molt-')) headers[name] = reply.headers!.get(name);
@@ -185,14 +257,9 @@ export function comparable(reply: CallReply, unchecked: readonly string[] = []):
   return { ...reply, error: error as CallReply['error'] };
 }
 
-export const SETUP: Vectors['setup'] = {
-  service: SERVICE,
-  module: 'test/fixtures/counter.ts',
-  shards: DEFAULT_SHARDS,
-  notes: [
-    'Run the calls against a node of test/fixtures/counter.ts with the default 64 shards (node bin/molt.js dev test/fixtures/counter.ts prints the NATS_URL).',
-    'Send the calls one at a time, in order, each as a NATS request; they share actors, and each sequence starts with a reset.',
-    'Replace {run} in header values with a string unique to the run (idempotency keys are remembered with the actor for 10 minutes).',
-    'Compare every reply header whose name starts with Molt-, exactly; for ok replies the body\'s json (and meta when given); for errors code, retryable and data (not message, which is for humans, nor data.problem). Fields listed in a vector\'s unchecked are not compared.',
-  ],
-};
+export const NOTES: string[] = [
+  'Each group names the node its calls expect (setup.command starts one and prints its NATS_URL); run each group against a node of its own.',
+  'Send the calls one at a time, in order, each as a NATS request; they share actors, and each sequence starts with a reset.',
+  'Replace {run} in header values with a string unique to the run (idempotency keys are remembered with the actor for 10 minutes).',
+  'Compare every reply header whose name starts with Molt-, exactly; for ok replies the body\'s json (and meta when given); for errors code, retryable and data (not message, which is for humans, nor data.problem). Fields listed in a vector\'s unchecked are not compared.',
+];

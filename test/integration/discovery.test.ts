@@ -15,6 +15,7 @@ import service from '../fixtures/counter.ts';
 import { counterV2 } from '../fixtures/counter-v2.ts';
 import { startEmbeddedNats, type EmbeddedNats } from '../support/nats.ts';
 import { rawCall } from '../support/wire.ts';
+import { connect as connectV2 } from 'nats';
 
 const test = suite<{ nats: EmbeddedNats; nodes: MoltNode[]; nc: NatsConnection }>('discovery');
 
@@ -109,6 +110,42 @@ test('every node answers $SRV.PING.<service>, each with its own id', async (ctx)
   ctx.nodes.push(await createNode({ service, nats: { servers: ctx.nats.url }, logger: silentLogger, shards: 16 }));
   const replies = await gather(ctx.nc, '$SRV.PING.counters', 2);
   assert.equal(replies.map((r) => r.id).sort(), ctx.nodes.map((n) => n.id).sort());
+});
+
+/** Every key of `reference` is in `ours`, with a value of the same JSON type (recursively for objects, and for the first element of arrays). */
+function sameShape(ours: any, reference: any, path: string): void {
+  for (const [key, value] of Object.entries(reference)) {
+    const at = `${path}.${key}`;
+    assert.ok(key in ours, `${at} is missing: ${JSON.stringify(ours)}`);
+    const kind = (v: unknown) => (Array.isArray(v) ? 'array' : v === null ? 'null' : typeof v);
+    assert.is(kind(ours[key]), kind(value), at);
+    if (kind(value) === 'object' && key !== 'metadata') sameShape(ours[key], value, at);
+    if (kind(value) === 'array' && (value as unknown[]).length > 0) sameShape(ours[key][0], (value as unknown[])[0], `${at}[0]`);
+  }
+}
+
+test('the NATS services client of nats.js lists Molt, in the shape of a nats.js service of its own', async (ctx) => {
+  const nc = await connectV2({ servers: ctx.nats.url });
+  try {
+    // A service made with the nats.js services framework, for reference.
+    const reference = await nc.services.add({ name: 'reference', version: '1.0.0', metadata: { a: 'b' } });
+    reference.addEndpoint('echo', (_err, msg) => msg.respond(msg.data));
+    const monitor = nc.services.client();
+    const collect = async (verb: 'ping' | 'info' | 'stats', name: string) => {
+      const out: any[] = [];
+      for await (const r of await monitor[verb](name)) out.push(r);
+      return out;
+    };
+    for (const verb of ['ping', 'info', 'stats'] as const) {
+      const [ref] = await collect(verb, 'reference');
+      const molt = await collect(verb, 'counters');
+      assert.equal(molt.map((r) => r.id).sort(), ctx.nodes.map((n) => n.id).sort(), `${verb}: every node answers the monitoring client`);
+      for (const r of molt) sameShape(r, ref, verb);
+    }
+    await reference.stop();
+  } finally {
+    await nc.close();
+  }
 });
 
 test('a discovery request whose reply subject is not a caller inbox is not answered (no write through the reply)', async ({ nc, nodes }) => {

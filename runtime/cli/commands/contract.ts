@@ -10,7 +10,7 @@
 import type { Command } from 'commander';
 import { writeFileSync } from 'node:fs';
 import { resolve } from 'node:path';
-import { buildContract, installPatternRecorder } from '../../contract/index.ts';
+import { buildContract } from '../../contract/index.ts';
 import { loadServiceModule } from '../service-module.ts';
 
 export function registerContractCommand(program: Command): void {
@@ -19,8 +19,6 @@ export function registerContractCommand(program: Command): void {
     .description('write the service contract: JSON Schemas of every message per type and version, the versions each node version serves, the error codes')
     .option('-o, --out <file>', 'write the contract to this file instead of stdout')
     .action(async (module: string | undefined, flags: { out?: string }) => {
-      // Patterns built from here on are recorded; the service module is imported after.
-      installPatternRecorder();
       const path = module ?? 'src/service.ts';
       const contract = buildContract(await loadServiceModule(path));
       const text = JSON.stringify(contract, null, 2) + '\n';
