@@ -112,9 +112,9 @@ if (process.env.MOLT_TEST_NO_BUILD === undefined) build();
 
 const results: FileResult[] = [];
 // Files that start a 3-server NATS cluster run last, one at a time, with no other
-// file beside them: on two cores, two clusters' Raft elections plus other suites
-// starve the JetStream leader elections these tests time (both cluster files
-// once failed together that way while every other run passed).
+// file beside them: on a small machine, two clusters' Raft elections plus other
+// suites starve the JetStream leader elections these tests time (both cluster
+// files once failed together that way while every other run passed).
 const alone = (f: string) => /[\\/]test[\\/]fault[\\/]cluster-[^\\/]*\.test\.ts$/.test(f);
 const queue = files.filter((f) => !alone(f));
 const solo = files.filter(alone);
