@@ -1,7 +1,6 @@
 #!/usr/bin/env node
 // `create-molt [dir] [flags]`, the npm-create style initialiser: the same as `molt new`.
-import { register } from 'tsx/esm/api';
+import { launch } from './launch.js';
 
-register();
 process.argv.splice(2, 0, 'new');
-await import('../runtime/cli/main.ts');
+await launch('runtime/cli/main');

@@ -1,6 +1,5 @@
 #!/usr/bin/env node
-// The `molt` command. Molt ships TypeScript sources; tsx compiles them on load.
-import { register } from 'tsx/esm/api';
+// The `molt` command (see launch.js for compiled code versus sources).
+import { launch } from './launch.js';
 
-register();
-await import('../runtime/cli/main.ts');
+await launch('runtime/cli/main');

@@ -9,8 +9,9 @@
  * - `_gitignore` becomes `.gitignore` (npm drops files named `.gitignore` when
  *   it packs a package, so the template cannot ship one under that name);
  * - placeholders are replaced: `{{name}}` (the service name),
- *   `{{moltDependency}}` (how the project depends on Molt; by default a
- *   `file:` path to this package's root, so it installs without a registry)
+ *   `{{moltDependency}}` (how the project depends on Molt: by default its
+ *   version when Molt is an installed package, a `file:` path to the
+ *   checkout when it runs from the repository)
  *   and `{{version:<package>}}` (the exact version this package pins, so the
  *   project and Molt agree on xstate, TypeScript and the test tools).
  *
@@ -21,8 +22,28 @@ import { basename, dirname, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ErrorCode, MoltError } from '../runtime/index.ts';
 
-/** The root of the Molt package (the folder holding its package.json). */
-export const packageRoot: string = fileURLToPath(new URL('..', import.meta.url)).replace(/\/$/, '');
+/**
+ * The root of the Molt package: the nearest folder holding a package.json
+ * above this file (from `codegen/` in a checkout, from `dist/codegen/` when
+ * compiled).
+ */
+export const packageRoot: string = (() => {
+  const start = dirname(fileURLToPath(import.meta.url));
+  for (let dir = start; ; dir = dirname(dir)) {
+    if (existsSync(join(dir, 'package.json'))) return dir;
+    if (dirname(dir) === dir) return dirname(start);
+  }
+})();
+
+/**
+ * How a new project depends on this Molt by default: from a checkout of the
+ * repository (its TypeScript sources are there), a `file:` path to it, for
+ * contributors; from an installed package, its version.
+ */
+export function defaultMoltDependency(root: string = packageRoot): string {
+  if (existsSync(join(root, 'runtime', 'index.ts'))) return `file:${root}`;
+  return (JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as { version: string }).version;
+}
 
 /** Where the templates live. */
 export const templatesDir: string = join(packageRoot, 'templates');
@@ -83,7 +104,7 @@ export interface ScaffoldOptions {
   name?: string;
   /**
    * The project's dependency on Molt, as written in its package.json
-   * (default `file:<absolute path of this package>`).
+   * (default {@link defaultMoltDependency}).
    */
   moltDependency?: string;
   /** Write into a non-empty folder, replacing files of the same name. */
@@ -157,7 +178,7 @@ export function scaffold(options: ScaffoldOptions): ScaffoldResult {
     }
   }
 
-  const values = { name, moltDependency: options.moltDependency ?? `file:${packageRoot}`, versions: pinnedVersions() };
+  const values = { name, moltDependency: options.moltDependency ?? defaultMoltDependency(), versions: pinnedVersions() };
   const source = join(root, template.name);
   const files: string[] = [];
   for (const file of walk(source)) {

@@ -9,9 +9,10 @@
  * as one failure: silence is never a pass.
  *
  * Usage: node --import tsx test/run.ts [tier|file ...]
+ * (builds dist/ first; MOLT_TEST_NO_BUILD=1 skips that)
  *   tiers: unit, integration, fault, types (default: all)
  */
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { readdirSync, statSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { cpus } from 'node:os';
@@ -46,7 +47,8 @@ interface FileResult { file: string; passed: number; failed: number; output: str
 function runFile(file: string): Promise<FileResult> {
   const started = Date.now();
   return new Promise((resolve) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', file], {
+    // `molt-source`: the test's own imports of `molt/…` load the same sources as its relative imports.
+    const child = spawn(process.execPath, ['--conditions=molt-source', '--import', 'tsx', file], {
       cwd: root,
       env: { ...process.env, FORCE_COLOR: '0', NO_COLOR: '1' },
       stdio: ['ignore', 'pipe', 'pipe'],
@@ -95,11 +97,24 @@ function runTypes(): Promise<FileResult> {
   });
 }
 
+/**
+ * Builds dist/ first: projects the tests scaffold link to this checkout, and
+ * their type checks read its declarations (dist/*.d.ts). A build error is
+ * shown here and counted by the types tier; the tests still run.
+ */
+function build(): void {
+  const started = Date.now();
+  const r = spawnSync(join(root, 'node_modules', '.bin', 'tsc'), ['-p', 'tsconfig.build.json'], { cwd: root, encoding: 'utf8' });
+  console.log(`${r.status === 0 ? 'built' : 'BUILD FAILED'} dist/ (npm run build, ${((Date.now() - started) / 1000).toFixed(1)}s)`);
+  if (r.status !== 0) console.log(`${r.stdout}${r.stderr}`);
+}
+if (process.env.MOLT_TEST_NO_BUILD === undefined) build();
+
 const results: FileResult[] = [];
 // Files that start a 3-server NATS cluster run last, one at a time, with no other
-// file beside them: on two cores, two clusters' Raft elections plus other suites
-// starve the JetStream leader elections these tests time (both cluster files
-// once failed together that way while every other run passed).
+// file beside them: on a small machine, two clusters' Raft elections plus other
+// suites starve the JetStream leader elections these tests time (both cluster
+// files once failed together that way while every other run passed).
 const alone = (f: string) => /[\\/]test[\\/]fault[\\/]cluster-[^\\/]*\.test\.ts$/.test(f);
 const queue = files.filter((f) => !alone(f));
 const solo = files.filter(alone);

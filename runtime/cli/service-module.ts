@@ -8,6 +8,7 @@ import { pathToFileURL } from 'node:url';
 import { existsSync } from 'node:fs';
 import { ErrorCode, MoltError } from '../errors.ts';
 import type { ServiceDefinition } from '../define/service.ts';
+import { ensureTypeScriptLoader } from '../optional-packages.ts';
 
 /** Imports `path` and returns its service: the default export, or an export named `service`. */
 export async function loadServiceModule(path: string): Promise<ServiceDefinition> {
@@ -15,6 +16,7 @@ export async function loadServiceModule(path: string): Promise<ServiceDefinition
   if (!existsSync(file)) {
     throw new MoltError(ErrorCode.InvalidDefinition, `no service module at ${file}: pass the file that exports your service (e.g. src/service.ts)`);
   }
+  await ensureTypeScriptLoader(file);
   const mod = (await import(pathToFileURL(file).href)) as Record<string, unknown>;
   const candidate = (mod.default ?? mod.service) as ServiceDefinition | undefined;
   if (!candidate || typeof candidate !== 'object' || typeof candidate.name !== 'string' || !Array.isArray(candidate.types)) {

@@ -32,7 +32,7 @@ import { isBuiltin } from 'node:module';
 import { dirname, resolve as resolvePath, sep } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { existsSync } from 'node:fs';
-import { build, type Plugin } from 'esbuild';
+import type { BuildOptions, BuildResult, Plugin } from 'esbuild';
 import { ErrorCode, MoltError } from '../errors.ts';
 import { ActorVersion, type AnyActorVersion } from '../define/version.ts';
 import type { ServiceDefinition } from '../define/service.ts';
@@ -40,31 +40,50 @@ import type { ServiceDefinition } from '../define/service.ts';
 /** Packages a bundle shares with the node instead of carrying its own copy. */
 export const SHARED_PACKAGES = ['molt', 'xstate', 'ts-pattern'] as const;
 
-/** The package root: its `runtime/` and `actors/` are shared with bundles, never copied into them. */
+/**
+ * The root of Molt's code in this process: the package root when it runs from
+ * its TypeScript sources, `dist/` when it runs compiled. Its `runtime/` and
+ * `actors/` are shared with bundles, never copied into them.
+ */
 const packageRoot = dirname(dirname(dirname(fileURLToPath(import.meta.url)))) + sep;
+/** `.ts` from sources, `.js` compiled; `molt/…` specifiers in bundles always name the `.ts` file, whichever built them. */
+const codeExtension = import.meta.url.endsWith('.ts') ? '.ts' : '.js';
 const sharedDirs = ['runtime', 'actors'];
-const runtimeEntry = 'runtime/index.ts';
-const runtimeInternal = 'runtime/internal.ts';
+/** The package's doors (its `exports`): specifier → file. */
+const doors: Readonly<Record<string, string>> = {
+  molt: 'runtime/doors/molt.ts',
+  'molt/node': 'runtime/doors/node.ts',
+  'molt/upgrades': 'runtime/doors/upgrades.ts',
+  'molt/schedules': 'runtime/doors/schedules.ts',
+  'molt/testing': 'runtime/testing.ts',
+  'molt/internal': 'runtime/internal.ts',
+};
+
+/** esbuild, loaded by the first build or link (a node that never receives an upgrade, and `molt --help`, never load it). */
+async function build(options: BuildOptions & { write: false }): Promise<BuildResult<BuildOptions & { write: false }>> {
+  const esbuild = await import('esbuild');
+  return esbuild.build(options);
+}
 
 /**
- * The shared specifier of a Molt source file, if `absPath` is one: `molt`,
- * `molt/internal`, or `molt/<path in the package>` for any other file of
- * `runtime/` or `actors/` (e.g. the built-in schedules a custom SF builds on).
+ * The shared specifier of a Molt source file, if `absPath` is one: a door
+ * (`molt`, `molt/node`, …) for a door's file, or `molt/<path in the package>`
+ * for any other file of `runtime/` or `actors/` (e.g. the built-in schedules
+ * a custom SF builds on).
  */
 function moltSpecifierOf(absPath: string): string | undefined {
   if (!absPath.startsWith(packageRoot)) return undefined;
-  const inner = absPath.slice(packageRoot.length).split(sep).join('/');
+  const inner = absPath.slice(packageRoot.length).split(sep).join('/').replace(/\.js$/, '.ts');
   if (!sharedDirs.some((d) => inner.startsWith(`${d}/`))) return undefined;
-  if (inner === runtimeEntry) return 'molt';
-  if (inner === runtimeInternal) return 'molt/internal';
-  return `molt/${inner}`;
+  const door = Object.keys(doors).find((name) => doors[name] === inner);
+  return door ?? `molt/${inner}`;
 }
 
 /** The file URL in this process of a shared `molt…` specifier, or undefined if there is no such file. */
 function moltFileOf(specifier: string): string | undefined {
-  const inner = specifier === 'molt' ? runtimeEntry : specifier === 'molt/internal' ? runtimeInternal : specifier.slice('molt/'.length);
+  const inner = doors[specifier] ?? specifier.slice('molt/'.length);
   if (!sharedDirs.some((d) => inner.startsWith(`${d}/`)) || inner.includes('..')) return undefined;
-  const file = packageRoot + inner.split('/').join(sep);
+  const file = packageRoot + inner.replace(/\.ts$/, codeExtension).split('/').join(sep);
   return existsSync(file) ? pathToFileURL(file).href : undefined;
 }
 

@@ -17,6 +17,7 @@ import { systemClock, type Clock, type IdGenerator } from '../env.ts';
 import { buildBundle, importBundle, sha256Hex } from './bundle.ts';
 import { typecheckModule } from './typecheck.ts';
 import { verifyForPublish } from '../verify/publish.ts';
+import { ensureTypeScriptLoader } from '../optional-packages.ts';
 import { descriptorKey, DESCRIPTOR_FORMAT, parseSignedDescriptor, signDescriptor, type UpgradeDescriptor } from './descriptor.ts';
 import { keyFingerprint, type Signer } from './keys.ts';
 import { openUpgradeStore, type UpgradeStore } from './store.ts';
@@ -135,6 +136,7 @@ function oneLine(e: unknown): string {
 async function loadService(path: string): Promise<ServiceDefinition> {
   const file = resolve(path);
   if (!existsSync(file)) throw new MoltError(ErrorCode.InvalidDefinition, `no module at ${file}: pass the service module to publish (the one your nodes run, with the new versions added)`);
+  await ensureTypeScriptLoader(file);
   let mod: Record<string, unknown>;
   try {
     mod = (await import(pathToFileURL(file).href)) as Record<string, unknown>;

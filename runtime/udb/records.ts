@@ -172,7 +172,10 @@ export const udbKey = {
 const counts = P.when((v): v is Record<string, number> => typeof v === 'object' && v !== null && Object.values(v).every((n) => typeof n === 'number'));
 const record = P.when((v): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v));
 
-/** Runtime shapes of the records (ts-pattern patterns): records that do not match are ignored. */
+/**
+ * Runtime shapes of the records (ts-pattern patterns): records that do not match are ignored.
+ * @internal Their types name ts-pattern internals, so they stay out of the declarations.
+ */
 export const udbPatterns = {
   node: { id: P.string, service: P.string, versions: record, status: P.union('running', 'upgrading', 'failed', 'stopped'), heartbeatAt: P.number },
   rollout: {

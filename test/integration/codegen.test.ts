@@ -101,7 +101,8 @@ test('compat - an unknown type is refused with the types the service has', async
  * versions. Prints one JSON line per call.
  */
 const bothVersionsScript = `
-import { createClient, createNode, isMoltError, silentLogger, startEmbeddedNats } from 'molt';
+import { createClient, isMoltError } from 'molt';
+import { createNode, silentLogger, startEmbeddedNats } from 'molt/node';
 import service from '../src/service.ts';
 
 // Arguments: a JSON list of [type, message, payload].

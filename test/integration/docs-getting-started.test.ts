@@ -3,8 +3,8 @@
  * `<!-- run -->` runs, in order, in one bash session (so `cd`, exported
  * variables and background jobs carry over), in an empty temporary folder,
  * exactly as written. The test provides what the page asks the reader to
- * provide in blocks it does not run: `MOLT` (this checkout) and `NATS_PORT`
- * (a free port). npm prefers its cache, so installing needs no network when
+ * provide in blocks it does not run: `MOLT_PACKAGE` (this checkout's tarball,
+ * made with `npm pack`) and `NATS_PORT` (a free port). npm prefers its cache, so installing needs no network when
  * the cache has the packages.
  */
 import { suite } from 'uvu';
@@ -13,7 +13,7 @@ import { spawn } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { freePort } from '../../runtime/internal.ts';
-import { moltRoot, tempDir } from '../support/projects.ts';
+import { moltRoot, runOk, tempDir } from '../support/projects.ts';
 
 const page = join(moltRoot, 'docs', 'getting-started.md');
 
@@ -38,7 +38,9 @@ test.before(async (ctx) => {
     'echo "::done::"',
   ].join('\n');
   writeFileSync(join(ctx.tmp.path, 'walkthrough.sh'), script);
-  const env: NodeJS.ProcessEnv = { ...process.env, MOLT: moltRoot, NATS_PORT: String(await freePort()), npm_config_prefer_offline: 'true', FORCE_COLOR: '0', NO_COLOR: '1' };
+  const packed = await runOk('npm', ['pack', '--json', '--pack-destination', ctx.tmp.path], moltRoot);
+  const tarball = join(ctx.tmp.path, (JSON.parse(packed.slice(packed.indexOf('['))) as Array<{ filename: string }>)[0]!.filename);
+  const env: NodeJS.ProcessEnv = { ...process.env, MOLT_PACKAGE: tarball, NATS_PORT: String(await freePort()), npm_config_prefer_offline: 'true', FORCE_COLOR: '0', NO_COLOR: '1' };
   delete env.NATS_URL;
   delete env.MOLT_TRUSTED_KEYS;
   delete env.MOLT_PUBLISHER_KEY;
@@ -77,7 +79,7 @@ function blockOutput(output: string, n: number): string {
 
 test('getting started - the page has the blocks to run, from scaffolding to the rollout', ({ blocks }) => {
   assert.ok(blocks.length >= 6, `found ${blocks.length} runnable blocks`);
-  assert.match(blocks[0]!, /molt\.js" new hello --template counter/);
+  assert.match(blocks[0]!, /--package="\$MOLT_PACKAGE" -- create-molt hello --template counter/);
   assert.ok(blocks.some((b) => b.includes('molt publish')));
 });
 

@@ -82,10 +82,9 @@ export function typecheck(dir: string): Promise<Ran> {
 /**
  * The type errors of a tsc run that are in the project's own files (tsc
  * prints their paths relative to the project). A project also type-checks
- * Molt's sources, since it imports them through its `file:` link; errors
- * there are Molt's, checked by Molt's own `tsc -p tsconfig.json` — and in a
- * checkout shared with other sessions they may come from someone's work in
- * progress, which must not fail the templates' tests.
+ * Molt's declarations, since it imports them through its `file:` link;
+ * errors there are Molt's, checked by Molt's own `tsc -p tsconfig.json`, and
+ * must not fail the templates' tests.
  */
 export function ownTypeErrors(output: string): string[] {
   return output.split('\n').filter((line) => /^[^.\/][^(]*\(\d+,\d+\): error TS/.test(line));

@@ -34,7 +34,7 @@ export function registerNewCommand(program: Command): void {
     .option('-y, --yes', 'ask nothing: take the default for every question not given as a flag')
     .option('--install', 'run `npm install` in the new project')
     .option('--force', 'write into a folder that is not empty')
-    .option('--molt <spec>', "the project's dependency on Molt (default: file:<this package's folder>)")
+    .option('--molt <spec>', "the project's dependency on Molt (default: this Molt's version; from a checkout of the repository, file:<its folder>)")
     .addHelpText('after', '\nTemplates:\n' + templates.map((t) => `  ${t.name.padEnd(10)} ${t.description}`).join('\n'))
     .action(async (dirArg: string | undefined, flags: NewFlags) => {
       let dir = dirArg;

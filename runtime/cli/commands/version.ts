@@ -7,7 +7,7 @@
  */
 import { relative } from 'node:path';
 import type { Command } from 'commander';
-import { addVersion } from '../../../codegen/version-add.ts';
+import { withOptionalPackage } from '../../optional-packages.ts';
 
 interface AddFlags {
   service: string;
@@ -29,7 +29,9 @@ export function registerVersionCommand(program: Command): void {
     .option('--down', 'also write a `down` stub (state back to the previous version, for molt rollback): the identity, typed, so it stops compiling when the states differ')
     .option('--compatible', 'declare `compatible: true` (callers of the previous version served natively) instead of writing a past SO')
     .option('--dry-run', 'print the new file, write nothing')
-    .action((type: string, flags: AddFlags) => {
+    .action(async (type: string, flags: AddFlags) => {
+      // ts-morph is loaded only by this command (an optional peer dependency).
+      const { addVersion } = await withOptionalPackage('ts-morph', '`molt version add`', () => import('../../../codegen/version-add.ts'));
       const result = addVersion({ type, service: flags.service, tsconfig: flags.tsconfig, forward: flags.forward, down: flags.down, compatible: flags.compatible, dryRun: flags.dryRun });
       if (flags.dryRun) {
         process.stdout.write(result.text);

@@ -4,7 +4,8 @@
  */
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { createClient, createNode, isMoltError, silentLogger, startEmbeddedNats, type EmbeddedNats, type MoltClient, type MoltNode } from 'molt';
+import { createClient, isMoltError, type MoltClient } from 'molt';
+import { createNode, silentLogger, startEmbeddedNats, type EmbeddedNats, type MoltNode } from 'molt/node';
 import service from '../src/service.ts';
 import { cartV1 } from '../src/cart/v1.ts';
 import { cartV2 } from '../src/cart/v2.ts';

@@ -5,7 +5,8 @@
  */
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { createClient, createNode, isMoltError, silentLogger, startEmbeddedNats, type EmbeddedNats, type MoltClient, type MoltNode } from 'molt';
+import { createClient, isMoltError, type MoltClient } from 'molt';
+import { createNode, silentLogger, startEmbeddedNats, type EmbeddedNats, type MoltNode } from 'molt/node';
 import service from '../src/service.ts';
 import { colorsetV1 } from '../src/colorset/v1.ts';
 import { colorsetV2, DEFAULT_COLOR } from '../src/colorset/v2.ts';

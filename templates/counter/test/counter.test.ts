@@ -4,7 +4,8 @@
  */
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { createClient, createNode, silentLogger, startEmbeddedNats, type EmbeddedNats, type MoltClient, type MoltNode } from 'molt';
+import { createClient, type MoltClient } from 'molt';
+import { createNode, silentLogger, startEmbeddedNats, type EmbeddedNats, type MoltNode } from 'molt/node';
 import service from '../src/service.ts';
 import { counterV1 } from '../src/counter/v1.ts';
 

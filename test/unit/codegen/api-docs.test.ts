@@ -1,7 +1,8 @@
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import * as molt from '../../../runtime/index.ts';
-import { readApi, renderApi } from '../../../codegen/api-docs.ts';
+import { readFileSync } from 'node:fs';
+import * as molt from '../../../runtime/doors/molt.ts';
+import { doors, readApi, readDoors, renderApi, renderDoors } from '../../../codegen/api-docs.ts';
 
 const test = suite('codegen: api docs');
 
@@ -10,7 +11,27 @@ const entries = groups.flatMap((g) => g.entries);
 
 test('readApi - lists every value the package root exports', () => {
   const listed = new Set(entries.map((e) => e.name));
-  for (const name of Object.keys(molt)) assert.ok(listed.has(name), `${name} is exported by runtime/index.ts but missing from the API reference`);
+  for (const name of Object.keys(molt)) assert.ok(listed.has(name), `${name} is exported by runtime/doors/molt.ts but missing from the API reference`);
+});
+
+test('readDoors - every door of package.json exports is listed, with every value it exports', async () => {
+  const pkg = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { exports: Record<string, unknown> };
+  const publicDoors = Object.keys(pkg.exports).filter((k) => k !== './internal' && k !== './package.json').map((k) => (k === '.' ? 'molt' : `molt/${k.slice(2)}`));
+  assert.equal(doors.map((d) => d.specifier).sort(), publicDoors.sort());
+  const read = readDoors();
+  for (const door of read) {
+    const values = Object.keys((await import(new URL(`../../../${door.file}`, import.meta.url).href)) as object);
+    const listed = new Set(door.groups.flatMap((g) => g.entries.map((e) => e.name)));
+    for (const name of values) assert.ok(listed.has(name), `${name} is exported by ${door.specifier} but missing from the API reference`);
+  }
+  const md = renderDoors(read);
+  for (const door of read) assert.match(md, `## \`${door.specifier}\``);
+});
+
+test('the root door is define, client and errors: node, upgrade and schedule machinery live behind their own doors', () => {
+  for (const name of ['createNode', 'startEmbeddedNats', 'publishUpgrade', 'startUpgradeManager', 'Udb', 'defineSchedule', 'minutesOfDay']) {
+    assert.not.ok(name in molt, `${name} is still exported by the package root`);
+  }
 });
 
 test('readApi - lists the types too, marked as types, each once', () => {
