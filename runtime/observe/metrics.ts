@@ -12,7 +12,8 @@
  */
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { Counter, Gauge, Histogram, Registry } from 'prom-client';
+import { Counter, Gauge, Registry } from 'prom-client';
+import { FastHistogram, type HistogramSeries } from './histogram.ts';
 import type { ActorHost } from '../host/actor-host.ts';
 import type { RolloutRecord, RolloutState } from '../udb/records.ts';
 import { supersedes } from '../udb/records.ts';
@@ -71,13 +72,12 @@ export function createNodeMetrics(source: MetricsSource): NodeMetrics {
     },
   });
 
-  const duration = new Histogram({
-    name: 'molt_call_duration_seconds',
-    help: 'Time from receiving a call to sending its reply, by type, caller version and route.',
-    labelNames: ['service', 'type', 'version', 'route'] as const,
-    buckets: DURATION_BUCKETS,
-    registers: [registry],
-  });
+  const duration = new FastHistogram(
+    'molt_call_duration_seconds',
+    'Time from receiving a call to sending its reply, by type, caller version and route.',
+    DURATION_BUCKETS,
+    registry,
+  );
 
   new Gauge({
     name: 'molt_actors_resident',
@@ -154,9 +154,8 @@ export function createNodeMetrics(source: MetricsSource): NodeMetrics {
     },
   });
 
-  // One histogram child per (type, version, route), made on first use:
-  // `labels()` hashes its arguments, too much work for every call.
-  const children = new Map<string, Map<number, Array<Histogram.Internal<string> | undefined>>>();
+  // One series per (type, version, route), found by two map lookups and an index.
+  const children = new Map<string, Map<number, Array<HistogramSeries | undefined>>>();
   const durations: CallDurations = {
     observe(type, version, route, seconds) {
       let byVersion = children.get(type);
@@ -164,7 +163,7 @@ export function createNodeMetrics(source: MetricsSource): NodeMetrics {
       let byRoute = byVersion.get(version);
       if (byRoute === undefined) byVersion.set(version, (byRoute = []));
       const i = routeIndex(route);
-      (byRoute[i] ??= duration.labels(service, type, String(version), ROUTE_LABELS[i]!)).observe(seconds);
+      (byRoute[i] ??= duration.series({ service, type, version: String(version), route: ROUTE_LABELS[i]! })).observe(seconds);
     },
   };
   return { registry, durations };
