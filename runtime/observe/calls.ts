@@ -62,6 +62,15 @@ export interface CallCount {
   count: number;
 }
 
+/** One caller version's calls on a node (see {@link CallCounts.traffic}). */
+export interface VersionTraffic {
+  calls: number;
+  /** Served through simulation objects (routes past, future, future2). */
+  simulated: number;
+  /** Refused by a simulation object. */
+  disallowed: number;
+}
+
 /** A type's transform failures from one version to another. */
 export interface TransformFailureCount {
   from: number;
@@ -144,6 +153,29 @@ export class CallCounts {
         for (const [code, count] of v.errors[i] ?? []) yield { version, route, outcome: code === 'Disallowed' ? 'disallowed' : code, count };
       }
     }
+  }
+
+  /**
+   * Per caller version: calls answered, how many of them simulation objects
+   * served (past, future, future2; refused ones included) and how many they
+   * refused. What a node publishes as `traffic` in its record.
+   */
+  traffic(): Record<string, VersionTraffic> {
+    const out: Record<string, VersionTraffic> = {};
+    for (const [version, v] of this.byVersion) {
+      const t: VersionTraffic = { calls: 0, simulated: 0, disallowed: 0 };
+      for (let i = 0; i < ROUTE_LABELS.length; i++) {
+        let n = v.ok[i]!;
+        for (const [code, count] of v.errors[i] ?? []) {
+          n += count;
+          if (code === 'Disallowed') t.disallowed += count;
+        }
+        t.calls += n;
+        if (i >= 1 && i <= 3) t.simulated += n;
+      }
+      out[String(version)] = t;
+    }
+    return out;
   }
 
   /** Transform failures by step. */
