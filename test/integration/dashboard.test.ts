@@ -35,7 +35,7 @@ const test = suite<Ctx>('dashboard');
 test.before(async (ctx) => {
   if (!executablePath) throw new Error('no chromium found: apt-get install chromium, or set MOLT_CHROMIUM to a Chromium binary');
   Object.assign(ctx, await startThreeNodeService());
-  ctx.browser = await chromium.launch({ executablePath, args: ['--no-sandbox', '--disable-gpu'] });
+  ctx.browser = await chromium.launch({ executablePath, args: ['--no-sandbox', '--disable-gpu'], timeout: 60_000 });
   ctx.page = await ctx.browser.newPage({ viewport: { width: 1280, height: 900 } });
 });
 
