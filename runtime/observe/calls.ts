@@ -26,6 +26,18 @@ export const ROUTE_LABELS: readonly RouteLabel[] = ['native', 'past', 'future', 
 
 const NONE = 4;
 
+/**
+ * Most caller versions counted apart. A caller may send any version number,
+ * and a version the node does not serve is still counted (`none`,
+ * `VersionUnsupported`): past this many, calls of further versions are
+ * counted together under {@link OTHER_VERSIONS}, so no caller can grow a
+ * node's memory or its metrics without bound.
+ */
+export const MAX_VERSIONS_COUNTED = 64;
+
+/** The version under which calls of versions beyond {@link MAX_VERSIONS_COUNTED} are counted (label `other`). */
+export const OTHER_VERSIONS = 0;
+
 /** The index of a route's label in {@link ROUTE_LABELS}. */
 export function routeIndex(route: Route | undefined): number {
   if (route === undefined) return NONE;
@@ -55,6 +67,7 @@ interface VersionCounts {
 
 /** One counted series: what `molt_calls_total` exposes. */
 export interface CallCount {
+  /** The caller's version; {@link OTHER_VERSIONS} (0) for the versions past {@link MAX_VERSIONS_COUNTED}. */
   version: number;
   route: RouteLabel;
   /** `ok`, `disallowed`, or the error code. */
@@ -95,6 +108,10 @@ export class CallCounts {
 
   private of(version: number): VersionCounts {
     let v = this.byVersion.get(version);
+    if (v === undefined && this.byVersion.size >= MAX_VERSIONS_COUNTED) {
+      version = OTHER_VERSIONS;
+      v = this.byVersion.get(version);
+    }
     if (v === undefined) {
       v = { ok: [0, 0, 0, 0, 0], errors: [undefined, undefined, undefined, undefined, undefined] };
       this.byVersion.set(version, v);

@@ -87,7 +87,7 @@ function render(v) {
   }), 'no rollout yet');
   table('#traffic', ['version', 'calls', 'through SOs', 'disallowed', 'last call', ''], v.traffic.map((t) => ({
     attrs: { 'data-version': t.type + '@' + t.version },
-    cells: [t.type + '@' + t.version + (t.native ? ' (native)' : ''), t.calls, pct(t.simulated, t.calls), pct(t.disallowed, t.calls), ago(t.idleMs) + ' ago',
+    cells: [t.version === 0 ? t.type + ' other versions' : t.type + '@' + t.version + (t.native ? ' (native)' : ''), t.calls, pct(t.simulated, t.calls), pct(t.disallowed, t.calls), ago(t.idleMs) + ' ago',
       t.readyToRetire ? el('span', { class: 'retire' }, 'ready to retire (molt retire ' + t.type + ' ' + t.version + ')') : ''],
   })), 'no calls yet');
   table('#problems', ['node', 'what', 'code', 'message'], v.problems.map((p) => ({ cells: [p.nodeId, p.key, p.code + (p.reason ? ' (' + p.reason + ')' : ''), p.message] })), 'none');

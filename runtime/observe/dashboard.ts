@@ -127,7 +127,8 @@ export async function startDashboard(options: DashboardOptions): Promise<Dashboa
       const native = liveVersions.includes(s.version);
       const older = liveVersions.length > 0 && s.version < Math.min(...liveVersions);
       const retired = view.retired.some((r) => r.type === s.type && r.version >= s.version);
-      out.push({ ...s, native, idleMs, readyToRetire: older && !retired && idleMs >= retireAfterMs });
+      // Version 0: the versions a node counts together (runtime/observe/calls.ts), never one to retire.
+      out.push({ ...s, native, idleMs, readyToRetire: s.version > 0 && older && !retired && idleMs >= retireAfterMs });
     }
     return out.sort((a, b) => (a.type < b.type ? -1 : a.type > b.type ? 1 : a.version - b.version));
   }

@@ -19,7 +19,10 @@ import type { RolloutRecord, RolloutState } from '../udb/records.ts';
 import { supersedes } from '../udb/records.ts';
 import type { Route } from '../upgrade/layer.ts';
 import { ErrorCode, MoltError } from '../errors.ts';
-import { ROUTE_LABELS, routeIndex } from './calls.ts';
+import { MAX_VERSIONS_COUNTED, OTHER_VERSIONS, ROUTE_LABELS, routeIndex } from './calls.ts';
+
+/** A version as a label: its number, or `other` for the versions counted together. */
+const versionLabel = (version: number): string => (version === OTHER_VERSIONS ? 'other' : String(version));
 
 /** Where a node serves its metrics (`GET /metrics`). */
 export interface MetricsOptions {
@@ -67,7 +70,7 @@ export function createNodeMetrics(source: MetricsSource): NodeMetrics {
     collect() {
       this.reset();
       for (const [type, host] of hosts) {
-        for (const s of host.counts.series()) this.inc({ service, type, version: String(s.version), route: s.route, outcome: s.outcome }, s.count);
+        for (const s of host.counts.series()) this.inc({ service, type, version: versionLabel(s.version), route: s.route, outcome: s.outcome }, s.count);
       }
     },
   });
@@ -161,9 +164,10 @@ export function createNodeMetrics(source: MetricsSource): NodeMetrics {
       let byVersion = children.get(type);
       if (byVersion === undefined) children.set(type, (byVersion = new Map()));
       let byRoute = byVersion.get(version);
+      if (byRoute === undefined && byVersion.size >= MAX_VERSIONS_COUNTED) byRoute = byVersion.get((version = OTHER_VERSIONS));
       if (byRoute === undefined) byVersion.set(version, (byRoute = []));
       const i = routeIndex(route);
-      (byRoute[i] ??= duration.series({ service, type, version: String(version), route: ROUTE_LABELS[i]! })).observe(seconds);
+      (byRoute[i] ??= duration.series({ service, type, version: versionLabel(version), route: ROUTE_LABELS[i]! })).observe(seconds);
     },
   };
   return { registry, durations };

@@ -5,7 +5,7 @@
  */
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { CallCounts, routeLabel } from '../../runtime/observe/calls.ts';
+import { CallCounts, MAX_VERSIONS_COUNTED, OTHER_VERSIONS, routeLabel } from '../../runtime/observe/calls.ts';
 import { nativeRoute, type Route } from '../../runtime/upgrade/layer.ts';
 
 const so = { handlers: {} } as never;
@@ -47,6 +47,15 @@ test('calls - transform failures by step', () => {
   c.transformFailed(2, 3);
   assert.is(c.transformFailures, 3);
   assert.equal(c.transformSteps(), [{ from: 1, to: 2, count: 2 }, { from: 2, to: 3, count: 1 }]);
+});
+
+test('calls - a caller sending ever new versions cannot grow the counters without bound', () => {
+  const c = new CallCounts();
+  for (let v = 1; v <= 10_000; v++) c.error(v, undefined, 'VersionUnsupported');
+  const series = [...c.series()];
+  assert.is(series.length, MAX_VERSIONS_COUNTED + 1);
+  assert.equal(series.find((s) => s.version === OTHER_VERSIONS), { version: OTHER_VERSIONS, route: 'none', outcome: 'VersionUnsupported', count: 10_000 - MAX_VERSIONS_COUNTED });
+  assert.is(c.calls, 10_000);
 });
 
 test.run();
