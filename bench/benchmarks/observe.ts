@@ -23,7 +23,8 @@ import { addRows, compare, series, type LoadSystem } from '../compare.ts';
 import { cpuPerOp } from './breakdown.ts';
 import { CallCounts } from '../../runtime/observe/calls.ts';
 import { createNodeMetrics } from '../../runtime/observe/metrics.ts';
-import { endCallSpan, startCallSpan, tracerOf } from '../../runtime/observe/trace.ts';
+import { endCallSpan, formatTraceparent, startCallSpan, tracerOf } from '../../runtime/observe/trace.ts';
+import { context, SpanKind } from '@opentelemetry/api';
 import { nativeRoute } from '../../runtime/internal.ts';
 
 /** CPU per call of each observability step, in this process. */
@@ -43,9 +44,16 @@ function perCallSteps(ctx: BenchContext): void {
     // Tracing off: a caller that does not trace sends no traceparent; one that does makes the node parse it.
     span_off: () => (sink = startCallSpan(off, 'bench', 'cache', 'inc', 1, undefined)),
     span_off_caller_traced: () => (sink = startCallSpan(off, 'bench', 'cache', 'inc', 1, traceparent)),
+    // Tracing on: the node's span of a call, and the client's (started, its context written as a header, ended).
     span_on: () => {
       const span = startCallSpan(on, 'bench', 'cache', 'inc', 1, traceparent)!;
       endCallSpan(span, 'cache', 1, 1, nativeRoute, undefined);
+    },
+    client_span_on: () => {
+      const span = on.startSpan('cache.inc', { kind: SpanKind.CLIENT }, context.active());
+      sink = formatTraceparent(span.spanContext());
+      span.setAttributes({ 'rpc.system': 'molt', 'rpc.service': 'bench.cache', 'rpc.method': 'inc', 'molt.caller_version': 1 });
+      span.end();
     },
   };
   const ms = ctx.options.quick ? 20 : 300;
