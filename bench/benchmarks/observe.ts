@@ -17,7 +17,7 @@
  *
  * @module
  */
-import { BasicTracerProvider, BatchSpanProcessor } from '@opentelemetry/sdk-trace-base';
+import { BasicTracerProvider, BatchSpanProcessor, ParentBasedSampler, TraceIdRatioBasedSampler } from '@opentelemetry/sdk-trace-base';
 import { stat, type Benchmark, type BenchContext } from '../harness.ts';
 import { addRows, compare, series, type LoadSystem } from '../compare.ts';
 import { cpuPerOp } from './breakdown.ts';
@@ -32,8 +32,12 @@ function perCallSteps(ctx: BenchContext): void {
   const counts = new CallCounts();
   const { durations } = createNodeMetrics({ service: 'bench', hosts: new Map(), ownedShards: () => 0, rollouts: async () => [] });
   const off = tracerOf(undefined); // nothing registered in this process: the API's no-op
-  const on = new BasicTracerProvider({ spanProcessors: [new BatchSpanProcessor({ export: (_s, done) => done({ code: 0 }), shutdown: async () => {} })] }).getTracer('molt');
+  const dropping = () => new BatchSpanProcessor({ export: (_s, done) => done({ code: 0 }), shutdown: async () => {} });
+  const on = new BasicTracerProvider({ spanProcessors: [dropping()] }).getTracer('molt');
+  // An SDK that samples no new trace and follows the caller's decision: what an unsampled call costs.
+  const sampling = new BasicTracerProvider({ sampler: new ParentBasedSampler({ root: new TraceIdRatioBasedSampler(0) }), spanProcessors: [dropping()] }).getTracer('molt');
   const traceparent = '00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01';
+  const unsampled = traceparent.replace(/01$/, '00');
   let sink: unknown;
   const steps: Record<string, () => void> = {
     count_outcome: () => counts.ok(1, nativeRoute),
@@ -48,6 +52,12 @@ function perCallSteps(ctx: BenchContext): void {
     span_on: () => {
       const span = startCallSpan(on, 'bench', 'cache', 'inc', 1, traceparent)!;
       endCallSpan(span, 'cache', 1, 1, nativeRoute, undefined);
+    },
+    span_unsampled: () => (sink = startCallSpan(sampling, 'bench', 'cache', 'inc', 1, unsampled)),
+    client_span_unsampled: () => {
+      const span = sampling.startSpan('cache.inc', { kind: SpanKind.CLIENT }, context.active());
+      sink = formatTraceparent(span.spanContext());
+      span.end();
     },
     client_span_on: () => {
       const span = on.startSpan('cache.inc', { kind: SpanKind.CLIENT }, context.active());
