@@ -28,7 +28,7 @@ import { attachInternals } from './node/internals.ts';
 import { openNodeBuckets } from './udb/buckets.ts';
 import { createReplyCheck, nodeInboxPrefix, ownInboxes } from './node/reply-subject.ts';
 import { buildNodeRecord, versionsToResume, type NodeRecordState } from './node/record.ts';
-import { createNodeMetrics, serveMetrics, type MetricsOptions, type MetricsServer } from './observe/metrics.ts';
+import type { MetricsOptions, MetricsServer } from './observe/metrics.ts';
 import { Udb } from './udb/index.ts';
 import { tracerOf } from './observe/trace.ts';
 import type { TracerProvider } from '@opentelemetry/api';
@@ -258,9 +258,9 @@ export async function createNode(options: NodeOptions): Promise<MoltNode> {
   const identity = { nodeId, service: service.name, startedAt: clock.now(), trusts: options.trusts };
   const state: NodeRecordState = { status: 'running', lastError: undefined, upgradingTo: {} };
 
-  const metrics = options.metrics
-    ? createNodeMetrics({ service: service.name, hosts, ownedShards: () => placement.ownedShards().size, rollouts: () => new Udb(udb, service.name).rollouts() })
-    : undefined;
+  // Loaded only when asked for: prom-client is not loaded by nodes that serve no metrics.
+  const observe = options.metrics ? await import('./observe/metrics.ts') : undefined;
+  const metrics = observe?.createNodeMetrics({ service: service.name, hosts, ownedShards: () => placement.ownedShards().size, rollouts: () => new Udb(udb, service.name).rollouts() });
   const edge = createEdge({
     service: service.name,
     nodeId,
@@ -345,7 +345,7 @@ export async function createNode(options: NodeOptions): Promise<MoltNode> {
   let metricsServer: MetricsServer | undefined;
   try {
     // Before the node takes shards: a port already taken fails the start, not a running node.
-    if (metrics) metricsServer = await serveMetrics(metrics.registry, options.metrics!);
+    if (observe && metrics) metricsServer = await observe.serveMetrics(metrics.registry, options.metrics!);
     await placement.start();
   } catch (e) {
     await metricsServer?.close();

@@ -17,18 +17,19 @@
  *
  * @module
  */
-import { BasicTracerProvider, BatchSpanProcessor, ParentBasedSampler, TraceIdRatioBasedSampler } from '@opentelemetry/sdk-trace-base';
 import { stat, type Benchmark, type BenchContext } from '../harness.ts';
 import { addRows, compare, series, type LoadSystem } from '../compare.ts';
 import { cpuPerOp } from './breakdown.ts';
 import { CallCounts } from '../../runtime/observe/calls.ts';
-import { createNodeMetrics } from '../../runtime/observe/metrics.ts';
 import { endCallSpan, formatTraceparent, startCallSpan, tracerOf } from '../../runtime/observe/trace.ts';
 import { context, SpanKind } from '@opentelemetry/api';
 import { nativeRoute } from '../../runtime/internal.ts';
 
 /** CPU per call of each observability step, in this process. */
-function perCallSteps(ctx: BenchContext): void {
+async function perCallSteps(ctx: BenchContext): Promise<void> {
+  // Loaded here, not at the top: `npm run bench` imports every benchmark, and the others need neither.
+  const { BasicTracerProvider, BatchSpanProcessor, ParentBasedSampler, TraceIdRatioBasedSampler } = await import('@opentelemetry/sdk-trace-base');
+  const { createNodeMetrics } = await import('../../runtime/observe/metrics.ts');
   const counts = new CallCounts();
   const { durations } = createNodeMetrics({ service: 'bench', hosts: new Map(), ownedShards: () => 0, rollouts: async () => [] });
   const off = tracerOf(undefined); // nothing registered in this process: the API's no-op
@@ -80,7 +81,7 @@ export const observe: Benchmark = {
   name: 'observe',
   title: 'volatile ask with metrics on, with tracing on (SDK, dropping exporter), vs both off',
   async run(ctx) {
-    perCallSteps(ctx);
+    await perCallSteps(ctx);
     const nats = await ctx.nats();
     const [offNode, metricsNode, tracingNode, requester, tracingRequester] = await Promise.all([
       ctx.agent('molt-node-plain'),
