@@ -22,7 +22,7 @@ import { setupServiceBuckets } from '../../runtime/udb/buckets.ts';
 import { permissionsConfig } from '../../runtime/nats/permissions.ts';
 import { openUdbFor } from '../../runtime/cli/commands/status.ts';
 import { counterV1 } from '../fixtures/counter.ts';
-import { startEmbeddedNats } from '../support/nats.ts';
+import { spawnScript, startEmbeddedNats } from '../support/nats.ts';
 import { publish, startThreeNodeService, stopThreeNodeService, waitForRollout, type ThreeNodeService } from '../support/upgrades.ts';
 
 const executablePath = process.env.MOLT_CHROMIUM ?? ['/usr/bin/chromium', '/usr/bin/chromium-browser'].find((p) => existsSync(p));
@@ -87,6 +87,18 @@ test('dashboard - the pause button pauses a real rollout; the screenshot is save
   await page.screenshot({ path: file, fullPage: true });
   assert.ok(existsSync(file));
   console.log(`dashboard screenshot: ${file}`);
+});
+
+test('dashboard - `molt dashboard` serves the page and says whether its buttons act', async ({ nats }) => {
+  const child = spawnScript('bin/molt.js', ['dashboard', '--nats', nats.url, '--service', 'counters', '--port', '0'], { MOLT_LOG: 'warn' });
+  try {
+    const line = await child.waitFor(/molt dashboard for counters on http:\/\/127\.0\.0\.1:(\d+)\/ \(pause, resume and abort act\)/, 30_000);
+    const port = /:(\d+)\//.exec(line)![1];
+    const page = await (await fetch(`http://127.0.0.1:${port}/`)).text();
+    assert.match(page, /<title>molt dashboard: counters<\/title>/);
+  } finally {
+    await child.kill('SIGTERM');
+  }
 });
 
 test('dashboard - without the operator\'s credentials it is read only, and says so', async ({ browser }) => {
