@@ -321,26 +321,28 @@ function createClientOn(nc: NatsConnection, options: ClientOptions, ownsConnecti
       return Promise.reject(e);
     }
     const resendHeaders = key === undefined ? undefined : (ageMs: number) => perCallHeaders(version, message, key, traceparent, ageMs);
-    if (span.isRecording()) {
-      span.setAttributes({ 'rpc.system': 'molt', 'rpc.service': `${options.service}.${type}`, 'rpc.method': message, 'molt.caller_version': version });
-      return traced(span, sendBytes(subject, body, h, key, resendHeaders));
-    }
-    return sendBytes(subject, body, h, key, resendHeaders);
+    if (!span.isRecording()) return sendBytes(subject, body, h, key, resendHeaders, undefined);
+    span.setAttributes({ 'rpc.system': 'molt', 'rpc.service': `${options.service}.${type}`, 'rpc.method': message, 'molt.caller_version': version });
+    return sendBytes(subject, body, h, key, resendHeaders, span);
   }
 
   /** Sends an encoded call and waits for its reply; a keyed call's resends are built by `resendHeaders`. */
-  function sendBytes(subject: string, body: Uint8Array, h: MsgHdrs, key: string | undefined, resendHeaders: ((ageMs: number) => MsgHdrs) | undefined): Promise<unknown> {
+  function sendBytes(subject: string, body: Uint8Array, h: MsgHdrs, key: string | undefined, resendHeaders: ((ageMs: number) => MsgHdrs) | undefined, span: Span | undefined): Promise<unknown> {
     // nats.js would refuse it by throwing at publish; it can never be sent, so say that.
     const limit = nc.info?.max_payload;
     if (limit !== undefined && body.length + encodedLength(h) > limit) {
-      return Promise.reject(
+      return rejectTraced(
+        span,
         new MoltError(ErrorCode.PayloadTooLarge, `the call's body is ${body.length} bytes, more than the NATS server accepts in one message (max_payload ${limit}); it was not sent`, {
           data: { size: body.length, limit },
         }),
       );
     }
     const id = (seq++).toString(36);
-    return new Promise((resolve, reject) => {
+    return new Promise((settleOk, settleError) => {
+      // A traced call ends its span as it settles (no promise chained for it).
+      const resolve = span === undefined ? settleOk : (value: unknown) => (span.end(), settleOk(value));
+      const reject = span === undefined ? settleError : (e: MoltError) => (endWithError(span, e), settleError(e));
       const now = clock.monotonic();
       pending.set(id, {
         resolve,
@@ -365,20 +367,16 @@ function createClientOn(nc: NatsConnection, options: ClientOptions, ownsConnecti
     });
   }
 
-  /** Ends `span` when `reply` settles: with the error's code and message, if it fails. */
-  function traced(span: Span, reply: Promise<unknown>): Promise<unknown> {
-    return reply.then(
-      (value) => {
-        span.end();
-        return value;
-      },
-      (e: unknown) => {
-        if (e instanceof MoltError) span.setAttribute('molt.error_code', e.code);
-        span.setStatus({ code: SpanStatusCode.ERROR, message: e instanceof Error ? e.message : String(e) });
-        span.end();
-        throw e;
-      },
-    );
+  /** Ends a client span with a failed call's error. */
+  function endWithError(span: Span, e: unknown): void {
+    if (e instanceof MoltError) span.setAttribute('molt.error_code', e.code);
+    span.setStatus({ code: SpanStatusCode.ERROR, message: e instanceof Error ? e.message : String(e) });
+    span.end();
+  }
+
+  function rejectTraced(span: Span | undefined, e: MoltError): Promise<never> {
+    if (span !== undefined) endWithError(span, e);
+    return Promise.reject(e);
   }
 
   return {

@@ -275,11 +275,9 @@ export async function createNode(options: NodeOptions): Promise<MoltNode> {
   const state: NodeRecordState = { status: 'running', lastError: undefined, upgradingTo: {} };
 
   const acceptsReply = createReplyCheck({ callerInboxPrefix: options.callerInboxPrefix, ownInboxes: () => ownInboxes(nc, kvStore.ackInbox, options.callerInboxPrefix), logger, clock });
-  // Loaded only when asked for: a node without metrics never loads prom-client.
+  // Loaded only when asked for: prom-client is not loaded by nodes that serve no metrics.
   const observe = options.metrics ? await import('./observe/metrics.ts') : undefined;
-  const metrics = observe
-    ? observe.createNodeMetrics({ service: service.name, hosts, ownedShards: () => placement.ownedShards().size, rollouts: () => new Udb(udb, service.name).rollouts() })
-    : undefined;
+  const metrics = observe?.createNodeMetrics({ service: service.name, hosts, ownedShards: () => placement.ownedShards().size, rollouts: () => new Udb(udb, service.name).rollouts() });
   const edge = createEdge({
     service: service.name,
     nodeId,
@@ -364,7 +362,7 @@ export async function createNode(options: NodeOptions): Promise<MoltNode> {
   let metricsServer: MetricsServer | undefined;
   try {
     // Before the node takes shards: a port already taken fails the start, not a running node.
-    if (metrics && observe) metricsServer = await observe.serveMetrics(metrics.registry, options.metrics!);
+    if (observe && metrics) metricsServer = await observe.serveMetrics(metrics.registry, options.metrics!);
     await placement.start();
   } catch (e) {
     await metricsServer?.close();

@@ -17,22 +17,28 @@
  *
  * @module
  */
-import { BasicTracerProvider, BatchSpanProcessor } from '@opentelemetry/sdk-trace-base';
 import { stat, type Benchmark, type BenchContext } from '../harness.ts';
 import { addRows, compare, series, type LoadSystem } from '../compare.ts';
 import { cpuPerOp } from './breakdown.ts';
 import { CallCounts } from '../../runtime/observe/calls.ts';
-import { createNodeMetrics } from '../../runtime/observe/metrics.ts';
-import { endCallSpan, startCallSpan, tracerOf } from '../../runtime/observe/trace.ts';
+import { endCallSpan, formatTraceparent, startCallSpan, tracerOf } from '../../runtime/observe/trace.ts';
+import { context, SpanKind } from '@opentelemetry/api';
 import { nativeRoute } from '../../runtime/internal.ts';
 
 /** CPU per call of each observability step, in this process. */
-function perCallSteps(ctx: BenchContext): void {
+async function perCallSteps(ctx: BenchContext): Promise<void> {
+  // Loaded here, not at the top: `npm run bench` imports every benchmark, and the others need neither.
+  const { BasicTracerProvider, BatchSpanProcessor, ParentBasedSampler, TraceIdRatioBasedSampler } = await import('@opentelemetry/sdk-trace-base');
+  const { createNodeMetrics } = await import('../../runtime/observe/metrics.ts');
   const counts = new CallCounts();
   const { durations } = createNodeMetrics({ service: 'bench', hosts: new Map(), ownedShards: () => 0, rollouts: async () => [] });
   const off = tracerOf(undefined); // nothing registered in this process: the API's no-op
-  const on = new BasicTracerProvider({ spanProcessors: [new BatchSpanProcessor({ export: (_s, done) => done({ code: 0 }), shutdown: async () => {} })] }).getTracer('molt');
+  const dropping = () => new BatchSpanProcessor({ export: (_s, done) => done({ code: 0 }), shutdown: async () => {} });
+  const on = new BasicTracerProvider({ spanProcessors: [dropping()] }).getTracer('molt');
+  // An SDK that samples no new trace and follows the caller's decision: what an unsampled call costs.
+  const sampling = new BasicTracerProvider({ sampler: new ParentBasedSampler({ root: new TraceIdRatioBasedSampler(0) }), spanProcessors: [dropping()] }).getTracer('molt');
   const traceparent = '00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01';
+  const unsampled = traceparent.replace(/01$/, '00');
   let sink: unknown;
   const steps: Record<string, () => void> = {
     count_outcome: () => counts.ok(1, nativeRoute),
@@ -43,9 +49,22 @@ function perCallSteps(ctx: BenchContext): void {
     // Tracing off: a caller that does not trace sends no traceparent; one that does makes the node parse it.
     span_off: () => (sink = startCallSpan(off, 'bench', 'cache', 'inc', 1, undefined)),
     span_off_caller_traced: () => (sink = startCallSpan(off, 'bench', 'cache', 'inc', 1, traceparent)),
+    // Tracing on: the node's span of a call, and the client's (started, its context written as a header, ended).
     span_on: () => {
       const span = startCallSpan(on, 'bench', 'cache', 'inc', 1, traceparent)!;
       endCallSpan(span, 'cache', 1, 1, nativeRoute, undefined);
+    },
+    span_unsampled: () => (sink = startCallSpan(sampling, 'bench', 'cache', 'inc', 1, unsampled)),
+    client_span_unsampled: () => {
+      const span = sampling.startSpan('cache.inc', { kind: SpanKind.CLIENT }, context.active());
+      sink = formatTraceparent(span.spanContext());
+      span.end();
+    },
+    client_span_on: () => {
+      const span = on.startSpan('cache.inc', { kind: SpanKind.CLIENT }, context.active());
+      sink = formatTraceparent(span.spanContext());
+      span.setAttributes({ 'rpc.system': 'molt', 'rpc.service': 'bench.cache', 'rpc.method': 'inc', 'molt.caller_version': 1 });
+      span.end();
     },
   };
   const ms = ctx.options.quick ? 20 : 300;
@@ -62,7 +81,7 @@ export const observe: Benchmark = {
   name: 'observe',
   title: 'volatile ask with metrics on, with tracing on (SDK, dropping exporter), vs both off',
   async run(ctx) {
-    perCallSteps(ctx);
+    await perCallSteps(ctx);
     const nats = await ctx.nats();
     const [offNode, metricsNode, tracingNode, requester, tracingRequester] = await Promise.all([
       ctx.agent('molt-node-plain'),

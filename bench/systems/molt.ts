@@ -20,7 +20,7 @@ export const commands: Record<string, Command> = {
   'molt.serve': async (args) => {
     if (node) throw new Error('this agent already runs a node');
     // `tracing`: an SDK registered for the whole agent; `metrics`: served on a free port.
-    if (args.tracing) registerDroppingTracer();
+    if (args.tracing) await registerDroppingTracer();
     const n = await createNode({
       service: args.service ? defineService(String(args.service), service.types) : service,
       ...(args.metrics ? { metrics: { port: 0, host: '127.0.0.1' } } : {}),
@@ -61,7 +61,7 @@ export const commands: Record<string, Command> = {
     const key = `${String(args.type)}@${Number(args.version ?? 1)}`;
     const iface = interfaces.get(key);
     if (!iface) throw new Error(`no interface ${key} in the benchmark service`);
-    if (args.tracing) registerDroppingTracer();
+    if (args.tracing) await registerDroppingTracer();
     // `idempotency: false`: calls without an idempotency key (the client gives every call one by default).
     const client = await createClient({
       service: args.service ? String(args.service) : service.name,

@@ -7,7 +7,7 @@
  * @module
  */
 import { trace } from '@opentelemetry/api';
-import { BasicTracerProvider, BatchSpanProcessor, type ReadableSpan, type SpanExporter } from '@opentelemetry/sdk-trace-base';
+import type { ReadableSpan, SpanExporter } from '@opentelemetry/sdk-trace-base';
 
 /** Drops every span, reporting success. */
 const dropping: SpanExporter = {
@@ -19,9 +19,10 @@ const dropping: SpanExporter = {
 
 let registered = false;
 
-/** Registers the SDK globally (once per process). */
-export function registerDroppingTracer(): void {
+/** Registers the SDK globally (once per process). Loaded only here: agents that do not trace never load it. */
+export async function registerDroppingTracer(): Promise<void> {
   if (registered) return;
   registered = true;
+  const { BasicTracerProvider, BatchSpanProcessor } = await import('@opentelemetry/sdk-trace-base');
   trace.setGlobalTracerProvider(new BasicTracerProvider({ spanProcessors: [new BatchSpanProcessor(dropping)] }));
 }

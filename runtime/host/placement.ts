@@ -52,6 +52,12 @@ export interface NodeRecord {
   stats?: Record<string, number>;
   /** The same counters per actor type (health gates judge the type being upgraded). */
   typeStats?: Record<string, Record<string, number>>;
+  /**
+   * Calls per type and caller version since the node started: answered,
+   * served through simulation objects, refused by them (the dashboard's
+   * traffic; runtime/observe/calls.ts).
+   */
+  traffic?: Record<string, Record<string, { calls: number; simulated: number; disallowed: number }>>;
   /** Shards this node may be serving (owned, or released but not yet quiet); see the module notes. */
   claims?: number[];
   /**

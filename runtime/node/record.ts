@@ -32,11 +32,13 @@ export function buildNodeRecord(
   const stats = { calls: 0, failed: 0, disallowed: 0, transformFailures: 0 };
   // Per type as well: a rollout's health gate must judge the type it upgrades, not the node.
   const typeStats: Record<string, Record<string, number>> = {};
+  const traffic: NonNullable<NodeRecord['traffic']> = {};
   for (const [name, host] of hosts) {
     versions[name] = host.currentVersion;
     known[name] = host.knownVersions;
     const { calls, failed, disallowed, transformFailures } = host.stats;
     typeStats[name] = { calls, failed, disallowed, transformFailures };
+    traffic[name] = host.counts.traffic();
     stats.calls += calls;
     stats.failed += failed;
     stats.disallowed += disallowed;
@@ -54,6 +56,7 @@ export function buildNodeRecord(
     heartbeatAt: now,
     stats,
     typeStats,
+    traffic,
   };
   const unreadable: NonNullable<NodeRecord['unreadable']> = [];
   for (const [type, host] of hosts) {

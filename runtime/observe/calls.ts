@@ -26,6 +26,18 @@ export const ROUTE_LABELS: readonly RouteLabel[] = ['native', 'past', 'future', 
 
 const NONE = 4;
 
+/**
+ * Most caller versions counted apart. A caller may send any version number,
+ * and a version the node does not serve is still counted (`none`,
+ * `VersionUnsupported`): past this many, calls of further versions are
+ * counted together under {@link OTHER_VERSIONS}, so no caller can grow a
+ * node's memory or its metrics without bound.
+ */
+export const MAX_VERSIONS_COUNTED = 64;
+
+/** The version under which calls of versions beyond {@link MAX_VERSIONS_COUNTED} are counted (label `other`). */
+export const OTHER_VERSIONS = 0;
+
 /** The index of a route's label in {@link ROUTE_LABELS}. */
 export function routeIndex(route: Route | undefined): number {
   if (route === undefined) return NONE;
@@ -57,11 +69,21 @@ interface VersionCounts {
 
 /** One counted series: what `molt_calls_total` exposes. */
 export interface CallCount {
+  /** The caller's version; {@link OTHER_VERSIONS} (0) for the versions past {@link MAX_VERSIONS_COUNTED}. */
   version: number;
   route: RouteLabel;
   /** `ok`, `disallowed`, or the error code. */
   outcome: string;
   count: number;
+}
+
+/** One caller version's calls on a node (see {@link CallCounts.traffic}). */
+export interface VersionTraffic {
+  calls: number;
+  /** Served through simulation objects (routes past, future, future2). */
+  simulated: number;
+  /** Refused by a simulation object. */
+  disallowed: number;
 }
 
 /** A type's transform failures from one version to another. */
@@ -88,6 +110,10 @@ export class CallCounts {
 
   private of(version: number): VersionCounts {
     let v = this.byVersion.get(version);
+    if (v === undefined && this.byVersion.size >= MAX_VERSIONS_COUNTED) {
+      version = OTHER_VERSIONS;
+      v = this.byVersion.get(version);
+    }
     if (v === undefined) {
       v = { ok: [0, 0, 0, 0, 0], errors: [undefined, undefined, undefined, undefined, undefined], total: 0 };
       this.byVersion.set(version, v);
@@ -157,6 +183,29 @@ export class CallCounts {
         for (const [code, count] of v.errors[i] ?? []) yield { version, route, outcome: code === 'Disallowed' ? 'disallowed' : code, count };
       }
     }
+  }
+
+  /**
+   * Per caller version: calls answered, how many of them simulation objects
+   * served (past, future, future2; refused ones included) and how many they
+   * refused. What a node publishes as `traffic` in its record.
+   */
+  traffic(): Record<string, VersionTraffic> {
+    const out: Record<string, VersionTraffic> = {};
+    for (const [version, v] of this.byVersion) {
+      const t: VersionTraffic = { calls: 0, simulated: 0, disallowed: 0 };
+      for (let i = 0; i < ROUTE_LABELS.length; i++) {
+        let n = v.ok[i]!;
+        for (const [code, count] of v.errors[i] ?? []) {
+          n += count;
+          if (code === 'Disallowed') t.disallowed += count;
+        }
+        t.calls += n;
+        if (i >= 1 && i <= 3) t.simulated += n;
+      }
+      out[String(version)] = t;
+    }
+    return out;
   }
 
   /** Transform failures by step. */

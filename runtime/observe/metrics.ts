@@ -12,13 +12,17 @@
  */
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { Counter, Gauge, Histogram, Registry } from 'prom-client';
+import { Counter, Gauge, Registry } from 'prom-client';
+import { FastHistogram, type HistogramSeries } from './histogram.ts';
 import type { ActorHost } from '../host/actor-host.ts';
 import type { RolloutRecord, RolloutState } from '../udb/records.ts';
 import { supersedes } from '../udb/records.ts';
 import type { Route } from '../upgrade/layer.ts';
 import { ErrorCode, MoltError } from '../errors.ts';
-import { ROUTE_LABELS, routeIndex } from './calls.ts';
+import { MAX_VERSIONS_COUNTED, OTHER_VERSIONS, ROUTE_LABELS, routeIndex } from './calls.ts';
+
+/** A version as a label: its number, or `other` for the versions counted together. */
+const versionLabel = (version: number): string => (version === OTHER_VERSIONS ? 'other' : String(version));
 
 /** Where a node serves its metrics (`GET /metrics`). */
 export interface MetricsOptions {
@@ -66,18 +70,17 @@ export function createNodeMetrics(source: MetricsSource): NodeMetrics {
     collect() {
       this.reset();
       for (const [type, host] of hosts) {
-        for (const s of host.counts.series()) this.inc({ service, type, version: String(s.version), route: s.route, outcome: s.outcome }, s.count);
+        for (const s of host.counts.series()) this.inc({ service, type, version: versionLabel(s.version), route: s.route, outcome: s.outcome }, s.count);
       }
     },
   });
 
-  const duration = new Histogram({
-    name: 'molt_call_duration_seconds',
-    help: 'Time from receiving a call to sending its reply, by type, caller version and route.',
-    labelNames: ['service', 'type', 'version', 'route'] as const,
-    buckets: DURATION_BUCKETS,
-    registers: [registry],
-  });
+  const duration = new FastHistogram(
+    'molt_call_duration_seconds',
+    'Time from receiving a call to sending its reply, by type, caller version and route.',
+    DURATION_BUCKETS,
+    registry,
+  );
 
   new Gauge({
     name: 'molt_actors_resident',
@@ -154,17 +157,17 @@ export function createNodeMetrics(source: MetricsSource): NodeMetrics {
     },
   });
 
-  // One histogram child per (type, version, route), made on first use:
-  // `labels()` hashes its arguments, too much work for every call.
-  const children = new Map<string, Map<number, Array<Histogram.Internal<string> | undefined>>>();
+  // One series per (type, version, route), found by two map lookups and an index.
+  const children = new Map<string, Map<number, Array<HistogramSeries | undefined>>>();
   const durations: CallDurations = {
     observe(type, version, route, seconds) {
       let byVersion = children.get(type);
       if (byVersion === undefined) children.set(type, (byVersion = new Map()));
       let byRoute = byVersion.get(version);
+      if (byRoute === undefined && byVersion.size >= MAX_VERSIONS_COUNTED) byRoute = byVersion.get((version = OTHER_VERSIONS));
       if (byRoute === undefined) byVersion.set(version, (byRoute = []));
       const i = routeIndex(route);
-      (byRoute[i] ??= duration.labels(service, type, String(version), ROUTE_LABELS[i]!)).observe(seconds);
+      (byRoute[i] ??= duration.series({ service, type, version: versionLabel(version), route: ROUTE_LABELS[i]! })).observe(seconds);
     },
   };
   return { registry, durations };

@@ -36,9 +36,20 @@ export function tracerOf(provider: TracerProvider | undefined): Tracer {
   return provider ? provider.getTracer(TRACER_NAME) : trace.getTracer(TRACER_NAME);
 }
 
-const HEX32 = /^[0-9a-f]{32}$/;
-const HEX16 = /^[0-9a-f]{16}$/;
-const HEX2 = /^[0-9a-f]{2}$/;
+/** True if `value[from, to)` is lowercase hex (a loop: regular expressions cost more on every call). */
+function isHex(value: string, from: number, to: number): boolean {
+  for (let i = from; i < to; i++) {
+    const c = value.charCodeAt(i);
+    if (!((c >= 48 && c <= 57) || (c >= 97 && c <= 102))) return false;
+  }
+  return true;
+}
+
+/** True if `value[from, to)` is all '0'. */
+function isZero(value: string, from: number, to: number): boolean {
+  for (let i = from; i < to; i++) if (value.charCodeAt(i) !== 48) return false;
+  return true;
+}
 
 /**
  * The span context a `traceparent` value names, or undefined if it is not
@@ -47,17 +58,13 @@ const HEX2 = /^[0-9a-f]{2}$/;
  * fields, which are ignored).
  */
 export function parseTraceparent(value: string): SpanContext | undefined {
-  if (value.length < 55) return undefined;
-  const version = value.slice(0, 2);
-  if (!HEX2.test(version) || version === 'ff') return undefined;
-  if (version === '00' ? value.length !== 55 : value.length > 55 && value[55] !== '-') return undefined;
-  if (value[2] !== '-' || value[35] !== '-' || value[52] !== '-') return undefined;
-  const traceId = value.slice(3, 35);
-  const spanId = value.slice(36, 52);
-  const flags = value.slice(53, 55);
-  if (!HEX32.test(traceId) || !HEX16.test(spanId) || !HEX2.test(flags)) return undefined;
-  if (traceId === '00000000000000000000000000000000' || spanId === '0000000000000000') return undefined;
-  return { traceId, spanId, traceFlags: parseInt(flags, 16) & 0xff, isRemote: true };
+  if (value.length < 55 || value[2] !== '-' || value[35] !== '-' || value[52] !== '-') return undefined;
+  if (!isHex(value, 0, 2) || (value[0] === 'f' && value[1] === 'f')) return undefined;
+  const v00 = value[0] === '0' && value[1] === '0';
+  if (v00 ? value.length !== 55 : value.length > 55 && value[55] !== '-') return undefined;
+  if (!isHex(value, 3, 35) || !isHex(value, 36, 52) || !isHex(value, 53, 55)) return undefined;
+  if (isZero(value, 3, 35) || isZero(value, 36, 52)) return undefined;
+  return { traceId: value.slice(3, 35), spanId: value.slice(36, 52), traceFlags: parseInt(value.slice(53, 55), 16), isRemote: true };
 }
 
 /** The `traceparent` value of a span context (version 00). */

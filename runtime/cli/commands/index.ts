@@ -16,6 +16,7 @@ import { registerSetupCommand } from './setup.ts';
 import { registerPermissionsCommand } from './permissions.ts';
 import { registerContractCommand } from './contract.ts';
 import { registerVerifyCommand } from './verify.ts';
+import { registerDashboardCommand } from './dashboard.ts';
 
 export async function registerExtraCommands(program: Command): Promise<void> {
   void program;
@@ -30,4 +31,5 @@ export async function registerExtraCommands(program: Command): Promise<void> {
   registerPermissionsCommand(program);
   registerContractCommand(program);
   registerVerifyCommand(program);
+  registerDashboardCommand(program);
 }
