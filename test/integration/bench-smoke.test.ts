@@ -20,7 +20,9 @@ function runBench(args: string[]): Promise<{ code: number | null; output: string
     let output = '';
     child.stdout.on('data', (d) => (output += d));
     child.stderr.on('data', (d) => (output += d));
-    const timer = setTimeout(() => child.kill('SIGKILL'), 60_000);
+    // A bound against a hung harness, not a speed check: on a busy machine
+    // starting the agents alone has taken half a minute.
+    const timer = setTimeout(() => child.kill('SIGKILL'), 240_000);
     child.on('close', (code) => {
       clearTimeout(timer);
       resolve({ code, output });
