@@ -14,6 +14,7 @@ import { registerCompatCommand } from './compat.ts';
 import { registerVersionCommand } from './version.ts';
 import { registerSetupCommand } from './setup.ts';
 import { registerPermissionsCommand } from './permissions.ts';
+import { registerSimulateCommand } from './simulate.ts';
 
 export async function registerExtraCommands(program: Command): Promise<void> {
   void program;
@@ -26,4 +27,5 @@ export async function registerExtraCommands(program: Command): Promise<void> {
   registerVersionCommand(program);
   registerSetupCommand(program);
   registerPermissionsCommand(program);
+  registerSimulateCommand(program);
 }
