@@ -24,6 +24,7 @@ import { durable } from './benchmarks/durable.ts';
 import { peer } from './benchmarks/peer.ts';
 import { crossVersion } from './benchmarks/cross-version.ts';
 import { pastChain } from './benchmarks/past-chain.ts';
+import { simulate } from './benchmarks/simulate.ts';
 import { upgrade } from './benchmarks/upgrade.ts';
 import { memory } from './benchmarks/memory.ts';
 import { dissemination } from './benchmarks/dissemination.ts';
@@ -31,7 +32,7 @@ import { availability } from './benchmarks/availability.ts';
 import { breakdown } from './benchmarks/breakdown.ts';
 
 /** Every benchmark, in the order they run. Add new ones here. */
-export const benchmarks: readonly Benchmark[] = [messaging, breakdown, durable, peer, crossVersion, pastChain, upgrade, memory, dissemination, availability];
+export const benchmarks: readonly Benchmark[] = [messaging, breakdown, durable, peer, crossVersion, pastChain, upgrade, memory, dissemination, availability, simulate];
 
 function parseArgs(argv: string[]) {
   const out = { quick: false, only: undefined as string[] | undefined, reps: undefined as number | undefined, cellMs: undefined as number | undefined, dir: undefined as string | undefined, list: false, profile: undefined as string | undefined };

@@ -110,9 +110,10 @@ export interface SimulationResult {
   restarts: number;
   /** Live nodes not at the target when it stopped (at most 10 ids). */
   behind: string[];
-  /** SF events delivered, and the wall-clock time the simulation took. */
+  /** SF events delivered, and the wall-clock and CPU time the simulation took. */
   events: number;
   wallMs: number;
+  cpuMs: number;
 }
 
 interface SimNode {
@@ -205,6 +206,7 @@ function countsTime(name: string, params: Record<string, unknown>, custom: boole
 /** Runs the simulation to its end and returns the prediction. */
 export function simulateRollout(options: SimulationOptions): SimulationResult {
   const started = performance.now();
+  const cpuStarted = process.cpuUsage();
   const n = options.nodes;
   const params = options.schedule.params ?? {};
   const custom = options.customSchedules !== undefined && Object.hasOwn(options.customSchedules, options.schedule.name);
@@ -470,5 +472,6 @@ export function simulateRollout(options: SimulationOptions): SimulationResult {
     behind: behind.slice(0, 10),
     events,
     wallMs: Math.round(performance.now() - started),
+    cpuMs: Math.round((process.cpuUsage(cpuStarted).user + process.cpuUsage(cpuStarted).system) / 1000),
   };
 }

@@ -96,7 +96,7 @@ const secs = (ms: number) => (ms < 120_000 ? `${(ms / 1000).toFixed(1)} s` : `${
 /** The prediction as lines. */
 export function renderSimulation(r: SimulationResult): string[] {
   const lines = [
-    `simulated ${r.nodes} nodes, schedule ${r.schedule} (${r.events} schedule events, ${secs(r.wallMs)} to simulate)`,
+    `simulated ${r.nodes} nodes, schedule ${r.schedule} (${r.events} schedule events, ${secs(r.wallMs)} to simulate, ${secs(r.cpuMs)} of CPU)`,
     r.finished ? `predicted duration: ${secs(r.durationMs)} until every live node runs the new version` : `does not finish: stopped at ${secs(r.durationMs)} with ${r.upgraded} of ${r.nodes} nodes upgraded${r.behind.length ? ` (behind: ${r.behind.join(', ')}${r.behind.length >= 10 ? ', …' : ''})` : ''}`,
     `most nodes upgrading at once: ${r.maxUpgrading}`,
     `capacity dip: ${r.minServing} of ${r.nodes} nodes serving (${((100 * r.minServing) / r.nodes).toFixed(1)}%) at ${secs(r.minServingAt)}`,
