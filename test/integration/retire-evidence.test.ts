@@ -46,7 +46,7 @@ test.after(async (ctx) => {
 const attempt = (udb: Udb, windowMs?: number) =>
   retireWhenUnused(udb, { type: 'counter', version: 1, windowMs, now: Date.now(), leaseMs: 60_000 }, (t, v) => retireVersion(udb, t, v, 'test'));
 
-test('retire --when-unused - never while a v1 caller calls; only after the window without one', async ({ node, client, udb, nats }) => {
+test('retire --when-unused - never while a v1 caller calls; only after the window without one', async ({ node, client, udb }) => {
   const v1 = client.actor(counterV1, 'k');
   await v1.increment({ by: 1 });
   // The node records its v1 caller.
@@ -67,7 +67,8 @@ test('retire --when-unused - never while a v1 caller calls; only after the windo
   })();
   const until = Date.now() + 3 * WINDOW_MS;
   let refusals = 0;
-  while (Date.now() < until) {
+  // Three windows, and at least five attempts however slow each one is.
+  while (Date.now() < until || refusals < 5) {
     await attempt(udb, WINDOW_MS).then(
       () => assert.unreachable('v1 retired while its caller calls'),
       (e) => {
@@ -80,7 +81,6 @@ test('retire --when-unused - never while a v1 caller calls; only after the windo
   }
   calling = false;
   await caller;
-  assert.ok(refusals >= 10, `${refusals} attempts`);
 
   // Now quiet: retired on the first attempt after the window (plus the node's slack), never before the window.
   let retiredAt = 0;
@@ -108,11 +108,10 @@ test('retire --when-unused - never while a v1 caller calls; only after the windo
   assert.ok(isMoltError(refused, 'VersionRetired'), String(refused));
   // The refused call still counts as evidence of a v1 caller (molt status shows it).
   await eventually(async () => Date.now() - (await udb.callers('counter'))[0]!.lastSeen['1']! < 1000, 'the refused v1 call recorded');
-  void nats;
 });
 
-test('retire --when-unused - the CLI refuses with nothing old to retire, and asks for a version or --when-unused', async ({ nats, node, udb }) => {
-  // v1 is retired (previous test); make the node's evidence show a v1 caller long ago by waiting out the policy.
+test('retire --when-unused - the CLI refuses with nothing old to retire, and asks for a version or --when-unused', async ({ nats, udb }) => {
+  // v1 is retired (previous test).
   const view = () => udb.snapshot().then((s) => statusView('counters', s, Date.now(), 1500));
   // No old version left to show: v1 is retired.
   assert.equal((await view()).oldVersions, []);
@@ -128,7 +127,6 @@ test('retire --when-unused - the CLI refuses with nothing old to retire, and ask
   const noVersion = await run(['retire', 'counter', '--nats', nats.url]);
   assert.is(noVersion.code, 2, noVersion.output);
   assert.match(noVersion.output, /give the <version> to retire, or --when-unused/);
-  void node;
 });
 
 test('molt status - an old version with a recent caller is listed, and ready once its policy window passed', async () => {
