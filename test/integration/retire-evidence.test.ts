@@ -13,7 +13,7 @@ import { startUpgradeManager, type UpgradeManager } from '../../runtime/manager/
 import { Udb } from '../../runtime/udb/index.ts';
 import { retireVersion } from '../../runtime/cli/commands/control.ts';
 import { retireWhenUnused } from '../../runtime/cli/commands/retire.ts';
-import { renderStatus, statusView } from '../../runtime/cli/commands/status.ts';
+import { renderStatus, statusView, watchKey } from '../../runtime/cli/commands/status.ts';
 import service from '../fixtures/counter-retire.ts';
 import { counterV1 } from '../fixtures/counter.ts';
 import { spawnScript, startEmbeddedNats, type EmbeddedNats } from '../support/nats.ts';
@@ -144,6 +144,10 @@ test('molt status - an old version with a recent caller is listed, and ready onc
   assert.is(oldVersionLine(views[0]!), '  counter@1: last caller 9s ago (n1); unused for its policy\'s 5s: ready to retire');
   const lines = renderStatus({ ...statusView('s', { nodes: [node], rollouts: [], control: [], retired: [], progress: [], reports: [], callers }, 10_000, 5000) }, { unicode: false });
   assert.ok(lines.includes('OLD VERSIONS (1 ready to retire: molt retire <type> --when-unused)'), lines.join('\n'));
+  // --watch --json prints a document on a change, not because time passed (an old version's age grows).
+  const snap = { nodes: [node], rollouts: [], control: [], retired: [], progress: [], reports: [], callers };
+  assert.is(watchKey(statusView('s', snap, 10_000, 5000)), watchKey(statusView('s', { ...snap, nodes: [{ ...node, heartbeatAt: 10_500 }] }, 10_600, 5000)));
+  assert.is.not(watchKey(statusView('s', snap, 10_000, 5000)), watchKey(statusView('s', { ...snap, callers: [{ ...callers[0]!, lastSeen: { '1': 1000, '2': 9500 } }] }, 10_000, 5000)));
 });
 
 test.run();
