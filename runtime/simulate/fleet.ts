@@ -13,7 +13,8 @@
  *   starts its SF then (the manager verifies and loads the bundle first);
  * - every change of a node's version, status or liveness reaches every SF as
  *   one node list `viewLagMs` later (the UDB watch and the manager's batching);
- *   SFs whose rule counts time also get a `tick` every `tickMs`;
+ *   SFs whose rule counts time also get a `tick` every `tickMs`, with a
+ *   `load` saying the node is idle (simulated nodes carry no calls);
  * - a node whose SF decides `upgrade` is `upgrading` at once, for
  *   `upgradeMs × (1 ± jitter)` (× `slowFactor` on the slow fraction);
  * - a node with a failing transform finishes its upgrade with one transform
@@ -432,7 +433,12 @@ export function simulateRollout(options: SimulationOptions): SimulationResult {
         break;
       }
       case 'tick': {
-        for (const x of nodes) if (x.sf && x.live) send(x, { type: 'tick', now });
+        for (const x of nodes) {
+          if (!x.sf || !x.live) continue;
+          send(x, { type: 'tick', now });
+          // The simulated nodes carry no calls: idle since the upgrade was published (for `whenIdle`).
+          if (x.sf) send(x, { type: 'load', callsPerSecond: 0, idleForMs: now });
+        }
         if (!done()) queue.push(now + tickMs, { kind: 'tick' });
         break;
       }

@@ -76,6 +76,13 @@ test('simulate - a custom SF from a bundle runs on the simulated clock', () => {
   assert.ok(r.durationMs >= 5 * 2000 + 4 * 3000, String(r.durationMs));
 });
 
+test('simulate - whenIdle: simulated nodes are idle, so they go once idle for forMs', () => {
+  const r = simulateRollout({ nodes: 20, schedule: { name: 'whenIdle', params: { forMs: 3000 } }, ...exact });
+  assert.ok(r.finished);
+  assert.is(r.maxUpgrading, 20);
+  assert.is(r.durationMs, 3000 + 2000);
+});
+
 test('simulate - flags: labels, params and failures; bad values are named', () => {
   const o = simulationFromFlags({ nodes: '6', schedule: 'zones', params: '{"order":["z1"]}', zones: '2', groupSize: '3', ring: true, upgradeMs: '1000', jitter: '0', learnMs: '0', viewLagMs: '50', tickMs: '1000', seed: '1', tfFailures: '0.1' });
   assert.equal(o.labels!(4), { zone: 'z0', group: 'g1', ring: '4' });
