@@ -341,10 +341,14 @@ export function simulateRollout(options: SimulationOptions): SimulationResult {
     sf.on('schedule.halted', (e: { reason: string }) => {
       halted ??= { at: now, upgraded, reason: `${x.id}: ${e.reason}` };
     });
+    const watches: Array<{ service: string; type_: string }> = [];
+    sf.on('schedule.watch', (e: { service: string; type_: string }) => watches.push({ service: e.service, type_: e.type_ }));
     x.sf = sf;
     running++;
     sf.start();
     settle(x);
+    // Dependencies (`after`) lie outside the simulated fleet: they count as reached.
+    for (const w of watches) send(x, { type: 'udb.versions', service: w.service, type_: w.type_, minVersion: Number.MAX_SAFE_INTEGER, liveNodes: 1 });
   };
 
   for (const x of nodes) queue.push(learnMs * rnd(), { kind: 'learn', node: x.index, generation: 0 });

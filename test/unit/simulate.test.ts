@@ -83,6 +83,12 @@ test('simulate - whenIdle: simulated nodes are idle, so they go once idle for fo
   assert.is(r.durationMs, 3000 + 2000);
 });
 
+test('simulate - after: a dependency outside the simulated fleet counts as reached', () => {
+  const r = simulateRollout({ nodes: 20, schedule: { name: 'after', params: { service: 'billing', type: 'invoice', version: 3 } }, ...exact });
+  assert.ok(r.finished);
+  assert.is(r.durationMs, 2000);
+});
+
 test('simulate - flags: labels, params and failures; bad values are named', () => {
   const o = simulationFromFlags({ nodes: '6', schedule: 'zones', params: '{"order":["z1"]}', zones: '2', groupSize: '3', ring: true, upgradeMs: '1000', jitter: '0', learnMs: '0', viewLagMs: '50', tickMs: '1000', seed: '1', tfFailures: '0.1' });
   assert.equal(o.labels!(4), { zone: 'z0', group: 'g1', ring: '4' });
