@@ -25,6 +25,7 @@ import { peer } from './benchmarks/peer.ts';
 import { restate } from './benchmarks/restate.ts';
 import { crossVersion } from './benchmarks/cross-version.ts';
 import { pastChain } from './benchmarks/past-chain.ts';
+import { simulate } from './benchmarks/simulate.ts';
 import { upgrade } from './benchmarks/upgrade.ts';
 import { memory } from './benchmarks/memory.ts';
 import { dissemination } from './benchmarks/dissemination.ts';
@@ -35,7 +36,7 @@ import { idempotent } from './benchmarks/idempotent.ts';
 import { startup } from './benchmarks/startup.ts';
 
 /** Every benchmark, in the order they run. Add new ones here. */
-export const benchmarks: readonly Benchmark[] = [messaging, breakdown, durable, idempotent, peer, restate, crossVersion, pastChain, upgrade, memory, dissemination, availability, observe, startup];
+export const benchmarks: readonly Benchmark[] = [messaging, breakdown, durable, idempotent, peer, restate, crossVersion, pastChain, upgrade, memory, dissemination, availability, observe, startup, simulate];
 
 function parseArgs(argv: string[]) {
   const out = { quick: false, only: undefined as string[] | undefined, reps: undefined as number | undefined, cellMs: undefined as number | undefined, dir: undefined as string | undefined, list: false, profile: undefined as string | undefined };

@@ -47,6 +47,7 @@ export function dependencyOf(input: ScheduleInput, params: AfterParams): { servi
 /** The rule of `after`. */
 export const afterPolicy: SchedulePolicy<AfterParams, AfterState> = {
   name: 'after',
+  needsLedger: false,
   parse: (params) =>
     parseWith('after', params, (r) => {
       const type = r.str('type', { expected: 'the name of the actor type to wait for, e.g. "invoice"' });

@@ -88,7 +88,11 @@ export interface ScheduleInput {
 
 /** Events an SF receives. */
 export type ScheduleEvent =
-  /** The whole node set for this service changed (or was re-read). Dead nodes (live: false) included. */
+  /**
+   * The whole node set for this service changed (or was re-read). Dead nodes (live: false) included.
+   * Send a new array each time and never change one once sent: the built-ins
+   * share per-list work (sorting, positions) between SFs by the array's identity.
+   */
   | { type: 'udb.nodes'; nodes: ScheduleNodeView[] }
   /** A clock tick (about once a second in production; whenever the test says in tests). */
   | { type: 'tick'; now: number }

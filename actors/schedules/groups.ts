@@ -27,7 +27,7 @@
  * @module
  */
 import type { ScheduleNodeView } from './contract.ts';
-import { checkLabelName, labelOf, pending, unavailableOthers, upgradingOthers, waitFor } from './labels.ts';
+import { checkLabelName, labelOf, pending, perList, unavailableOthers, upgradingOthers, waitFor } from './labels.ts';
 import { fromSchedulePolicy, type SchedulePolicy, type ScheduleView } from './machine.ts';
 import { stableOrder } from './order.ts';
 import { parseWith, resolveNodeCount, type HealthParams, type NodeCount } from './params.ts';
@@ -48,6 +48,7 @@ export function groupOf(n: ScheduleNodeView, label: string): string {
 /** The rule of `groups`. */
 export const groupsPolicy: SchedulePolicy<GroupsParams, null> = {
   name: 'groups',
+  needsLedger: false,
   parse: (params) =>
     parseWith('groups', params, (r) => ({
       label: r.str('label', { expected: 'a label name such as "group"', check: checkLabelName }) ?? 'group',
@@ -61,7 +62,18 @@ export const groupsPolicy: SchedulePolicy<GroupsParams, null> = {
     const self = view.nodes.find((n) => n.id === view.input.nodeId);
     if (!self) return { ready: false, note: `this node (${view.input.nodeId}) is not in the node list yet` };
     const group = groupOf(self, label);
-    const members = stableOrder(view.nodes.filter((n) => groupOf(n, label) === group));
+    const nodes = view.nodes;
+    const byGroup = perList(nodes, `groups:${label}`, () => {
+      const out = new Map<string, ScheduleNodeView[]>();
+      for (const n of stableOrder(nodes)) {
+        const g = groupOf(n, label);
+        const list = out.get(g);
+        if (list) list.push(n);
+        else out.set(g, [n]);
+      }
+      return out;
+    });
+    const members = byGroup.get(group) ?? [self];
     const name = labelOf(self, label) === undefined ? `node ${self.id} (no label "${label}")` : `group ${group}`;
     const before = pending(members.slice(0, members.findIndex((n) => n.id === self.id)), view.input.to);
     if (before.length > 0) return waitFor(name, before, view.input.to);

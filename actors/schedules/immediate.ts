@@ -20,6 +20,7 @@ export interface ImmediateParams {
 /** The rule of `immediate`: always go. */
 export const immediatePolicy: SchedulePolicy<ImmediateParams, null> = {
   name: 'immediate',
+  needsLedger: false,
   parse: (params) => parseWith('immediate', params, (r) => ({ health: r.health() })),
   init: () => null,
   evaluate: () => ({ ready: true }),

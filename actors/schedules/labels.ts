@@ -43,3 +43,16 @@ export function unavailableOthers(nodes: readonly ScheduleNodeView[], selfId: st
 export function checkLabelName(s: string): string | undefined {
   return /^[a-z0-9]([a-z0-9._/-]{0,61}[a-z0-9])?$/.test(s) ? undefined : `must be a label name such as "zone" (lower-case letters, digits, '.', '_', '/', '-'), got "${s}"`;
 }
+
+const memos = new WeakMap<readonly ScheduleNodeView[], Map<string, unknown>>();
+
+/**
+ * `compute(nodes)` once per node list and `key`: every node's SF looks at the
+ * same list (see order.ts, `positions`); the result is shared, never mutate it.
+ */
+export function perList<T>(nodes: readonly ScheduleNodeView[], key: string, compute: () => T): T {
+  let m = memos.get(nodes);
+  if (!m) memos.set(nodes, (m = new Map()));
+  if (!m.has(key)) m.set(key, compute());
+  return m.get(key) as T;
+}

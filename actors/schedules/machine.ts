@@ -48,7 +48,7 @@ export interface ScheduleView<TParams> {
   readonly now: number;
   /** Latest node list, this node included; null until the first `udb.nodes` (or `input.nodes`). */
   readonly nodes: readonly ScheduleNodeView[] | null;
-  /** Per-node counter rises since this SF first saw each node. */
+  /** Per-node counter rises since this SF first saw each node (empty for a policy with `needsLedger: false` and no health gate). */
   readonly ledger: HealthLedger;
   /**
    * False while the SF is paused by the operator or halted by its health gate
@@ -74,6 +74,13 @@ export interface SchedulePolicy<TParams extends { health?: HealthParams | undefi
   check?(input: ScheduleInput, params: TParams): string | undefined;
   /** Other (service, type) pairs whose versions the SF needs (`udb.versions`). */
   watches?(input: ScheduleInput, params: TParams): Array<{ service: string; type_: string }>;
+  /**
+   * Whether the policy reads `view.ledger` even without a health gate
+   * (default true). The ledger costs time in proportion to the node count on
+   * every node list; a policy that never reads it sets false, and then the
+   * ledger is kept only while `params.health` gates the rollout.
+   */
+  readonly needsLedger?: boolean;
   /** The policy's initial state. */
   init(input: ScheduleInput, params: TParams): TState;
   /** Folds an event into the state; the view already includes the event's effect. */
@@ -137,7 +144,7 @@ export function fromSchedulePolicy<TParams extends { health?: HealthParams | und
     if (event.type === 'tick') now = Math.max(now, event.now);
     if (event.type === 'udb.nodes') {
       nodes = withSelf(event.nodes, ctx.input);
-      ledger = updateLedger(ledger, nodes, ctx.input.to);
+      if (policy.needsLedger !== false || ctx.params.health) ledger = updateLedger(ledger, nodes, ctx.input.to);
     }
     const next = { ...ctx, now, nodes, ledger };
     const state = policy.observe ? policy.observe(ctx.state as TState, event, viewOf(next)) : ctx.state;
@@ -154,8 +161,12 @@ export function fromSchedulePolicy<TParams extends { health?: HealthParams | und
   /** The policy's gate, plus "a health-gated SF needs one node list first". */
   const gate = (ctx: ScheduleContext): GateResult => {
     if (ctx.params?.health && ctx.nodes === null) return { ready: false, note: 'waiting for the node list (health gate needs it)' };
-    return policy.evaluate(ctx.state as TState, viewOf(ctx));
+    // One verdict per context: the waiting note and the `ready` guard ask about the same one.
+    let verdict = verdicts.get(ctx);
+    if (!verdict) verdicts.set(ctx, (verdict = policy.evaluate(ctx.state as TState, viewOf(ctx))));
+    return verdict;
   };
+  const verdicts = new WeakMap<ScheduleContext, GateResult>();
 
   const initialContext = (input: ScheduleInput): ScheduleContext => {
     const base: ScheduleContext = {

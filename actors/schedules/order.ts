@@ -26,7 +26,40 @@ export const gone = (n: ScheduleNodeView): boolean => !n.live || n.status === 's
 
 /** Node ids sorted by UTF-16 code units: the same on every node, whatever its locale. */
 export function stableOrder(nodes: readonly ScheduleNodeView[]): ScheduleNodeView[] {
-  return [...nodes].sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+  let sorted = sortedOf.get(nodes);
+  if (!sorted) {
+    sorted = Object.freeze([...nodes].sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0))) as ScheduleNodeView[];
+    sortedOf.set(nodes, sorted);
+    sortedOf.set(sorted, sorted);
+  }
+  return sorted;
+}
+
+/**
+ * Per node list, computed once however many SFs look at it. Every node's SF
+ * sorts and scans the whole node list on each event; with thousands of nodes
+ * (and `molt simulate`, which runs every node's SF in one process on one
+ * shared list) that was most of the cost. Lists are never mutated (SFs get
+ * their own or a frozen one), so caching by identity is safe; the results are
+ * frozen because callers share them.
+ */
+const sortedOf = new WeakMap<readonly ScheduleNodeView[], ScheduleNodeView[]>();
+const idsOf = new WeakMap<readonly ScheduleNodeView[], { ids: Map<string, number>; duplicates: boolean }>();
+
+/** Position of each id in `nodes` (the first, with duplicates), computed once per list. */
+export function positions(nodes: readonly ScheduleNodeView[]): { ids: ReadonlyMap<string, number>; duplicates: boolean } {
+  let found = idsOf.get(nodes);
+  if (!found) {
+    const ids = new Map<string, number>();
+    let duplicates = false;
+    nodes.forEach((n, i) => {
+      if (ids.has(n.id)) duplicates = true;
+      else ids.set(n.id, i);
+    });
+    found = { ids, duplicates };
+    idsOf.set(nodes, found);
+  }
+  return found;
 }
 
 /**
@@ -34,6 +67,9 @@ export function stableOrder(nodes: readonly ScheduleNodeView[]): ScheduleNodeVie
  * e.g. right after the node registered) and without duplicate ids.
  */
 export function withSelf(nodes: readonly ScheduleNodeView[], self: { nodeId: string; from: number }): ScheduleNodeView[] {
+  // The usual case, this node listed once and no id twice: the list itself.
+  const known = positions(nodes);
+  if (!known.duplicates && known.ids.has(self.nodeId)) return nodes as ScheduleNodeView[];
   const byId = new Map<string, ScheduleNodeView>();
   for (const n of nodes) byId.set(n.id, n);
   if (!byId.has(self.nodeId)) byId.set(self.nodeId, { id: self.nodeId, version: self.from, status: 'running', live: true });
@@ -62,17 +98,20 @@ export function rollingGate(
   to: number,
   options: { maxUnavailable?: number } = {},
 ): GateResult {
-  const position = order.findIndex((n) => n.id === selfId);
+  const position = positions(order).ids.get(selfId) ?? -1;
   if (position < 0) return { ready: false, note: `this node (${selfId}) is not in the node list yet` };
   const batch = Math.floor(position / k);
-  const blockers = order.slice(0, batch * k).filter((n) => !reached(n, to) && !gone(n));
-  if (blockers.length > 0) {
+  const end = Math.min(batch * k, order.length);
+  const blocking = pendingBefore(order, to, end);
+  if (blocking > 0) {
+    const named: ScheduleNodeView[] = [];
+    for (let i = firstPending(order, to); i < end && named.length < 5; i++) if (!reached(order[i]!, to) && !gone(order[i]!)) named.push(order[i]!);
     return {
       ready: false,
-      note: `batch ${batch} waits for ${blockers.slice(0, 5).map(describeNode).join(', ')}${blockers.length > 5 ? ` and ${blockers.length - 5} more` : ''} to reach v${to}`,
+      note: `batch ${batch} waits for ${named.map(describeNode).join(', ')}${blocking > 5 ? ` and ${blocking - 5} more` : ''} to reach v${to}`,
     };
   }
-  const upgrading = all.filter((n) => n.id !== selfId && n.live && n.status === 'upgrading');
+  const upgrading = upgradingIn(all).filter((n) => n.id !== selfId);
   if (upgrading.length >= k) {
     return { ready: false, note: `${upgrading.length} node(s) upgrading (${upgrading.map((n) => n.id).join(', ')}), at most ${k} at once` };
   }
@@ -84,4 +123,42 @@ export function rollingGate(
     }
   }
   return { ready: true };
+}
+
+const pendingOf = new WeakMap<readonly ScheduleNodeView[], Map<number, number>>();
+const upgradingOf = new WeakMap<readonly ScheduleNodeView[], ScheduleNodeView[]>();
+
+/** Index of the first node of `nodes` neither at `to` nor gone (`nodes.length` if none), once per list. */
+export function firstPending(nodes: readonly ScheduleNodeView[], to: number): number {
+  let byTo = pendingOf.get(nodes);
+  if (!byTo) pendingOf.set(nodes, (byTo = new Map()));
+  let i = byTo.get(to);
+  if (i === undefined) {
+    i = nodes.findIndex((n) => !reached(n, to) && !gone(n));
+    if (i < 0) i = nodes.length;
+    byTo.set(to, i);
+  }
+  return i;
+}
+
+/** The live nodes of `nodes` that are `upgrading`, once per list. */
+export function upgradingIn(nodes: readonly ScheduleNodeView[]): readonly ScheduleNodeView[] {
+  let found = upgradingOf.get(nodes);
+  if (!found) upgradingOf.set(nodes, (found = nodes.filter((n) => n.live && n.status === 'upgrading')));
+  return found;
+}
+
+const prefixOf = new WeakMap<readonly ScheduleNodeView[], Map<number, Int32Array>>();
+
+/** How many of `nodes[0 .. end)` are neither at `to` nor gone (prefix counts, once per list). */
+export function pendingBefore(nodes: readonly ScheduleNodeView[], to: number, end: number): number {
+  let byTo = prefixOf.get(nodes);
+  if (!byTo) prefixOf.set(nodes, (byTo = new Map()));
+  let prefix = byTo.get(to);
+  if (!prefix) {
+    prefix = new Int32Array(nodes.length + 1);
+    for (let i = 0; i < nodes.length; i++) prefix[i + 1] = prefix[i]! + (!reached(nodes[i]!, to) && !gone(nodes[i]!) ? 1 : 0);
+    byTo.set(to, prefix);
+  }
+  return prefix[Math.max(0, Math.min(end, nodes.length))]!;
 }

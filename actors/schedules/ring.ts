@@ -29,9 +29,9 @@
  * @module
  */
 import type { ScheduleNodeView } from './contract.ts';
-import { checkLabelName, labelOf, pending, unavailableOthers, waitFor } from './labels.ts';
+import { checkLabelName, labelOf, perList, unavailableOthers, waitFor } from './labels.ts';
 import { fromSchedulePolicy, type SchedulePolicy, type ScheduleView } from './machine.ts';
-import { gone, reached } from './order.ts';
+import { gone, positions, reached } from './order.ts';
 import { parseWith, resolveNodeCount, type HealthParams, type NodeCount } from './params.ts';
 
 /** Parsed params of `ring`. */
@@ -82,6 +82,7 @@ export function liveNeighbours(order: readonly ScheduleNodeView[], i: number): S
 /** The rule of `ring`. */
 export const ringPolicy: SchedulePolicy<RingParams, null> = {
   name: 'ring',
+  needsLedger: false,
   parse: (params) =>
     parseWith('ring', params, (r) => ({
       label: r.str('label', { expected: 'a label name such as "ring"', check: checkLabelName }) ?? 'ring',
@@ -91,19 +92,28 @@ export const ringPolicy: SchedulePolicy<RingParams, null> = {
   init: () => null,
   evaluate: (_state, view: ScheduleView<RingParams>) => {
     if (!view.nodes) return { ready: false, note: 'waiting for the node list' };
-    const order = ringOrder(view.nodes, view.params.label);
-    const i = order.findIndex((n) => n.id === view.input.nodeId);
+    const nodes = view.nodes;
+    const order = perList(nodes, `ring:${view.params.label}`, () => ringOrder(nodes, view.params.label));
+    const i = positions(order).ids.get(view.input.nodeId) ?? -1;
     if (i < 0) return { ready: false, note: `this node (${view.input.nodeId}) is not in the node list yet` };
     const to = view.input.to;
     const phase = ringPhase(i, order.length);
-    const earlier = pending(order.filter((_, j) => ringPhase(j, order.length) < phase), to);
+    // Pending nodes per phase, once per list.
+    const pendingByPhase = perList(nodes, `ring-pending:${view.params.label}:${to}`, () => {
+      const out: ScheduleNodeView[][] = [[], [], []];
+      order.forEach((m, j) => {
+        if (!reached(m, to) && !gone(m)) out[ringPhase(j, order.length)]!.push(m);
+      });
+      return out;
+    });
+    const earlier = pendingByPhase.slice(0, phase).flat();
     if (earlier.length > 0) return waitFor(`ring phase ${phase}`, earlier, to);
     const neighbours = liveNeighbours(order, i);
     const busy = neighbours.filter((m) => m.status === 'upgrading');
     if (busy.length > 0) return { ready: false, note: `ring neighbour ${busy.map((m) => m.id).join(', ')} upgrading; never two successors at once` };
     // A neighbour of the same phase (the nodes between are gone): the earlier in the ring goes first.
     const first = neighbours.filter((m) => {
-      const j = order.indexOf(m);
+      const j = positions(order).ids.get(m.id)!;
       return j < i && ringPhase(j, order.length) === phase && !reached(m, to);
     });
     if (first.length > 0) return waitFor(`ring position ${i}`, first, to);

@@ -74,6 +74,7 @@ const seconds = (ms: number) => `${Math.floor(ms / 1000)}s`;
 /** The rule of `rolling`. */
 export const rollingPolicy: SchedulePolicy<RollingParams, RollingState> = {
   name: 'rolling',
+  needsLedger: false,
   parse: (params) =>
     parseWith('rolling', params, (r) => {
       const batch = r.int('batch', { min: 1, unit: 'nodes upgrading at once' });
@@ -101,8 +102,8 @@ export const rollingPolicy: SchedulePolicy<RollingParams, RollingState> = {
     const cap = view.params.maxUnavailable ? Math.min(k, resolveNodeCount(view.params.maxUnavailable, order.length)) : k;
     const gate = rollingGate(order, order, view.input.nodeId, k, view.input.to, { maxUnavailable: cap });
     if (!gate.ready) return gate;
-    const b = batchOf(view);
-    if (view.params.pauseMs > 0 && b && b.batch > 0 && state.waitedMs < view.params.pauseMs) {
+    const b = view.params.pauseMs > 0 ? batchOf(view) : undefined;
+    if (b && b.batch > 0 && state.waitedMs < view.params.pauseMs) {
       return { ready: false, note: `batch ${b.batch}: pausing between batches, ${seconds(state.waitedMs)} of ${seconds(view.params.pauseMs)} (counted while the rollout runs)` };
     }
     return { ready: true };

@@ -44,6 +44,7 @@ const seconds = (ms: number) => `${Math.floor(ms / 1000)}s`;
 /** The rule of `whenIdle`. */
 export const whenIdlePolicy: SchedulePolicy<WhenIdleParams, WhenIdleState> = {
   name: 'whenIdle',
+  needsLedger: false,
   parse: (params) =>
     parseWith('whenIdle', params, (r) => ({
       maxCallsPerSecond: r.num('maxCallsPerSecond', { min: 0, minExclusive: true, default: 1, unit: 'calls per second' })!,

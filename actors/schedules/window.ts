@@ -72,6 +72,7 @@ const hhmm = (m: number) => `${String(Math.floor(m / 60)).padStart(2, '0')}:${St
 /** The rule of `window`. */
 export const windowPolicy: SchedulePolicy<WindowParams, null> = {
   name: 'window',
+  needsLedger: false,
   parse: (params) =>
     parseWith('window', params, (r) => {
       const clock = (s: string) => (parseClockTime(s) === undefined ? `must be a time "HH:MM" (24-hour, e.g. "02:30"), got "${s}"` : undefined);

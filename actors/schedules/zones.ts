@@ -30,7 +30,7 @@
  * @module
  */
 import type { ScheduleNodeView } from './contract.ts';
-import { checkLabelName, labelOf, pending, unavailableOthers, waitFor } from './labels.ts';
+import { checkLabelName, labelOf, pending, perList, unavailableOthers, waitFor } from './labels.ts';
 import { fromSchedulePolicy, type SchedulePolicy, type ScheduleView } from './machine.ts';
 import { rollingGate, stableOrder } from './order.ts';
 import { parseWith, resolveNodeCount, type HealthParams, type NodeCount } from './params.ts';
@@ -61,6 +61,7 @@ export function zoneOrder(nodes: readonly ScheduleNodeView[], params: Pick<Zones
 /** The rule of `zones`. */
 export const zonesPolicy: SchedulePolicy<ZonesParams, null> = {
   name: 'zones',
+  needsLedger: false,
   parse: (params) =>
     parseWith('zones', params, (r) => ({
       label: r.str('label', { expected: 'a label name such as "zone"', check: checkLabelName }) ?? 'zone',
@@ -75,18 +76,21 @@ export const zonesPolicy: SchedulePolicy<ZonesParams, null> = {
     const { label } = view.params;
     const self = view.nodes.find((n) => n.id === view.input.nodeId);
     if (!self) return { ready: false, note: `this node (${view.input.nodeId}) is not in the node list yet` };
-    const zones = zoneOrder(view.nodes, view.params);
+    const nodes = view.nodes;
+    const to = view.input.to;
+    // Per zone, in the zone order: its members (stable order) and those still pending; once per list.
+    const zones = perList(nodes, `zones:${label}:${JSON.stringify(view.params.order ?? null)}:${to}`, () => {
+      const members = new Map<string, ScheduleNodeView[]>(zoneOrder(nodes, view.params).map((z) => [z, []]));
+      for (const n of stableOrder(nodes)) members.get(zoneOf(n, label))!.push(n);
+      return [...members].map(([zone, list]) => ({ zone, members: list, pending: pending(list, to) }));
+    });
     const mine = zoneOf(self, label);
-    const index = zones.indexOf(mine);
+    const index = zones.findIndex((z) => z.zone === mine);
     const zoneName = mine === '' ? `the nodes without label "${label}"` : `zone ${mine}`;
-    const earlier = new Set(zones.slice(0, index));
-    const blockers = pending(
-      view.nodes.filter((n) => earlier.has(zoneOf(n, label))),
-      view.input.to,
-    );
-    if (blockers.length > 0) return waitFor(zoneName, blockers, view.input.to);
+    const blockers = zones.slice(0, index).flatMap((z) => z.pending);
+    if (blockers.length > 0) return waitFor(zoneName, blockers, to);
     // Within the zone: k at a time in the stable order, or all at once.
-    const members = stableOrder(view.nodes.filter((n) => zoneOf(n, label) === mine));
+    const members = zones[index]!.members;
     if (view.params.batch !== undefined) {
       const gate = rollingGate(members, members, self.id, view.params.batch, view.input.to);
       if (!gate.ready) return { ready: false, note: `${zoneName}: ${gate.note}` };

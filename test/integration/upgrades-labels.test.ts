@@ -1,7 +1,9 @@
 /**
  * Labels end to end: four `molt node --label …` processes carry their labels
  * in their UDB records, `molt status` shows them, and a `groups` rollout
- * upgrades every node while never two nodes of one replica group at once.
+ * upgrades every node while never two nodes of one replica group at once
+ * (that groups go in parallel is timing on real processes; the unit tests
+ * show it on the simulated timeline).
  */
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
@@ -52,8 +54,8 @@ test('groups - labelled node processes roll out one node per group at a time', a
         // One of the group after the other: the later one starts after the earlier one is done.
         assert.ok(a.to <= b.from || b.to <= a.from, `${x} upgraded ${a.from}–${a.to} and ${y} ${b.from}–${b.to}: together`);
       }
-      // The groups went in parallel: the first of each group started before the second of either finished.
-      assert.ok(span('node-c').from < span('node-b').to, 'g2 did not wait for g1');
+      // Within a group, in the stable order.
+      assert.ok(span('node-a').to <= span('node-b').from && span('node-c').to <= span('node-d').from, 'a group went out of order');
     } finally {
       await nc.drain().catch(() => undefined);
     }

@@ -17,6 +17,7 @@ import { registerPermissionsCommand } from './permissions.ts';
 import { registerContractCommand } from './contract.ts';
 import { registerVerifyCommand } from './verify.ts';
 import { registerDashboardCommand } from './dashboard.ts';
+import { registerSimulateCommand } from './simulate.ts';
 
 export async function registerExtraCommands(program: Command): Promise<void> {
   void program;
@@ -32,4 +33,5 @@ export async function registerExtraCommands(program: Command): Promise<void> {
   registerContractCommand(program);
   registerVerifyCommand(program);
   registerDashboardCommand(program);
+  registerSimulateCommand(program);
 }

@@ -328,6 +328,16 @@ export function renderStatus(view: StatusView, options: { unicode: boolean }): s
   return lines;
 }
 
+/**
+ * What `--watch --json` compares to tell a change: the view without the read
+ * time and the ages that grow with every read (heartbeats, how long an old
+ * version has been unused).
+ */
+export function watchKey(view: StatusView): string {
+  const { at: _at, ...rest } = view;
+  return JSON.stringify({ ...rest, nodes: rest.nodes.map(({ heartbeatAgoMs: _h, ...n }) => n), oldVersions: rest.oldVersions.map(({ unusedForMs: _u, ...v }) => v) });
+}
+
 /** One line per rollout and node, without times: what a non-terminal `--watch` prints when it changes. */
 function changeLines(view: StatusView): string[] {
   return [
@@ -426,8 +436,7 @@ async function watchStatus(
       if (o.tty) {
         process.stdout.write('\x1b[H\x1b[2J' + renderStatus(view, { unicode: true }).join('\n') + '\n\n(watching; Ctrl-C to stop)\n');
       } else if (o.json) {
-        const { at: _at, ...rest } = view;
-        const key = JSON.stringify({ ...rest, nodes: rest.nodes.map(({ heartbeatAgoMs: _h, ...n }) => n) });
+        const key = watchKey(view);
         if (key !== lastJson) {
           lastJson = key;
           o.print(view);
