@@ -37,8 +37,8 @@ export function registerVerifyCommand(program: Command): void {
     .option('--type <type>', 'only this actor type')
     .option('--to <version>', 'only the upgrades into this version (e.g. the one you are about to publish)')
     .option('--seed <n>', 'fast-check seed (printed with every failure, to replay it)')
-    .option('--runs <n>', 'random histories per rule and upgrade (five times as many for the totality rules)', '100')
-    .option('--small-scope <n>', 'short call sequences tried exhaustively per rule and upgrade, before the random ones', '1000')
+    .option('--runs <n>', 'random histories per rule and upgrade (default 100; five times as many for the totality rules)')
+    .option('--small-scope <n>', 'short call sequences tried exhaustively per rule and upgrade, before the random ones (default 1000)')
     .option('--json', 'print the report as JSON')
     .action(async (modulePath: string | undefined, flags: VerifyFlags) => {
       const path = modulePath ?? 'src/service.ts';
