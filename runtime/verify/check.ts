@@ -13,7 +13,7 @@ import { isDeepStrictEqual } from 'node:util';
 import { isMoltError, ErrorCode, MoltError } from '../errors.ts';
 import type { AnyActorVersion } from '../define/version.ts';
 import type { ActorType, ServiceDefinition } from '../define/service.ts';
-import { admit, initialActorState, persist, restore, routeFor, runTurn, type ActorState, type Route, type TypeVersions } from '../upgrade/layer.ts';
+import { admit, initialActorState, persist, restore, routeFor, runTurn, type ActorState, type PersistedActor, type Route, type TypeVersions } from '../upgrade/layer.ts';
 import { messageArbitraries, type GeneratorOverrides } from './arbitrary.ts';
 
 /** One call of a counterexample, through the interface of `version`. */
@@ -149,9 +149,14 @@ function typesAt(versions: readonly AnyActorVersion[], current: number, top: num
   };
 }
 
-/** A canonical string of an actor's persisted form, to see whether a refusal changed it. */
+/**
+ * A canonical string of an actor's SO states, to see whether a refusal
+ * changed them: an SO reaches the object only through calls (undone with a
+ * refused turn), but its own state it could change in place.
+ */
 function fingerprint(state: ActorState): string {
-  return JSON.stringify(persist(state), (_k, v: unknown) => (v instanceof Map ? [...v] : v instanceof Set ? [...v] : v));
+  const replacer = (_k: string, v: unknown) => (v instanceof Map ? [...v] : v instanceof Set ? [...v] : v);
+  return `${JSON.stringify(state.past, replacer)} ${JSON.stringify(state.future, replacer)}`;
 }
 
 /** One simulated actor on one simulated node. */
@@ -182,7 +187,7 @@ class Sim {
       if (isMoltError(e, ErrorCode.Disallowed)) {
         this.onDisallow(call.version, call.message, true);
         if (fingerprint(before) !== print) {
-          throw new Broken('disallow-honest', `${describeCall(call)} was disallowed on a node at ${this.types.name}@${this.types.current}, yet the actor's state changed: ${print} before, ${fingerprint(before)} after`, 0);
+          throw new Broken('disallow-honest', `${describeCall(call)} was disallowed on a node at ${this.types.name}@${this.types.current}, yet the SO states changed (past, future): ${print} before, ${fingerprint(before)} after`, 0);
         }
         return { kind: 'disallowed', reason: String(e.data.reason ?? e.message) };
       }
@@ -617,6 +622,63 @@ function verifyTypesTraceless(types: readonly ActorType[], options: VerifyOption
   report.ok = report.failures.length === 0;
   report.ms = performance.now() - started;
   return report;
+}
+
+/** What {@link rehearseActor} found wrong with one stored actor, if anything. */
+export type RehearsalProblem =
+  | { problem: 'transform-failed'; detail: string }
+  | { problem: 'identity'; detail: string; read: VerifyCall };
+
+/**
+ * The reads `molt rehearse` makes of an actor stored at version `from`
+ * before and after carrying it to `to`: a few small payloads of every ask of
+ * the versions a node serves both before and after, and `random` more.
+ */
+export function rehearsalReads(versions: readonly AnyActorVersion[], from: number, to: number, options: { random?: number; seed?: number; generators?: GeneratorOverrides } = {}): VerifyCall[] {
+  const older = typesAt(versions, from, to);
+  const newer = typesAt(versions, to, to);
+  const asks: Arbitrary<VerifyCall>[] = [];
+  for (const def of versions) {
+    if (def.version < from || def.version > to || !routeFor(older, def.version) || !routeFor(newer, def.version)) continue;
+    const calls = callsOf([[def, messageArbitraries(def, { overrides: options.generators ?? {} })]]);
+    if (calls) asks.push(...calls.asks);
+  }
+  if (asks.length === 0) return [];
+  const random = options.random ?? 20;
+  return [...smallCalls(asks, 2), ...(random > 0 ? fc.sample(fc.oneof(...asks), { numRuns: random, seed: options.seed ?? 1 }) : [])];
+}
+
+/**
+ * One stored actor, rehearsed: carried from its stored version to `to`
+ * through the TF chain (in memory; nothing is written), and each read
+ * answered before (on a node at its version) and after (on a node at `to`).
+ * Undefined when the upgrade would go unnoticed by those reads.
+ */
+export function rehearseActor(versions: readonly AnyActorVersion[], to: number, persisted: PersistedActor, reads: readonly VerifyCall[], key = 'rehearsed'): RehearsalProblem | undefined {
+  const stackTraceLimit = Error.stackTraceLimit;
+  Error.stackTraceLimit = 0;
+  try {
+    const older = typesAt(versions, persisted.v, to);
+    const newer = typesAt(versions, to, to);
+    let before: ActorState;
+    let after: ActorState;
+    try {
+      before = restore(older, persisted, key);
+      after = restore(newer, persisted, key);
+    } catch (e) {
+      return { problem: 'transform-failed', detail: e instanceof Error ? e.message : String(e) };
+    }
+    const ignore = () => undefined;
+    try {
+      lockstep('identity', new Sim(older, before, ignore), new Sim(newer, after, ignore), [], reads, `before the upgrade (at ${persisted.v})`, `after it (at ${to})`);
+    } catch (e) {
+      if (e instanceof Broken) return { problem: 'identity', detail: e.detail, read: e.read! };
+      return { problem: 'identity', detail: e instanceof Error ? e.message : String(e), read: reads[0]! };
+    }
+    return undefined;
+  } finally {
+    Error.stackTraceLimit = stackTraceLimit;
+  }
 }
 
 /** A call as a line a user can paste into a test (`SimulatedCall` of molt/testing). */

@@ -15,6 +15,7 @@ import { registerVersionCommand } from './version.ts';
 import { registerSetupCommand } from './setup.ts';
 import { registerPermissionsCommand } from './permissions.ts';
 import { registerVerifyCommand } from './verify.ts';
+import { registerRehearseCommand } from './rehearse.ts';
 
 export async function registerExtraCommands(program: Command): Promise<void> {
   void program;
@@ -28,4 +29,5 @@ export async function registerExtraCommands(program: Command): Promise<void> {
   registerSetupCommand(program);
   registerPermissionsCommand(program);
   registerVerifyCommand(program);
+  registerRehearseCommand(program);
 }
