@@ -240,12 +240,10 @@ test('version add - cart and inventory: both versions of each answer on nodes of
 });
 
 test('version add - cart and inventory: the freshly added versions pass molt verify', async ({ projects }) => {
-  const r = await molt(['verify', '--to', '4', '--type', 'cart', '--seed', '5', '--runs', '20'], projects.cart!);
+  const r = await molt(['verify', '--seed', '5', '--runs', '10', '--small-scope', '200'], projects.cart!);
   assert.is(r.status, 0, r.output);
   assert.match(r.output, /^✓ cart 3→4: 5 rules hold/m);
-  const inventory = await molt(['verify', '--type', 'inventory', '--seed', '5', '--runs', '20'], projects.cart!);
-  assert.is(inventory.status, 0, inventory.output);
-  assert.match(inventory.output, /^✓ inventory 1→2: 5 rules hold/m);
+  assert.match(r.output, /^✓ inventory 1→2: 5 rules hold/m);
 });
 
 test('version add - colorset --forward: callers of both versions get answers on nodes of both versions', async ({ projects }) => {
