@@ -29,9 +29,10 @@ import { memory } from './benchmarks/memory.ts';
 import { dissemination } from './benchmarks/dissemination.ts';
 import { availability } from './benchmarks/availability.ts';
 import { breakdown } from './benchmarks/breakdown.ts';
+import { verify } from './benchmarks/verify.ts';
 
 /** Every benchmark, in the order they run. Add new ones here. */
-export const benchmarks: readonly Benchmark[] = [messaging, breakdown, durable, peer, crossVersion, pastChain, upgrade, memory, dissemination, availability];
+export const benchmarks: readonly Benchmark[] = [messaging, breakdown, durable, peer, crossVersion, pastChain, upgrade, memory, dissemination, availability, verify];
 
 function parseArgs(argv: string[]) {
   const out = { quick: false, only: undefined as string[] | undefined, reps: undefined as number | undefined, cellMs: undefined as number | undefined, dir: undefined as string | undefined, list: false, profile: undefined as string | undefined };

@@ -11,7 +11,7 @@
 import fc, { type Arbitrary } from 'fast-check';
 import { isDeepStrictEqual } from 'node:util';
 import { isMoltError, ErrorCode, MoltError } from '../errors.ts';
-import type { AnyActorVersion } from '../define/version.ts';
+import { isDisallow, type AnyActorVersion } from '../define/version.ts';
 import type { ActorType, ServiceDefinition } from '../define/service.ts';
 import { admit, initialActorState, persist, restore, routeFor, runTurn, type ActorState, type PersistedActor, type Route, type TypeVersions } from '../upgrade/layer.ts';
 import { messageArbitraries, type GeneratorOverrides } from './arbitrary.ts';
@@ -138,7 +138,19 @@ class Broken extends Error {
   }
 }
 
+/** The views made, per version list: the layer caches its routes per view object, so one view serves every actor. */
+const views = new WeakMap<readonly AnyActorVersion[], Map<string, TypeVersions>>();
+
 function typesAt(versions: readonly AnyActorVersion[], current: number, top: number, rolledBackFrom?: number): TypeVersions {
+  let byList = views.get(versions);
+  if (!byList) views.set(versions, (byList = new Map()));
+  const id = `${current} ${top} ${rolledBackFrom ?? ''}`;
+  let view = byList.get(id);
+  if (!view) byList.set(id, (view = makeTypesAt(versions, current, top, rolledBackFrom)));
+  return view;
+}
+
+function makeTypesAt(versions: readonly AnyActorVersion[], current: number, top: number, rolledBackFrom?: number): TypeVersions {
   const known = versions.filter((v) => v.version <= top);
   return {
     name: versions[0]!.type,
@@ -165,6 +177,8 @@ class Sim {
     readonly types: TypeVersions,
     public state: ActorState,
     private readonly onDisallow: (version: number, message: string, disallowed: boolean) => void,
+    /** Check that a refusal changed no SO state (off where nothing is committed anyway). */
+    private readonly honesty = true,
   ) {}
 
   /** The outcome of `call`, without committing it; throws Broken if a refusal changed the state. */
@@ -178,7 +192,7 @@ class Sim {
       throw e;
     }
     // Only a call through an SO can be disallowed: only then is the state worth a fingerprint.
-    const print = route.kind === 'native' ? '' : fingerprint(before);
+    const print = route.kind === 'native' || !this.honesty ? '' : fingerprint(before);
     try {
       const result = runTurn(this.types, before, route, call.version, call.message, call.request);
       if (route.kind !== 'native') this.onDisallow(call.version, call.message, false);
@@ -186,7 +200,7 @@ class Sim {
     } catch (e) {
       if (isMoltError(e, ErrorCode.Disallowed)) {
         this.onDisallow(call.version, call.message, true);
-        if (fingerprint(before) !== print) {
+        if (this.honesty && fingerprint(before) !== print) {
           throw new Broken('disallow-honest', `${describeCall(call)} was disallowed on a node at ${this.types.name}@${this.types.current}, yet the SO states changed (past, future): ${print} before, ${fingerprint(before)} after`, 0);
         }
         return { kind: 'disallowed', reason: String(e.data.reason ?? e.message) };
@@ -204,7 +218,7 @@ class Sim {
   }
 
   clone(): Sim {
-    return new Sim(this.types, this.state, this.onDisallow);
+    return new Sim(this.types, this.state, this.onDisallow, this.honesty);
   }
 }
 
@@ -631,8 +645,8 @@ export type RehearsalProblem =
 
 /**
  * The reads `molt rehearse` makes of an actor stored at version `from`
- * before and after carrying it to `to`: a few small payloads of every ask of
- * the versions a node serves both before and after, and `random` more.
+ * before and after carrying it to `to`: the smallest payload of every ask of
+ * the versions a node serves both before and after, and `random` more (default 4).
  */
 export function rehearsalReads(versions: readonly AnyActorVersion[], from: number, to: number, options: { random?: number; seed?: number; generators?: GeneratorOverrides } = {}): VerifyCall[] {
   const older = typesAt(versions, from, to);
@@ -644,8 +658,23 @@ export function rehearsalReads(versions: readonly AnyActorVersion[], from: numbe
     if (calls) asks.push(...calls.asks);
   }
   if (asks.length === 0) return [];
-  const random = options.random ?? 20;
-  return [...smallCalls(asks, 2), ...(random > 0 ? fc.sample(fc.oneof(...asks), { numRuns: random, seed: options.seed ?? 1 }) : [])];
+  const random = options.random ?? 4;
+  const reads = [...smallCalls(asks, 1), ...(random > 0 ? fc.sample(fc.oneof(...asks), { numRuns: random, seed: options.seed ?? 1 }) : [])];
+  // A read an SO refuses by a standing `disallow` is refused for every actor: it compares nothing. Nor does a read made twice.
+  const seen = new Set<string>();
+  return reads.filter((read) => {
+    const id = `${read.version} ${read.message} ${show(read.request)}`;
+    if (seen.has(id) || standingRefusal(older, read) || standingRefusal(newer, read)) return false;
+    seen.add(id);
+    return true;
+  });
+}
+
+/** True if the node of `types` serves `call` by an SO whose handler for it is a standing `disallow(…)`. */
+function standingRefusal(types: TypeVersions, call: VerifyCall): boolean {
+  const route = routeFor(types, call.version);
+  if (!route || (route.kind !== 'past' && route.kind !== 'future')) return false;
+  return isDisallow((route.so.handlers as Record<string, unknown>)[call.message]);
 }
 
 /**
@@ -670,7 +699,7 @@ export function rehearseActor(versions: readonly AnyActorVersion[], to: number, 
     }
     const ignore = () => undefined;
     try {
-      lockstep('identity', new Sim(older, before, ignore), new Sim(newer, after, ignore), [], reads, `before the upgrade (at ${persisted.v})`, `after it (at ${to})`);
+      lockstep('identity', new Sim(older, before, ignore, false), new Sim(newer, after, ignore, false), [], reads, `before the upgrade (at ${persisted.v})`, `after it (at ${to})`);
     } catch (e) {
       if (e instanceof Broken) return { problem: 'identity', detail: e.detail, read: e.read! };
       return { problem: 'identity', detail: e instanceof Error ? e.message : String(e), read: reads[0]! };

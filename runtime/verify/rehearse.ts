@@ -29,7 +29,7 @@ export interface RehearseOptions {
   to: number;
   /** Check this many actors, picked at random (default: all). */
   sample?: number;
-  /** Random reads per stored version, beside a few small ones per ask (default 20). */
+  /** Random reads per stored version, beside the smallest one of each ask (default 4). */
   reads?: number;
   seed?: number;
   generators?: GeneratorOverrides;
@@ -122,7 +122,7 @@ export async function rehearse(options: RehearseOptions): Promise<RehearseReport
   const readsByVersion = new Map<number, VerifyCall[]>();
   const readsFor = (v: number) => {
     let reads = readsByVersion.get(v);
-    if (!reads) readsByVersion.set(v, (reads = rehearsalReads(versions, v, to, { random: options.reads ?? 20, seed: options.seed, generators: options.generators })));
+    if (!reads) readsByVersion.set(v, (reads = rehearsalReads(versions, v, to, { random: options.reads ?? 4, seed: options.seed, generators: options.generators })));
     return reads;
   };
   const report: RehearseReport = { service: options.service, type: type.name, to, stored: keys.length, checked: 0, current: 0, failures: [], ms: 0 };

@@ -43,7 +43,7 @@ export function registerRehearseCommand(program: Command): void {
     .requiredOption('--type <type>', 'the actor type')
     .requiredOption('--to <version>', 'the version to rehearse the upgrade to')
     .option('--sample <n>', 'check this many actors, picked at random (default: all)')
-    .option('--reads <n>', 'random reads per actor, beside a few small ones per ask (default 20)')
+    .option('--reads <n>', 'random reads per actor, beside the smallest one of each ask (default 4)')
     .option('--seed <n>', 'seed of the sample and the reads')
     .option('--json', 'print the report as JSON')
     .action(async (modulePath: string, flags: RehearseFlags) => {
