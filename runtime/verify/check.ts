@@ -167,8 +167,14 @@ function makeTypesAt(versions: readonly AnyActorVersion[], current: number, top:
  * refused turn), but its own state it could change in place.
  */
 function fingerprint(state: ActorState): string {
+  if (isEmpty(state.past) && isEmpty(state.future)) return '';
   const replacer = (_k: string, v: unknown) => (v instanceof Map ? [...v] : v instanceof Set ? [...v] : v);
   return `${JSON.stringify(state.past, replacer)} ${JSON.stringify(state.future, replacer)}`;
+}
+
+function isEmpty(record: Readonly<Record<number, unknown>>): boolean {
+  for (const _ in record) return false;
+  return true;
 }
 
 /** One simulated actor on one simulated node. */
