@@ -16,9 +16,9 @@
  * 4. rename what carries the version in its name (`v1Messages` → `v2Messages`),
  *    set `version: n + 1`, and add a TF stub typed from vn's persisted state
  *    to the new one's (identity by default) and past- and future-SO stubs,
- *    exhaustive over the other version's messages, each a `disallow(…)` with a
- *    comment saying what to write (or, with `forward`, a call of the same
- *    message on the other version);
+ *    exhaustive over the other version's messages, each a call of the same
+ *    message on the other version (or, with `forward: false`, a `disallow(…)`
+ *    with a comment saying what to write);
  * 5. add the new version to the chain and import it there.
  *
  * @module
@@ -55,9 +55,11 @@ export interface AddVersionOptions {
   /** The tsconfig.json to read compiler options from (default: the nearest one above the service module). */
   tsconfig?: string;
   /**
-   * Generate SO handlers that call the same message on the other version
-   * instead of refusing it. Right only while both versions mean the same by
-   * it — which is true of a fresh copy, and false as soon as you change one.
+   * SO handlers call the same message on the other version (the default):
+   * a fresh copy with an identity TF is a correct upgrade, so the new version
+   * passes `molt verify` the moment it is added, and `molt verify` catches
+   * the edit that makes a forwarded message wrong. `false` writes a
+   * `disallow(…)` stub per message instead, each refusing until written.
    */
   forward?: boolean;
   /**
@@ -545,7 +547,7 @@ export function addVersion(options: AddVersionOptions): AddVersionResult {
   for (const imp of closure.imports) byDecl.set(imp.declaration, [...(byDecl.get(imp.declaration) ?? []), imp]);
   const extraMolt: Named[] = [
     { imported: 'defineVersion', local: 'defineVersion', typeOnly: false },
-    ...(options.forward ? [] : [{ imported: 'disallow', local: 'disallow', typeOnly: false }]),
+    ...(options.forward !== false ? [] : [{ imported: 'disallow', local: 'disallow', typeOnly: false }]),
     { imported: 'SimulationObject', local: 'SimulationObject', typeOnly: true },
     { imported: 'TransformFunction', local: 'TransformFunction', typeOnly: true },
     ...(down ? [{ imported: 'VersionState', local: 'VersionState', typeOnly: true }] : []),
@@ -590,10 +592,15 @@ export function addVersion(options: AddVersionOptions): AddVersionResult {
   const futureState = unique('FutureState', taken);
   const newRef = `${type}@${to}`;
   const oldRef = `${type}@${from}`;
-  const forward = options.forward === true;
+  const forward = options.forward !== false;
   const soHelp = (serves: string, through: string) =>
     forward
-      ? [`  // Each handler calls the same message on ${through}:`, `  // right only while both versions mean the same by it.`]
+      ? [
+          `  // Each handler calls the same message on ${through}: right while both`,
+          `  // versions mean the same by it, as a fresh copy does. Change a message`,
+          `  // and rewrite its handler (or refuse it with disallow(…)); \`molt verify\``,
+          `  // finds a handler that no longer answers as ${serves} would.`,
+        ]
       : [
           `  // One handler per message of ${serves}: answer as ${serves} would, through`,
           `  // \`target\` (${through}), or refuse with disallow(…): the caller gets a`,

@@ -63,26 +63,27 @@ function chained(self: object, shape: PatternShape, method: string, args: readon
 }
 
 /**
- * Registers `matcher` with its shape, wrapped so that every pattern chained
- * from it (`.int()`, `.optional()`, …) is registered in turn.
+ * Registers `matcher` with its shape, and replaces its chain methods
+ * (`.int()`, `.optional()`, …) with ones that register what they build in
+ * turn. No proxy: matching — on every call a node serves — reads the matcher
+ * as ts-pattern built it. A fresh matcher is changed in place; a shared one
+ * (`P.number`, ts-pattern's singleton) is copied first (`copy`), so
+ * ts-pattern's own `P` stays as it is. The methods close over the matcher
+ * they came from, so the copy's work as the original's.
  */
-function recorded<T extends object>(matcher: T, shape: PatternShape): T {
-  const proxy: T = new Proxy(matcher, {
-    get(target, prop) {
-      const value: unknown = Reflect.get(target, prop, target);
-      if (typeof prop !== 'string' || typeof value !== 'function') return value;
-      return (...args: unknown[]) => {
-        const out: unknown = (value as (...a: unknown[]) => unknown).apply(target, args);
-        if (typeof out !== 'object' || out === null) return out;
-        return recorded(out, chained(proxy, shape, prop, args));
-      };
-    },
-  });
-  shapes.set(proxy, shape);
-  // The matcher itself too: ts-pattern hands it out unwrapped in places, e.g.
-  // as the variadic element of `[P.string, ...P.array(P.number)]`.
-  if (!shapes.has(matcher)) shapes.set(matcher, shape);
-  return proxy;
+function recorded<T extends object>(matcher: T, shape: PatternShape, copy = false): T {
+  const target: T = copy ? Object.defineProperties(Object.create(Object.getPrototypeOf(matcher) as object | null), Object.getOwnPropertyDescriptors(matcher)) : matcher;
+  const fields = target as Record<string, unknown>;
+  for (const key of Object.keys(target)) {
+    const method = fields[key];
+    if (typeof method !== 'function') continue;
+    fields[key] = (...args: unknown[]) => {
+      const out: unknown = (method as (...a: unknown[]) => unknown).apply(matcher, args);
+      return typeof out === 'object' && out !== null ? recorded(out, chained(target, shape, key, args)) : out;
+    };
+  }
+  shapes.set(target, shape);
+  return target;
 }
 
 const primitive = (type: Extract<PatternShape, { kind: 'primitive' }>['type']): PatternShape => ({ kind: 'primitive', type, refinements: [] });
@@ -116,16 +117,16 @@ const anyArgs = <F>(f: F) => f as unknown as (...args: unknown[]) => object;
 
 const recordingP = {
   ...Base,
-  any: recorded(Base.any, primitive('any')),
-  unknown: recorded(Base.unknown, primitive('any')),
-  _: recorded(Base._, primitive('any')),
-  string: recorded(Base.string, primitive('string')),
-  number: recorded(Base.number, primitive('number')),
-  bigint: recorded(Base.bigint, primitive('bigint')),
-  boolean: recorded(Base.boolean, primitive('boolean')),
-  symbol: recorded(Base.symbol, primitive('symbol')),
-  nullish: recorded(Base.nullish, primitive('nullish')),
-  nonNullable: recorded(Base.nonNullable, primitive('nonNullable')),
+  any: recorded(Base.any, primitive('any'), true),
+  unknown: recorded(Base.unknown, primitive('any'), true),
+  _: recorded(Base._, primitive('any'), true),
+  string: recorded(Base.string, primitive('string'), true),
+  number: recorded(Base.number, primitive('number'), true),
+  bigint: recorded(Base.bigint, primitive('bigint'), true),
+  boolean: recorded(Base.boolean, primitive('boolean'), true),
+  symbol: recorded(Base.symbol, primitive('symbol'), true),
+  nullish: recorded(Base.nullish, primitive('nullish'), true),
+  nonNullable: recorded(Base.nonNullable, primitive('nonNullable'), true),
   optional: (inner: unknown) => recorded(anyArgs(Base.optional)(inner), { kind: 'optional', inner }),
   array: (...args: unknown[]) =>
     recorded(anyArgs(Base.array)(...args), args.length === 0 ? { kind: 'array', refinements: [] } : { kind: 'array', inner: args[0], refinements: [] }),

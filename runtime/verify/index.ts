@@ -12,3 +12,5 @@ export { shapeOf } from '../pattern.ts';
 export type { PatternShape, PatternRefinement } from '../pattern.ts';
 export { verifyService, verifyType, formatReport, formatFailure, formatCall, VERIFY_RULES, RULE_TEXT } from './check.ts';
 export type { VerifyOptions, VerifyReport, VerifyFailure, VerifyRuleResult, VerifyRule, VerifyCall, AlwaysDisallowed } from './check.ts';
+export { rehearse } from './rehearse.ts';
+export type { RehearseOptions, RehearseReport, RehearsedActor } from './rehearse.ts';

@@ -18,6 +18,7 @@ import { registerContractCommand } from './contract.ts';
 import { registerVerifyCommand } from './verify.ts';
 import { registerDashboardCommand } from './dashboard.ts';
 import { registerSimulateCommand } from './simulate.ts';
+import { registerRehearseCommand } from './rehearse.ts';
 
 export async function registerExtraCommands(program: Command): Promise<void> {
   void program;
@@ -34,4 +35,5 @@ export async function registerExtraCommands(program: Command): Promise<void> {
   registerVerifyCommand(program);
   registerDashboardCommand(program);
   registerSimulateCommand(program);
+  registerRehearseCommand(program);
 }

@@ -20,6 +20,7 @@ interface VerifyFlags {
   to?: string;
   seed?: string;
   runs?: string;
+  smallScope?: string;
   json?: boolean;
 }
 
@@ -36,7 +37,8 @@ export function registerVerifyCommand(program: Command): void {
     .option('--type <type>', 'only this actor type')
     .option('--to <version>', 'only the upgrades into this version (e.g. the one you are about to publish)')
     .option('--seed <n>', 'fast-check seed (printed with every failure, to replay it)')
-    .option('--runs <n>', 'runs per rule and upgrade', '100')
+    .option('--runs <n>', 'random histories per rule and upgrade (default 100; five times as many for the totality rules)')
+    .option('--small-scope <n>', 'short call sequences tried exhaustively per rule and upgrade, before the random ones (default 1000)')
     .option('--json', 'print the report as JSON')
     .action(async (modulePath: string | undefined, flags: VerifyFlags) => {
       const path = modulePath ?? 'src/service.ts';
@@ -44,12 +46,15 @@ export function registerVerifyCommand(program: Command): void {
       const fromModule = await moduleVerifyOptions(path);
       const runs = positiveInt(flags.runs, '--runs');
       if (runs !== undefined && runs < 1) throw new MoltError(ErrorCode.InvalidDefinition, '--runs must be at least 1');
+      const smallScope = positiveInt(flags.smallScope, '--small-scope');
+      if (smallScope !== undefined && smallScope < 0) throw new MoltError(ErrorCode.InvalidDefinition, '--small-scope must be 0 or more');
       const report = verifyService(service, {
         ...fromModule,
         ...(flags.type === undefined ? {} : { type: flags.type }),
         ...(flags.to === undefined ? {} : { to: positiveInt(flags.to, '--to') }),
         ...(flags.seed === undefined ? {} : { seed: positiveInt(flags.seed, '--seed') }),
         ...(runs === undefined ? {} : { runs }),
+        ...(smallScope === undefined ? {} : { smallScope }),
       });
       process.stdout.write(flags.json ? `${JSON.stringify(report)}\n` : formatReport(report));
       if (!report.ok) process.exitCode = 1;

@@ -6,6 +6,7 @@ import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { createClient, isMoltError, type MoltClient } from 'molt';
 import { createNode, silentLogger, startEmbeddedNats, type EmbeddedNats, type MoltNode } from 'molt/node';
+import { formatReport, verifyService } from 'molt/verify';
 import service from '../src/service.ts';
 import { cartV1 } from '../src/cart/v1.ts';
 import { cartV2 } from '../src/cart/v2.ts';
@@ -110,3 +111,15 @@ old('cart - a v1 node serves v2 and v3 callers through the future SOs, and the u
 });
 
 old.run();
+
+// The rules every upgrade must keep (docs/verify.md in Molt): a transform that never
+// throws, SOs that answer as the version they simulate, calls through either version
+// that see each other. Checked from the declarations alone; `molt publish` checks them too.
+const rules = suite('cart: molt verify');
+
+rules('every upgrade of every type keeps the rules of transforms and simulation objects', () => {
+  const report = verifyService(service, { seed: 1 });
+  assert.ok(report.ok, formatReport(report));
+});
+
+rules.run();

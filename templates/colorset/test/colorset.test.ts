@@ -7,6 +7,7 @@ import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { createClient, isMoltError, type MoltClient } from 'molt';
 import { createNode, silentLogger, startEmbeddedNats, type EmbeddedNats, type MoltNode } from 'molt/node';
+import { formatReport, verifyService } from 'molt/verify';
 import service from '../src/service.ts';
 import { colorsetV1 } from '../src/colorset/v1.ts';
 import { colorsetV2, DEFAULT_COLOR } from '../src/colorset/v2.ts';
@@ -70,3 +71,15 @@ test('colorset - a v2 call with a bad payload is refused with the field named', 
 });
 
 test.run();
+
+// The rules every upgrade must keep (docs/verify.md in Molt): a transform that never
+// throws, SOs that answer as the version they simulate, calls through either version
+// that see each other. Checked from the declarations alone; `molt publish` checks them too.
+const rules = suite('colorset: molt verify');
+
+rules('every upgrade of every type keeps the rules of transforms and simulation objects', () => {
+  const report = verifyService(service, { seed: 1 });
+  assert.ok(report.ok, formatReport(report));
+});
+
+rules.run();

@@ -6,6 +6,7 @@ import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { createClient, type MoltClient } from 'molt';
 import { createNode, silentLogger, startEmbeddedNats, type EmbeddedNats, type MoltNode } from 'molt/node';
+import { formatReport, verifyService } from 'molt/verify';
 import service from '../src/service.ts';
 import { counterV1 } from '../src/counter/v1.ts';
 
@@ -43,3 +44,15 @@ test('counter - each key is its own actor', async ({ client }) => {
 });
 
 test.run();
+
+// The rules every upgrade must keep (docs/verify.md in Molt): a transform that never
+// throws, SOs that answer as the version they simulate, calls through either version
+// that see each other. Checked from the declarations alone; `molt publish` checks them too.
+const rules = suite('counter: molt verify');
+
+rules('every upgrade of every type keeps the rules of transforms and simulation objects', () => {
+  const report = verifyService(service, { seed: 1 });
+  assert.ok(report.ok, formatReport(report));
+});
+
+rules.run();

@@ -9,7 +9,7 @@ import { mkdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { addVersion, bumpName, nextFileName } from '../../../codegen/version-add.ts';
 import { isMoltError } from '../../../runtime/index.ts';
-import { moltRoot, ownTypeErrors, run, tempDir } from '../../support/projects.ts';
+import { molt, moltRoot, ownTypeErrors, run, tempDir } from '../../support/projects.ts';
 
 const test = suite<{ tmp: ReturnType<typeof tempDir> }>('codegen: version add');
 
@@ -91,7 +91,7 @@ test('addVersion - inline messages and machine are named in the new file; quotes
     'src/types.ts': `import { defineActorType } from "molt";\nimport { meterV1 } from "./meter/meter-v1.js";\n\nexport const meter = defineActorType("meter", [meterV1]);\n`,
     'src/service.ts': `import { defineService } from "molt";\nimport { meter } from "./types.js";\n\nexport default defineService("meters", [meter]);\n`,
   });
-  const result = addVersion({ cwd: dir, type: 'meter' });
+  const result = addVersion({ cwd: dir, type: 'meter', forward: false });
   assert.is(result.file, join(dir, 'src/meter/meter-v2.ts'));
   assert.is(result.exportName, 'meterV2');
   assert.equal(result.messages, ['record', 'last']);
@@ -143,6 +143,52 @@ export const lampV1 = defineVersion({ type: 'lamp', version: 1, messages: v1Mess
   assert.not.match(text, 'export const MAX');
   assert.not.match(text, 'v1Messages');
   await typechecks(dir);
+});
+
+/** A one-version service of type `dial` (a tell and an ask) in a new project. */
+function dialProject(root: string, name: string): string {
+  return project(root, name, {
+    'src/dial/v1.ts': `import { assign, setup } from 'xstate';
+import { ask, defineVersion, tell, P, type EventsOf } from 'molt';
+
+const messages = { turn: tell({ by: P.number.int() }), read: ask({}, P.number), spin: ask({ times: P.number.int().between(0, 3) }, P.number) };
+
+const machine = setup({ types: { context: {} as { at: number }, events: {} as EventsOf<typeof messages> } }).createMachine({
+  context: { at: 0 },
+  on: {
+    turn: { actions: assign({ at: ({ context, event }) => (context.at + event.by) % 12 }) },
+    spin: { actions: assign({ at: ({ context, event }) => (context.at + 12 * event.times + 1) % 12 }) },
+  },
+});
+
+export const dialV1 = defineVersion({ type: 'dial', version: 1, messages, machine, replies: { read: ({ snapshot }) => snapshot.context.at, spin: ({ snapshot }) => snapshot.context.at } });
+`,
+    'src/service.ts': `import { defineActorType, defineService } from 'molt';\nimport { dialV1 } from './dial/v1.ts';\n\nexport default defineService('dials', [defineActorType('dial', [dialV1])]);\n`,
+  });
+}
+
+test('addVersion - by default both SOs forward every message, so the new version passes molt verify at once', async ({ tmp }) => {
+  const dir = dialProject(tmp.path, 'forwarding');
+  const result = addVersion({ cwd: dir, type: 'dial' });
+  const text = readFileSync(result.file, 'utf8');
+  assert.match(text, 'turn: ({ request, target }) => target.turn(request),');
+  assert.match(text, 'read: ({ target }) => target.read(),');
+  assert.not.match(text, "disallow('");
+  await typechecks(dir);
+  const verified = await molt(['verify', 'src/service.ts', '--seed', '3', '--runs', '20'], dir);
+  assert.is(verified.status, 0, verified.output);
+  assert.match(verified.output, /^✓ dial 1→2: 5 rules hold/m);
+});
+
+test('addVersion - forward: false writes a refusing stub per message (molt verify still passes: a refusal is never wrong)', async ({ tmp }) => {
+  const dir = dialProject(tmp.path, 'refusing');
+  const result = addVersion({ cwd: dir, type: 'dial', forward: false });
+  const text = readFileSync(result.file, 'utf8');
+  assert.match(text, "turn: disallow('the past SO of dial@2 does not serve it yet'),");
+  await typechecks(dir);
+  const verified = await molt(['verify', 'src/service.ts', '--seed', '3', '--runs', '20'], dir);
+  assert.is(verified.status, 0, verified.output);
+  assert.match(verified.output, 'note: dial@1 turn is disallowed on a node at 2');
 });
 
 test('addVersion - refuses a version declared in the same module as its chain, saying how to fix it', ({ tmp }) => {
