@@ -52,7 +52,7 @@ export const DEFAULT_REMEMBER: RememberOptions = { windowMs: 10 * 60_000, limit:
  * forgetting check to hold: a first attempt is taken to be this much older
  * than its resend says.
  */
-export const CLOCK_MARGIN_MS = 5000;
+export const CLOCK_MARGIN_MS = 1000;
 
 /**
  * Each remembered call's JSON text, made once: an actor writes all of its
