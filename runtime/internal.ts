@@ -10,7 +10,7 @@ export { createMemoryStore, createKvStore, RevisionConflict } from './host/store
 export type { StateStore, StoredRecord } from './host/store.ts';
 export { ActorHost } from './host/actor-host.ts';
 export { Placement, assignShards, NODE_PREFIX } from './host/placement.ts';
-export type { NodeRecord } from './host/placement.ts';
+export type { NodeRecord } from './udb/records.ts';
 export { admit, routeFor, nativeRoute, servedVersions, restore, persist, refreshSOStates, runTurn, initialActorState } from './upgrade/layer.ts';
 export type { ActorState, PersistedActor, Route, TypeVersions } from './upgrade/layer.ts';
 export { checkVersionChain } from './define/service.ts';

@@ -18,7 +18,8 @@ import { createIdGenerator, createJsonLogger, systemClock, type Clock, type IdGe
 import { connectNats, isConnection, resolveConnection, withDefaultInboxPrefix, type NatsTarget } from './nats/connect.ts';
 import { ActorHost, DEFAULT_MAILBOX_LIMIT, type HostStats, type TransformFailure } from './host/actor-host.ts';
 import { createKvStore, createMemoryStore, type StateStore } from './host/store.ts';
-import { NODE_PREFIX, Placement, type NodeRecord } from './host/placement.ts';
+import { NODE_PREFIX, Placement } from './host/placement.ts';
+import type { NodeRecord } from './udb/records.ts';
 import { routeFor, servedVersions } from './upgrade/layer.ts';
 import { DEFAULT_REMEMBER } from './host/remembered.ts';
 import { createEdge } from './node/edge.ts';

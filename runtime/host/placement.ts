@@ -29,52 +29,9 @@
 import type { KV, KvEntry, KvWatchEntry } from '@nats-io/kv';
 import type { Clock, Logger, TimerHandle } from '../env.ts';
 import { fnv1a } from '../wire/protocol.ts';
-import { parseSharedJson } from '../udb/records.ts';
+import { parseSharedJson, type NodeRecord } from '../udb/records.ts';
 import { isWrongLastSequence } from './store.ts';
 
-/** A node's record in the upgrade database. */
-export interface NodeRecord {
-  id: string;
-  service: string;
-  host: string;
-  pid: number;
-  /** Native version per actor type. */
-  versions: Record<string, number>;
-  /** Versions known per type (loaded upgrades whose future SO is installed). */
-  known?: Record<string, number[]>;
-  status: 'running' | 'upgrading' | 'failed' | 'stopped';
-  /** Types being upgraded in place right now, with their target version (a restart resumes there). */
-  upgrading?: Record<string, number>;
-  startedAt: number;
-  heartbeatAt: number;
-  lastError?: string;
-  /** Counters for health gating: calls, failed, disallowed, transform failures. */
-  stats?: Record<string, number>;
-  /** The same counters per actor type (health gates judge the type being upgraded). */
-  typeStats?: Record<string, Record<string, number>>;
-  /**
-   * Calls per type and caller version since the node started: answered,
-   * served through simulation objects, refused by them (the dashboard's
-   * traffic; runtime/observe/calls.ts).
-   */
-  traffic?: Record<string, Record<string, { calls: number; simulated: number; disallowed: number }>>;
-  /** Shards this node may be serving (owned, or released but not yet quiet); see the module notes. */
-  claims?: number[];
-  /**
-   * Which process wrote the record: random per process start. A process that
-   * finds its id's record written by another incarnation was replaced, and
-   * stops serving for good.
-   */
-  incarnation?: string;
-  /** Heartbeats of this incarnation, numbered from 1 (its own watch echo tells it how current it is). */
-  beat?: number;
-  /** Actors whose stored record this node cannot read (at most 20), per type. */
-  unreadable?: Array<{ type: string; key: string; revision: number; message: string }>;
-  /** Fingerprints of the publisher keys this node's upgrade manager trusts (`molt publish` checks its key against them). */
-  trusts?: string[];
-  /** The node's labels (`zone=a`, `group=g1`), fixed for the process's life (runtime/node/labels.ts). */
-  labels?: Record<string, string>;
-}
 
 export interface PlacementOptions {
   kv: KV;

@@ -9,7 +9,8 @@ import { hostname } from 'node:os';
 import type { KV, KvEntry } from '@nats-io/kv';
 import { ErrorCode, MoltError } from '../errors.ts';
 import type { Clock } from '../env.ts';
-import { NODE_PREFIX, type NodeRecord } from '../host/placement.ts';
+import { NODE_PREFIX } from '../host/placement.ts';
+import type { NodeRecord } from '../udb/records.ts';
 
 /** A node id's last record, parsed; undefined when absent, deleted or malformed. */
 export function readNodeRecord(entry: KvEntry | null): NodeRecord | undefined {

@@ -8,7 +8,7 @@
  */
 import type { KV } from '@nats-io/kv';
 import { ErrorCode, MoltError } from '../errors.ts';
-import type { NodeRecord } from '../host/placement.ts';
+import type { NodeRecord } from '../udb/records.ts';
 
 /** What the upgrade manager may do to the node it runs on. */
 export interface NodeInternals {

@@ -7,7 +7,7 @@
  */
 import { hostname } from 'node:os';
 import type { ActorHost } from '../host/actor-host.ts';
-import type { NodeRecord } from '../host/placement.ts';
+import type { NodeRecord } from '../udb/records.ts';
 
 /** A record stays small: it is written every heartbeat. */
 const MAX_UNREADABLE_REPORTED = 20;
