@@ -216,12 +216,20 @@ const counts = P.when((v): v is Record<string, number> => typeof v === 'object' 
 const record = P.when((v): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v));
 
 /**
+ * `pattern`, refused at compile time unless it accepts every value of `T`:
+ * a record type and its runtime shape cannot drift apart.
+ */
+function acceptsEvery<T>() {
+  return <const Pat extends P.Pattern<unknown>>(pattern: Pat & (T extends P.infer<Pat> ? unknown : never)): Pat => pattern;
+}
+
+/**
  * Runtime shapes of the records (ts-pattern patterns): records that do not match are ignored.
  * @internal Their types name ts-pattern internals, so they stay out of the declarations.
  */
 export const udbPatterns = {
-  node: { id: P.string, service: P.string, versions: record, status: P.union('running', 'upgrading', 'failed', 'stopped'), heartbeatAt: P.number },
-  rollout: {
+  node: acceptsEvery<NodeRecord>()({ id: P.string, service: P.string, versions: record, status: P.union('running', 'upgrading', 'failed', 'stopped'), heartbeatAt: P.number }),
+  rollout: acceptsEvery<RolloutRecord>()({
     rolloutId: P.string,
     type: P.string,
     from: P.number,
@@ -229,12 +237,12 @@ export const udbPatterns = {
     state: P.union('running', 'paused', 'aborted', 'done', 'rolling-back', 'rolled-back'),
     counts,
     startedAt: P.number,
-  },
-  control: { rolloutId: P.string, command: P.union('pause', 'resume', 'abort', 'rollback'), at: P.number },
-  retired: { type: P.string, version: P.number, at: P.number },
-  progress: { rolloutId: P.string, nodeId: P.string, step: P.string, at: P.number },
-  report: { nodeId: P.string, key: P.string, code: P.string, message: P.string, at: P.number },
-  callers: { nodeId: P.string, type: P.string, since: P.number, lastSeen: counts, slackMs: P.number },
+  }),
+  control: acceptsEvery<ControlRecord>()({ rolloutId: P.string, command: P.union('pause', 'resume', 'abort', 'rollback'), at: P.number }),
+  retired: acceptsEvery<RetireRecord>()({ type: P.string, version: P.number, at: P.number }),
+  progress: acceptsEvery<ProgressRecord>()({ rolloutId: P.string, nodeId: P.string, step: P.string, at: P.number }),
+  report: acceptsEvery<ReportRecord>()({ nodeId: P.string, key: P.string, code: P.string, message: P.string, at: P.number }),
+  callers: acceptsEvery<CallerRecord>()({ nodeId: P.string, type: P.string, since: P.number, lastSeen: counts, slackMs: P.number }),
 } as const;
 
 const decoder = new TextDecoder();
