@@ -48,11 +48,13 @@ export interface RememberOptions {
 export const DEFAULT_REMEMBER: RememberOptions = { windowMs: 10 * 60_000, limit: 64 };
 
 /**
- * How far apart two nodes' wall clocks (and a resend's transit) may be for the
+ * How far apart two nodes' wall clocks (plus a resend's transit) may be for the
  * forgetting check to hold: a first attempt is taken to be this much older
- * than its resend says.
+ * than its resend says. Small on purpose: an actor that drops keys for its
+ * limit faster than `limit` per margin (640 keyed changes a second at the
+ * default 64) would otherwise answer every resend "forgotten".
  */
-export const CLOCK_MARGIN_MS = 1000;
+export const CLOCK_MARGIN_MS = 100;
 
 /**
  * Each remembered call's JSON text, made once: an actor writes all of its
