@@ -114,6 +114,8 @@ interface Pending {
   firstSentAt: number;
   /** Retries left for an uncertain outcome. */
   uncertainLeft: number;
+  /** What left an earlier attempt's outcome unknown, once one did: a later refusal cannot say "not applied". */
+  uncertainSince?: MoltError;
 }
 
 /** Creates a client for one service. */
@@ -165,7 +167,7 @@ function createClientOn(nc: NatsConnection, options: ClientOptions, ownsConnecti
         return;
       }
       pending.delete(id);
-      p.reject(new MoltError(ErrorCode.Unavailable, `no node of service '${options.service}' answered on ${p.subject}: is a node running?`, { data: { subject: p.subject } }));
+      fail(p, new MoltError(ErrorCode.Unavailable, `no node of service '${options.service}' answered on ${p.subject}: is a node running?`, { data: { subject: p.subject } }));
       return;
     }
     pending.delete(id);
@@ -173,7 +175,7 @@ function createClientOn(nc: NatsConnection, options: ClientOptions, ownsConnecti
     try {
       body = msg.data.length === 0 ? undefined : codec.decode(msg.data);
     } catch (e) {
-      p.reject(new MoltError(ErrorCode.Internal, `undecodable reply on ${p.subject}: ${(e as Error).message}`));
+      fail(p, new MoltError(ErrorCode.Internal, `undecodable reply on ${p.subject}: ${(e as Error).message}`));
       return;
     }
     if (h?.get(Header.Status) !== 'error') {
@@ -191,7 +193,7 @@ function createClientOn(nc: NatsConnection, options: ClientOptions, ownsConnecti
     }
     // Ran, but its write was never acknowledged: with a key, sending it again
     // is safe — unless the actor says it may have forgotten the key.
-    if (error.code === ErrorCode.OutcomeUnknown && error.data.forgotten !== true && retryUncertain(id, p)) return;
+    if (error.code === ErrorCode.OutcomeUnknown && error.data.forgotten !== true && retryUncertain(id, p, error)) return;
     // Refused unrun by a busy node or actor: nothing changed, so sending the
     // very same call again is safe; back off while the retry window lasts.
     if (error.code === ErrorCode.Overloaded && clock.monotonic() < p.retryUntil) {
@@ -200,15 +202,35 @@ function createClientOn(nc: NatsConnection, options: ClientOptions, ownsConnecti
       resend(id, p, Math.min(1000, 25 * 2 ** p.attempts));
       return;
     }
-    p.reject(error);
+    fail(p, error);
+  }
+
+  /**
+   * Ends a call with `error` — unless an earlier attempt's outcome was
+   * unknown: that attempt may have been applied, so whatever a later attempt
+   * was refused with, the caller learns that the outcome is unknown.
+   */
+  function fail(p: Pending, error: MoltError): void {
+    const earlier = p.uncertainSince;
+    if (earlier === undefined || error.code === ErrorCode.OutcomeUnknown || error.code === ErrorCode.Timeout) {
+      p.reject(error);
+      return;
+    }
+    p.reject(
+      new MoltError(ErrorCode.OutcomeUnknown, `an attempt of this call ended without a known outcome (${earlier.code}: ${earlier.message}), so it may have been applied; sent again, it was refused: ${error.code}: ${error.message}`, {
+        data: { retryError: error.code, ...(p.key !== undefined ? { key: p.key } : {}) },
+        cause: error,
+      }),
+    );
   }
 
   /**
    * Sends a call whose outcome is unknown again, with the same idempotency
    * key and a fresh deadline, if it has a key and retries left.
    */
-  function retryUncertain(id: string, p: Pending): boolean {
+  function retryUncertain(id: string, p: Pending, cause: MoltError): boolean {
     if (p.key === undefined || p.uncertainLeft <= 0 || closed) return false;
+    p.uncertainSince ??= cause;
     p.uncertainLeft--;
     p.provisional = undefined;
     p.deadline = clock.monotonic() + timeoutMs;
@@ -241,8 +263,9 @@ function createClientOn(nc: NatsConnection, options: ClientOptions, ownsConnecti
     for (const [id, p] of pending) {
       if (now >= p.deadline) {
         pending.delete(id);
-        if (retryUncertain(id, p)) continue;
-        p.reject(p.provisional ?? new MoltError(ErrorCode.Timeout, `no reply on ${p.subject} within ${timeoutMs} ms; the call may or may not have been applied`, { data: { subject: p.subject, timeoutMs } }));
+        const timedOut = p.provisional ?? new MoltError(ErrorCode.Timeout, `no reply on ${p.subject} within ${timeoutMs} ms; the call may or may not have been applied`, { data: { subject: p.subject, timeoutMs } });
+        if (retryUncertain(id, p, timedOut)) continue;
+        fail(p, timedOut);
       }
     }
     if (!closed) sweep = clock.setTimeout(expire, Math.min(100, Math.max(10, timeoutMs / 10)));
@@ -402,7 +425,7 @@ function createClientOn(nc: NatsConnection, options: ClientOptions, ownsConnecti
       sub.unsubscribe();
       for (const [id, p] of pending) {
         pending.delete(id);
-        p.reject(new MoltError(ErrorCode.Unavailable, 'client closed before the reply arrived'));
+        fail(p, new MoltError(ErrorCode.Unavailable, 'client closed before the reply arrived'));
       }
       if (ownsConnection) await nc.drain();
     },
