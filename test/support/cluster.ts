@@ -176,6 +176,9 @@ export async function startNatsCluster(options: NatsClusterOptions = {}): Promis
         if (!slot.embedded) continue;
         await waitForJetStream(`nats://127.0.0.1:${slot.port}`, deadline);
       }
+      // A meta leader answers before every peer has joined the meta group; a
+      // replicated stream created then fails with "no suitable peers".
+      await waitForMetaPeers(slots.filter((s) => s.embedded).map((s) => s.monitorPort), deadline);
     },
     async stop() {
       await Promise.allSettled(slots.map((s) => s.embedded?.stop({ keepStore: true })));
@@ -211,6 +214,33 @@ async function waitForJetStream(url: string, deadline: number): Promise<void> {
     await new Promise((r) => setTimeout(r, 200));
   }
   throw new Error(`JetStream on ${url} has no meta leader: ${String(last)}`);
+}
+
+/** Polls each server's `/jsz` until they agree on a meta leader that has every running server as a current peer. */
+async function waitForMetaPeers(monitorPorts: number[], deadline: number): Promise<void> {
+  let last = '';
+  while (Date.now() < deadline) {
+    try {
+      const views = await Promise.all(
+        monitorPorts.map(async (port) => {
+          const jsz = (await (await fetch(`http://127.0.0.1:${port}/jsz`)).json()) as { meta_cluster?: { leader?: string; replicas?: Array<{ current?: boolean }> } };
+          return jsz.meta_cluster;
+        }),
+      );
+      // Every server names the same leader, and the leader (the only one that
+      // lists them) sees every other server as a current peer.
+      const leader = views[0]?.leader;
+      const agreed = leader !== undefined && views.every((m) => m?.leader === leader);
+      const gathered = views.some((m) => (m?.replicas ?? []).filter((r) => r.current).length >= monitorPorts.length - 1);
+      const ready = agreed && gathered;
+      if (ready) return;
+      last = JSON.stringify(views);
+    } catch (e) {
+      last = String(e);
+    }
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  throw new Error(`the JetStream meta group did not gather every server: ${last.slice(0, 500)}`);
 }
 
 /** One server's own replica of a stream, from its `/jsz` monitoring endpoint. */
