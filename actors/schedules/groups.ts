@@ -27,10 +27,10 @@
  * @module
  */
 import type { ScheduleNodeView } from './contract.ts';
-import { checkLabelName, labelOf, pending, perList, unavailableOthers, upgradingOthers, waitFor } from './labels.ts';
+import { checkLabelName, labelOf, pending, perList, unavailableGate, upgradingOthers, waitFor } from './labels.ts';
 import { fromSchedulePolicy, type SchedulePolicy, type ScheduleView } from './machine.ts';
 import { stableOrder } from './order.ts';
-import { parseWith, resolveNodeCount, type HealthParams, type NodeCount } from './params.ts';
+import { parseWith, type HealthParams, type NodeCount } from './params.ts';
 
 /** Parsed params of `groups`. */
 export interface GroupsParams {
@@ -79,15 +79,7 @@ export const groupsPolicy: SchedulePolicy<GroupsParams, null> = {
     if (before.length > 0) return waitFor(name, before, view.input.to);
     const busy = upgradingOthers(members, self.id);
     if (busy.length > 0) return { ready: false, note: `${name}: ${busy.map((n) => n.id).join(', ')} upgrading; one node of a group at a time` };
-    const cap = view.params.maxUnavailable;
-    if (cap !== undefined) {
-      const limit = resolveNodeCount(cap, view.nodes.length);
-      const unavailable = unavailableOthers(view.nodes, self.id);
-      if (unavailable.length >= limit) {
-        return { ready: false, note: `${unavailable.length} node(s) unavailable (${unavailable.map((n) => n.id).join(', ')}), maxUnavailable ${limit}` };
-      }
-    }
-    return { ready: true };
+    return unavailableGate(view.nodes, self.id, view.params.maxUnavailable);
   },
 };
 

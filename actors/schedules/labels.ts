@@ -11,6 +11,7 @@
  */
 import type { ScheduleNodeView } from './contract.ts';
 import { describeNode, gone, reached, type GateResult } from './order.ts';
+import { resolveNodeCount, type NodeCount } from './params.ts';
 
 /** A node's value of label `name`, or undefined. */
 export function labelOf(n: ScheduleNodeView, name: string): string | undefined {
@@ -37,6 +38,19 @@ export function upgradingOthers(nodes: readonly ScheduleNodeView[], selfId: stri
 /** Live nodes other than `selfId` that are unavailable (`upgrading` or `failed`). */
 export function unavailableOthers(nodes: readonly ScheduleNodeView[], selfId: string): ScheduleNodeView[] {
   return nodes.filter((n) => n.id !== selfId && n.live && (n.status === 'upgrading' || n.status === 'failed'));
+}
+
+/**
+ * The `maxUnavailable` gate of the label-aware schedules: refuses while
+ * `cap` (a count or share of `nodes`) nodes other than `selfId` are upgrading
+ * or failed. Ready when no cap is set.
+ */
+export function unavailableGate(nodes: readonly ScheduleNodeView[], selfId: string, cap: NodeCount | undefined): GateResult {
+  if (cap === undefined) return { ready: true };
+  const limit = resolveNodeCount(cap, nodes.length);
+  const unavailable = unavailableOthers(nodes, selfId);
+  if (unavailable.length < limit) return { ready: true };
+  return { ready: false, note: `${unavailable.length} node(s) unavailable (${unavailable.map((n) => n.id).join(', ')}), maxUnavailable ${limit}` };
 }
 
 /** A label name as schedules take it (`"zone"`): same form as `molt node --label`. */

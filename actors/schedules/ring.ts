@@ -29,10 +29,10 @@
  * @module
  */
 import type { ScheduleNodeView } from './contract.ts';
-import { checkLabelName, labelOf, perList, unavailableOthers, waitFor } from './labels.ts';
+import { checkLabelName, labelOf, perList, unavailableGate, waitFor } from './labels.ts';
 import { fromSchedulePolicy, type SchedulePolicy, type ScheduleView } from './machine.ts';
 import { gone, positions, reached } from './order.ts';
-import { parseWith, resolveNodeCount, type HealthParams, type NodeCount } from './params.ts';
+import { parseWith, type HealthParams, type NodeCount } from './params.ts';
 
 /** Parsed params of `ring`. */
 export interface RingParams {
@@ -117,15 +117,7 @@ export const ringPolicy: SchedulePolicy<RingParams, null> = {
       return j < i && ringPhase(j, order.length) === phase && !reached(m, to);
     });
     if (first.length > 0) return waitFor(`ring position ${i}`, first, to);
-    const cap = view.params.maxUnavailable;
-    if (cap !== undefined) {
-      const limit = resolveNodeCount(cap, view.nodes.length);
-      const unavailable = unavailableOthers(view.nodes, order[i]!.id);
-      if (unavailable.length >= limit) {
-        return { ready: false, note: `${unavailable.length} node(s) unavailable (${unavailable.map((n) => n.id).join(', ')}), maxUnavailable ${limit}` };
-      }
-    }
-    return { ready: true };
+    return unavailableGate(view.nodes, order[i]!.id, view.params.maxUnavailable);
   },
 };
 

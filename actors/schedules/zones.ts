@@ -30,10 +30,10 @@
  * @module
  */
 import type { ScheduleNodeView } from './contract.ts';
-import { checkLabelName, labelOf, pending, perList, unavailableOthers, waitFor } from './labels.ts';
+import { checkLabelName, labelOf, pending, perList, unavailableGate, waitFor } from './labels.ts';
 import { fromSchedulePolicy, type SchedulePolicy, type ScheduleView } from './machine.ts';
 import { rollingGate, stableOrder } from './order.ts';
-import { parseWith, resolveNodeCount, type HealthParams, type NodeCount } from './params.ts';
+import { parseWith, type HealthParams, type NodeCount } from './params.ts';
 
 /** Parsed params of `zones`. */
 export interface ZonesParams {
@@ -95,15 +95,7 @@ export const zonesPolicy: SchedulePolicy<ZonesParams, null> = {
       const gate = rollingGate(members, members, self.id, view.params.batch, view.input.to);
       if (!gate.ready) return { ready: false, note: `${zoneName}: ${gate.note}` };
     }
-    const cap = view.params.maxUnavailable;
-    if (cap !== undefined) {
-      const limit = resolveNodeCount(cap, view.nodes.length);
-      const unavailable = unavailableOthers(view.nodes, self.id);
-      if (unavailable.length >= limit) {
-        return { ready: false, note: `${unavailable.length} node(s) unavailable (${unavailable.map((n) => n.id).join(', ')}), maxUnavailable ${limit}` };
-      }
-    }
-    return { ready: true };
+    return unavailableGate(view.nodes, self.id, view.params.maxUnavailable);
   },
 };
 
