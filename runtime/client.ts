@@ -124,6 +124,12 @@ export async function createClient(options: ClientOptions): Promise<MoltClient> 
   return createClientOn(nc, options, owned);
 }
 
+/**
+ * How long a keyed call that a node did not run (the shard was moving) waits
+ * for the new owner's reply before it is sent again.
+ */
+const PROVISIONAL_RESEND_MS = 200;
+
 function createClientOn(nc: NatsConnection, options: ClientOptions, ownsConnection: boolean): MoltClient {
   const codec = options.codec ?? createSuperjsonCodec();
   const clock = options.clock ?? systemClock;
@@ -186,9 +192,19 @@ function createClientOn(nc: NatsConnection, options: ClientOptions, ownsConnecti
     // A node that did not run the call because the shard may have moved: the
     // new owner may have received the same message and will answer it. Wait
     // for that answer; this one stands only if none comes by the deadline.
+    // A keyed call is also sent again soon: the new owner may have subscribed
+    // only after the message went out, and a repeat it already ran is
+    // answered from what the actor remembers.
     if (error.code === ErrorCode.OutcomeUnknown && error.data.ran === false && error.data.forgotten !== true) {
       p.provisional = error;
       pending.set(id, p);
+      if (p.key !== undefined) {
+        clock.setTimeout(() => {
+          if (pending.get(id) !== p || p.provisional !== error) return;
+          pending.delete(id);
+          if (!retryUncertain(id, p, error)) pending.set(id, p);
+        }, PROVISIONAL_RESEND_MS);
+      }
       return;
     }
     // Ran, but its write was never acknowledged: with a key, sending it again

@@ -37,7 +37,7 @@ test.after(async (ctx) => {
 });
 
 /** Answers the attempts of calls to `counters` with the given errors, in order; returns the headers each attempt carried. */
-function standInNode(nc: NatsConnection, answers: MoltError[]): { attempts: Array<Record<string, string>>; stop: () => void } {
+async function standInNode(nc: NatsConnection, answers: MoltError[]): Promise<{ attempts: Array<Record<string, string>>; stop: () => Promise<void> }> {
   const attempts: Array<Record<string, string>> = [];
   const sub = nc.subscribe('molt.counters.>', {
     callback: (_err, msg) => {
@@ -55,11 +55,19 @@ function standInNode(nc: NatsConnection, answers: MoltError[]): { attempts: Arra
       nc.publish(msg.reply, codec.encode(answer.toWire()), { headers: h });
     },
   });
-  return { attempts, stop: () => sub.unsubscribe() };
+  // The server has the subscription before the first call goes out.
+  await nc.flush();
+  return {
+    attempts,
+    stop: async () => {
+      sub.unsubscribe();
+      await nc.flush();
+    },
+  };
 }
 
 test('client retries - an unknown outcome, then a refusal: the caller learns the outcome is unknown', async ({ nc, client }) => {
-  const node = standInNode(nc, [
+  const node = await standInNode(nc, [
     new MoltError(ErrorCode.OutcomeUnknown, 'the state write was never acknowledged'),
     new MoltError(ErrorCode.VersionUnsupported, 'this node runs counter@1; the actor is stored at version 2'),
   ]);
@@ -71,22 +79,54 @@ test('client retries - an unknown outcome, then a refusal: the caller learns the
     assert.is((e as MoltError).data.retryError, 'VersionUnsupported');
     assert.match((e as MoltError).message, /may have been applied/);
   } finally {
-    node.stop();
+    await node.stop();
   }
   assert.is(node.attempts.length, 2, 'sent once, then again under its key');
   assert.is(node.attempts[1]!['Molt-Idempotency-Key'], node.attempts[0]!['Molt-Idempotency-Key']);
   assert.ok(node.attempts[1]!['Molt-Resend-Age'] !== undefined, 'the retry says how old it is');
 });
 
+test('client retries - a call a node did not run (its shard moving) is sent again soon, and the owner answers it', async ({ nc, client }) => {
+  // The first attempt reached only the node that no longer serves the shard;
+  // the owner subscribed after it went out and never saw it.
+  const notRun = new MoltError(ErrorCode.OutcomeUnknown, 'this node no longer serves shard 7; not run', { data: { ran: false } });
+  const attempts: number[] = [];
+  const sub = nc.subscribe('molt.counters.>', {
+    callback: (_err, msg) => {
+      attempts.push(Date.now());
+      if (!msg.reply) return;
+      const h = natsHeaders();
+      h.set('Molt-Protocol', '1');
+      if (attempts.length === 1) {
+        h.set('Molt-Status', 'error');
+        nc.publish(msg.reply, codec.encode(notRun.toWire()), { headers: h });
+      } else {
+        h.set('Molt-Status', 'ok');
+        nc.publish(msg.reply, codec.encode(7), { headers: h });
+      }
+    },
+  });
+  await nc.flush();
+  try {
+    const started = Date.now();
+    assert.is(await client.actor(counterV1, 'moving').increment({ by: 1 }), 7);
+    assert.is(attempts.length, 2);
+    assert.ok(Date.now() - started < 1500, 'answered by the resend, before the call timed out');
+  } finally {
+    sub.unsubscribe();
+    await nc.flush();
+  }
+});
+
 test('client retries - a refusal of the first attempt stands as it is', async ({ nc, client }) => {
-  const node = standInNode(nc, [new MoltError(ErrorCode.VersionUnsupported, 'this node runs counter@1')]);
+  const node = await standInNode(nc, [new MoltError(ErrorCode.VersionUnsupported, 'this node runs counter@1')]);
   try {
     await client.actor(counterV1, 'refused').increment({ by: 1 });
     assert.unreachable('the call cannot succeed');
   } catch (e) {
     assert.ok(isMoltError(e, 'VersionUnsupported'), String(e));
   } finally {
-    node.stop();
+    await node.stop();
   }
   assert.is(node.attempts.length, 1);
 });
