@@ -733,7 +733,7 @@ class ActorCell {
     this.state = turns.working;
     // A durable batch's calls were remembered by its write; a volatile one's only here.
     if (written) this.remembered.commit(written.remembered);
-    else if (this.remembered.hasStaged) this.remembered.commit(this.remembered.toRecord(this.host.config.clock.now()));
+    else this.remembered.absorbStaged(this.host.config.clock.now());
     this.lastUsed = this.host.config.clock.now();
     turns.outcomes.forEach((o, i) => {
       const call = batch[i]!;

@@ -161,6 +161,32 @@ export class RememberedCalls {
     return floor === undefined ? { ik: kept } : { ik: kept, ikf: floor };
   }
 
+  /**
+   * For an actor whose record is never written (volatile): the staged calls
+   * join the remembered ones in place — the same entries and floor
+   * {@link toRecord} then {@link commit} would give, without rebuilding them
+   * on every change.
+   */
+  absorbStaged(now: number): void {
+    if (this.staged.size === 0) return;
+    for (const e of this.staged.values()) {
+      this.stored.delete(e.k);
+      this.stored.set(e.k, e);
+    }
+    this.staged = new Map();
+    while (this.stored.size > this.options.limit) {
+      const oldest = this.stored.values().next().value!;
+      this.stored.delete(oldest.k);
+      this.floor = Math.max(this.floor ?? oldest.at, oldest.at);
+    }
+    const cutoff = now - this.options.windowMs;
+    for (const e of this.stored.values()) {
+      if (e.at >= cutoff) break;
+      this.stored.delete(e.k);
+    }
+    if (this.floor !== undefined && this.floor < cutoff) this.floor = undefined;
+  }
+
   /** The batch's write was stored: its calls are remembered from now on. */
   commit(written: RememberedRecord | undefined): void {
     const stored = new Map<string, RememberedCall>();

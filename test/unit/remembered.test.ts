@@ -6,6 +6,7 @@
  */
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
+import fc from 'fast-check';
 import { CLOCK_MARGIN_MS, RememberedCalls, type RememberedRecord } from '../../runtime/host/remembered.ts';
 
 const WINDOW = 600_000;
@@ -54,6 +55,29 @@ test('remembered - the floor travels in the record and ages out with the window'
   assert.not.ok(reloaded.mayHaveForgotten(0, 1000 + CLOCK_MARGIN_MS + 1));
   const later = reloaded.toRecord(2000 + WINDOW + 1);
   assert.equal(later, undefined, 'both the call and the floor are older than the window');
+});
+
+test('remembered - a volatile actor absorbing its calls in place remembers exactly what writing them would', () => {
+  fc.assert(
+    fc.property(
+      fc.array(fc.tuple(fc.constantFrom('a', 'b', 'c', 'd', 'e', 'f'), fc.integer({ min: 0, max: 400 })), { maxLength: 40 }),
+      fc.integer({ min: 1, max: 4 }),
+      (calls, limit) => {
+        const options = { windowMs: 1000, limit };
+        const written = new RememberedCalls(options);
+        const absorbed = new RememberedCalls(options);
+        let now = 0;
+        for (const [key, step] of calls) {
+          now += step;
+          for (const r of [written, absorbed]) if (!r.find(key)) r.stage(key, `reply-${key}-${now}`, now);
+          if (written.hasStaged) written.commit(written.toRecord(now));
+          absorbed.absorbStaged(now);
+          assert.equal(absorbed.toRecord(now), written.toRecord(now));
+        }
+      },
+    ),
+    { numRuns: 300 },
+  );
 });
 
 test.run();
