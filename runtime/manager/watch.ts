@@ -39,6 +39,7 @@ import {
 } from '../udb/index.ts';
 import type { ManagerContext } from './context.ts';
 import { errorText } from './model.ts';
+import { fnv1a } from '../wire/protocol.ts';
 
 /** Same native version of every type (a heartbeat usually changes neither). */
 function sameVersions(a: Readonly<Record<string, number>>, b: Readonly<Record<string, number>>): boolean {
@@ -84,19 +85,12 @@ export interface Watch {
   stop(): void;
 }
 
-/** A small number that differs between node ids and is the same every time for one. */
-function phaseOf(id: string): number {
-  let h = 0;
-  for (let i = 0; i < id.length; i++) h = (h * 31 + id.charCodeAt(i)) >>> 0;
-  return h;
-}
-
 export function createWatch(ctx: ManagerContext, hooks: WatchHooks): Watch {
   const { node, udb, clock, logger } = ctx;
   const watches = new Map<string, () => void>();
   let reconciling: Promise<void> | undefined;
   /** Periodic passes until the next full read: a phase per node (from its id), so that the nodes' full reads spread out. */
-  let passesToFullRead = 1 + (phaseOf(node.id) % FULL_READ_EVERY);
+  let passesToFullRead = 1 + (fnv1a(node.id) % FULL_READ_EVERY);
 
   function observeNode(entry: KvEntry): void {
     const id = entry.key.slice(UdbPrefix.nodes.length);
