@@ -20,7 +20,7 @@
 import { existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { basename, dirname, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { ErrorCode, MoltError } from '../runtime/index.ts';
+import { ErrorCode, MoltError } from '../runtime/errors.ts';
 
 /**
  * The root of the Molt package: the nearest folder holding a package.json

@@ -37,7 +37,7 @@ import { jetstreamManager } from '@nats-io/jetstream';
 import { generatePublisherKeys, signerFromSeed } from '../runtime/server/keys.ts';
 import { publishUpgrade } from '../runtime/server/publish.ts';
 import { openUdb } from '../runtime/udb/index.ts';
-import { controlRollout } from '../runtime/cli/commands/control.ts';
+import { controlRollout } from '../runtime/operate/rollouts.ts';
 import { checkAccounts, createLoadContext, startCallers, type Callers, type CallerVersion, type LoadContext } from './load.ts';
 import { watchUdb, type UdbWatcher } from './watch.ts';
 

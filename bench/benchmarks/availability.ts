@@ -31,7 +31,7 @@
 import { fileURLToPath } from 'node:url';
 import { connectNats, generatePublisherKeys, publishUpgrade, signerFromSeed } from '../../runtime/index.ts';
 import { openUdb } from '../../runtime/udb/index.ts';
-import { controlRollout } from '../../runtime/cli/commands/control.ts';
+import { controlRollout } from '../../runtime/operate/rollouts.ts';
 import type { LoadTally } from '../systems/upgrades.ts';
 import type { Agent, BenchContext, Benchmark } from '../harness.ts';
 

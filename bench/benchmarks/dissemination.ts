@@ -47,7 +47,7 @@ import { connectNats, generatePublisherKeys, publishUpgrade, signerFromSeed, typ
 import { descriptorKey } from '../../runtime/server/descriptor.ts';
 import { openUpgradeStore, type UpgradeStore } from '../../runtime/server/store.ts';
 import { openUdb, type Udb } from '../../runtime/udb/index.ts';
-import { controlRollout } from '../../runtime/cli/commands/control.ts';
+import { controlRollout } from '../../runtime/operate/rollouts.ts';
 import { DEFAULT_SHARDS, encodeKey, shardOf } from '../../runtime/wire/protocol.ts';
 import { processCpuMicros, quantile, stat, type Agent, type BenchContext, type Benchmark } from '../harness.ts';
 import { sweep } from './resident.ts';

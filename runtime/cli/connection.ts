@@ -1,10 +1,7 @@
 /**
- * The NATS connection flags every `molt` command that talks to NATS takes, and
- * the one way they become a connection: `--nats` (or `NATS_URL`; a URL may
- * carry `user:pass@` or `token@`), `--user`/`--pass` (or `NATS_USER`/
- * `NATS_PASSWORD`), `--token` (`NATS_TOKEN`), `--creds <file>` (`NATS_CREDS`),
- * `--nkey <seed file>` (`NATS_NKEY`) and `--inbox-prefix`. Flags win over the
- * environment, and credentials in a flag or variable over those in the URL.
+ * The one way the connection flags (flags.ts) become a connection. Commands
+ * import this module when they run, not when they register: it loads the
+ * NATS client.
  *
  * Molt's tools reply-subscribe under `_MOLT_TOOLS` by default (nodes under
  * `_MOLT_NODE.<id>`, callers under `_INBOX`): the permissions of
@@ -13,36 +10,12 @@
  *
  * @module
  */
-import type { Command } from 'commander';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { ErrorCode, MoltError } from '../errors.ts';
 import { connectNats, credentialsFromEnv, type NatsConnectOptions } from '../nats/connect.ts';
+import { TOOLS_INBOX_PREFIX, type NatsFlags } from './flags.ts';
 
-/** Reply-subject prefix of the operator and publisher tools (`molt status`, `publish`, `setup`, …). */
-export const TOOLS_INBOX_PREFIX = '_MOLT_TOOLS';
-
-/** The connection flags, as commander parses them. */
-export interface NatsFlags {
-  nats?: string;
-  user?: string;
-  pass?: string;
-  token?: string;
-  creds?: string;
-  nkey?: string;
-  inboxPrefix?: string;
-}
-
-/** Adds the connection flags to a command. */
-export function addNatsFlags(cmd: Command): Command {
-  return cmd
-    .option('--nats <urls>', 'NATS server URL(s), comma-separated; may carry user:pass@ or token@ (default: $NATS_URL)')
-    .option('--user <user>', 'NATS user (default: $NATS_USER)')
-    .option('--pass <password>', 'NATS password (default: $NATS_PASSWORD)')
-    .option('--token <token>', 'NATS authentication token (default: $NATS_TOKEN)')
-    .option('--creds <file>', 'NATS credentials file: user JWT and nkey seed (default: $NATS_CREDS)')
-    .option('--nkey <seedFile>', 'NATS user nkey seed file (default: $NATS_NKEY)')
-    .option('--inbox-prefix <prefix>', 'prefix of this connection\'s reply subjects (must match its NATS permissions; see docs/permissions.md)');
-}
+export { TOOLS_INBOX_PREFIX, type NatsFlags } from './flags.ts';
 
 /**
  * Where and as whom the flags say to connect. `defaultUrl` stands in when

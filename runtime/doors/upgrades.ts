@@ -29,6 +29,29 @@ export type {
   ProgressStep,
   ReportRecord,
 } from '../udb/index.ts';
-export { findRollout, controlRollout, retireVersion, rollbackRollout } from '../cli/commands/control.ts';
-export { openUdbFor, statusView, STATUS_FORMAT } from '../cli/commands/status.ts';
-export type { StatusView, NodeStatusView, RolloutStatusView, RolloutNodeView, BehindNodeView, ProblemView } from '../cli/commands/status.ts';
+export {
+  findService,
+  openUdbFor,
+  findRollout,
+  controlRollout,
+  retireVersion,
+  rollbackRefusal,
+  rollbackRollout,
+  retireWhenUnused,
+  oldVersions,
+  statusView,
+  statusErrorView,
+  renderStatus,
+  STATUS_FORMAT,
+} from '../operate/index.ts';
+export type {
+  OldVersionView,
+  RetireByEvidenceResult,
+  StatusView,
+  StatusErrorView,
+  NodeStatusView,
+  RolloutStatusView,
+  RolloutNodeView,
+  BehindNodeView,
+  ProblemView,
+} from '../operate/index.ts';

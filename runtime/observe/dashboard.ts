@@ -22,8 +22,8 @@ import { jetstream } from '@nats-io/jetstream';
 import { ErrorCode, MoltError, isMoltError } from '../errors.ts';
 import { UdbPrefix, type Udb } from '../udb/index.ts';
 import { bucketNames } from '../wire/protocol.ts';
-import { statusView, type StatusView } from '../cli/commands/status.ts';
-import { controlRollout } from '../cli/commands/control.ts';
+import { statusView, type StatusView } from '../operate/status.ts';
+import { controlRollout } from '../operate/rollouts.ts';
 import { dashboardPage } from './dashboard-page.ts';
 
 export interface DashboardOptions {

@@ -31,7 +31,7 @@ import type { Udb, ReportRecord } from '../../runtime/udb/index.ts';
 import { buildBundle, sha256Hex } from '../../runtime/server/bundle.ts';
 import { descriptorKey, signDescriptor, type UpgradeDescriptor } from '../../runtime/server/descriptor.ts';
 import { openUpgradeStore, type UpgradeStore } from '../../runtime/server/store.ts';
-import { controlRollout } from '../../runtime/cli/commands/control.ts';
+import { controlRollout } from '../../runtime/operate/rollouts.ts';
 import { createClient, type MoltClient } from '../../runtime/index.ts';
 import { startEmbeddedNats, type ChildNode, type EmbeddedNats } from '../support/nats.ts';
 import { counterV2Descriptor, eventually, killAll, openCounters, publish, startUpgradableNode, testPublisher, waitForProgress, waitForRollout, waitForVersions } from '../support/upgrades.ts';

@@ -22,7 +22,7 @@ import type { NatsConnection } from '@nats-io/transport-node';
 import { createClient, createSuperjsonCodec, type MoltClient } from '../../runtime/index.ts';
 import type { Udb } from '../../runtime/udb/index.ts';
 import { publishUpgrade } from '../../runtime/server/publish.ts';
-import { controlRollout } from '../../runtime/cli/commands/control.ts';
+import { controlRollout } from '../../runtime/operate/rollouts.ts';
 import { startEmbeddedNats, type ChildNode, type EmbeddedNats } from '../support/nats.ts';
 import { History, runOpenLoad } from '../support/load.ts';
 import { eventually, killAll, openCounters, startUpgradableNode, testPublisher } from '../support/upgrades.ts';

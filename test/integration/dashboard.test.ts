@@ -20,7 +20,7 @@ import { connectNats } from '../../runtime/index.ts';
 import { startDashboard, type Dashboard } from '../../runtime/observe/dashboard.ts';
 import { setupServiceBuckets } from '../../runtime/udb/buckets.ts';
 import { permissionsConfig } from '../../runtime/nats/permissions.ts';
-import { openUdbFor } from '../../runtime/cli/commands/status.ts';
+import { openUdbFor } from '../../runtime/operate/service.ts';
 import { counterV1 } from '../fixtures/counter.ts';
 import { spawnScript, startEmbeddedNats } from '../support/nats.ts';
 import { publish, startThreeNodeService, stopThreeNodeService, waitForRollout, type ThreeNodeService } from '../support/upgrades.ts';

@@ -20,7 +20,7 @@ import { ask, createClient, createNode, defineActorType, defineService, defineVe
 import { bucketNames, encodeKey, stateKey } from '../../runtime/internal.ts';
 import { nodeInternals } from '../../runtime/node/internals.ts';
 import { Udb } from '../../runtime/udb/index.ts';
-import { statusView } from '../../runtime/cli/commands/status.ts';
+import { statusView } from '../../runtime/operate/status.ts';
 import { startEmbeddedNats, type EmbeddedNats } from '../support/nats.ts';
 import { rawCall } from '../support/wire.ts';
 

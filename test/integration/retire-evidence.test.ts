@@ -11,9 +11,9 @@ import * as assert from 'uvu/assert';
 import { createClient, createNode, isMoltError, silentLogger, type MoltClient, type MoltNode } from '../../runtime/index.ts';
 import { startUpgradeManager, type UpgradeManager } from '../../runtime/manager/index.ts';
 import { Udb } from '../../runtime/udb/index.ts';
-import { retireVersion } from '../../runtime/cli/commands/control.ts';
-import { retireWhenUnused } from '../../runtime/cli/commands/retire.ts';
-import { renderStatus, statusView, watchKey } from '../../runtime/cli/commands/status.ts';
+import { retireVersion } from '../../runtime/operate/rollouts.ts';
+import { retireWhenUnused } from '../../runtime/operate/retire.ts';
+import { renderStatus, statusView, watchKey } from '../../runtime/operate/status.ts';
 import service from '../fixtures/counter-retire.ts';
 import { counterV1 } from '../fixtures/counter.ts';
 import { spawnScript, startEmbeddedNats, type EmbeddedNats } from '../support/nats.ts';
@@ -131,7 +131,7 @@ test('retire --when-unused - the CLI refuses with nothing old to retire, and ask
 });
 
 test('molt status - an old version with a recent caller is listed, and ready once its policy window passed', async () => {
-  const { oldVersions, oldVersionLine } = await import('../../runtime/cli/commands/retire.ts');
+  const { oldVersions, oldVersionLine } = await import('../../runtime/operate/retire.ts');
   const node = { id: 'n1', service: 's', host: 'h', pid: 1, versions: { counter: 3 }, status: 'running' as const, startedAt: 0, heartbeatAt: 10_000 };
   const callers = [{ nodeId: 'n1', type: 'counter', since: 0, lastSeen: { '1': 1000, '2': 9000 }, slackMs: 500, retireWhenUnusedMs: 5000, updatedAt: 9000 }];
   const views = oldVersions({ nodes: [node], retired: [], callers }, 10_000, 5000);

@@ -9,7 +9,7 @@ import * as assert from 'uvu/assert';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { createClient, isMoltError, type MoltClient } from '../../runtime/index.ts';
 import type { Udb } from '../../runtime/udb/index.ts';
-import { controlRollout, retireVersion, rollbackRefusal, rollbackRollout } from '../../runtime/cli/commands/control.ts';
+import { controlRollout, retireVersion, rollbackRefusal, rollbackRollout } from '../../runtime/operate/rollouts.ts';
 import { counterV1 } from '../fixtures/counter.ts';
 import { counterV2 } from '../fixtures/counter-v2.ts';
 import { counterV3 } from '../fixtures/counter-v3.ts';

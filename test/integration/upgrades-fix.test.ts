@@ -11,7 +11,7 @@ import type { NatsConnection } from '@nats-io/transport-node';
 import { createClient, isMoltError, type MoltClient } from '../../runtime/index.ts';
 import { assignShards, encodeKey, shardOf } from '../../runtime/internal.ts';
 import type { Udb } from '../../runtime/udb/index.ts';
-import { controlRollout } from '../../runtime/cli/commands/control.ts';
+import { controlRollout } from '../../runtime/operate/rollouts.ts';
 import { counterV1 } from '../fixtures/counter.ts';
 import { counterV2 } from '../fixtures/counter-v2.ts';
 import { startEmbeddedNats, type ChildNode, type EmbeddedNats } from '../support/nats.ts';

@@ -16,7 +16,7 @@ import * as assert from 'uvu/assert';
 import { Kvm } from '@nats-io/kv';
 import { createClient, createSuperjsonCodec, isMoltError } from '../../runtime/index.ts';
 import { assignShards, encodeKey, shardOf, stateKey } from '../../runtime/internal.ts';
-import { controlRollout } from '../../runtime/cli/commands/control.ts';
+import { controlRollout } from '../../runtime/operate/rollouts.ts';
 import { counterV2 } from '../fixtures/counter-v2-buggy.ts';
 import { startEmbeddedNats, type ChildNode, type EmbeddedNats } from '../support/nats.ts';
 import { eventually, killAll, openCounters, publish, startUpgradableNode, testPublisher, waitForProgress, waitForRollout, waitForVersions } from '../support/upgrades.ts';

@@ -7,7 +7,7 @@
  */
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { renderStatus, statusView } from '../../runtime/cli/commands/status.ts';
+import { renderStatus, statusView } from '../../runtime/operate/status.ts';
 import { startEmbeddedNats, type ChildNode, type EmbeddedNats } from '../support/nats.ts';
 import { killAll, openCounters, publish, startUpgradableNode, testPublisher, TIMINGS, waitForProgress, waitForRollout, waitForVersions } from '../support/upgrades.ts';
 

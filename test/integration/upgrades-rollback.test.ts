@@ -14,7 +14,7 @@ import type { NatsConnection } from '@nats-io/transport-node';
 import { createClient, createSuperjsonCodec, isMoltError, type MoltClient } from '../../runtime/index.ts';
 import { encodeKey, stateKey } from '../../runtime/internal.ts';
 import type { Udb } from '../../runtime/udb/index.ts';
-import { controlRollout, rollbackRollout } from '../../runtime/cli/commands/control.ts';
+import { controlRollout, rollbackRollout } from '../../runtime/operate/rollouts.ts';
 import { counterV1 } from '../fixtures/counter.ts';
 import { counterV2 } from '../fixtures/counter-v2.ts';
 import { startEmbeddedNats, type ChildNode, type EmbeddedNats } from '../support/nats.ts';

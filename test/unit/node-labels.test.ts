@@ -7,7 +7,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { checkLabels, formatLabels, labelsOf, parseLabelFlags } from '../../runtime/node/labels.ts';
 import { buildNodeRecord } from '../../runtime/node/record.ts';
-import { renderStatus, statusView } from '../../runtime/cli/commands/status.ts';
+import { renderStatus, statusView } from '../../runtime/operate/status.ts';
 import type { NodeRecord, UdbSnapshot } from '../../runtime/udb/index.ts';
 import { isMoltError } from '../../runtime/errors.ts';
 

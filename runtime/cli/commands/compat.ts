@@ -7,8 +7,6 @@
  */
 import type { Command } from 'commander';
 import { ErrorCode, MoltError } from '../../errors.ts';
-import { loadServiceModule } from '../service-module.ts';
-import { compatMatrix, formatMarkdown, formatTable } from '../../../codegen/compat.ts';
 
 interface CompatFlags {
   service: string;
@@ -25,6 +23,8 @@ export function registerCompatCommand(program: Command): void {
     .option('--markdown', 'print the matrix as a Markdown table')
     .action(async (typeName: string | undefined, flags: CompatFlags) => {
       if (flags.json && flags.markdown) throw new MoltError(ErrorCode.InvalidDefinition, 'choose one of --json and --markdown');
+      const { loadServiceModule } = await import('../service-module.ts');
+      const { compatMatrix, formatMarkdown, formatTable } = await import('../../../codegen/compat.ts');
       const service = await loadServiceModule(flags.service);
       const types = typeName === undefined ? service.types : service.types.filter((t) => t.name === typeName);
       if (types.length === 0) {

@@ -10,8 +10,6 @@
 import type { Command } from 'commander';
 import { writeFileSync } from 'node:fs';
 import { resolve } from 'node:path';
-import { buildContract } from '../../contract/index.ts';
-import { loadServiceModule } from '../service-module.ts';
 
 export function registerContractCommand(program: Command): void {
   program
@@ -19,6 +17,8 @@ export function registerContractCommand(program: Command): void {
     .description('write the service contract: JSON Schemas of every message per type and version, the versions each node version serves, the error codes')
     .option('-o, --out <file>', 'write the contract to this file instead of stdout')
     .action(async (module: string | undefined, flags: { out?: string }) => {
+      const { buildContract } = await import('../../contract/index.ts');
+      const { loadServiceModule } = await import('../service-module.ts');
       const path = module ?? 'src/service.ts';
       const contract = buildContract(await loadServiceModule(path));
       const text = JSON.stringify(contract, null, 2) + '\n';

@@ -7,8 +7,8 @@
 import type { Command } from 'commander';
 import { userInfo, hostname } from 'node:os';
 import { ErrorCode, MoltError } from '../../errors.ts';
-import { startDashboard } from '../../observe/dashboard.ts';
-import { addConnectionFlags, connectFromFlags, openUdbFor, serviceFromFlags, type ConnectionFlags } from './status.ts';
+import { addConnectionFlags, type ConnectionFlags } from '../flags.ts';
+import { withService } from '../session.ts';
 
 interface DashboardFlags extends ConnectionFlags {
   port: string;
@@ -31,32 +31,34 @@ export function registerDashboardCommand(program: Command): void {
     .option('--lease <ms>', 'a node silent this long is shown dead', '5000')
     .option('--retire-after <ms>', 'a version without calls this long is shown ready to retire', '60000')
     .action(async (flags: DashboardFlags) => {
-      const nc = await connectFromFlags(flags, 'molt dashboard');
-      const service = await serviceFromFlags(nc, flags);
-      const udb = await openUdbFor(nc, service);
-      let by = 'dashboard';
-      try {
-        by = `dashboard ${userInfo().username}@${hostname()}`;
-      } catch {
-        // no user name: the plain label will do
-      }
-      const dashboard = await startDashboard({
-        nc,
-        udb,
-        service,
-        port: number('port', flags.port, 0),
-        host: flags.host,
-        leaseMs: number('lease', flags.lease, 1),
-        retireAfterMs: number('retire-after', flags.retireAfter, 0),
-        by,
+      const port = number('port', flags.port, 0);
+      const leaseMs = number('lease', flags.lease, 1);
+      const retireAfterMs = number('retire-after', flags.retireAfter, 0);
+      const { startDashboard } = await import('../../observe/dashboard.ts');
+      await withService(flags, 'molt dashboard', async ({ nc, service, udb }) => {
+        let by = 'dashboard';
+        try {
+          by = `dashboard ${userInfo().username}@${hostname()}`;
+        } catch {
+          // no user name: the plain label will do
+        }
+        const dashboard = await startDashboard({
+          nc,
+          udb,
+          service,
+          port,
+          host: flags.host,
+          leaseMs,
+          retireAfterMs,
+          by,
+        });
+        const view = dashboard.view();
+        process.stdout.write(`molt dashboard for ${service} on http://${flags.host.includes(':') ? `[${flags.host}]` : flags.host}:${dashboard.port}/ (${view?.control.allowed ? 'pause, resume and abort act' : 'read only'})\n`);
+        await new Promise<void>((resolve) => {
+          process.once('SIGINT', resolve);
+          process.once('SIGTERM', resolve);
+        });
+        await dashboard.close();
       });
-      const view = dashboard.view();
-      process.stdout.write(`molt dashboard for ${service} on http://${flags.host.includes(':') ? `[${flags.host}]` : flags.host}:${dashboard.port}/ (${view?.control.allowed ? 'pause, resume and abort act' : 'read only'})\n`);
-      await new Promise<void>((resolve) => {
-        process.once('SIGINT', resolve);
-        process.once('SIGTERM', resolve);
-      });
-      await dashboard.close();
-      await nc.drain().catch(() => undefined);
     });
 }

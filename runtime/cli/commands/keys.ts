@@ -9,7 +9,6 @@ import type { Command } from 'commander';
 import { resolve } from 'node:path';
 import { existsSync } from 'node:fs';
 import { ErrorCode, MoltError } from '../../errors.ts';
-import { generatePublisherKeys, keyFingerprint, loadSeedFile, writeSeedFile } from '../../server/keys.ts';
 
 export function registerKeysCommands(program: Command): void {
   const keys = program.command('keys').description('publisher keys that sign upgrades');
@@ -17,7 +16,8 @@ export function registerKeysCommands(program: Command): void {
     .command('generate')
     .description('create a publisher key pair: writes the secret seed to a file, prints the public key')
     .option('--out <file>', 'where to write the seed (refuses to overwrite)', 'molt-publisher.nk')
-    .action((flags: { out: string }) => {
+    .action(async (flags: { out: string }) => {
+      const { generatePublisherKeys, keyFingerprint, writeSeedFile } = await import('../../server/keys.ts');
       const file = resolve(flags.out);
       if (existsSync(file)) {
         throw new MoltError(ErrorCode.OperationRefused, `${file} exists: keys are never overwritten. Choose another --out, or print its public key with \`molt keys public ${flags.out}\``);
@@ -33,7 +33,8 @@ export function registerKeysCommands(program: Command): void {
   keys
     .command('public <seedFile>')
     .description('print the public key of a seed file')
-    .action((seedFile: string) => {
+    .action(async (seedFile: string) => {
+      const { keyFingerprint, loadSeedFile } = await import('../../server/keys.ts');
       const { publicKey } = loadSeedFile(resolve(seedFile));
       process.stdout.write(`${publicKey}\n`);
       process.stderr.write(`fingerprint ${keyFingerprint(publicKey)}\n`);

@@ -9,7 +9,7 @@ import { spawnSync } from 'node:child_process';
 import { relative } from 'node:path';
 import type { Command } from 'commander';
 import { ErrorCode, MoltError } from '../../errors.ts';
-import { ask, type Question } from '../../../codegen/prompt.ts';
+import type { Question } from '../../../codegen/prompt.ts';
 import { checkServiceName, listTemplates, scaffold, serviceNameFrom } from '../../../codegen/scaffold.ts';
 
 interface NewFlags {
@@ -60,6 +60,7 @@ export function registerNewCommand(program: Command): void {
             (a) => (name = a),
           ]);
         }
+        const { ask } = await import('../../../codegen/prompt.ts');
         const answers = await ask(questions.map(([q]) => q), process.stdin, process.stdout);
         questions.forEach(([, set], i) => set(answers[i]!));
       }

@@ -8,7 +8,6 @@
  */
 import type { Command } from 'commander';
 import { ErrorCode, MoltError } from '../../errors.ts';
-import { permissionsConfig, roleUsers } from '../../nats/permissions.ts';
 import { serviceNameOf } from '../service-module.ts';
 
 interface PermissionsFlags {
@@ -27,6 +26,7 @@ export function registerPermissionsCommand(program: Command): void {
     .option('--after <services...>', 'other services whose upgrade database this service\'s `after` schedules read')
     .option('--json', 'print the users and their permissions as JSON')
     .action(async (moduleOrService: string, flags: PermissionsFlags) => {
+      const { permissionsConfig, roleUsers } = await import('../../nats/permissions.ts');
       const service = await serviceNameOf(moduleOrService);
       const options = { service, ...(flags.nodes ? { nodes: flags.nodes } : {}), ...(flags.callers ? { callers: flags.callers } : {}), ...(flags.after ? { after: flags.after } : {}) };
       try {

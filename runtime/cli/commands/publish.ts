@@ -8,9 +8,8 @@
 import type { Command } from 'commander';
 import { resolve } from 'node:path';
 import { ErrorCode, MoltError } from '../../errors.ts';
-import { loadSeedFile } from '../../server/keys.ts';
-import { publishUpgrade } from '../../server/publish.ts';
-import { addConnectionFlags, connectFromFlags, type ConnectionFlags } from './status.ts';
+import { addConnectionFlags, type ConnectionFlags } from '../flags.ts';
+import { connectFromFlags } from '../session.ts';
 
 interface PublishFlags extends ConnectionFlags {
   key?: string;
@@ -77,6 +76,8 @@ export function registerPublishCommand(program: Command): void {
     .action(async (modulePath: string, flags: PublishFlags) => {
       const keyFile = flags.key ?? process.env.MOLT_PUBLISHER_KEY;
       if (!keyFile) throw new MoltError(ErrorCode.InvalidDefinition, 'no publisher key: pass --key <seed file> (create one with `molt keys generate`)');
+      const { loadSeedFile } = await import('../../server/keys.ts');
+      const { publishUpgrade } = await import('../../server/publish.ts');
       const signer = loadSeedFile(resolve(keyFile));
       const params = Object.fromEntries((flags.param ?? []).map(parseParam));
       const nc = await connectFromFlags(flags, 'molt publish');

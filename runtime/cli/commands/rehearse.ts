@@ -9,9 +9,8 @@
 import type { Command } from 'commander';
 import { ErrorCode, MoltError } from '../../errors.ts';
 import { loadServiceModule } from '../service-module.ts';
-import { moduleVerifyOptions } from '../../verify/publish.ts';
-import { rehearse } from '../../verify/rehearse.ts';
-import { addConnectionFlags, connectFromFlags, type ConnectionFlags } from './status.ts';
+import { addConnectionFlags, type ConnectionFlags } from '../flags.ts';
+import { connectFromFlags } from '../session.ts';
 
 interface RehearseFlags extends ConnectionFlags {
   type: string;
@@ -51,6 +50,8 @@ export function registerRehearseCommand(program: Command): void {
       const type = service.types.find((t) => t.name === flags.type);
       if (!type) throw new MoltError(ErrorCode.InvalidDefinition, `service '${service.name}' (${modulePath}) has no actor type '${flags.type}'; it has: ${service.types.map((t) => t.name).join(', ')}`);
       const to = integer(flags.to, '--to', 2)!;
+      const { moduleVerifyOptions } = await import('../../verify/publish.ts');
+      const { rehearse } = await import('../../verify/rehearse.ts');
       const fromModule = await moduleVerifyOptions(modulePath);
       const nc = await connectFromFlags(flags, 'molt rehearse');
       const startedAt = performance.now();

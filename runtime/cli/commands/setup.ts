@@ -9,8 +9,8 @@
  */
 import type { Command } from 'commander';
 import { ErrorCode, MoltError } from '../../errors.ts';
-import { setupServiceBuckets } from '../../udb/buckets.ts';
-import { addNatsFlags, connectFromFlags, type NatsFlags } from '../connection.ts';
+import { addNatsFlags, type NatsFlags } from '../flags.ts';
+import { connectFromFlags } from '../session.ts';
 import { serviceNameOf } from '../service-module.ts';
 
 interface SetupFlags extends NatsFlags {
@@ -36,6 +36,7 @@ export function registerSetupCommand(program: Command): void {
         stateMaxBytes = Number(flags.stateMaxBytes);
         if (!Number.isInteger(stateMaxBytes) || stateMaxBytes <= 0) throw new MoltError(ErrorCode.InvalidDefinition, `--state-max-bytes must be a positive number of bytes, got '${flags.stateMaxBytes}'`);
       }
+      const { setupServiceBuckets } = await import('../../udb/buckets.ts');
       const service = await serviceNameOf(moduleOrService);
       const nc = await connectFromFlags(flags, 'molt setup');
       try {

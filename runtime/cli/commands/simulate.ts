@@ -10,7 +10,7 @@ import type { Command } from 'commander';
 import { resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { ErrorCode, MoltError } from '../../errors.ts';
-import { simulateRollout, type SimulationOptions, type SimulationResult } from '../../simulate/fleet.ts';
+import type { SimulationOptions, SimulationResult } from '../../simulate/fleet.ts';
 
 interface SimulateFlags {
   nodes: string;
@@ -140,6 +140,7 @@ export function registerSimulateCommand(program: Command): void {
         }
         custom = loaded.schedules as Readonly<Record<string, unknown>> | undefined;
       }
+      const { simulateRollout } = await import('../../simulate/fleet.ts');
       const result = simulateRollout(simulationFromFlags(flags, custom));
       process.stdout.write(flags.json ? `${JSON.stringify(result)}\n` : `${renderSimulation(result).join('\n')}\n`);
     });

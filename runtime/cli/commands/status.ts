@@ -1,366 +1,22 @@
 /**
- * `molt status`: the upgrade database at a glance — nodes with their versions
- * and status, one progress bar per rollout, and refused or failed upgrades.
- * `--watch` keeps it live (redrawn on a terminal; plain lines of what changed
- * otherwise), `--json` prints the data for scripts.
- *
- * Also home of the connection and service helpers the other operator
- * commands share.
+ * `molt status`: the upgrade database at a glance (runtime/operate/status.ts
+ * builds the view and the report). `--watch` keeps it live (redrawn on a
+ * terminal; plain lines of what changed otherwise), `--json` prints the data
+ * for scripts.
  *
  * @module
  */
 import type { Command } from 'commander';
-import type { NatsConnection } from '@nats-io/transport-node';
-import { Kvm } from '@nats-io/kv';
-import { ErrorCode, isMoltError, MoltError } from '../../errors.ts';
-import { addNatsFlags, connectFromFlags, type NatsFlags } from '../connection.ts';
-import { supersedes, Udb, UdbPrefix, type NodeRecord, type RolloutRecord, type UdbSnapshot } from '../../udb/index.ts';
-import { bucketNames } from '../../wire/protocol.ts';
-import { formatLabels, labelsOf } from '../../node/labels.ts';
-import { oldVersionLine, oldVersions, type OldVersionView } from './retire.ts';
-
-/** Connection flags shared by the operator commands (../connection.ts) and `--service`. */
-export interface ConnectionFlags extends NatsFlags {
-  service?: string;
-}
-
-/** Adds the NATS connection flags and `--service` to a command. */
-export function addConnectionFlags(cmd: Command): Command {
-  return addNatsFlags(cmd).option('--service <name>', 'the service (default: $MOLT_SERVICE, or the only one on this NATS)');
-}
-
-export { connectFromFlags };
-
-/** The service to act on: `--service`, `$MOLT_SERVICE`, or the only service whose UDB exists. */
-export async function serviceFromFlags(nc: NatsConnection, flags: ConnectionFlags): Promise<string> {
-  const explicit = flags.service ?? process.env.MOLT_SERVICE;
-  if (explicit) return explicit;
-  const found: string[] = [];
-  for await (const status of new Kvm(nc).list()) {
-    const m = /^molt_([a-z][a-z0-9-]*)_udb$/.exec(status.bucket);
-    if (m) found.push(m[1]!);
-  }
-  if (found.length === 1) return found[0]!;
-  if (found.length === 0) throw new MoltError(ErrorCode.OperationRefused, 'no Molt service on this NATS yet (no molt_<service>_udb bucket): start a node first, or pass --service');
-  throw new MoltError(ErrorCode.OperationRefused, `several services on this NATS (${found.join(', ')}): pass --service <name>`);
-}
-
-/** Opens a service's UDB without creating it. */
-export async function openUdbFor(nc: NatsConnection, service: string): Promise<Udb> {
-  const kv = await new Kvm(nc).open(bucketNames(service).udb);
-  try {
-    await kv.status();
-  } catch {
-    throw new MoltError(ErrorCode.OperationRefused, `service '${service}' has no upgrade database on this NATS (bucket ${bucketNames(service).udb}): is the name right, and has a node run?`);
-  }
-  return new Udb(kv, service, nc);
-}
-
-// ---- the view ----------------------------------------------------------------
-
-/**
- * The format tag of `molt status --json` documents (every line of `--watch
- * --json` is one): scripts check it, and a later Molt that changes a field's
- * meaning changes the tag. Fields may be added without a new tag.
- */
-export const STATUS_FORMAT = 'molt.status/v1';
-
-/** A node as `molt status` shows it. */
-export interface NodeStatusView {
-  id: string;
-  /** Its record changed within the lease (`--lease`), by this reader's clock, and it has not left. */
-  live: boolean;
-  status: NodeRecord['status'];
-  versions: Record<string, number>;
-  /** Versions known per type (loaded upgrades included). */
-  known?: Record<string, number[]>;
-  heartbeatAgoMs: number;
-  host: string;
-  pid: number;
-  lastError?: string;
-  /** Fingerprints of the publisher keys its upgrade manager trusts (absent: the node does not say). */
-  trusts?: string[];
-  /** The node's labels (`--label zone=a`); absent when it has none. */
-  labels?: Record<string, string>;
-}
-
-/** One node's place in a rollout. */
-export interface RolloutNodeView {
-  nodeId: string;
-  step: string;
-  note?: string;
-  error?: string;
-}
-
-/** A live node that does not run a finished rollout's version, and why. */
-export interface BehindNodeView {
-  nodeId: string;
-  version: number;
-  why: string;
-}
-
-/** A rollout as `molt status` shows it. */
-export interface RolloutStatusView extends RolloutRecord {
-  /**
-   * Live nodes per native version of the type, counted from the node records
-   * this view was read with (the same as `upgraded` and `total`). The record's
-   * own `counts`, as the managers last wrote them, is `recordedCounts`.
-   */
-  counts: Record<string, number>;
-  recordedCounts: Record<string, number>;
-  /** Live nodes running `to` or later, out of live nodes hosting the type. */
-  upgraded: number;
-  total: number;
-  /** Per node: its step in this rollout and what it waits for. */
-  nodes: RolloutNodeView[];
-  /**
-   * For a `done` rollout (the newest of its type): live nodes hosting the type
-   * below `to` — started since at an older version, refusing the upgrade, or
-   * catching up — each with why. Empty otherwise.
-   */
-  behind: BehindNodeView[];
-}
-
-/** A problem a node reported (`reports.<node>.<type>.<to>`). */
-export interface ProblemView {
-  nodeId: string;
-  key: string;
-  code: string;
-  reason?: string;
-  message: string;
-  at: number;
-}
-
-/** Everything `molt status` prints (`--json` prints exactly this). */
-export interface StatusView {
-  format: typeof STATUS_FORMAT;
-  service: string;
-  at: number;
-  nodes: NodeStatusView[];
-  rollouts: RolloutStatusView[];
-  retired: Array<{ type: string; version: number }>;
-  /**
-   * Versions below the lowest one a live node runs, not retired, with when a
-   * caller of each was last seen and whether the type's policy would retire it
-   * (`molt retire <type> --when-unused`); see docs/operations.md.
-   */
-  oldVersions: OldVersionView[];
-  problems: ProblemView[];
-}
-
-/**
- * What `--json` prints instead of a view when the UDB could not be read
- * completely (a nats-server down, the connection lost): never an empty world.
- */
-export interface StatusErrorView {
-  format: typeof STATUS_FORMAT;
-  service: string;
-  at: number;
-  error: { code: string; message: string };
-}
-
-function countLive(nodes: readonly NodeStatusView[], type: string): Record<string, number> {
-  const counts: Record<string, number> = {};
-  for (const n of nodes) {
-    const v = n.versions[type];
-    if (n.live && typeof v === 'number') counts[String(v)] = (counts[String(v)] ?? 0) + 1;
-  }
-  return counts;
-}
-
-/** Why a live node is not at a finished rollout's version: its progress, its report, or what it runs. */
-function behindReason(snap: UdbSnapshot, r: RolloutRecord, node: NodeStatusView): string {
-  const report = snap.reports.find((p) => p.nodeId === node.id && p.key === `upgrade.${r.type}.${r.to}`);
-  if (report) return `${report.code}${report.reason ? ` (${report.reason})` : ''}: ${report.message}`;
-  const progress = snap.progress.find((p) => p.rolloutId === r.rolloutId && p.nodeId === node.id);
-  if (progress) return `${progress.step}${progress.error ? `: ${progress.error}` : progress.note ? `: ${progress.note}` : ''}`;
-  const knows = node.known?.[r.type]?.includes(r.to);
-  return knows ? `loaded ${r.type}@${r.to} and is catching up` : `has not loaded ${r.type}@${r.to}: its upgrade manager has not reported on it (started without one, or still verifying)`;
-}
-
-/** Builds the view from a UDB snapshot. */
-export function statusView(service: string, snap: UdbSnapshot, now: number, leaseMs: number): StatusView {
-  const nodes: NodeStatusView[] = snap.nodes
-    .map((n) => ({
-      id: n.id,
-      live: n.status !== 'stopped' && now - n.heartbeatAt <= leaseMs,
-      status: n.status,
-      versions: n.versions,
-      ...(n.known ? { known: n.known } : {}),
-      heartbeatAgoMs: Math.max(0, now - n.heartbeatAt),
-      host: n.host,
-      pid: n.pid,
-      ...(n.lastError ? { lastError: n.lastError } : {}),
-      ...(n.trusts ? { trusts: [...n.trusts] } : {}),
-      ...(labelsOf(n.labels) ? { labels: { ...labelsOf(n.labels) } } : {}),
-    }))
-    .sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
-  const newest = (r: RolloutRecord) => !snap.rollouts.some((o) => supersedes(o, r));
-  const rollouts: RolloutStatusView[] = snap.rollouts
-    .map((r) => {
-      const hosting = nodes.filter((n) => n.live && typeof n.versions[r.type] === 'number');
-      const progress = snap.progress
-        .filter((p) => p.rolloutId === r.rolloutId)
-        .map((p) => ({ nodeId: p.nodeId, step: p.step, ...(p.note ? { note: p.note } : {}), ...(p.error ? { error: p.error } : {}) }))
-        .sort((a, b) => (a.nodeId < b.nodeId ? -1 : 1));
-      const behind = r.state === 'done' && newest(r)
-        ? hosting.filter((n) => n.versions[r.type]! < r.to).map((n) => ({ nodeId: n.id, version: n.versions[r.type]!, why: behindReason(snap, r, n) }))
-        : [];
-      return {
-        ...r,
-        counts: countLive(nodes, r.type),
-        recordedCounts: r.counts,
-        upgraded: hosting.filter((n) => n.versions[r.type]! >= r.to).length,
-        total: hosting.length,
-        nodes: progress,
-        behind,
-      };
-    })
-    .sort((a, b) => a.startedAt - b.startedAt);
-  return {
-    format: STATUS_FORMAT,
-    service,
-    at: now,
-    nodes,
-    rollouts,
-    retired: snap.retired.map((r) => ({ type: r.type, version: r.version })),
-    oldVersions: oldVersions(snap, now, leaseMs),
-    problems: [
-      ...snap.reports.map((r) => ({ nodeId: r.nodeId, key: r.key, code: r.code, ...(r.reason ? { reason: r.reason } : {}), message: r.message, at: r.at })),
-      // Actor records a live node cannot read (it keeps serving every other actor).
-      ...snap.nodes
-        .filter((n) => n.status !== 'stopped' && now - n.heartbeatAt <= leaseMs)
-        .flatMap((n) => (n.unreadable ?? []).map((u) => ({ nodeId: n.id, key: `state.${u.type}.${u.key}`, code: 'StateUnreadable', message: u.message, at: n.heartbeatAt }))),
-    ].sort((a, b) => a.at - b.at),
-  };
-}
-
-/** The error record `--json` prints for a read that failed. */
-export function statusErrorView(service: string, error: unknown, now: number): StatusErrorView {
-  const code = isMoltError(error) ? error.code : ErrorCode.Unavailable;
-  return { format: STATUS_FORMAT, service, at: now, error: { code, message: error instanceof Error ? error.message : String(error) } };
-}
-
-function bar(done: number, total: number, width: number, unicode: boolean): string {
-  const filled = total === 0 ? 0 : Math.round((done / total) * width);
-  return unicode ? `${'█'.repeat(filled)}${'░'.repeat(width - filled)}` : `${'#'.repeat(filled)}${'-'.repeat(width - filled)}`;
-}
-
-/** The progress bar of a rollout: nodes upgraded, or, once it is rolling back, nodes back at `from`. */
-function progressCell(r: RolloutStatusView, width: number, unicode: boolean): string {
-  if (r.state === 'rolling-back' || r.state === 'rolled-back') {
-    const back = r.total - r.upgraded;
-    return `[${bar(back, r.total, width, unicode)}] ${back}/${r.total} back at ${r.from}`;
-  }
-  return `[${bar(r.upgraded, r.total, width, unicode)}] ${r.upgraded}/${r.total}`;
-}
-
-function ago(ms: number): string {
-  return ms < 1000 ? `${ms}ms` : ms < 120_000 ? `${(ms / 1000).toFixed(1)}s` : `${Math.round(ms / 60_000)}m`;
-}
-
-function table(rows: string[][]): string[] {
-  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => (r[i] ?? '').length)));
-  return rows.map((r) => r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i]!))).join('  ').trimEnd());
-}
-
-/** The STATE cell: the state, and who set it when it is not running (the why goes on a line of its own). */
-function stateCell(r: RolloutStatusView): string {
-  if (r.state === 'done') return r.behind.length > 0 ? `done, ${r.behind.length} behind` : 'done';
-  if (r.state === 'running') return 'running';
-  return r.by ? `${r.state} by ${r.by}` : r.state;
-}
-
-/** The line under the table that says why a rollout is where it is (paused, aborted, rolled back). */
-function reasonLine(r: RolloutStatusView): string | undefined {
-  if (r.state === 'running' || r.state === 'done' || !r.reason) return undefined;
-  return `  ${r.rolloutId} ${r.state}${r.by ? ` by ${r.by}` : ''}: ${r.reason}`;
-}
-
-/** The full report, as lines. */
-export function renderStatus(view: StatusView, options: { unicode: boolean }): string[] {
-  const lines: string[] = [];
-  const live = view.nodes.filter((n) => n.live).length;
-  lines.push(`service ${view.service}: ${live} live node${live === 1 ? '' : 's'}${view.nodes.length > live ? `, ${view.nodes.length - live} gone` : ''}`);
-  if (view.nodes.length > 0) {
-    lines.push('');
-    // The LABELS column only when some node has labels: most services have none.
-    const withLabels = view.nodes.some((n) => n.labels);
-    const rows = [['NODE', 'STATUS', 'VERSIONS', ...(withLabels ? ['LABELS'] : []), 'HEARTBEAT', 'LAST ERROR']];
-    for (const n of view.nodes) {
-      const versions = Object.entries(n.versions).map(([t, v]) => `${t}@${v}`).join(' ');
-      const labels = withLabels ? [formatLabels(n.labels) || '-'] : [];
-      rows.push([n.id, n.live ? n.status : n.status === 'stopped' ? 'stopped' : 'dead', versions, ...labels, `${ago(n.heartbeatAgoMs)} ago`, n.lastError ? n.lastError.slice(0, 100) : '']);
-    }
-    lines.push(...table(rows));
-  }
-  if (view.rollouts.length > 0) {
-    lines.push('');
-    const rows = [['ROLLOUT', 'UPGRADE', 'SCHEDULE', 'STATE', 'PROGRESS']];
-    for (const r of view.rollouts) {
-      const params = Object.keys(r.schedule.params).length ? ` ${JSON.stringify(r.schedule.params)}` : '';
-      rows.push([r.rolloutId, `${r.type} ${r.from}→${r.to}`, `${r.schedule.name}${params}`, stateCell(r), progressCell(r, 20, options.unicode)]);
-    }
-    lines.push(...table(rows));
-    for (const r of view.rollouts) {
-      const why = reasonLine(r);
-      if (why) lines.push(why);
-      if (r.unverified) lines.push(`  ${r.rolloutId} UNVERIFIED: published with --no-verify; its simulation objects and transform were not checked (molt verify)`);
-      for (const b of r.behind) lines.push(`  ${r.rolloutId} ${b.nodeId} behind at ${r.type}@${b.version}: ${b.why}`);
-      if (r.state === 'done' || r.state === 'rolled-back') continue;
-      for (const p of r.nodes) {
-        if (p.step === 'upgraded' || p.step === 'rolled-back') continue;
-        lines.push(`  ${r.rolloutId} ${p.nodeId}: ${p.step}${p.note ? ` — ${p.note}` : ''}${p.error ? ` — ${p.error}` : ''}`);
-      }
-    }
-  }
-  if (view.retired.length > 0) {
-    lines.push('', `retired: ${view.retired.map((r) => `${r.type}@${r.version}`).join(', ')}`);
-  }
-  if (view.oldVersions.length > 0) {
-    const ready = view.oldVersions.filter((v) => v.readyToRetire).length;
-    lines.push('', `OLD VERSIONS${ready > 0 ? ` (${ready} ready to retire: molt retire <type> --when-unused)` : ''}`, ...view.oldVersions.map(oldVersionLine));
-  }
-  if (view.problems.length > 0) {
-    lines.push('', 'PROBLEMS');
-    for (const p of view.problems) lines.push(`  ${new Date(p.at).toISOString()} ${p.nodeId} ${p.key}: ${p.code}${p.reason ? ` (${p.reason})` : ''}: ${p.message}`);
-  }
-  return lines;
-}
-
-/**
- * What `--watch --json` compares to tell a change: the view without the read
- * time and the ages that grow with every read (heartbeats, how long an old
- * version has been unused).
- */
-export function watchKey(view: StatusView): string {
-  const { at: _at, ...rest } = view;
-  return JSON.stringify({ ...rest, nodes: rest.nodes.map(({ heartbeatAgoMs: _h, ...n }) => n), oldVersions: rest.oldVersions.map(({ unusedForMs: _u, ...v }) => v) });
-}
-
-/** One line per rollout and node, without times: what a non-terminal `--watch` prints when it changes. */
-function changeLines(view: StatusView): string[] {
-  return [
-    ...view.nodes.map((n) => `node ${n.id} ${n.live ? n.status : 'dead'} ${Object.entries(n.versions).map(([t, v]) => `${t}@${v}`).join(' ')}${n.lastError ? ` error: ${n.lastError}` : ''}`),
-    ...view.rollouts.map((r) => {
-      const back = r.state === 'rolling-back' || r.state === 'rolled-back';
-      const done = back ? r.total - r.upgraded : r.upgraded;
-      return `rollout ${r.rolloutId} ${r.type} ${r.from}→${r.to} ${r.state} ${done}/${r.total}${back ? ` back at ${r.from}` : ''} [${bar(done, r.total, 10, false)}]${r.by && r.state !== 'running' && r.state !== 'done' ? ` by ${r.by}` : ''}`;
-    }),
-    ...view.rollouts.flatMap((r) => r.behind.map((b) => `rollout ${r.rolloutId} ${b.nodeId} behind at ${r.type}@${b.version}: ${b.why}`)),
-    ...view.problems.map((p) => `problem ${p.nodeId} ${p.key} ${p.code}${p.reason ? ` (${p.reason})` : ''}`),
-  ];
-}
+import type { Udb } from '../../udb/index.ts';
+import type { StatusErrorView, StatusView } from '../../operate/status.ts';
+import { addConnectionFlags, type ConnectionFlags } from '../flags.ts';
+import { withService } from '../session.ts';
 
 interface StatusFlags extends ConnectionFlags {
   watch?: boolean;
   json?: boolean;
   lease: string;
   untilDone?: boolean;
-}
-
-function allOver(view: StatusView): boolean {
-  return view.rollouts.length > 0 && view.rollouts.every((r) => r.state === 'done' || r.state === 'aborted' || r.state === 'rolled-back');
 }
 
 export function registerStatusCommand(program: Command): void {
@@ -371,10 +27,8 @@ export function registerStatusCommand(program: Command): void {
     .option('--until-done', 'with --watch: exit once every rollout is done, aborted or rolled back')
     .option('--lease <ms>', 'a node silent this long is shown dead', '5000')
     .action(async (flags: StatusFlags) => {
-      const nc = await connectFromFlags(flags, 'molt status');
-      try {
-        const service = await serviceFromFlags(nc, flags);
-        const udb = await openUdbFor(nc, service);
+      const { statusView, statusErrorView, renderStatus } = await import('../../operate/status.ts');
+      await withService(flags, 'molt status', async ({ service, udb }) => {
         const leaseMs = Number(flags.lease);
         const read = async () => statusView(service, await udb.snapshot(), Date.now(), leaseMs);
         const tty = process.stdout.isTTY === true && !flags.json;
@@ -398,17 +52,18 @@ export function registerStatusCommand(program: Command): void {
           return;
         }
         await watchStatus(udb, read, { tty, json: flags.json === true, untilDone: flags.untilDone === true, print, service });
-      } finally {
-        await nc.drain().catch(() => undefined);
-      }
+      });
     });
 }
 
+/** `--watch`: prints on every change the UDB's watches announce, and once a second for the ages. */
 async function watchStatus(
   udb: Udb,
   read: () => Promise<StatusView>,
   o: { tty: boolean; json: boolean; untilDone: boolean; print: (v: StatusView | StatusErrorView) => void; service: string },
 ): Promise<void> {
+  const { statusErrorView, renderStatus, watchKey, changeLines, allOver } = await import('../../operate/status.ts');
+  const { UdbPrefix } = await import('../../udb/index.ts');
   let printed = new Set<string>();
   let lastJson = '';
   let finish: () => void = () => undefined;

@@ -12,8 +12,6 @@
 import type { Command } from 'commander';
 import { ErrorCode, MoltError } from '../../errors.ts';
 import { loadServiceModule } from '../service-module.ts';
-import { formatReport, verifyService } from '../../verify/check.ts';
-import { moduleVerifyOptions } from '../../verify/publish.ts';
 
 interface VerifyFlags {
   type?: string;
@@ -42,6 +40,8 @@ export function registerVerifyCommand(program: Command): void {
     .option('--json', 'print the report as JSON')
     .action(async (modulePath: string | undefined, flags: VerifyFlags) => {
       const path = modulePath ?? 'src/service.ts';
+      const { formatReport, verifyService } = await import('../../verify/check.ts');
+      const { moduleVerifyOptions } = await import('../../verify/publish.ts');
       const service = await loadServiceModule(path);
       const fromModule = await moduleVerifyOptions(path);
       const runs = positiveInt(flags.runs, '--runs');

@@ -1,5 +1,5 @@
 /**
- * `molt retire … --when-unused [window]`: retiring by evidence. A version is
+ * Retiring by evidence (`molt retire … --when-unused [window]`). A version is
  * retired only once no node has seen a caller of it for the window (the
  * type's `retireWhenUnusedMs` policy when no window is given), judged from
  * the nodes' caller evidence in the UDB (runtime/udb/evidence.ts). Also what
@@ -7,9 +7,9 @@
  *
  * @module
  */
-import { ErrorCode, MoltError } from '../../errors.ts';
-import type { CallerRecord, NodeRecord, RetireRecord, Udb } from '../../udb/index.ts';
-import { duration, judgeUnused, policyWindow, versionUse } from '../../udb/evidence.ts';
+import { ErrorCode, MoltError } from '../errors.ts';
+import type { CallerRecord, NodeRecord, RetireRecord, Udb } from '../udb/index.ts';
+import { duration, judgeUnused, policyWindow, versionUse } from '../udb/evidence.ts';
 
 /** An old version of a type (below what every live node runs, not retired), as `molt status` shows it. */
 export interface OldVersionView {
