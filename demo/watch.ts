@@ -8,7 +8,7 @@
  * @module
  */
 import type { KvEntry } from '@nats-io/kv';
-import { parseRecord, Udb, UdbPrefix, udbPatterns, type NodeRecord, type ProgressRecord, type RolloutRecord } from '../runtime/udb/index.ts';
+import { parseRecord, Udb, UdbPrefix, udbShapes, type NodeRecord, type ProgressRecord, type RolloutRecord } from '../runtime/udb/index.ts';
 
 /** What the watcher knows of each node. */
 export interface NodeView {
@@ -53,7 +53,7 @@ export async function watchUdb(udb: Udb, type: string, log: (line: string) => vo
 
   function onNode(entry: KvEntry): void {
     if (entry.operation !== 'PUT') return;
-    const r = parseRecord<NodeRecord>(entry.value, udbPatterns.node);
+    const r = parseRecord(entry.value, udbShapes.node);
     if (!r) return;
     const next: NodeView = { id: r.id, version: r.versions[type], known: r.known?.[type] ?? [], status: r.status };
     const before = nodes.get(r.id);
@@ -70,7 +70,7 @@ export async function watchUdb(udb: Udb, type: string, log: (line: string) => vo
 
   function onRollout(entry: KvEntry): void {
     if (entry.operation !== 'PUT') return;
-    const r = parseRecord<RolloutRecord>(entry.value, udbPatterns.rollout);
+    const r = parseRecord(entry.value, udbShapes.rollout);
     if (!r) return;
     const before = rollouts.get(r.rolloutId);
     rollouts.set(r.rolloutId, r);
@@ -85,7 +85,7 @@ export async function watchUdb(udb: Udb, type: string, log: (line: string) => vo
 
   function onProgress(entry: KvEntry): void {
     if (entry.operation !== 'PUT') return;
-    const p = parseRecord<ProgressRecord>(entry.value, udbPatterns.progress);
+    const p = parseRecord(entry.value, udbShapes.progress);
     if (!p) return;
     const id = `${p.rolloutId}.${p.nodeId}`;
     const before = progress.get(id);

@@ -32,7 +32,7 @@ export type { RejectionReason } from './server/descriptor.ts';
 export { openUpgradeStore, upgradeBucketNames } from './server/store.ts';
 export type { UpgradeStore, StoredDescriptor } from './server/store.ts';
 export { isPublicKey, checkTrustedKeys, verifySignature, writeSeedFile } from './server/keys.ts';
-export { udbKey, UdbPrefix, udbPatterns, parseRecord } from './udb/index.ts';
+export { udbKey, UdbPrefix, udbShapes, parseRecord } from './udb/index.ts';
 export { upgradeLifecycle } from '../actors/upgrade-manager.ts';
 export { nodeInternals } from './node/internals.ts';
 export type { NodeInternals } from './node/internals.ts';

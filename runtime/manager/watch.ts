@@ -31,7 +31,7 @@ import {
   parseRecord,
   parseSharedRecord,
   UdbPrefix,
-  udbPatterns,
+  udbShapes,
   type ControlRecord,
   type NodeRecord,
   type RetireRecord,
@@ -102,7 +102,7 @@ export function createWatch(ctx: ManagerContext, hooks: WatchHooks): Watch {
     const before = ctx.nodes.get(id);
     if (before && before.revision >= entry.revision) return;
     // Shared with every other observer in the process (placement, other nodes' managers).
-    const record = parseSharedRecord<NodeRecord>(entry.value, udbPatterns.node);
+    const record = parseSharedRecord(entry.value, udbShapes.node);
     if (!record) return;
     const now = clock.now();
     // First sight: trust the heartbeat time (bounded by now) so a long-dead record is not live for a lease.
@@ -130,7 +130,7 @@ export function createWatch(ctx: ManagerContext, hooks: WatchHooks): Watch {
 
   function observeRollout(entry: KvEntry): void {
     if (entry.operation !== 'PUT') return;
-    const record = parseRecord<RolloutRecord>(entry.value, udbPatterns.rollout);
+    const record = parseRecord(entry.value, udbShapes.rollout);
     if (!record) return;
     ctx.rollouts.set(record.rolloutId, record);
     hooks.rollout(record);
@@ -138,7 +138,7 @@ export function createWatch(ctx: ManagerContext, hooks: WatchHooks): Watch {
 
   function observeRetired(entry: KvEntry): void {
     if (entry.operation !== 'PUT') return;
-    const record = parseRecord<RetireRecord>(entry.value, udbPatterns.retired);
+    const record = parseRecord(entry.value, udbShapes.retired);
     if (!record) return;
     ctx.retired.set(`${record.type}@${record.version}`, record);
     hooks.retired();

@@ -18,7 +18,7 @@
  * @module
  */
 import type { KvEntry } from '@nats-io/kv';
-import { parseRecord, UdbPrefix, udbPatterns, type ControlRecord } from './records.ts';
+import { parseRecord, UdbPrefix, udbShapes, type ControlRecord } from './records.ts';
 
 /** What a node writes when it halts a rollout (its `control.<rollout>.<node>` key). */
 export function haltRecord(rolloutId: string, nodeId: string, reason: string, at: number): ControlRecord {
@@ -36,7 +36,7 @@ function haltAuthor(nodeId: string): string {
  */
 export function controlOf(entry: Pick<KvEntry, 'key' | 'value' | 'operation'>): ControlRecord | undefined {
   if (entry.operation !== 'PUT' || !entry.key.startsWith(UdbPrefix.control)) return undefined;
-  const record = parseRecord<ControlRecord>(entry.value, udbPatterns.control);
+  const record = parseRecord(entry.value, udbShapes.control);
   if (!record) return undefined;
   const tokens = entry.key.slice(UdbPrefix.control.length).split('.');
   if (tokens[0] !== record.rolloutId) return undefined;

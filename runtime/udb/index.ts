@@ -16,7 +16,8 @@ import { isWrongLastSequence } from '../host/store.ts';
 import {
   parseRecord,
   udbKey,
-  udbPatterns,
+  udbShapes,
+  type RecordShape,
   UdbPrefix,
   type ControlRecord,
   type NodeRecord,
@@ -75,34 +76,34 @@ export class Udb {
     return entries.filter((e): e is KvEntry => e !== null && e.operation === 'PUT');
   }
 
-  private async all<T>(prefix: string, pattern: unknown): Promise<T[]> {
+  private async all<T>(prefix: string, shape: RecordShape<T>): Promise<T[]> {
     const out: T[] = [];
     for (const e of await this.readAll(prefix)) {
-      const r = parseRecord<T>(e.value, pattern);
+      const r = parseRecord(e.value, shape);
       if (r) out.push(r);
     }
     return out;
   }
 
-  private async one<T>(key: string, pattern: unknown): Promise<Versioned<T> | undefined> {
+  private async one<T>(key: string, shape: RecordShape<T>): Promise<Versioned<T> | undefined> {
     const e = await this.kv.get(key);
     if (!e || e.operation !== 'PUT') return undefined;
-    const record = parseRecord<T>(e.value, pattern);
+    const record = parseRecord(e.value, shape);
     return record ? { record, revision: e.revision } : undefined;
   }
 
   nodes(): Promise<NodeRecord[]> {
-    return this.all(UdbPrefix.nodes, udbPatterns.node);
+    return this.all(UdbPrefix.nodes, udbShapes.node);
   }
   /** One node's record, read directly (no key listing). */
   async node(id: string): Promise<NodeRecord | undefined> {
-    return (await this.one<NodeRecord>(udbKey.node(id), udbPatterns.node))?.record;
+    return (await this.one(udbKey.node(id), udbShapes.node))?.record;
   }
   rollouts(): Promise<RolloutRecord[]> {
-    return this.all(UdbPrefix.rollouts, udbPatterns.rollout);
+    return this.all(UdbPrefix.rollouts, udbShapes.rollout);
   }
   rollout(id: string): Promise<Versioned<RolloutRecord> | undefined> {
-    return this.one(udbKey.rollout(id), udbPatterns.rollout);
+    return this.one(udbKey.rollout(id), udbShapes.rollout);
   }
   /** The control in force on each rollout: the operator's last command, or a node's later halt (./halts.ts). */
   async controls(): Promise<ControlRecord[]> {
@@ -114,17 +115,17 @@ export class Udb {
     return controlsInForce(own ? [own, ...halts] : halts).get(id);
   }
   retirements(): Promise<RetireRecord[]> {
-    return this.all(UdbPrefix.retired, udbPatterns.retired);
+    return this.all(UdbPrefix.retired, udbShapes.retired);
   }
   progress(rolloutId?: string): Promise<ProgressRecord[]> {
-    return this.all(rolloutId ? `${UdbPrefix.progress}${rolloutId}.` : UdbPrefix.progress, udbPatterns.progress);
+    return this.all(rolloutId ? `${UdbPrefix.progress}${rolloutId}.` : UdbPrefix.progress, udbShapes.progress);
   }
   reports(): Promise<ReportRecord[]> {
-    return this.all(UdbPrefix.reports, udbPatterns.report);
+    return this.all(UdbPrefix.reports, udbShapes.report);
   }
   /** Caller evidence (./evidence.ts), of one type or all. */
   callers(type?: string): Promise<CallerRecord[]> {
-    return this.all(type ? `${UdbPrefix.callers}${type}.` : UdbPrefix.callers, udbPatterns.callers);
+    return this.all(type ? `${UdbPrefix.callers}${type}.` : UdbPrefix.callers, udbShapes.callers);
   }
 
   /**
@@ -165,23 +166,23 @@ export class Udb {
     } catch (e) {
       throw new MoltError(ErrorCode.Unavailable, `cannot read the upgrade database of '${this.service}' (${bucketNames(this.service).udb}) completely: ${(e as Error).message}`, { cause: e });
     }
-    const of = <T>(prefix: string, pattern: unknown): T[] => {
+    const of = <T>(prefix: string, shape: RecordShape<T>): T[] => {
       const out: T[] = [];
       for (const e of entries) {
         if (!e.key.startsWith(prefix)) continue;
-        const r = parseRecord<T>(e.value, pattern);
+        const r = parseRecord(e.value, shape);
         if (r) out.push(r);
       }
       return out;
     };
     return {
-      nodes: of(UdbPrefix.nodes, udbPatterns.node),
-      rollouts: of(UdbPrefix.rollouts, udbPatterns.rollout),
-      control: of(UdbPrefix.control, udbPatterns.control),
-      retired: of(UdbPrefix.retired, udbPatterns.retired),
-      progress: of(UdbPrefix.progress, udbPatterns.progress),
-      reports: of(UdbPrefix.reports, udbPatterns.report),
-      callers: of(UdbPrefix.callers, udbPatterns.callers),
+      nodes: of(UdbPrefix.nodes, udbShapes.node),
+      rollouts: of(UdbPrefix.rollouts, udbShapes.rollout),
+      control: of(UdbPrefix.control, udbShapes.control),
+      retired: of(UdbPrefix.retired, udbShapes.retired),
+      progress: of(UdbPrefix.progress, udbShapes.progress),
+      reports: of(UdbPrefix.reports, udbShapes.report),
+      callers: of(UdbPrefix.callers, udbShapes.callers),
     };
   }
 

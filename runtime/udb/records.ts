@@ -216,20 +216,32 @@ const counts = P.when((v): v is Record<string, number> => typeof v === 'object' 
 const record = P.when((v): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v));
 
 /**
- * `pattern`, refused at compile time unless it accepts every value of `T`:
- * a record type and its runtime shape cannot drift apart.
+ * A record type's runtime shape: a ts-pattern pattern that accepts every value
+ * of `T` (checked at compile time by {@link shapeOf}). Records read from the
+ * UDB are parsed only through a shape, so the type a reader gets is the one
+ * its shape was checked against: no caller picks a type for bytes.
+ *
+ * The record types are interfaces, not `P.infer` of their patterns: an
+ * inferred type names ts-pattern's internal types, which a published
+ * declaration cannot (and would lose the field documentation). Each shape
+ * checks only the fields readers rely on; a record with more fields (a newer
+ * Molt's) still matches.
  */
-function acceptsEvery<T>() {
-  return <const Pat extends P.Pattern<unknown>>(pattern: Pat & (T extends P.infer<Pat> ? unknown : never)): Pat => pattern;
+export interface RecordShape<T> {
+  readonly pattern: P.Pattern<unknown>;
+  /** Never set: carries `T` so that a shape of one record type is not taken for another's. */
+  readonly record?: T;
 }
 
-/**
- * Runtime shapes of the records (ts-pattern patterns): records that do not match are ignored.
- * @internal Their types name ts-pattern internals, so they stay out of the declarations.
- */
-export const udbPatterns = {
-  node: acceptsEvery<NodeRecord>()({ id: P.string, service: P.string, versions: record, status: P.union('running', 'upgrading', 'failed', 'stopped'), heartbeatAt: P.number }),
-  rollout: acceptsEvery<RolloutRecord>()({
+/** The shape of `T`: `pattern`, refused at compile time unless it accepts every value of `T`. @internal */
+export function shapeOf<T>() {
+  return <const Pat extends P.Pattern<unknown>>(pattern: Pat & (T extends P.infer<Pat> ? unknown : never)): RecordShape<T> => ({ pattern });
+}
+
+/** The runtime shape of each UDB record: records that do not match are ignored. */
+export const udbShapes = {
+  node: shapeOf<NodeRecord>()({ id: P.string, service: P.string, versions: record, status: P.union('running', 'upgrading', 'failed', 'stopped'), heartbeatAt: P.number }),
+  rollout: shapeOf<RolloutRecord>()({
     rolloutId: P.string,
     type: P.string,
     from: P.number,
@@ -238,20 +250,21 @@ export const udbPatterns = {
     counts,
     startedAt: P.number,
   }),
-  control: acceptsEvery<ControlRecord>()({ rolloutId: P.string, command: P.union('pause', 'resume', 'abort', 'rollback'), at: P.number }),
-  retired: acceptsEvery<RetireRecord>()({ type: P.string, version: P.number, at: P.number }),
-  progress: acceptsEvery<ProgressRecord>()({ rolloutId: P.string, nodeId: P.string, step: P.string, at: P.number }),
-  report: acceptsEvery<ReportRecord>()({ nodeId: P.string, key: P.string, code: P.string, message: P.string, at: P.number }),
-  callers: acceptsEvery<CallerRecord>()({ nodeId: P.string, type: P.string, since: P.number, lastSeen: counts, slackMs: P.number }),
+  control: shapeOf<ControlRecord>()({ rolloutId: P.string, command: P.union('pause', 'resume', 'abort', 'rollback'), at: P.number }),
+  retired: shapeOf<RetireRecord>()({ type: P.string, version: P.number, at: P.number }),
+  progress: shapeOf<ProgressRecord>()({ rolloutId: P.string, nodeId: P.string, step: P.string, at: P.number }),
+  report: shapeOf<ReportRecord>()({ nodeId: P.string, key: P.string, code: P.string, message: P.string, at: P.number }),
+  callers: shapeOf<CallerRecord>()({ nodeId: P.string, type: P.string, since: P.number, lastSeen: counts, slackMs: P.number }),
 } as const;
 
 const decoder = new TextDecoder();
 
-/** Parses a record's JSON bytes against a pattern; undefined if it does not match. */
-export function parseRecord<T>(bytes: Uint8Array, pattern: unknown): T | undefined {
+/** Parses a record's JSON bytes against its shape; undefined if they are not JSON or do not match. */
+export function parseRecord<T>(bytes: Uint8Array, shape: RecordShape<T>): T | undefined {
   try {
     const value: unknown = JSON.parse(decoder.decode(bytes));
-    return isMatching(pattern as never, value) ? (value as T) : undefined;
+    // The one place bytes become a record type: the shape was checked against T.
+    return isMatching(shape.pattern, value) ? (value as T) : undefined;
   } catch {
     return undefined;
   }
@@ -308,17 +321,17 @@ export function parseSharedJson(bytes: Uint8Array): unknown {
  * {@link parseRecord} for records many observers in one process read (node
  * records): parsed and matched once per text. The record is deeply frozen.
  */
-export function parseSharedRecord<T>(bytes: Uint8Array, pattern: unknown): Readonly<T> | undefined {
+export function parseSharedRecord<T>(bytes: Uint8Array, shape: RecordShape<T>): Readonly<T> | undefined {
   let parsed: SharedParse;
   try {
     parsed = sharedParse(bytes);
   } catch {
     return undefined;
   }
-  let matches = parsed.matches.get(pattern);
+  let matches = parsed.matches.get(shape.pattern);
   if (matches === undefined) {
-    matches = isMatching(pattern as never, parsed.value);
-    parsed.matches.set(pattern, matches);
+    matches = isMatching(shape.pattern, parsed.value);
+    parsed.matches.set(shape.pattern, matches);
   }
   return matches ? (parsed.value as T) : undefined;
 }

@@ -5,7 +5,7 @@
  */
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { parseRecord, parseSharedJson, parseSharedRecord, supersedes, udbPatterns, type NodeRecord, type RolloutRecord } from '../../runtime/udb/index.ts';
+import { parseRecord, parseSharedJson, parseSharedRecord, supersedes, udbShapes, type NodeRecord, type RolloutRecord } from '../../runtime/udb/index.ts';
 
 const test = suite('udb records');
 const bytes = (value: unknown) => new TextEncoder().encode(JSON.stringify(value));
@@ -13,8 +13,8 @@ const node: NodeRecord = { id: 'n1', service: 's', host: 'h', pid: 1, versions: 
 
 test('shared parse - observers of one record text get one frozen value', () => {
   // Two copies of the bytes, as two connections receive them.
-  const a = parseSharedRecord<NodeRecord>(bytes(node), udbPatterns.node);
-  const b = parseSharedRecord<NodeRecord>(bytes(node), udbPatterns.node);
+  const a = parseSharedRecord(bytes(node), udbShapes.node);
+  const b = parseSharedRecord(bytes(node), udbShapes.node);
   assert.ok(a);
   assert.is(a, b);
   assert.equal(a, node);
@@ -27,18 +27,18 @@ test('shared parse - observers of one record text get one frozen value', () => {
 
 test('shared parse - the same verdicts as parseRecord', () => {
   const wrong = { ...node, status: 'sleeping' };
-  assert.is(parseSharedRecord(bytes(wrong), udbPatterns.node), undefined);
-  assert.is(parseRecord(bytes(wrong), udbPatterns.node), undefined);
+  assert.is(parseSharedRecord(bytes(wrong), udbShapes.node), undefined);
+  assert.is(parseRecord(bytes(wrong), udbShapes.node), undefined);
   // The text matched one pattern and not another: each verdict is its own.
-  assert.ok(parseSharedRecord(bytes(node), udbPatterns.node));
-  assert.is(parseSharedRecord(bytes(node), udbPatterns.control), undefined);
-  assert.is(parseSharedRecord(new TextEncoder().encode('{not json'), udbPatterns.node), undefined);
+  assert.ok(parseSharedRecord(bytes(node), udbShapes.node));
+  assert.is(parseSharedRecord(bytes(node), udbShapes.control), undefined);
+  assert.is(parseSharedRecord(new TextEncoder().encode('{not json'), udbShapes.node), undefined);
   assert.throws(() => parseSharedJson(new TextEncoder().encode('{not json')));
 });
 
 test('shared parse - a changed record is parsed anew', () => {
-  const a = parseSharedRecord<NodeRecord>(bytes(node), udbPatterns.node);
-  const b = parseSharedRecord<NodeRecord>(bytes({ ...node, heartbeatAt: 3 }), udbPatterns.node);
+  const a = parseSharedRecord(bytes(node), udbShapes.node);
+  const b = parseSharedRecord(bytes({ ...node, heartbeatAt: 3 }), udbShapes.node);
   assert.is.not(a, b);
   assert.is(b!.heartbeatAt, 3);
 });
