@@ -38,7 +38,7 @@
  */
 import { and, assign, fromCallback, fromPromise, sendTo, setup, type ActorRefFrom } from 'xstate';
 import type { ScheduleDecision, ScheduleEvent } from './schedules/contract.ts';
-import type { UpgradeResult } from '../runtime/node.ts';
+import type { UpgradeResult } from '../runtime/node/index.ts';
 
 /** The parts of a verified descriptor the lifecycle uses. */
 export interface LifecycleDescriptor {

@@ -5,7 +5,7 @@
  *
  * @module
  */
-import { createNode, type MoltNode } from '../node.ts';
+import { createNode, type MoltNode } from '../node/index.ts';
 import { loadServiceModule } from './service-module.ts';
 import { ErrorCode, MoltError } from '../errors.ts';
 import { startUpgradeManager } from '../manager/index.ts';

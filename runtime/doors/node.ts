@@ -7,8 +7,8 @@
  *
  * @module
  */
-export { createNode } from '../node.ts';
-export type { MoltNode, NodeOptions, TypeStatus, UpgradeResult } from '../node.ts';
+export { createNode } from '../node/index.ts';
+export type { MoltNode, NodeOptions, TypeStatus, UpgradeResult } from '../node/index.ts';
 export type { MetricsOptions } from '../observe/metrics.ts';
 export { systemClock, SimulatedClock, createJsonLogger, silentLogger, createIdGenerator } from '../env.ts';
 export type { Clock, Logger, LogLevel, IdGenerator } from '../env.ts';

@@ -12,7 +12,7 @@
  *
  * @module
  */
-import type { MoltNode, TypeStatus } from '../node.ts';
+import type { MoltNode, TypeStatus } from '../node/index.ts';
 import { nodeInternals, type NodeInternals } from '../node/internals.ts';
 import type { Clock, Logger } from '../env.ts';
 import type { StoredDescriptor, UpgradeStore } from '../server/store.ts';

@@ -27,7 +27,7 @@
  *
  * @module
  */
-import type { MoltNode } from '../node.ts';
+import type { MoltNode } from '../node/index.ts';
 import { nodeInternals } from '../node/internals.ts';
 import { createJsonLogger, systemClock, type TimerHandle } from '../env.ts';
 import { rejected } from '../server/descriptor.ts';

@@ -22,7 +22,7 @@ import { parseDescriptorKey, rejected } from '../server/descriptor.ts';
 import type { StoredDescriptor } from '../server/store.ts';
 import type { ProgressStep } from '../udb/index.ts';
 import { upgradeLifecycle, type UpgradeLifecycleState, type VerifiedUpgrade } from '../../actors/upgrade-manager.ts';
-import type { UpgradeResult } from '../node.ts';
+import type { UpgradeResult } from '../node/index.ts';
 import type { ManagerContext } from './context.ts';
 import type { Recorder } from './recording.ts';
 import type { Verifier } from './verify.ts';

@@ -16,7 +16,7 @@
 import { ErrorCode } from '../errors.ts';
 import type { UpgradeDescriptor } from '../server/descriptor.ts';
 import { rollbackStates } from '../udb/index.ts';
-import type { UpgradeResult } from '../node.ts';
+import type { UpgradeResult } from '../node/index.ts';
 import type { ManagerContext } from './context.ts';
 import type { Recorder } from './recording.ts';
 import type { Managed, Verified } from './model.ts';

@@ -1,6 +1,6 @@
 /**
  * Whether the connection calls arrive on still works, for a node whose
- * heartbeats travel on another connection (runtime/node.ts explains why).
+ * heartbeats travel on another connection (runtime/node/connections.ts explains why).
  *
  * A connection is alive while bytes keep arriving on it (a node under heavy
  * load is never idle), or, when it is quiet, while a PING is answered with a

@@ -3,39 +3,49 @@
  * actor types at its current version of each, takes the shards placement
  * gives it, and answers calls through the upgrade layer.
  *
+ * {@link createNode} wires the parts, each in this folder: its connections
+ * (connections.ts), one actor host per type (hosts.ts), the request path
+ * (edge.ts), the shard subscriptions placement asks for (shards.ts), the
+ * heartbeat record (record.ts), discovery, caller evidence, and the verbs
+ * that change its versions (verbs.ts; those only the upgrade manager uses
+ * are reached through internals.ts, not `MoltNode`).
+ *
  * @module
  */
 import { hostname } from 'node:os';
-import { type NatsConnection, type Subscription } from '@nats-io/transport-node';
+import type { NatsConnection } from '@nats-io/transport-node';
 import type { KvEntry } from '@nats-io/kv';
-import { ErrorCode, MoltError } from './errors.ts';
-import type { ServiceDefinition } from './define/service.ts';
-import { checkVersionChain } from './define/service.ts';
-import type { AnyActorVersion } from './define/version.ts';
-import { createSuperjsonCodec, type Codec } from './wire/codec.ts';
-import { encodeKey, DEFAULT_MAX_PAYLOAD, DEFAULT_SHARDS, shardOf, shardSubscription } from './wire/protocol.ts';
-import { createIdGenerator, createJsonLogger, systemClock, type Clock, type IdGenerator, type Logger } from './env.ts';
-import { connectNats, isConnection, resolveConnection, withDefaultInboxPrefix, type NatsTarget } from './nats/connect.ts';
-import { ActorHost, DEFAULT_MAILBOX_LIMIT, type HostStats, type TransformFailure } from './host/actor-host.ts';
-import { createKvStore, createMemoryStore, type StateStore } from './host/store.ts';
-import { NODE_PREFIX, Placement } from './host/placement.ts';
-import type { NodeRecord } from './udb/records.ts';
-import { routeFor, servedVersions } from './upgrade/layer.ts';
-import { DEFAULT_REMEMBER } from './host/remembered.ts';
-import { createEdge } from './node/edge.ts';
-import { probeCallPath } from './node/liveness.ts';
-import { ensureIdFree, readNodeRecord } from './node/identity.ts';
-import { attachInternals } from './node/internals.ts';
-import { openNodeBuckets } from './udb/buckets.ts';
-import { createReplyCheck, nodeInboxPrefix, ownInboxes } from './node/reply-subject.ts';
-import { buildNodeRecord, versionsToResume, type NodeRecordState } from './node/record.ts';
-import { discoveredTypes, startDiscovery } from './node/discovery.ts';
-import type { MetricsOptions, MetricsServer } from './observe/metrics.ts';
-import { Udb } from './udb/index.ts';
-import { tracerOf } from './observe/trace.ts';
 import type { TracerProvider } from '@opentelemetry/api';
-import { checkLabels } from './node/labels.ts';
-import { CallerEvidence, DEFAULT_EVIDENCE_EVERY_MS } from './node/callers.ts';
+import { ErrorCode, MoltError } from '../errors.ts';
+import type { ServiceDefinition } from '../define/service.ts';
+import type { AnyActorVersion } from '../define/version.ts';
+import { createSuperjsonCodec, type Codec } from '../wire/codec.ts';
+import { DEFAULT_MAX_PAYLOAD, DEFAULT_SHARDS } from '../wire/protocol.ts';
+import { createIdGenerator, createJsonLogger, systemClock, type Clock, type IdGenerator, type Logger } from '../env.ts';
+import { withDefaultInboxPrefix, type NatsTarget } from '../nats/connect.ts';
+import { DEFAULT_MAILBOX_LIMIT } from '../host/actor-host.ts';
+import { createKvStore, type StateStore } from '../host/store.ts';
+import { NODE_PREFIX, Placement } from '../host/placement.ts';
+import { openNodeBuckets } from '../udb/buckets.ts';
+import { Udb } from '../udb/index.ts';
+import type { MetricsOptions, MetricsServer } from '../observe/metrics.ts';
+import { tracerOf } from '../observe/trace.ts';
+import { createEdge } from './edge.ts';
+import { probeCallPath } from './liveness.ts';
+import { ensureIdFree, readNodeRecord } from './identity.ts';
+import { attachInternals } from './internals.ts';
+import { createReplyCheck, nodeInboxPrefix, ownInboxes } from './reply-subject.ts';
+import { buildNodeRecord, versionsToResume, type NodeRecordState } from './record.ts';
+import { discoveredTypes, startDiscovery } from './discovery.ts';
+import { checkLabels } from './labels.ts';
+import { CallerEvidence, DEFAULT_EVIDENCE_EVERY_MS } from './callers.ts';
+import { openNodeConnections } from './connections.ts';
+import { createHosts, typeStatus, type TypeStatus } from './hosts.ts';
+import { ShardSubscriptions } from './shards.ts';
+import { nodeVerbs, type UpgradeResult } from './verbs.ts';
+
+export type { TypeStatus } from './hosts.ts';
+export type { UpgradeResult } from './verbs.ts';
 
 /** Options of {@link createNode}. Only `service` and `nats` are required; timings default for a LAN. */
 export interface NodeOptions {
@@ -121,28 +131,6 @@ export interface NodeOptions {
   ids?: IdGenerator;
 }
 
-/** How an in-place upgrade of one type on one node went. */
-export interface UpgradeResult {
-  /** Resident actors carried to the new version. */
-  transformed: number;
-  /** Resident actors whose TF failed (they keep their old state and answer TransformFailed). */
-  failed: number;
-  /** When the type switched, on this node's clock (absent when there was nothing to do). */
-  finishedAt?: number;
-}
-
-/** What `status()` reports about one type on this node. */
-export interface TypeStatus {
-  current: number;
-  known: number[];
-  served: number[];
-  resident: number;
-  stats: HostStats;
-  transformFailures: TransformFailure[];
-  /** Set when the type was rolled back on this node from this version. */
-  rolledBackFrom?: number;
-}
-
 /** Calls a node admits and has not answered yet, by default, before it refuses more. */
 const DEFAULT_MAX_INFLIGHT = 20_000;
 
@@ -206,28 +194,11 @@ export async function createNode(options: NodeOptions): Promise<MoltNode> {
   const service = options.service;
 
   // Reply subjects under _MOLT_NODE.<id>, where no caller may subscribe (docs/permissions.md).
-  const target = withDefaultInboxPrefix(options.nats, nodeInboxPrefix(nodeId));
-  const { nc, owned: ownsConnection } = await resolveConnection(target);
-  // Heartbeats, the membership watch and actor state travel on a connection of
-  // their own: on the call connection, a flood of calls queues their replies
-  // behind it, and a node would lose its lease (and every caller its
-  // answers) to one noisy client. Only a node given a connection, rather than
-  // where to connect, shares that one connection.
-  let control: NatsConnection;
-  try {
-    control = ownsConnection && !isConnection(target) ? await connectNats({ ...target, name: `${target.name ?? 'molt-node'} (control)` }) : nc;
-  } catch (e) {
-    if (ownsConnection) await nc.close().catch(() => undefined);
-    throw e;
-  }
-  const closeConnections = async () => {
-    if (!ownsConnection) return;
-    await nc.close().catch(() => undefined);
-    if (control !== nc) await control.close().catch(() => undefined);
-  };
+  const connections = await openNodeConnections(withDefaultInboxPrefix(options.nats, nodeInboxPrefix(nodeId)));
+  const { calls: nc, control } = connections;
   // Set up by the operator (`molt setup`); only opened here (see udb/buckets.ts).
   const { state: stateKv, udb } = await openNodeBuckets(control, service.name, { replicas: options.replicas, stateMaxBytes: options.stateMaxBytes, asker: `node ${nodeId}`, logger }).catch(async (e: unknown) => {
-    await closeConnections();
+    await connections.close();
     throw e;
   });
 
@@ -236,48 +207,34 @@ export async function createNode(options: NodeOptions): Promise<MoltNode> {
   try {
     latest = await ensureIdFree(udb, nodeId, previous, { heartbeatMs, leaseMs, clock });
   } catch (e) {
-    await closeConnections();
+    await connections.close();
     throw e;
   }
-  const resumed = versionsToResume(readNodeRecord(previous));
 
   // A node whose lease ran out writes nothing more: another node may own these
   // actors already (`placement` exists before any call can write).
   const kvStore = createKvStore(stateKv, control, { clock });
   const tracer = tracerOf(options.tracerProvider);
-  const durableStore = leaseGuarded(kvStore, () => placement.leaseValid());
-  const hosts = new Map<string, ActorHost>();
-  for (const type of service.types) {
-    checkVersionChain(type.name, type.versions);
-    const newest = type.versions[type.versions.length - 1]!.version;
-    let current = options.versions?.[type.name] ?? newest;
-    const last = resumed[type.name];
-    if (last !== undefined && last > current && last <= newest) current = last;
-    hosts.set(
-      type.name,
-      new ActorHost({
-        types: type.versions.filter((v) => v.version <= Math.max(current, newest)),
-        current,
-        volatile: type.options.volatile ?? false,
-        passivateAfterMs: type.options.passivateAfterMs ?? options.passivateAfterMs ?? 60_000,
-        holdLimit: options.holdLimit ?? 10_000,
-        mailboxLimit: options.mailboxLimit ?? DEFAULT_MAILBOX_LIMIT,
-        remember: { ...DEFAULT_REMEMBER, ...options.idempotency },
-        store: type.options.volatile ? createMemoryStore() : durableStore,
-        codec,
-        clock,
-        logger,
-        tracer,
-      }),
-    );
-  }
+  const hosts = createHosts(service, {
+    versions: options.versions,
+    resumed: versionsToResume(readNodeRecord(previous)),
+    durableStore: leaseGuarded(kvStore, () => placement.leaseValid()),
+    passivateAfterMs: options.passivateAfterMs,
+    holdLimit: options.holdLimit,
+    mailboxLimit: options.mailboxLimit,
+    idempotency: options.idempotency,
+    codec,
+    clock,
+    logger,
+    tracer,
+  });
 
   const identity = { nodeId, service: service.name, startedAt: clock.now(), trusts: options.trusts, labels };
   const state: NodeRecordState = { status: 'running', lastError: undefined, upgradingTo: {} };
 
   const acceptsReply = createReplyCheck({ callerInboxPrefix: options.callerInboxPrefix, ownInboxes: () => ownInboxes(nc, kvStore.ackInbox, options.callerInboxPrefix), logger, clock });
   // Loaded only when asked for: prom-client is not loaded by nodes that serve no metrics.
-  const observe = options.metrics ? await import('./observe/metrics.ts') : undefined;
+  const observe = options.metrics ? await import('../observe/metrics.ts') : undefined;
   const metrics = observe?.createNodeMetrics({ service: service.name, hosts, ownedShards: () => placement.ownedShards().size, rollouts: () => new Udb(udb, service.name).rollouts() });
   const edge = createEdge({
     service: service.name,
@@ -295,44 +252,7 @@ export async function createNode(options: NodeOptions): Promise<MoltNode> {
     durations: metrics?.durations,
     tracer,
   });
-
-  const subscriptions = new Map<number, Subscription>();
-
-  /** Resolves once the shards given up are quiet: no call accepted for them is still running. */
-  function applyOwnership(owned: ReadonlySet<number>): Promise<void> {
-    const draining: Array<Promise<unknown>> = [];
-    for (const [shard, sub] of subscriptions) {
-      if (!owned.has(shard)) {
-        // Drain, not unsubscribe: calls the server already routed here are
-        // still answered instead of being dropped (their callers would time out).
-        draining.push(sub.drain().catch(() => undefined));
-        subscriptions.delete(shard);
-        for (const host of hosts.values()) host.evict((key) => shardOf(encodeKey(key), shards) === shard);
-      }
-    }
-    // Actors of shards this node gains may have changed on another node since
-    // this one last held them in memory: reload them before answering.
-    const gained = new Set([...owned].filter((shard) => !subscriptions.has(shard)));
-    if (gained.size > 0) {
-      for (const host of hosts.values()) host.invalidate((key) => gained.has(shardOf(encodeKey(key), shards)));
-    }
-    for (const shard of gained) {
-      // No queue group: only one node owns a shard at a time, and a node cut
-      // off from its server keeps its subscriptions there until the server
-      // notices the dead connection (minutes). A shared queue group would
-      // keep sending the cut node its share of the shard's calls after the
-      // new owner subscribed; without one, the owner receives every call.
-      subscriptions.set(shard, nc.subscribe(shardSubscription(service.name, shard), { callback: (err, msg) => {
-          if (!err) edge.receive(msg);
-        },
-      }));
-    }
-    logger.debug('shards changed', { owned: owned.size });
-    if (draining.length === 0) return Promise.resolve();
-    // Placement announces the release only after this: until then another node
-    // must not take these shards, or two nodes could write one actor at once.
-    return Promise.all(draining).then(() => edge.quiet());
-  }
+  const subscriptions = new ShardSubscriptions({ nc, service: service.name, shards, hosts, receive: (msg) => edge.receive(msg), quiet: () => edge.quiet(), logger });
 
   const callPath = control === nc ? undefined : probeCallPath(nc, clock, { everyMs: heartbeatMs, deadAfterMs: leaseMs / 2 });
   let replacedBy: MoltError | undefined;
@@ -348,7 +268,7 @@ export async function createNode(options: NodeOptions): Promise<MoltNode> {
     clock,
     logger,
     record: () => buildNodeRecord(identity, hosts, state, clock.now()),
-    onOwnedChange: applyOwnership,
+    onOwnedChange: (owned) => subscriptions.apply(owned),
     ...(callPath ? { callPathAlive: callPath.alive } : {}),
     onReplaced(by) {
       replacedBy = new MoltError(
@@ -370,7 +290,7 @@ export async function createNode(options: NodeOptions): Promise<MoltNode> {
     for (const host of hosts.values()) host.stop();
     callPath?.stop();
     kvStore.close();
-    await closeConnections();
+    await connections.close();
     throw e;
   }
   serving = true;
@@ -391,12 +311,7 @@ export async function createNode(options: NodeOptions): Promise<MoltNode> {
   await nc.flush();
   logger.info('node started', { versions: Object.fromEntries([...hosts].map(([name, host]) => [name, host.currentVersion])), shards: placement.ownedShards().size });
 
-  function hostOf(type: string): ActorHost {
-    const host = hosts.get(type);
-    if (!host) throw new MoltError(ErrorCode.UnknownType, `service '${service.name}' has no actor type '${type}'`);
-    return host;
-  }
-
+  const { verbs, internals } = nodeVerbs({ service: service.name, hosts, state, publish: () => placement.publish(), clock, logger });
   let stopping: Promise<void> | undefined;
   let settleStopped!: (reason: MoltError | undefined) => void;
   const stoppedPromise = new Promise<MoltError | undefined>((resolve) => (settleStopped = resolve));
@@ -405,52 +320,10 @@ export async function createNode(options: NodeOptions): Promise<MoltNode> {
     service: service.name,
     connection: nc,
     metricsPort: metricsServer?.port,
-    loadVersion(def) {
-      hostOf(def.type).addVersion(def);
-      void placement.publish();
-    },
-    async upgrade(type, version, def) {
-      const host = hostOf(type);
-      if (def) host.addVersion(def);
-      state.status = 'upgrading';
-      // Durably record the target before any actor is written at it: a node
-      // restarted after a crash must never run a version older than its state.
-      state.upgradingTo[type] = version;
-      await placement.publish();
-      try {
-        const result = await host.upgrade(version);
-        // Taken before the record below announces the new version: from then on
-        // other nodes may act on this upgrade having ended (a rolling schedule
-        // starts the next node), so records of it must not say it ended later.
-        const finishedAt = clock.now();
-        logger.info('type upgraded', { type, version, ...result });
-        return { ...result, finishedAt };
-      } catch (e) {
-        state.lastError = (e as Error).message;
-        throw e;
-      } finally {
-        delete state.upgradingTo[type];
-        state.status = 'running';
-        await placement.publish();
-      }
-    },
-    retire(type, version) {
-      hostOf(type).retire(version);
-    },
+    ...verbs,
     status() {
       const types: Record<string, TypeStatus> = {};
-      for (const [name, host] of hosts) {
-        const tv = host.typeVersions;
-        types[name] = {
-          current: host.currentVersion,
-          known: host.knownVersions,
-          served: servedVersions(tv),
-          resident: host.residentCount,
-          stats: { ...host.stats },
-          transformFailures: [...host.transformFailures.values()],
-          ...(host.rolledBackFrom !== undefined ? { rolledBackFrom: host.rolledBackFrom } : {}),
-        };
-      }
+      for (const [name, host] of hosts) types[name] = typeStatus(host);
       return { id: nodeId, service: service.name, owned: node.ownedShards(), types };
     },
     ownedShards: () => [...placement.ownedShards()].sort((a, b) => a - b),
@@ -461,8 +334,7 @@ export async function createNode(options: NodeOptions): Promise<MoltNode> {
         await discovery.stop();
         await evidence.stop().catch(() => undefined);
         await placement.stop({ leave: true });
-        await Promise.allSettled([...subscriptions.values()].map((sub) => sub.drain()));
-        subscriptions.clear();
+        await subscriptions.drainAll();
         await edge.quiet();
         for (const host of hosts.values()) {
           await host.drain();
@@ -471,10 +343,7 @@ export async function createNode(options: NodeOptions): Promise<MoltNode> {
         callPath?.stop();
         kvStore.close();
         await metricsServer?.close();
-        if (ownsConnection) {
-          await nc.drain().catch(() => undefined);
-          if (control !== nc) await control.drain().catch(() => undefined);
-        }
+        await connections.drain();
         if (replacedBy) logger.error('node stopped: its id was taken over', { error: replacedBy.message });
         else logger.info('node stopped');
         settleStopped(replacedBy);
@@ -483,42 +352,6 @@ export async function createNode(options: NodeOptions): Promise<MoltNode> {
     },
     stopped: () => stoppedPromise,
   };
-
-  attachInternals(node, {
-    udb,
-    async setStatus(next, error) {
-      state.status = next;
-      state.lastError = error;
-      await placement.publish();
-    },
-    async downgrade(type, version) {
-      const host = hostOf(type);
-      if (host.currentVersion === version) {
-        host.markRolledBack(version + 1);
-        void placement.publish();
-        return { transformed: 0, failed: 0 };
-      }
-      state.status = 'upgrading';
-      await placement.publish();
-      try {
-        const result = await host.downgrade(version);
-        logger.info('type rolled back', { type, version, ...result });
-        return result;
-      } catch (e) {
-        state.lastError = (e as Error).message;
-        throw e;
-      } finally {
-        state.status = 'running';
-        await placement.publish();
-      }
-    },
-    clearRollback(type) {
-      hostOf(type).clearRollback();
-      void placement.publish();
-    },
-    expectUpgrades(predicate) {
-      for (const [name, host] of hosts) host.upgradeMayArrive = predicate && ((version) => predicate(name, version));
-    },
-  });
+  attachInternals(node, { udb, ...internals });
   return node;
 }
