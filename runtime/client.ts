@@ -7,6 +7,11 @@
  * All calls of a client share one reply subscription and match replies by
  * correlation id (one NATS request per call would be 2–4× slower).
  *
+ * Replies say which node answered. Once the client knows the node that owns
+ * a shard, the keyed calls it has for that node in one tick go to the node in
+ * one message (wire/batch.ts), and come back in as few; a call the node no
+ * longer owns is sent again to its shard's subject.
+ *
  * @module
  */
 import { headers as natsHeaders, type Msg, type MsgHdrs, type NatsConnection, type Subscription } from '@nats-io/transport-node';
@@ -16,7 +21,9 @@ import type { AskSpec, MessageSpecs, ReplyOf } from './define/messages.ts';
 import { createSuperjsonCodec, encodedLength, fixedHeaders, type Codec } from './wire/codec.ts';
 import { HeaderBlock } from './wire/header-block.ts';
 import { preEncodedHeaders } from './nats/internals.ts';
-import { callSubject, DEFAULT_SHARDS, encodeKey, Header, IDEMPOTENCY_KEY_PATTERN, PROTOCOL_VERSION } from './wire/protocol.ts';
+import { batchSubject, callSubject, DEFAULT_SHARDS, encodeKey, Header, IDEMPOTENCY_KEY_PATTERN, PROTOCOL_VERSION } from './wire/protocol.ts';
+import { BATCH_FORMAT, batchedCallSize, decodeAnswer, encodeBatch, MAX_BATCH_CALLS, type BatchedCall } from './wire/batch.ts';
+import { headerBytes } from './nats/internals.ts';
 import { createIdGenerator, systemClock, type Clock, type IdGenerator, type TimerHandle } from './env.ts';
 import { inboxPrefixOf, resolveConnection, type NatsTarget } from './nats/connect.ts';
 import { context, isSpanContextValid, SpanKind, SpanStatusCode, type Span, type TracerProvider } from '@opentelemetry/api';
@@ -77,6 +84,12 @@ export interface ClientOptions {
    * in `traceparent`; see docs/observability.md.
    */
   tracerProvider?: TracerProvider;
+  /**
+   * Send the keyed calls made in one tick for one node as one message to that
+   * node, once replies have said which node owns their shards (default true;
+   * docs/protocol.md, "Batched calls"). A batch of one goes as a single call.
+   */
+  batching?: boolean;
   codec?: Codec;
   clock?: Clock;
   ids?: IdGenerator;
@@ -118,11 +131,28 @@ interface Pending {
   uncertainSince?: MoltError;
 }
 
+/** A batch sent and not yet fully answered. */
+interface SentBatch {
+  readonly node: string;
+  /** Ids of its calls not answered yet. */
+  readonly ids: Set<string>;
+  readonly expiresAt: number;
+}
+
+/** The shard token of a call subject (`molt.<service>.<type>.<shard>.<key>`), as text. */
+function shardToken(subject: string): string {
+  const a = subject.indexOf('.', subject.indexOf('.', subject.indexOf('.') + 1) + 1);
+  return subject.slice(a + 1, subject.indexOf('.', a + 1));
+}
+
 /** Creates a client for one service. */
 export async function createClient(options: ClientOptions): Promise<MoltClient> {
   const { nc, owned } = await resolveConnection(options.nats);
   return createClientOn(nc, options, owned);
 }
+
+/** Reply tokens of batches start with this; call ids (base 36) never do. */
+const BATCH_ID_PREFIX = '_b';
 
 /**
  * How long a keyed call that a node did not run (the shard was moving) waits
@@ -140,6 +170,7 @@ function createClientOn(nc: NatsConnection, options: ClientOptions, ownsConnecti
   const autoKeys = options.idempotency ?? true;
   const uncertainRetries = options.uncertainRetries ?? 2;
   const tracer = tracerOf(options.tracerProvider);
+  const batching = options.batching ?? true;
   // Under the connection's inbox prefix (`nats.inboxPrefix`), which nodes must accept as a caller's.
   const inbox = `${inboxPrefixOf(nc)}.molt.${ids.next()}`;
   const pending = new Map<string, Pending>();
@@ -153,18 +184,129 @@ function createClientOn(nc: NatsConnection, options: ClientOptions, ownsConnecti
     callback: (err, msg) => {
       if (err) return;
       try {
-        onReply(msg);
+        const id = msg.subject.slice(inbox.length + 1);
+        if (id.startsWith(BATCH_ID_PREFIX)) onAnswer(id, msg);
+        else onReply(id, HeaderBlock.of(msg), msg.data);
       } catch {
         // An unreadable reply is dropped; its call ends with Timeout.
       }
     },
   });
 
-  function onReply(msg: Msg): void {
-    const id = msg.subject.slice(inbox.length + 1);
+  // ---- batches (wire/batch.ts) ----------------------------------------------
+  /** The node that last answered for each shard (by its subject token). */
+  const owners = new Map<string, string>();
+  /** Calls waiting for this tick's flush, per node. */
+  const queued = new Map<string, string[]>();
+  let flushQueued = false;
+  const batches = new Map<string, SentBatch>();
+  let batchSeq = 0;
+  const batchHeaders = fixedHeaders([[Header.Batch, BATCH_FORMAT]]);
+
+  /** Sends a call's first attempt: in its owner's batch when the owner is known, else alone. */
+  function sendFirst(id: string, p: Pending): void {
+    const node = batching && p.key !== undefined ? owners.get(shardToken(p.subject)) : undefined;
+    if (node === undefined) {
+      nc.publish(p.subject, p.body, { reply: `${inbox}.${id}`, headers: p.headers });
+      return;
+    }
+    let ids = queued.get(node);
+    if (!ids) queued.set(node, (ids = []));
+    ids.push(id);
+    if (!flushQueued) {
+      flushQueued = true;
+      queueMicrotask(flushBatches);
+    }
+  }
+
+  function flushBatches(): void {
+    flushQueued = false;
+    const limit = (nc.info?.max_payload ?? 1024 * 1024) - 1024;
+    for (const [node, ids] of queued) {
+      let calls: BatchedCall[] = [];
+      let batchIds: string[] = [];
+      let size = 2;
+      const send = () => {
+        if (batchIds.length === 1) publishAlone(batchIds[0]!);
+        else if (batchIds.length > 1) publishBatch(node, calls, batchIds);
+        calls = [];
+        batchIds = [];
+        size = 2;
+      };
+      for (const id of ids) {
+        const p = pending.get(id);
+        if (!p) continue;
+        const headers = headerBytes(p.headers);
+        if (headers === undefined) {
+          publishAlone(id);
+          continue;
+        }
+        const token = id;
+        const bytes = batchedCallSize(p.subject, token, headers, p.body);
+        if (batchIds.length > 0 && (size + bytes > limit || batchIds.length >= MAX_BATCH_CALLS)) send();
+        calls.push({ subject: p.subject, token, headers, body: p.body });
+        batchIds.push(id);
+        size += bytes;
+      }
+      send();
+    }
+    queued.clear();
+  }
+
+  function publishAlone(id: string): void {
     const p = pending.get(id);
     if (!p) return;
+    try {
+      nc.publish(p.subject, p.body, { reply: `${inbox}.${id}`, headers: p.headers });
+    } catch {
+      // The connection is closing: the deadline ends the call.
+    }
+  }
+
+  function publishBatch(node: string, calls: BatchedCall[], ids: string[]): void {
+    const batchId = `${BATCH_ID_PREFIX}${(batchSeq++).toString(36)}`;
+    batches.set(batchId, { node, ids: new Set(ids), expiresAt: clock.monotonic() + timeoutMs });
+    try {
+      nc.publish(batchSubject(options.service, node), encodeBatch(calls), { reply: `${inbox}.${batchId}`, headers: batchHeaders });
+    } catch {
+      // The connection is closing: the deadlines end the calls.
+    }
+  }
+
+  /** The node's forgotten as the owner of every shard it was known to own. */
+  function forgetNode(node: string): void {
+    for (const [shard, owner] of owners) if (owner === node) owners.delete(shard);
+  }
+
+  /** An answer to a batch: replies to some of its calls, or a refusal of all of them. */
+  function onAnswer(batchId: string, msg: Msg): void {
+    const batch = batches.get(batchId);
+    if (!batch) return;
     const h = HeaderBlock.of(msg);
+    if (h && h.code === 503) {
+      // Nobody listens on that node's subject (it stopped): nothing was
+      // delivered, so each call goes alone to its shard's subject.
+      batches.delete(batchId);
+      forgetNode(batch.node);
+      for (const id of batch.ids) publishAlone(id);
+      return;
+    }
+    if (h?.get(Header.Batch) === undefined) {
+      // The node could not read the batch at all: that single reply is every call's.
+      batches.delete(batchId);
+      for (const id of batch.ids) onReply(id, h, msg.data);
+      return;
+    }
+    for (const r of decodeAnswer(msg.data)) {
+      if (!batch.ids.delete(r.token)) continue;
+      onReply(r.token, HeaderBlock.fromBytes(r.headers), r.body);
+    }
+    if (batch.ids.size === 0) batches.delete(batchId);
+  }
+
+  function onReply(id: string, h: HeaderBlock | undefined, data: Uint8Array): void {
+    const p = pending.get(id);
+    if (!p) return;
     if (h && h.code === 503) {
       // No node is subscribed to this shard right now (none running, or the
       // shard is moving): the call was not delivered, so resending is safe.
@@ -177,9 +319,16 @@ function createClientOn(nc: NatsConnection, options: ClientOptions, ownsConnecti
       return;
     }
     pending.delete(id);
+    if (batching && h !== undefined) {
+      const node = h.get(Header.Node);
+      if (node !== undefined) {
+        const shard = shardToken(p.subject);
+        if (owners.get(shard) !== node) owners.set(shard, node);
+      }
+    }
     let body: unknown;
     try {
-      body = msg.data.length === 0 ? undefined : codec.decode(msg.data);
+      body = data.length === 0 ? undefined : codec.decode(data);
     } catch (e) {
       fail(p, new MoltError(ErrorCode.Internal, `undecodable reply on ${p.subject}: ${(e as Error).message}`));
       return;
@@ -189,6 +338,15 @@ function createClientOn(nc: NatsConnection, options: ClientOptions, ownsConnecti
       return;
     }
     const error = MoltError.fromWire(body);
+    // A node a batch went to that does not own the call's shard (any more):
+    // it ran nothing, and no other node saw the batch, so the call goes alone
+    // to its shard's subject.
+    if (error.code === ErrorCode.Unavailable && error.data.reason === 'not-owner' && error.data.ran === false) {
+      owners.delete(shardToken(p.subject));
+      pending.set(id, p);
+      publishAlone(id);
+      return;
+    }
     // A node that did not run the call because the shard may have moved: the
     // new owner may have received the same message and will answer it. Wait
     // for that answer; this one stands only if none comes by the deadline.
@@ -276,6 +434,7 @@ function createClientOn(nc: NatsConnection, options: ClientOptions, ownsConnecti
   let sweep: TimerHandle | undefined;
   const expire = () => {
     const now = clock.monotonic();
+    for (const [batchId, batch] of batches) if (now >= batch.expiresAt) batches.delete(batchId);
     for (const [id, p] of pending) {
       if (now >= p.deadline) {
         pending.delete(id);
@@ -398,7 +557,7 @@ function createClientOn(nc: NatsConnection, options: ClientOptions, ownsConnecti
         firstSentAt: now,
       });
       try {
-        nc.publish(subject, body, { reply: `${inbox}.${id}`, headers: h });
+        sendFirst(id, pending.get(id)!);
       } catch (e) {
         pending.delete(id);
         reject(new MoltError(ErrorCode.Unavailable, `cannot send to NATS: ${(e as Error).message}`, { cause: e }));
@@ -439,6 +598,8 @@ function createClientOn(nc: NatsConnection, options: ClientOptions, ownsConnecti
       closed = true;
       if (sweep !== undefined) clock.clearTimeout(sweep);
       sub.unsubscribe();
+      batches.clear();
+      queued.clear();
       for (const [id, p] of pending) {
         pending.delete(id);
         fail(p, new MoltError(ErrorCode.Unavailable, 'client closed before the reply arrived'));

@@ -55,7 +55,8 @@ export const commands: Record<string, Command> = {
   /**
    * Registers caller `name`: worker w asks `inc` (or `message: 'get'`, which
    * changes nothing) of actor `<prefix><w>` of `type`, speaking `version`.
-   * One client (and connection) per caller; `idempotency: false` sends no idempotency keys.
+   * One client (and connection) per caller; `idempotency: false` sends no idempotency keys,
+ * `batching: false` sends every call alone (the single form).
    */
   'molt.caller': async (args) => {
     const key = `${String(args.type)}@${Number(args.version ?? 1)}`;
@@ -68,6 +69,8 @@ export const commands: Record<string, Command> = {
       nats: { servers: String(args.url), name: 'bench molt client' },
       timeoutMs: 30_000,
       ...(args.idempotency === false ? { idempotency: false } : {}),
+      // `batching: false`: every call in the single form, one message each.
+      ...(args.batching === false ? { batching: false } : {}),
     });
     clients.set(String(args.name), client);
     cleanups.push(() => client.close());

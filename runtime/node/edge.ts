@@ -6,15 +6,23 @@
  * The edge also counts the calls it has accepted and not yet answered, so a
  * shard handover (and shutdown) can wait until none is still running.
  *
+ * Calls come one per message (the shard subjects) or several per message
+ * (the node's batch subject, wire/batch.ts); each call of a batch is read
+ * and run exactly as the message of its single form would be, and the
+ * replies ready in one turn of the event loop go back in one message.
+ *
  * @module
  */
-import type { Msg } from '@nats-io/transport-node';
+import type { Msg, MsgHdrs } from '@nats-io/transport-node';
 import { ErrorCode, MoltError } from '../errors.ts';
 import type { Logger } from '../env.ts';
 import type { Codec } from '../wire/codec.ts';
 import { createReplyHeaders, parseCall, type CallEnvelope, type CallLimits, type ReplyMeta } from '../wire/envelope.ts';
 import { HeaderBlock } from '../wire/header-block.ts';
 import { Header } from '../wire/protocol.ts';
+import { BATCH_FORMAT, batchedReplySize, decodeBatch, encodeAnswer, type BatchedReply } from '../wire/batch.ts';
+import { fixedHeaders } from '../wire/codec.ts';
+import { headerBytes } from '../nats/internals.ts';
 import type { ActorHost } from '../host/actor-host.ts';
 import type { CallDurations } from '../observe/metrics.ts';
 import { endCallSpan, startCallSpan } from '../observe/trace.ts';
@@ -50,13 +58,90 @@ export interface EdgeOptions {
 export interface Edge {
   /** Handles one call message (the shard subscriptions' callback). Never throws. */
   receive(msg: Msg): void;
+  /** Handles a batch of calls (the batch subscription's callback). Never throws. */
+  receiveBatch(msg: Msg): void;
   /** Resolves once no accepted call is still running. */
   quiet(): Promise<void>;
 }
 
+/**
+ * A call as the edge reads it: the message of the single form, or one call
+ * of a batch. Either way it is answered once, through `respond`.
+ */
+interface IncomingCall {
+  readonly subject: string;
+  readonly headers: HeaderBlock | undefined;
+  readonly data: Uint8Array;
+  /** Someone waits for the answer (a single-form message without a reply subject is never answered). */
+  readonly answerable: boolean;
+  /**
+   * Sent to this node alone (a batch), not to a shard subject: a call it does
+   * not run was run by no node, and its caller may send it again.
+   */
+  readonly addressed: boolean;
+  respond(bytes: Uint8Array, headers: MsgHdrs): void;
+}
+
+function singleCall(msg: Msg): IncomingCall {
+  return {
+    subject: msg.subject,
+    headers: HeaderBlock.of(msg),
+    data: msg.data,
+    answerable: msg.reply !== undefined && msg.reply !== '',
+    addressed: false,
+    respond: (bytes, headers) => msg.respond(bytes, { headers }),
+  };
+}
+
+/**
+ * The replies to one batch, sent back as they are ready: those ready in one
+ * turn of the event loop go in one message (split where a message would
+ * exceed `maxBytes`), so a slow call holds back no other.
+ */
+class BatchAnswer {
+  private ready: BatchedReply[] = [];
+  private readyBytes = 2;
+  private scheduled = false;
+
+  constructor(
+    private readonly msg: Msg,
+    private readonly headers: MsgHdrs,
+    private readonly maxBytes: number,
+    private readonly logger: Logger,
+  ) {}
+
+  add(token: string, headers: Uint8Array, body: Uint8Array): void {
+    const size = batchedReplySize(token, headers, body);
+    if (this.ready.length > 0 && this.readyBytes + size > this.maxBytes) this.flush();
+    this.ready.push({ token, headers, body });
+    this.readyBytes += size;
+    if (!this.scheduled) {
+      this.scheduled = true;
+      setImmediate(() => {
+        this.scheduled = false;
+        this.flush();
+      });
+    }
+  }
+
+  private flush(): void {
+    if (this.ready.length === 0) return;
+    const replies = this.ready;
+    this.ready = [];
+    this.readyBytes = 2;
+    try {
+      this.msg.respond(encodeAnswer(replies), { headers: this.headers });
+    } catch (e) {
+      this.logger.debug('could not send batch answer', { error: String(e) });
+    }
+  }
+}
+
 export function createEdge(options: EdgeOptions): Edge {
   const { hosts, codec, logger } = options;
-  const replyHeaders = createReplyHeaders();
+  const replyHeaders = createReplyHeaders(options.nodeId);
+  const answerHeaders = fixedHeaders([[Header.Batch, BATCH_FORMAT]]);
+  const servicePrefix = `molt.${options.service}.`;
   const limits: CallLimits = {
     shards: options.shards,
     maxPayload: options.maxPayload,
@@ -78,8 +163,8 @@ export function createEdge(options: EdgeOptions): Edge {
   }
 
   /** Sends the one reply of a call. An ok body that cannot be encoded becomes an ActorFailed error. */
-  function reply(msg: Msg, ok: boolean, body: unknown, meta: ReplyMeta): void {
-    if (!msg.reply) return;
+  function reply(msg: IncomingCall, ok: boolean, body: unknown, meta: ReplyMeta): void {
+    if (!msg.answerable) return;
     let bytes: Uint8Array;
     try {
       bytes = codec.encode(body);
@@ -90,10 +175,10 @@ export function createEdge(options: EdgeOptions): Edge {
     replyBytes(msg, ok, bytes, meta);
   }
 
-  function replyBytes(msg: Msg, ok: boolean, bytes: Uint8Array, meta: ReplyMeta): void {
-    if (!msg.reply) return;
+  function replyBytes(msg: IncomingCall, ok: boolean, bytes: Uint8Array, meta: ReplyMeta): void {
+    if (!msg.answerable) return;
     try {
-      msg.respond(bytes, { headers: replyHeaders(ok, meta) });
+      msg.respond(bytes, replyHeaders(ok, meta));
     } catch (e) {
       logger.debug('could not send reply', { error: String(e) });
     }
@@ -113,8 +198,17 @@ export function createEdge(options: EdgeOptions): Edge {
    * learns that its outcome is unknown (and is usually answered first by the
    * owner anyway: a message this node reads late, it read after the owner).
    */
-  function notServed(msg: Msg, call: CallEnvelope, why: string, correlation: string | undefined): void {
+  function notServed(msg: IncomingCall, call: CallEnvelope, why: string, correlation: string | undefined): void {
     logger.debug('call not served here', { why, subject: msg.subject.slice(0, 200) });
+    if (msg.addressed) {
+      // Sent to this node alone: no other node saw it, so it certainly did not run.
+      const error = new MoltError(
+        ErrorCode.Unavailable,
+        `node '${options.nodeId}' did not run this call: ${why}. Nothing was applied; send it to its shard's subject (the shard moved)`,
+        { data: { node: options.nodeId, shard: call.shard, ran: false, reason: 'not-owner' } },
+      );
+      return reply(msg, false, error.toWire(), { correlation, version: call.version });
+    }
     const error = new MoltError(
       ErrorCode.OutcomeUnknown,
       `node '${options.nodeId}' did not run this call: ${why}. Another node may own shard ${call.shard} and have run it, so its outcome is unknown here; read the state, or retry with an idempotency key`,
@@ -123,8 +217,8 @@ export function createEdge(options: EdgeOptions): Edge {
     reply(msg, false, error.toWire(), { correlation, version: call.version });
   }
 
-  function handle(msg: Msg): void {
-    const headers = HeaderBlock.of(msg);
+  function handle(msg: IncomingCall): void {
+    const headers = msg.headers;
     const correlation = headers?.get(Header.Correlation) || undefined;
     const parsed = parseCall(msg.subject, headers, msg.data, limits, codec);
     if (parsed.kind === 'invalid') {
@@ -164,7 +258,7 @@ export function createEdge(options: EdgeOptions): Edge {
   }
 
   /** Answers a call whose header block cannot even be parsed (InvalidHeader), touching nothing else of it. */
-  function refuseUnreadable(msg: Msg, e: unknown): void {
+  function refuseUnreadable(msg: IncomingCall, e: unknown): void {
     logger.debug('unreadable call', { subject: msg.subject.slice(0, 200), error: String(e) });
     try {
       const error = new MoltError(ErrorCode.InvalidHeader, `the call's header block cannot be parsed: ${e instanceof Error ? e.message : String(e)}`);
@@ -181,10 +275,45 @@ export function createEdge(options: EdgeOptions): Edge {
       // here would stop the reader and leave the node deaf. (Molt reads
       // headers leniently, see wire/header-block.ts, but nats.js's own
       // accessors still throw on some hostile frames.)
+      let call: IncomingCall | undefined;
       try {
-        handle(msg);
+        call = singleCall(msg);
+        handle(call);
       } catch (e) {
-        refuseUnreadable(msg, e);
+        if (call) refuseUnreadable(call, e);
+      }
+    },
+    receiveBatch(msg) {
+      if (!options.acceptsReply(msg.subject, msg.reply)) return;
+      try {
+        const answer = new BatchAnswer(msg, answerHeaders, options.maxPayload, logger);
+        let calls;
+        try {
+          calls = decodeBatch(msg.data);
+        } catch (e) {
+          // Nothing in it can be named: the refusal is one single-form reply.
+          refuseUnreadable(singleCall(msg), e);
+          return;
+        }
+        for (const c of calls) {
+          const call: IncomingCall = {
+            subject: c.subject,
+            headers: HeaderBlock.fromBytes(c.headers),
+            data: c.body,
+            answerable: true,
+            addressed: true,
+            respond: (bytes, headers) => answer.add(c.token, headerBytes(headers) ?? new Uint8Array(), bytes),
+          };
+          try {
+            // A shard subscription only ever delivers this service's calls; a batch could name any subject.
+            if (c.subject.startsWith(servicePrefix)) handle(call);
+            else reply(call, false, new MoltError(ErrorCode.InvalidHeader, `a call in a batch to node '${options.nodeId}' names subject '${c.subject.slice(0, 200)}', not one of service '${options.service}'`).toWire(), {});
+          } catch (e) {
+            refuseUnreadable(call, e);
+          }
+        }
+      } catch (e) {
+        logger.debug('unreadable batch', { error: String(e) });
       }
     },
     quiet: () => (inflight === 0 ? Promise.resolve() : new Promise<void>((resolve) => whenQuiet.push(resolve))),

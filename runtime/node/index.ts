@@ -20,7 +20,7 @@ import { ErrorCode, MoltError } from '../errors.ts';
 import type { ServiceDefinition } from '../define/service.ts';
 import type { AnyActorVersion } from '../define/version.ts';
 import { createSuperjsonCodec, type Codec } from '../wire/codec.ts';
-import { DEFAULT_MAX_PAYLOAD, DEFAULT_SHARDS } from '../wire/protocol.ts';
+import { batchSubject, DEFAULT_MAX_PAYLOAD, DEFAULT_SHARDS } from '../wire/protocol.ts';
 import { createIdGenerator, createJsonLogger, systemClock, type Clock, type IdGenerator, type Logger } from '../env.ts';
 import { withDefaultInboxPrefix, type NatsTarget } from '../nats/connect.ts';
 import { DEFAULT_MAILBOX_LIMIT } from '../host/actor-host.ts';
@@ -294,6 +294,12 @@ export async function createNode(options: NodeOptions): Promise<MoltNode> {
     throw e;
   }
   serving = true;
+  // Batches of calls from clients that know this node owns their shards (wire/batch.ts).
+  const batches = nc.subscribe(batchSubject(service.name, nodeId), {
+    callback: (err, msg) => {
+      if (!err) edge.receiveBatch(msg);
+    },
+  });
   // $SRV.PING|INFO|STATS (docs/protocol.md, "Discovery").
   const discovery = startDiscovery({ nc, service: service.name, nodeId, shards, startedAt: identity.startedAt, types: () => discoveredTypes(service, hosts), ownedShards: () => placement.ownedShards().size, acceptsReply, logger });
   // Caller evidence for retiring by evidence: a node that cannot write it still serves.
@@ -334,6 +340,7 @@ export async function createNode(options: NodeOptions): Promise<MoltNode> {
         await discovery.stop();
         await evidence.stop().catch(() => undefined);
         await placement.stop({ leave: true });
+        await batches.drain().catch(() => undefined);
         await subscriptions.drainAll();
         await edge.quiet();
         for (const host of hosts.values()) {

@@ -172,7 +172,7 @@ export interface ReplyMeta {
  * one of a handful of blocks (caller version × node version), so those are
  * built and encoded once each instead of once per reply.
  */
-export function createReplyHeaders(): (ok: boolean, meta: ReplyMeta) => MsgHdrs {
+export function createReplyHeaders(nodeId?: string): (ok: boolean, meta: ReplyMeta) => MsgHdrs {
   const cached = new Map<string, MsgHdrs>();
   const build = (ok: boolean, meta: ReplyMeta): Array<[string, string]> => {
     const entries: Array<[string, string]> = [
@@ -181,6 +181,7 @@ export function createReplyHeaders(): (ok: boolean, meta: ReplyMeta) => MsgHdrs 
     ];
     if (meta.version !== undefined) entries.push([Header.Version, String(meta.version)]);
     if (meta.nodeVersion !== undefined) entries.push([Header.NodeVersion, String(meta.nodeVersion)]);
+    if (nodeId !== undefined) entries.push([Header.Node, nodeId]);
     return entries;
   };
   return (ok, meta) => {

@@ -46,6 +46,13 @@ export const Header = {
   NodeVersion: 'Molt-Node-Version',
   /** In replies: how the call was served: native, past, future, future2. */
   ServedBy: 'Molt-Served-By',
+  /**
+   * In replies: the id of the node that answered. A client that knows which
+   * node owns a shard may send that node its calls in batches (wire/batch.ts).
+   */
+  Node: 'Molt-Node',
+  /** On a batch of calls and on its answers: the frame format's revision (wire/batch.ts). */
+  Batch: 'Molt-Batch',
 } as const;
 
 /** An idempotency key: 1–128 visible ASCII characters. */
@@ -125,6 +132,14 @@ export function callSubject(service: string, type: string, encodedKey: string, s
 /** The subject pattern a node subscribes to for one shard of one service. */
 export function shardSubscription(service: string, shard: number): string {
   return `molt.${service}.*.${shard}.*`;
+}
+
+/**
+ * The subject a node takes batches of calls on (wire/batch.ts). Four tokens,
+ * so no shard subscription (five) matches it, and `_` starts no type name.
+ */
+export function batchSubject(service: string, nodeId: string): string {
+  return `molt.${service}._batch.${nodeId}`;
 }
 
 /** Names of the JetStream buckets a service uses. */

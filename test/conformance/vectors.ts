@@ -35,7 +35,7 @@ export interface CallRequest {
 
 /** A reply, as the vectors compare it. */
 export interface CallReply {
-  /** Every reply header whose name starts with `Molt-`, exactly. */
+  /** Every reply header whose name starts with `Molt-`, exactly, except `Molt-Node` (the answering node's id). */
   headers: Record<string, string>;
   /** `ok`: the reply body's `json` and, when present, its `meta`. */
   json?: unknown;
@@ -240,7 +240,8 @@ export async function runVector(nc: NatsConnection, request: CallRequest, run: s
     : new TextEncoder().encode(request.bodyRepeat ? request.bodyRepeat.text.repeat(request.bodyRepeat.times) : (request.body ?? ''));
   const reply = await nc.request(request.subject, body, { headers: h, timeout: 10_000 });
   const headers: Record<string, string> = {};
-  for (const name of reply.headers?.keys() ?? []) if (name.startsWith('Molt-')) headers[name] = reply.headers!.get(name);
+  // Molt-Node names the answering node: it differs from node to node.
+  for (const name of reply.headers?.keys() ?? []) if (name.startsWith('Molt-') && name !== 'Molt-Node') headers[name] = reply.headers!.get(name);
   const doc = JSON.parse(new TextDecoder().decode(reply.data)) as { json: any; meta?: unknown };
   if (headers['Molt-Status'] === 'error') {
     const { problem: _problem, ...data } = (doc.json.data ?? {}) as Record<string, unknown>;
@@ -261,5 +262,5 @@ export const NOTES: string[] = [
   'Each group names the node its calls expect (setup.command starts one and prints its NATS_URL); run each group against a node of its own.',
   'Send the calls one at a time, in order, each as a NATS request; they share actors, and each sequence starts with a reset.',
   'Replace {run} in header values with a string unique to the run (idempotency keys are remembered with the actor for 10 minutes).',
-  'Compare every reply header whose name starts with Molt-, exactly; for ok replies the body\'s json (and meta when given); for errors code, retryable and data (not message, which is for humans, nor data.problem). Fields listed in a vector\'s unchecked are not compared.',
+  'Compare every reply header whose name starts with Molt-, exactly, except Molt-Node (the answering node\'s id); for ok replies the body\'s json (and meta when given); for errors code, retryable and data (not message, which is for humans, nor data.problem). Fields listed in a vector\'s unchecked are not compared.',
 ];

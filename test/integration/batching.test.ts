@@ -1,0 +1,145 @@
+/**
+ * Batched calls (docs/protocol.md, "Batched calls"; wire/batch.ts): a client
+ * that has learned which node owns a shard sends the keyed calls of one tick
+ * for that node as one message; a call whose shard moved is sent again to its
+ * shard's subject, never lost and never run twice; the form is usable from
+ * the bare NATS client.
+ */
+import { suite } from 'uvu';
+import * as assert from 'uvu/assert';
+import { connect, createInbox, headers as natsHeaders, type NatsConnection } from '@nats-io/transport-node';
+import { createClient, createNode, silentLogger, type MoltClient, type MoltNode } from '../../runtime/index.ts';
+import service, { counterV1 } from '../fixtures/counter.ts';
+import { startEmbeddedNats, type EmbeddedNats } from '../support/nats.ts';
+import { decodeAnswer, decodeBatch, encodeBatch } from '../../runtime/wire/batch.ts';
+import { batchSubject, callSubject, encodeKey, Header } from '../../runtime/wire/protocol.ts';
+import { HeaderBlock } from '../../runtime/wire/header-block.ts';
+import { createSuperjsonCodec } from '../../runtime/wire/codec.ts';
+
+const test = suite<{ nats: EmbeddedNats; spy: NatsConnection }>('batching');
+
+test.before(async (ctx) => {
+  ctx.nats = await startEmbeddedNats();
+  ctx.spy = await connect({ servers: ctx.nats.url });
+});
+
+test.after(async (ctx) => {
+  await ctx.spy.close();
+  await ctx.nats.stop();
+});
+
+/** Counts the messages on the service's batch subjects, and the calls they carry. */
+function watchBatches(nc: NatsConnection): { messages: number; calls: number; stop(): void } {
+  const seen = { messages: 0, calls: 0, stop: () => sub.unsubscribe() };
+  const sub = nc.subscribe('molt.counters._batch.>', {
+    callback: (err, msg) => {
+      if (err) return;
+      seen.messages++;
+      seen.calls += decodeBatch(msg.data).length;
+    },
+  });
+  return seen;
+}
+
+test('concurrent keyed calls to one node go in batches once a reply named the node, and all count', async ({ nats, spy }) => {
+  const node = await createNode({ service, nats: { servers: nats.url }, nodeId: 'batch-a', logger: silentLogger });
+  const client = await createClient({ service: 'counters', nats: { servers: nats.url } });
+  try {
+    const seen = watchBatches(spy);
+    await spy.flush();
+    const refs = Array.from({ length: 50 }, (_, i) => client.actor(counterV1, `b-${i}`));
+    // One call each first: the replies say which node owns each shard.
+    await Promise.all(refs.map((r) => r.increment({ by: 1 })));
+    for (let round = 0; round < 4; round++) await Promise.all(refs.map((r) => r.increment({ by: 1 })));
+    await spy.flush();
+    const counts = await Promise.all(refs.map((r) => r.get()));
+    assert.equal(counts, refs.map(() => 5));
+    assert.ok(seen.calls >= 4 * 50, `the later rounds went batched (${seen.calls} calls in ${seen.messages} batches)`);
+    assert.ok(seen.messages <= 4 * 2 + 2, `in about one batch per round: ${seen.messages} batches for ${seen.calls} calls`);
+    seen.stop();
+  } finally {
+    await client.close();
+    await node.stop();
+  }
+});
+
+test('a call batched to a node that no longer owns its shard is sent to the shard and applied once', async ({ nats }) => {
+  const a = await createNode({ service, nats: { servers: nats.url }, nodeId: 'batch-b1', logger: silentLogger, heartbeatMs: 200, leaseMs: 1000 });
+  const client = await createClient({ service: 'counters', nats: { servers: nats.url }, timeoutMs: 8000 });
+  let b: MoltNode | undefined;
+  try {
+    const refs = Array.from({ length: 40 }, (_, i) => client.actor(counterV1, `moved-${i}`));
+    await Promise.all(refs.map((r) => r.increment({ by: 1 })));
+    // A second node takes about half the shards while calls keep coming.
+    b = await createNode({ service, nats: { servers: nats.url }, nodeId: 'batch-b2', logger: silentLogger, heartbeatMs: 200, leaseMs: 1000 });
+    for (let round = 0; round < 20; round++) await Promise.all(refs.map((r) => r.increment({ by: 1 })));
+    assert.ok(b.ownedShards().length > 0, 'the second node took shards');
+    const counts = await Promise.all(refs.map((r) => r.get()));
+    assert.equal(counts, refs.map(() => 21), 'every increment applied exactly once');
+  } finally {
+    await client.close();
+    await b?.stop();
+    await a.stop();
+  }
+});
+
+test('a batch to a node that stopped is sent again call by call: nothing lost', async ({ nats }) => {
+  const a = await createNode({ service, nats: { servers: nats.url }, nodeId: 'batch-c1', logger: silentLogger, heartbeatMs: 200, leaseMs: 1000 });
+  const b = await createNode({ service, nats: { servers: nats.url }, nodeId: 'batch-c2', logger: silentLogger, heartbeatMs: 200, leaseMs: 1000 });
+  const client: MoltClient = await createClient({ service: 'counters', nats: { servers: nats.url }, timeoutMs: 8000 });
+  try {
+    const refs = Array.from({ length: 40 }, (_, i) => client.actor(counterV1, `stopped-${i}`));
+    await Promise.all(refs.map((r) => r.increment({ by: 1 })));
+    await a.stop();
+    for (let round = 0; round < 5; round++) await Promise.all(refs.map((r) => r.increment({ by: 1 })));
+    const counts = await Promise.all(refs.map((r) => r.get()));
+    // Volatile or durable, the fixture's counter keeps state in the KV: every increment is there once.
+    assert.equal(counts, refs.map(() => 6));
+  } finally {
+    await client.close();
+    await b.stop();
+  }
+});
+
+test('the batch form from the bare NATS client: one message in, answers naming each call', async ({ nats }) => {
+  const node = await createNode({ service, nats: { servers: nats.url }, nodeId: 'batch-d', logger: silentLogger });
+  const nc = await connect({ servers: nats.url });
+  try {
+    const codec = createSuperjsonCodec();
+    const call = (key: string, message: string, request: unknown) => {
+      // The header block of the single form, written out as the protocol gives it.
+      const headers = new TextEncoder().encode(`NATS/1.0\r\n${Header.Version}: 1\r\n${Header.Message}: ${message}\r\n${Header.IdempotencyKey}: bare-${key}-${message}\r\n\r\n`);
+      return { subject: callSubject('counters', 'counter', encodeKey(key), 64), token: `t-${key}`, headers, body: codec.encode(request) };
+    };
+    const calls = [call('bare-1', 'increment', { by: 2 }), call('bare-2', 'increment', { by: 5 }), { ...call('bare-3', 'increment', { by: 1 }), subject: 'molt.elsewhere.counter.1.x' }];
+    // Every shard is this node's: it is the only one. Answers come as the calls finish, in one message or several.
+    const answers = new Map<string, { status: string | undefined; node: string | undefined; body: unknown }>();
+    const inbox = createInbox();
+    const all = new Promise<void>((resolve) => {
+      nc.subscribe(inbox, {
+        callback: (err, msg) => {
+          if (err) return;
+          assert.is(msg.headers?.get(Header.Batch), '1', 'an answer says it is one');
+          for (const r of decodeAnswer(msg.data)) {
+            const h = HeaderBlock.fromBytes(r.headers);
+            answers.set(r.token, { status: h.get(Header.Status), node: h.get(Header.Node), body: codec.decode(r.body) });
+          }
+          if (answers.size === calls.length) resolve();
+        },
+      });
+    });
+    const h = natsHeaders();
+    h.set(Header.Batch, '1');
+    nc.publish(batchSubject('counters', 'batch-d'), encodeBatch(calls), { reply: inbox, headers: h });
+    await all;
+    assert.equal(answers.get('t-bare-1'), { status: 'ok', node: 'batch-d', body: 2 });
+    assert.equal(answers.get('t-bare-2'), { status: 'ok', node: 'batch-d', body: 5 });
+    assert.is(answers.get('t-bare-3')?.status, 'error', 'a call of another service is refused');
+    assert.is((answers.get('t-bare-3')?.body as { code: string }).code, 'InvalidHeader');
+  } finally {
+    await nc.close();
+    await node.stop();
+  }
+});
+
+test.run();
