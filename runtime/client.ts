@@ -7,10 +7,10 @@
  * All calls of a client share one reply subscription and match replies by
  * correlation id (one NATS request per call would be 2–4× slower).
  *
- * Replies say which node answered. Once the client knows the node that owns
- * a shard, the keyed calls it has for that node in one tick go to the node in
- * one message (wire/batch.ts), and come back in as few; a call the node no
- * longer owns is sent again to its shard's subject.
+ * Replies say which node answered. With `batching`, once the client knows the
+ * node that owns a shard, the keyed calls it has for that node in one tick go
+ * to the node in one message (wire/batch.ts), and come back in as few; a call
+ * the node no longer owns is sent again to its shard's subject.
  *
  * @module
  */
@@ -86,7 +86,7 @@ export interface ClientOptions {
   tracerProvider?: TracerProvider;
   /**
    * Send the keyed calls made in one tick for one node as one message to that
-   * node, once replies have said which node owns their shards (default true;
+   * node, once replies have said which node owns their shards (default false;
    * docs/protocol.md, "Batched calls"). A batch of one goes as a single call.
    */
   batching?: boolean;
@@ -170,7 +170,7 @@ function createClientOn(nc: NatsConnection, options: ClientOptions, ownsConnecti
   const autoKeys = options.idempotency ?? true;
   const uncertainRetries = options.uncertainRetries ?? 2;
   const tracer = tracerOf(options.tracerProvider);
-  const batching = options.batching ?? true;
+  const batching = options.batching ?? false;
   // Under the connection's inbox prefix (`nats.inboxPrefix`), which nodes must accept as a caller's.
   const inbox = `${inboxPrefixOf(nc)}.molt.${ids.next()}`;
   const pending = new Map<string, Pending>();
@@ -280,28 +280,29 @@ function createClientOn(nc: NatsConnection, options: ClientOptions, ownsConnecti
 
   /** An answer to a batch: replies to some of its calls, or a refusal of all of them. */
   function onAnswer(batchId: string, msg: Msg): void {
-    const batch = batches.get(batchId);
-    if (!batch) return;
     const h = HeaderBlock.of(msg);
+    const batch = batches.get(batchId);
+    if (h?.get(Header.Batch) !== undefined) {
+      // Each reply names its call: it is taken as long as the call waits,
+      // however late (a resend may be waiting for the first attempt's answer).
+      for (const r of decodeAnswer(msg.data)) {
+        batch?.ids.delete(r.token);
+        onReply(r.token, HeaderBlock.fromBytes(r.headers), r.body);
+      }
+      if (batch?.ids.size === 0) batches.delete(batchId);
+      return;
+    }
+    if (!batch) return;
+    batches.delete(batchId);
     if (h && h.code === 503) {
       // Nobody listens on that node's subject (it stopped): nothing was
       // delivered, so each call goes alone to its shard's subject.
-      batches.delete(batchId);
       forgetNode(batch.node);
       for (const id of batch.ids) publishAlone(id);
       return;
     }
-    if (h?.get(Header.Batch) === undefined) {
-      // The node could not read the batch at all: that single reply is every call's.
-      batches.delete(batchId);
-      for (const id of batch.ids) onReply(id, h, msg.data);
-      return;
-    }
-    for (const r of decodeAnswer(msg.data)) {
-      if (!batch.ids.delete(r.token)) continue;
-      onReply(r.token, HeaderBlock.fromBytes(r.headers), r.body);
-    }
-    if (batch.ids.size === 0) batches.delete(batchId);
+    // The node could not read the batch at all: that single reply is every call's.
+    for (const id of batch.ids) onReply(id, h, msg.data);
   }
 
   function onReply(id: string, h: HeaderBlock | undefined, data: Uint8Array): void {

@@ -24,8 +24,8 @@ export const messaging: Benchmark = {
     await rawServer.call('raw.serve', { url: nats.url });
     await node.call('molt.serve', { url: nats.url });
     await rawClient.call('raw.caller', { url: nats.url, name: 'raw' });
-    await moltClient.call('molt.caller', { url: nats.url, name: 'volatile', type: 'cache', keyPrefix: 'm', batching: false });
-    await moltClient.call('molt.caller', { url: nats.url, name: 'batched', type: 'cache', keyPrefix: 'b' });
+    await moltClient.call('molt.caller', { url: nats.url, name: 'volatile', type: 'cache', keyPrefix: 'm' });
+    await moltClient.call('molt.caller', { url: nats.url, name: 'batched', type: 'cache', keyPrefix: 'b', batching: true });
     await moltClient.call('molt.caller', { url: nats.url, name: 'durable', type: 'counter', keyPrefix: 'm' });
 
     const systems: LoadSystem[] = [

@@ -31,8 +31,8 @@ export const peer: Benchmark = {
     await node.call('molt.serve', { url: nats.url });
     await molClient.call('moleculer.caller', { url: nats.url, name: 'moleculer' });
     await molClientNb.call('moleculer.caller', { url: nats.url, name: 'moleculer-nb', disableBalancer: true });
-    await moltClient.call('molt.caller', { url: nats.url, name: 'volatile', type: 'cache', keyPrefix: 'p', batching: false });
-    await moltClient.call('molt.caller', { url: nats.url, name: 'batched', type: 'cache', keyPrefix: 'q' });
+    await moltClient.call('molt.caller', { url: nats.url, name: 'volatile', type: 'cache', keyPrefix: 'p' });
+    await moltClient.call('molt.caller', { url: nats.url, name: 'batched', type: 'cache', keyPrefix: 'q', batching: true });
 
     const systems: LoadSystem[] = [
       { id: 'moleculer', label: 'Moleculer call (NATS), its own balancer', requester: molClient, caller: 'moleculer', servers: [molServer] },

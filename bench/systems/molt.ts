@@ -56,7 +56,7 @@ export const commands: Record<string, Command> = {
    * Registers caller `name`: worker w asks `inc` (or `message: 'get'`, which
    * changes nothing) of actor `<prefix><w>` of `type`, speaking `version`.
    * One client (and connection) per caller; `idempotency: false` sends no idempotency keys,
- * `batching: false` sends every call alone (the single form).
+ * `batching: true` sends the calls of a tick for one node together.
    */
   'molt.caller': async (args) => {
     const key = `${String(args.type)}@${Number(args.version ?? 1)}`;
@@ -69,8 +69,8 @@ export const commands: Record<string, Command> = {
       nats: { servers: String(args.url), name: 'bench molt client' },
       timeoutMs: 30_000,
       ...(args.idempotency === false ? { idempotency: false } : {}),
-      // `batching: false`: every call in the single form, one message each.
-      ...(args.batching === false ? { batching: false } : {}),
+      // `batching: true`: the keyed calls of a tick for one node go in one message.
+      ...(args.batching === true ? { batching: true } : {}),
     });
     clients.set(String(args.name), client);
     cleanups.push(() => client.close());

@@ -94,6 +94,14 @@ function singleCall(msg: Msg): IncomingCall {
 }
 
 /**
+ * How many calls of a batch run before the node yields to its event loop,
+ * and how many replies go back in one answer at most. A batch run whole would
+ * hold its callers (and the NATS socket) until its last call; in slices, the
+ * first answers travel, and the callers' next calls arrive, while the rest run.
+ */
+const BATCH_SLICE = 16;
+
+/**
  * The replies to one batch, sent back as they are ready: those ready in one
  * turn of the event loop go in one message (split where a message would
  * exceed `maxBytes`), so a slow call holds back no other.
@@ -115,6 +123,8 @@ class BatchAnswer {
     if (this.ready.length > 0 && this.readyBytes + size > this.maxBytes) this.flush();
     this.ready.push({ token, headers, body });
     this.readyBytes += size;
+    // A slice's worth goes at once: its callers send their next calls while the rest run.
+    if (this.ready.length >= BATCH_SLICE) return this.flush();
     if (!this.scheduled) {
       this.scheduled = true;
       setImmediate(() => {
@@ -161,6 +171,7 @@ export function createEdge(options: EdgeOptions): Edge {
       for (const wake of waiting) wake();
     }
   }
+
 
   /** Sends the one reply of a call. An ok body that cannot be encoded becomes an ActorFailed error. */
   function reply(msg: IncomingCall, ok: boolean, body: unknown, meta: ReplyMeta): void {
@@ -295,23 +306,34 @@ export function createEdge(options: EdgeOptions): Edge {
           refuseUnreadable(singleCall(msg), e);
           return;
         }
-        for (const c of calls) {
-          const call: IncomingCall = {
-            subject: c.subject,
-            headers: HeaderBlock.fromBytes(c.headers),
-            data: c.body,
-            answerable: true,
-            addressed: true,
-            respond: (bytes, headers) => answer.add(c.token, headerBytes(headers) ?? new Uint8Array(), bytes),
-          };
-          try {
-            // A shard subscription only ever delivers this service's calls; a batch could name any subject.
-            if (c.subject.startsWith(servicePrefix)) handle(call);
-            else reply(call, false, new MoltError(ErrorCode.InvalidHeader, `a call in a batch to node '${options.nodeId}' names subject '${c.subject.slice(0, 200)}', not one of service '${options.service}'`).toWire(), {});
-          } catch (e) {
-            refuseUnreadable(call, e);
+        // The batch counts as one call in flight until its last slice has
+        // been handed to the hosts, so a handover or shutdown waits for it.
+        inflight++;
+        let next = 0;
+        const runSlice = () => {
+          const end = Math.min(calls.length, next + BATCH_SLICE);
+          for (; next < end; next++) {
+            const c = calls[next]!;
+            const call: IncomingCall = {
+              subject: c.subject,
+              headers: HeaderBlock.fromBytes(c.headers),
+              data: c.body,
+              answerable: true,
+              addressed: true,
+              respond: (bytes, headers) => answer.add(c.token, headerBytes(headers) ?? new Uint8Array(), bytes),
+            };
+            try {
+              // A shard subscription only ever delivers this service's calls; a batch could name any subject.
+              if (c.subject.startsWith(servicePrefix)) handle(call);
+              else reply(call, false, new MoltError(ErrorCode.InvalidHeader, `a call in a batch to node '${options.nodeId}' names subject '${c.subject.slice(0, 200)}', not one of service '${options.service}'`).toWire(), {});
+            } catch (e) {
+              refuseUnreadable(call, e);
+            }
           }
-        }
+          if (next < calls.length) setImmediate(runSlice);
+          else answered();
+        };
+        runSlice();
       } catch (e) {
         logger.debug('unreadable batch', { error: String(e) });
       }

@@ -43,7 +43,7 @@ function watchBatches(nc: NatsConnection): { messages: number; calls: number; st
 
 test('concurrent keyed calls to one node go in batches once a reply named the node, and all count', async ({ nats, spy }) => {
   const node = await createNode({ service, nats: { servers: nats.url }, nodeId: 'batch-a', logger: silentLogger });
-  const client = await createClient({ service: 'counters', nats: { servers: nats.url } });
+  const client = await createClient({ service: 'counters', nats: { servers: nats.url }, batching: true });
   try {
     const seen = watchBatches(spy);
     await spy.flush();
@@ -65,7 +65,7 @@ test('concurrent keyed calls to one node go in batches once a reply named the no
 
 test('a call batched to a node that no longer owns its shard is sent to the shard and applied once', async ({ nats }) => {
   const a = await createNode({ service, nats: { servers: nats.url }, nodeId: 'batch-b1', logger: silentLogger, heartbeatMs: 200, leaseMs: 1000 });
-  const client = await createClient({ service: 'counters', nats: { servers: nats.url }, timeoutMs: 8000 });
+  const client = await createClient({ service: 'counters', nats: { servers: nats.url }, timeoutMs: 8000, batching: true });
   let b: MoltNode | undefined;
   try {
     const refs = Array.from({ length: 40 }, (_, i) => client.actor(counterV1, `moved-${i}`));
@@ -86,7 +86,7 @@ test('a call batched to a node that no longer owns its shard is sent to the shar
 test('a batch to a node that stopped is sent again call by call: nothing lost', async ({ nats }) => {
   const a = await createNode({ service, nats: { servers: nats.url }, nodeId: 'batch-c1', logger: silentLogger, heartbeatMs: 200, leaseMs: 1000 });
   const b = await createNode({ service, nats: { servers: nats.url }, nodeId: 'batch-c2', logger: silentLogger, heartbeatMs: 200, leaseMs: 1000 });
-  const client: MoltClient = await createClient({ service: 'counters', nats: { servers: nats.url }, timeoutMs: 8000 });
+  const client: MoltClient = await createClient({ service: 'counters', nats: { servers: nats.url }, timeoutMs: 8000, batching: true });
   try {
     const refs = Array.from({ length: 40 }, (_, i) => client.actor(counterV1, `stopped-${i}`));
     await Promise.all(refs.map((r) => r.increment({ by: 1 })));
