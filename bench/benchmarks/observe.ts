@@ -21,7 +21,7 @@ import { stat, type Benchmark, type BenchContext } from '../harness.ts';
 import { addRows, compare, series, type LoadSystem } from '../compare.ts';
 import { cpuPerOp } from './breakdown.ts';
 import { CallCounts } from '../../runtime/observe/calls.ts';
-import { endCallSpan, formatTraceparent, startCallSpan, tracerOf } from '../../runtime/observe/trace.ts';
+import { endCallSpan, setCallAttributes, startCallSpan, traceparentOf, tracerOf } from '../../runtime/observe/trace.ts';
 import { context, SpanKind } from '@opentelemetry/api';
 import { nativeRoute } from '../../runtime/internal.ts';
 
@@ -55,15 +55,16 @@ async function perCallSteps(ctx: BenchContext): Promise<void> {
       endCallSpan(span, 'cache', 1, 1, nativeRoute, undefined);
     },
     span_unsampled: () => (sink = startCallSpan(sampling, 'bench', 'cache', 'inc', 1, unsampled)),
+    // The client's steps as runtime/client.ts takes them: the span, its `traceparent`, the attributes if it records.
     client_span_unsampled: () => {
       const span = sampling.startSpan('cache.inc', { kind: SpanKind.CLIENT }, context.active());
-      sink = formatTraceparent(span.spanContext());
+      sink = traceparentOf(span.spanContext());
       span.end();
     },
     client_span_on: () => {
       const span = on.startSpan('cache.inc', { kind: SpanKind.CLIENT }, context.active());
-      sink = formatTraceparent(span.spanContext());
-      span.setAttributes({ 'rpc.system': 'molt', 'rpc.service': 'bench.cache', 'rpc.method': 'inc', 'molt.caller_version': 1 });
+      sink = traceparentOf(span.spanContext());
+      setCallAttributes(span, 'bench', 'cache', 'inc', 1);
       span.end();
     },
   };
