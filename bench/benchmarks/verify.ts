@@ -11,8 +11,7 @@
  */
 import '../../test/support/molt-alias.ts';
 import { Kvm, type KV } from '@nats-io/kv';
-import { connect } from '@nats-io/transport-node';
-import { defineActorType, type ActorType } from '../../runtime/index.ts';
+import { connectNats, defineActorType, type ActorType } from '../../runtime/index.ts';
 import { createSuperjsonCodec } from '../../runtime/wire/codec.ts';
 import { bucketNames, encodeKey, stateKey } from '../../runtime/wire/protocol.ts';
 import { verifyType } from '../../runtime/verify/check.ts';
@@ -64,7 +63,8 @@ export const verify: Benchmark = {
 
     const actors = ctx.options.quick ? 1_000 : 10_000;
     const nats = await ctx.nats();
-    const nc = await connect({ servers: nats.url });
+    // As every benchmark's connection (and `molt rehearse`'s own): connectNats, async stack traces off.
+    const nc = await connectNats({ servers: nats.url });
     try {
       const kv = await new Kvm(nc).create(bucketNames('counters').state);
       const codec = createSuperjsonCodec();
