@@ -26,8 +26,8 @@ import { BATCH_FORMAT, batchedCallSize, decodeAnswer, encodeBatch, MAX_BATCH_CAL
 import { headerBytes } from './nats/internals.ts';
 import { createIdGenerator, systemClock, type Clock, type IdGenerator, type TimerHandle } from './env.ts';
 import { inboxPrefixOf, resolveConnection, type NatsTarget } from './nats/connect.ts';
-import { context, isSpanContextValid, SpanKind, SpanStatusCode, type Span, type TracerProvider } from '@opentelemetry/api';
-import { formatTraceparent, tracerOf } from './observe/trace.ts';
+import { context, SpanKind, SpanStatusCode, type Span, type TracerProvider } from '@opentelemetry/api';
+import { setCallAttributes, traceparentOf, tracerOf } from './observe/trace.ts';
 
 /** Options of one call. */
 export interface CallOptions {
@@ -506,8 +506,7 @@ function createClientOn(nc: NatsConnection, options: ClientOptions, ownsConnecti
     // A span under the active one. Without an SDK it records nothing, and
     // carries the active span's context, if any, so a trace passes through.
     const span = tracer.startSpan(`${type}.${message}`, { kind: SpanKind.CLIENT }, context.active());
-    const traceContext = span.spanContext();
-    const traceparent = isSpanContextValid(traceContext) ? formatTraceparent(traceContext) : undefined;
+    const traceparent = traceparentOf(span.spanContext());
     let subject: string;
     let body: Uint8Array;
     let h: MsgHdrs;
@@ -521,7 +520,7 @@ function createClientOn(nc: NatsConnection, options: ClientOptions, ownsConnecti
     }
     const resendHeaders = key === undefined ? undefined : (ageMs: number) => perCallHeaders(version, message, key, traceparent, ageMs);
     if (!span.isRecording()) return sendBytes(subject, body, h, key, resendHeaders, undefined);
-    span.setAttributes({ 'rpc.system': 'molt', 'rpc.service': `${options.service}.${type}`, 'rpc.method': message, 'molt.caller_version': version });
+    setCallAttributes(span, options.service, type, message, version);
     return sendBytes(subject, body, h, key, resendHeaders, span);
   }
 

@@ -21,9 +21,10 @@ import { stat, type Benchmark, type BenchContext } from '../harness.ts';
 import { addRows, compare, series, type LoadSystem } from '../compare.ts';
 import { cpuPerOp } from './breakdown.ts';
 import { CallCounts } from '../../runtime/observe/calls.ts';
-import { endCallSpan, formatTraceparent, startCallSpan, tracerOf } from '../../runtime/observe/trace.ts';
+import { endCallSpan, setCallAttributes, startCallSpan, traceparentOf, tracerOf } from '../../runtime/observe/trace.ts';
 import { context, SpanKind } from '@opentelemetry/api';
 import { nativeRoute } from '../../runtime/internal.ts';
+import type { MoltClient, MoltNode } from '../../runtime/index.ts';
 
 /** CPU per call of each observability step, in this process. */
 async function perCallSteps(ctx: BenchContext): Promise<void> {
@@ -55,15 +56,16 @@ async function perCallSteps(ctx: BenchContext): Promise<void> {
       endCallSpan(span, 'cache', 1, 1, nativeRoute, undefined);
     },
     span_unsampled: () => (sink = startCallSpan(sampling, 'bench', 'cache', 'inc', 1, unsampled)),
+    // The client's steps as runtime/client.ts takes them: the span, its `traceparent`, the attributes if it records.
     client_span_unsampled: () => {
       const span = sampling.startSpan('cache.inc', { kind: SpanKind.CLIENT }, context.active());
-      sink = formatTraceparent(span.spanContext());
+      sink = traceparentOf(span.spanContext());
       span.end();
     },
     client_span_on: () => {
       const span = on.startSpan('cache.inc', { kind: SpanKind.CLIENT }, context.active());
-      sink = formatTraceparent(span.spanContext());
-      span.setAttributes({ 'rpc.system': 'molt', 'rpc.service': 'bench.cache', 'rpc.method': 'inc', 'molt.caller_version': 1 });
+      sink = traceparentOf(span.spanContext());
+      setCallAttributes(span, 'bench', 'cache', 'inc', 1);
       span.end();
     },
   };
@@ -77,11 +79,74 @@ async function perCallSteps(ctx: BenchContext): Promise<void> {
   if (sink === Symbol.for('never')) ctx.log('unreachable');
 }
 
+/**
+ * CPU per call of whole volatile asks in this process (client, node and their
+ * NATS connections; nats-server apart), 128 in flight, with both spans, only
+ * the node's, only the client's, and none: each setting a node and a client
+ * of its own, tracing through an SDK given as `tracerProvider` (nothing
+ * registered globally), interleaved per repetition in a rotating order. CPU
+ * time, unlike throughput, hardly moves with the machine's other work; and a
+ * span costs more here than alone in a loop.
+ */
+async function inProcessCalls(ctx: BenchContext): Promise<void> {
+  const { BasicTracerProvider, BatchSpanProcessor } = await import('@opentelemetry/sdk-trace-base');
+  const { createClient, createNode, defineService, silentLogger } = await import('../../runtime/index.ts');
+  const { default: service, cacheV1, PAYLOAD } = await import('../fixtures/service.ts');
+  const nats = await ctx.nats();
+  const sdk = () => new BasicTracerProvider({ spanProcessors: [new BatchSpanProcessor({ export: (_s, done) => done({ code: 0 }), shutdown: async () => {} })] });
+  const settings = [
+    { id: 'off', label: 'tracing off', node: false, client: false },
+    { id: 'node', label: "the node's span only", node: true, client: false },
+    { id: 'client', label: "the client's span only", node: false, client: true },
+    { id: 'both', label: 'both spans', node: true, client: true },
+  ] as const;
+  const running: Array<{ id: string; label: string; node: MoltNode; client: MoltClient; refs: Array<{ inc(request: unknown): Promise<unknown> }> }> = [];
+  try {
+    for (const s of settings) {
+      const name = `bench-inproc-${s.id}`;
+      const node = await createNode({ service: defineService(name, service.types), nats: { servers: nats.url }, logger: silentLogger, ...(s.node ? { tracerProvider: sdk() } : {}) });
+      const client = await createClient({ service: name, nats: { servers: nats.url }, timeoutMs: 30_000, ...(s.client ? { tracerProvider: sdk() } : {}) });
+      running.push({ id: s.id, label: s.label, node, client, refs: Array.from({ length: 128 }, (_, w) => client.actor(cacheV1, `k${w}`)) });
+    }
+    const cell = async (r: (typeof running)[number], ms: number): Promise<number> => {
+      let calls = 0;
+      let stop = false;
+      const started = process.cpuUsage();
+      const timer = setTimeout(() => (stop = true), ms);
+      await Promise.all(
+        r.refs.map(async (ref) => {
+          while (!stop) {
+            await ref.inc(PAYLOAD);
+            calls++;
+          }
+        }),
+      );
+      clearTimeout(timer);
+      const used = process.cpuUsage(started);
+      return (used.user + used.system) / Math.max(1, calls);
+    };
+    const ms = ctx.options.quick ? 100 : ctx.options.cellMs;
+    for (const r of running) await cell(r, ctx.options.quick ? 50 : ctx.options.warmupMs);
+    const cpu = new Map<string, number[]>(running.map((r) => [r.id, []]));
+    for (let rep = 0; rep < ctx.options.reps; rep++) {
+      const order = [...running.slice(rep % running.length), ...running.slice(0, rep % running.length)];
+      for (const r of order) cpu.get(r.id)!.push(await cell(r, ms));
+    }
+    for (const r of running) ctx.row({ system: 'volatile ask in one process, 128 in flight', setting: r.label, metrics: { cpu_us_per_call: stat(cpu.get(r.id)!) } });
+  } finally {
+    for (const r of running) {
+      await r.client.close().catch(() => undefined);
+      await r.node.stop().catch(() => undefined);
+    }
+  }
+}
+
 export const observe: Benchmark = {
   name: 'observe',
   title: 'volatile ask with metrics on, with tracing on (SDK, dropping exporter), vs both off',
   async run(ctx) {
     await perCallSteps(ctx);
+    await inProcessCalls(ctx);
     const nats = await ctx.nats();
     const [offNode, metricsNode, tracingNode, requester, tracingRequester] = await Promise.all([
       ctx.agent('molt-node-plain'),

@@ -17,7 +17,6 @@ import {
   SpanKind,
   SpanStatusCode,
   trace,
-  type Attributes,
   type Context,
   type Span,
   type SpanContext,
@@ -64,12 +63,52 @@ export function parseTraceparent(value: string): SpanContext | undefined {
   if (v00 ? value.length !== 55 : value.length > 55 && value[55] !== '-') return undefined;
   if (!isHex(value, 3, 35) || !isHex(value, 36, 52) || !isHex(value, 53, 55)) return undefined;
   if (isZero(value, 3, 35) || isZero(value, 36, 52)) return undefined;
-  return { traceId: value.slice(3, 35), spanId: value.slice(36, 52), traceFlags: parseInt(value.slice(53, 55), 16), isRemote: true };
+  return { traceId: value.slice(3, 35), spanId: value.slice(36, 52), traceFlags: (hexDigit(value.charCodeAt(53)) << 4) | hexDigit(value.charCodeAt(54)), isRemote: true };
 }
+
+/** The value of a lowercase hex digit's char code (checked by {@link isHex} before). */
+function hexDigit(c: number): number {
+  return c <= 57 ? c - 48 : c - 87;
+}
+
+/** The two hex digits of each flags byte, made once: flags are formatted on every traced call. */
+const FLAGS_HEX = Array.from({ length: 256 }, (_, i) => i.toString(16).padStart(2, '0'));
 
 /** The `traceparent` value of a span context (version 00). */
 export function formatTraceparent(sc: SpanContext): string {
-  return `00-${sc.traceId}-${sc.spanId}-${(sc.traceFlags & 0xff).toString(16).padStart(2, '0')}`;
+  return `00-${sc.traceId}-${sc.spanId}-${FLAGS_HEX[sc.traceFlags & 0xff]}`;
+}
+
+/** True if `value` is `length` hex digits (either case, as the API's check allows) and not all zero. */
+function isIdOf(value: string, length: number): boolean {
+  if (typeof value !== 'string' || value.length !== length) return false;
+  let zero = true;
+  for (let i = 0; i < length; i++) {
+    const c = value.charCodeAt(i);
+    if (!((c >= 48 && c <= 57) || (c >= 97 && c <= 102) || (c >= 65 && c <= 70))) return false;
+    if (c !== 48) zero = false;
+  }
+  return !zero;
+}
+
+/**
+ * The `traceparent` a client sends for its span: undefined if the span's
+ * context is not valid (the API's `isSpanContextValid`, without its two
+ * regular expressions per call).
+ */
+export function traceparentOf(sc: SpanContext): string | undefined {
+  return isIdOf(sc.traceId, 32) && isIdOf(sc.spanId, 16) ? formatTraceparent(sc) : undefined;
+}
+
+/**
+ * Sets the attributes a call's span starts with, one by one (an SDK's
+ * `setAttributes` walks an object made for it with `for…in`).
+ */
+export function setCallAttributes(span: Span, service: string, type: string, message: string, version: number): void {
+  span.setAttribute('rpc.system', 'molt');
+  span.setAttribute('rpc.service', `${service}.${type}`);
+  span.setAttribute('rpc.method', message);
+  span.setAttribute('molt.caller_version', version);
 }
 
 /** A call's server span on a node, while the call runs (undefined when not recording). */
@@ -85,7 +124,7 @@ export function startCallSpan(tracer: Tracer, service: string, type: string, mes
   const parent: Context = remote === undefined ? ROOT_CONTEXT : trace.setSpanContext(ROOT_CONTEXT, remote);
   const span = tracer.startSpan(`${type}.${message}`, { kind: SpanKind.SERVER }, parent);
   if (!span.isRecording()) return undefined;
-  span.setAttributes({ 'rpc.system': 'molt', 'rpc.service': `${service}.${type}`, 'rpc.method': message, 'molt.caller_version': version });
+  setCallAttributes(span, service, type, message, version);
   return span;
 }
 
@@ -95,16 +134,19 @@ export function startCallSpan(tracer: Tracer, service: string, type: string, mes
  * it was disallowed, and the error.
  */
 export function endCallSpan(span: CallSpan, type: string, version: number, nodeVersion: number, route: Route | undefined, error: MoltError | undefined): void {
-  const attributes: Attributes = { 'molt.node_version': nodeVersion, 'molt.route': routeLabel(route), 'molt.disallowed': error?.code === 'Disallowed' };
-  if (route !== undefined && route.kind !== 'native') attributes['molt.route_steps'] = route.steps;
-  // The first SO on the way: a past SO belongs to the version above the caller's, a future SO to the caller's.
-  if (route?.kind === 'past') attributes['molt.so'] = `${type}@${route.target} past`;
-  else if (route?.kind === 'future') attributes['molt.so'] = `${type}@${version} future`;
+  span.setAttribute('molt.node_version', nodeVersion);
+  span.setAttribute('molt.route', routeLabel(route));
+  span.setAttribute('molt.disallowed', error?.code === 'Disallowed');
+  if (route !== undefined && route.kind !== 'native') {
+    span.setAttribute('molt.route_steps', route.steps);
+    // The first SO on the way: a past SO belongs to the version above the caller's, a future SO to the caller's.
+    if (route.kind === 'past') span.setAttribute('molt.so', `${type}@${route.target} past`);
+    else if (route.kind === 'future') span.setAttribute('molt.so', `${type}@${version} future`);
+  }
   if (error) {
-    attributes['molt.error_code'] = error.code;
+    span.setAttribute('molt.error_code', error.code);
     span.setStatus({ code: SpanStatusCode.ERROR, message: error.message });
   }
-  span.setAttributes(attributes);
   span.end();
 }
 

@@ -177,6 +177,34 @@ function isEmpty(record: Readonly<Record<number, unknown>>): boolean {
   return true;
 }
 
+/**
+ * How a view admits each of a rehearsal's reads (see {@link rehearseActor}):
+ * the same read objects on the same views, actor after actor, and `admit`
+ * depends on nothing else — so each is admitted once.
+ */
+const admitted = new WeakMap<TypeVersions, WeakMap<VerifyCall, Route | Refused>>();
+
+/** A call the layer refuses before it reaches the actor, as an outcome. */
+type Refused = Extract<Outcome, { kind: 'error' }>;
+
+function admitRead(types: TypeVersions, call: VerifyCall): Route | Refused {
+  let byCall = admitted.get(types);
+  if (!byCall) admitted.set(types, (byCall = new WeakMap()));
+  let out = byCall.get(call);
+  if (out === undefined) byCall.set(call, (out = admitCall(types, call)));
+  return out;
+}
+
+/** The route of `call`, or its refusal. */
+function admitCall(types: TypeVersions, call: VerifyCall): Route | Refused {
+  try {
+    return admit(types, call.version, call.message, call.request);
+  } catch (e) {
+    if (isMoltError(e)) return { kind: 'error', code: e.code, message: e.message };
+    throw e;
+  }
+}
+
 /** One simulated actor on one simulated node. */
 class Sim {
   constructor(
@@ -185,18 +213,15 @@ class Sim {
     private readonly onDisallow: (version: number, message: string, disallowed: boolean) => void,
     /** Check that a refusal changed no SO state (off where nothing is committed anyway). */
     private readonly honesty = true,
+    /** Calls made again and again on one view (a rehearsal's reads): their admission is kept. */
+    private readonly sameCalls = false,
   ) {}
 
   /** The outcome of `call`, without committing it; throws Broken if a refusal changed the state. */
   attempt(call: VerifyCall): Outcome {
     const before = this.state;
-    let route: Route;
-    try {
-      route = admit(this.types, call.version, call.message, call.request);
-    } catch (e) {
-      if (isMoltError(e)) return { kind: 'error', code: e.code, message: e.message };
-      throw e;
-    }
+    const route = this.sameCalls ? admitRead(this.types, call) : admitCall(this.types, call);
+    if (route.kind === 'error') return route;
     // Only a call through an SO can be disallowed: only then is the state worth a fingerprint.
     const print = route.kind === 'native' || !this.honesty ? '' : fingerprint(before);
     try {
@@ -683,6 +708,8 @@ function standingRefusal(types: TypeVersions, call: VerifyCall): boolean {
   return isDisallow((route.so.handlers as Record<string, unknown>)[call.message]);
 }
 
+const ignoreDisallow = () => undefined;
+
 /**
  * One stored actor, rehearsed: carried from its stored version to `to`
  * through the TF chain (in memory; nothing is written), and each read
@@ -703,9 +730,8 @@ export function rehearseActor(versions: readonly AnyActorVersion[], to: number, 
     } catch (e) {
       return { problem: 'transform-failed', detail: e instanceof Error ? e.message : String(e) };
     }
-    const ignore = () => undefined;
     try {
-      lockstep('identity', new Sim(older, before, ignore, false), new Sim(newer, after, ignore, false), [], reads, `before the upgrade (at ${persisted.v})`, `after it (at ${to})`);
+      lockstep('identity', new Sim(older, before, ignoreDisallow, false, true), new Sim(newer, after, ignoreDisallow, false, true), [], reads, `before the upgrade (at ${persisted.v})`, `after it (at ${to})`);
     } catch (e) {
       if (e instanceof Broken) return { problem: 'identity', detail: e.detail, read: e.read! };
       return { problem: 'identity', detail: e instanceof Error ? e.message : String(e), read: reads[0]! };

@@ -8,7 +8,8 @@
  *
  * @module
  */
-import { Kvm, type KV } from '@nats-io/kv';
+import { Bucket, Kvm, type KV, type KvEntry } from '@nats-io/kv';
+import { DeliverPolicy, type JsMsg } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { ErrorCode, MoltError } from '../errors.ts';
 import type { ActorType } from '../define/service.ts';
@@ -35,7 +36,10 @@ export interface RehearseOptions {
   generators?: GeneratorOverrides;
   /** The codec the nodes store state with (default: superjson, as nodes use). */
   codec?: Codec;
-  /** Reads in flight at once (default 32). */
+  /**
+   * With `sample`: reads in flight at once (default 32). A full rehearsal
+   * reads the whole type in one stream instead (see {@link rehearse}).
+   */
   concurrency?: number;
   /** Called after each actor: how many are done, of how many. */
   onProgress?: (done: number, total: number) => void;
@@ -97,6 +101,50 @@ function decodeRecord(codec: Codec, bytes: Uint8Array): PersistedActor | string 
   }
 }
 
+/**
+ * Sends the latest entry of every key matching `filter` to `each`, in one
+ * ordered push consumer delivering the last value per subject: one pass over
+ * the bucket, with no request per key (a `get` costs a round trip and a
+ * JetStream API reply per key, more than the rehearsal of a small actor).
+ * `each` runs synchronously as entries arrive, so the stream is paced by it
+ * (flow control). Resolves with how many entries there were when it started
+ * (deletion markers included); writes made meanwhile are not waited for.
+ */
+async function streamLatest(kv: Bucket, filter: string, each: (entry: KvEntry, done: number, total: number) => void): Promise<number> {
+  const consumer = await kv.js.consumers.getPushConsumer(kv.stream, { filter_subjects: kv.fullKeyName(filter), deliver_policy: DeliverPolicy.LastPerSubject });
+  const total = (await consumer.info(true)).num_pending;
+  if (total === 0) {
+    await consumer.delete().catch(() => undefined);
+    return 0;
+  }
+  let received = 0;
+  let failed: unknown;
+  let finish!: () => void;
+  const finished = new Promise<void>((resolve) => (finish = resolve));
+  const messages = await consumer.consume({
+    callback: (m: JsMsg) => {
+      if (received >= total || failed !== undefined) return;
+      received++;
+      try {
+        each(kv.jmToWatchEntry(m, false), received, total);
+      } catch (e) {
+        failed = e;
+      }
+      // Pending 0: nothing more was stored (a key deleted since the start is not delivered).
+      if (received >= total || m.info.pending === 0 || failed !== undefined) finish();
+    },
+  });
+  void messages.closed().then((e) => {
+    if (received < total && failed === undefined) failed = e ?? new Error(`the stream of ${kv.stream} ended after ${received} of ${total} entries`);
+    finish();
+  });
+  await finished;
+  messages.stop();
+  await consumer.delete().catch(() => undefined);
+  if (failed !== undefined) throw failed;
+  return received;
+}
+
 /** Rehearses the upgrade of `options.type` to `options.to` on the actors stored in the service's state bucket. */
 export async function rehearse(options: RehearseOptions): Promise<RehearseReport> {
   const started = performance.now();
@@ -114,10 +162,6 @@ export async function rehearse(options: RehearseOptions): Promise<RehearseReport
     throw new MoltError(ErrorCode.OperationRefused, `no state bucket ${bucket} on this NATS (${(e as Error).message}): is the service '${options.service}' running here?`, { cause: e });
   }
   const prefix = `${type.name}.`;
-  const keys: string[] = [];
-  for await (const k of await kv.keys(`${prefix}>`)) keys.push(k);
-  keys.sort();
-  const chosen = options.sample !== undefined && options.sample < keys.length ? pick(keys, options.sample, options.seed ?? 1) : keys;
   const codec = options.codec ?? createSuperjsonCodec();
   const readsByVersion = new Map<number, VerifyCall[]>();
   const readsFor = (v: number) => {
@@ -125,38 +169,55 @@ export async function rehearse(options: RehearseOptions): Promise<RehearseReport
     if (!reads) readsByVersion.set(v, (reads = rehearsalReads(versions, v, to, { random: options.reads ?? 4, seed: options.seed, generators: options.generators })));
     return reads;
   };
-  const report: RehearseReport = { service: options.service, type: type.name, to, stored: keys.length, checked: 0, current: 0, failures: [], ms: 0 };
-  let next = 0;
-  let done = 0;
-  const worker = async () => {
-    while (next < chosen.length) {
-      const storeKey = chosen[next++]!;
-      const entry = await kv.get(storeKey);
-      done++;
-      if (!entry || entry.operation !== 'PUT') {
-        options.onProgress?.(done, chosen.length);
-        continue;
-      }
-      let key = storeKey.slice(prefix.length);
-      try {
-        key = decodeKey(key);
-      } catch {
-        // Shown as stored.
-      }
-      report.checked++;
-      const record = decodeRecord(codec, entry.value);
-      if (typeof record === 'string') {
-        report.failures.push({ key, version: 0, problem: 'unreadable', detail: `its stored record cannot be read: ${record}` });
-      } else if (record.v >= to) {
-        report.current++;
-      } else {
-        const found = rehearseActor(versions, to, record, readsFor(record.v), key);
-        if (found) report.failures.push({ key, version: record.v, ...found });
-      }
-      options.onProgress?.(done, chosen.length);
+  const report: RehearseReport = { service: options.service, type: type.name, to, stored: 0, checked: 0, current: 0, failures: [], ms: 0 };
+  /** One stored actor: its record decoded, carried and read (an entry that is not a value is skipped). */
+  const check = (entry: KvEntry | null, storeKey: string): void => {
+    if (!entry || entry.operation !== 'PUT') return;
+    let key = storeKey.slice(prefix.length);
+    try {
+      key = decodeKey(key);
+    } catch {
+      // Shown as stored.
+    }
+    report.checked++;
+    const record = decodeRecord(codec, entry.value);
+    if (typeof record === 'string') {
+      report.failures.push({ key, version: 0, problem: 'unreadable', detail: `its stored record cannot be read: ${record}` });
+    } else if (record.v >= to) {
+      report.current++;
+    } else {
+      const found = rehearseActor(versions, to, record, readsFor(record.v), key);
+      if (found) report.failures.push({ key, version: record.v, ...found });
     }
   };
-  await Promise.all(Array.from({ length: Math.max(1, options.concurrency ?? 32) }, worker));
+
+  if (options.sample === undefined && kv instanceof Bucket) {
+    // Every actor: one stream over the type's keys, each checked as it arrives.
+    await streamLatest(kv, `${prefix}>`, (entry, done, total) => {
+      if (entry.operation === 'PUT') report.stored++;
+      check(entry, entry.key);
+      options.onProgress?.(done, total);
+    });
+  } else {
+    // A sample: the keys first (the pick is made from all of them, sorted), then only the chosen actors, `concurrency` reads at once.
+    const keys: string[] = [];
+    for await (const k of await kv.keys(`${prefix}>`)) keys.push(k);
+    keys.sort();
+    report.stored = keys.length;
+    const chosen = options.sample !== undefined && options.sample < keys.length ? pick(keys, options.sample, options.seed ?? 1) : keys;
+    let next = 0;
+    let done = 0;
+    const worker = async () => {
+      while (next < chosen.length) {
+        const storeKey = chosen[next++]!;
+        const entry = await kv.get(storeKey);
+        done++;
+        check(entry, storeKey);
+        options.onProgress?.(done, chosen.length);
+      }
+    };
+    await Promise.all(Array.from({ length: Math.max(1, options.concurrency ?? 32) }, worker));
+  }
   report.failures.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
   report.ms = performance.now() - started;
   return report;

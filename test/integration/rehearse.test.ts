@@ -95,4 +95,21 @@ test('molt rehearse: the command names the actors and exits 1; a correct module 
   assert.match(good.output, '✓ no actor would fail the upgrade');
 });
 
+test('only values are rehearsed: deleted and purged actors are skipped, and a bucket with none of the type is empty', async (ctx) => {
+  await ctx.kv.delete(stateKey('counter', encodeKey('acct-00100')));
+  await ctx.kv.purge(stateKey('counter', encodeKey('acct-00200')));
+  let total = 0;
+  const report = await rehearse({ nats: ctx.nc, service: 'counters', type: throwsAt13, to: 2, onProgress: (_done, t) => (total = t) });
+  assert.is(report.stored, ACTORS - 1, 'the 10,000 and already-there, less the two removed');
+  assert.is(report.checked, ACTORS - 1);
+  assert.ok(total >= report.stored, 'progress counts every entry read');
+  assert.equal(report.failures.map((f) => f.key), UNLUCKY);
+
+  // Another service's bucket holding only another type's actors: nothing to read, and no wait for any.
+  const other = await new Kvm(ctx.nc).create(bucketNames('others').state);
+  await other.put(stateKey('gauge', encodeKey('g1')), createSuperjsonCodec().encode({ v: 1, value: {}, context: { count: 1 } }));
+  const none = await rehearse({ nats: ctx.nc, service: 'others', type: throwsAt13, to: 2 });
+  assert.equal({ stored: none.stored, checked: none.checked, failures: none.failures }, { stored: 0, checked: 0, failures: [] });
+});
+
 test.run();

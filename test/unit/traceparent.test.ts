@@ -5,7 +5,8 @@
  */
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { formatTraceparent, parseTraceparent } from '../../runtime/observe/trace.ts';
+import { isSpanContextValid, type SpanContext } from '@opentelemetry/api';
+import { formatTraceparent, parseTraceparent, traceparentOf } from '../../runtime/observe/trace.ts';
 
 const valid = '00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01';
 
@@ -35,6 +36,31 @@ test('traceparent - invalid values are ignored', () => {
   ]) {
     assert.is(parseTraceparent(bad), undefined, `refused: ${JSON.stringify(bad)}`);
   }
+});
+
+test('traceparent - every flags byte is written as two lowercase hex digits', () => {
+  for (let flags = 0; flags < 256; flags++) {
+    const value = formatTraceparent({ traceId: '4bf92f3577b34da6a3ce929d0e0e4736', spanId: '00f067aa0ba902b7', traceFlags: flags });
+    assert.is(value.slice(53), flags.toString(16).padStart(2, '0'));
+    assert.is(parseTraceparent(value)?.traceFlags, flags);
+  }
+});
+
+test("traceparent - a client sends one exactly when the API calls its span's context valid", () => {
+  const ids = (n: number) => ['', '0'.repeat(n), 'a'.repeat(n), 'A'.repeat(n), `${'0'.repeat(n - 1)}1`, `${'f'.repeat(n - 1)}g`, 'a'.repeat(n - 1), 'a'.repeat(n + 1), `${'9'.repeat(n - 1)}-`, `${'b'.repeat(n - 1)}F`];
+  let sent = 0;
+  for (const traceId of ids(32)) {
+    for (const spanId of ids(16)) {
+      const sc: SpanContext = { traceId, spanId, traceFlags: 1 };
+      const value = traceparentOf(sc);
+      assert.is(value !== undefined, isSpanContextValid(sc), JSON.stringify(sc));
+      if (value !== undefined) {
+        sent++;
+        assert.is(value, formatTraceparent(sc));
+      }
+    }
+  }
+  assert.ok(sent > 0);
 });
 
 test.run();
