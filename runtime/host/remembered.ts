@@ -289,7 +289,7 @@ export class RememberedCalls {
 
   /** Forgets the calls of a batch that was not stored (it will run again). */
   discardStaged(): void {
-    if (this.staged.size > 0) this.staged = new Map();
+    this.staged.clear();
   }
 
   /**
@@ -328,7 +328,7 @@ export class RememberedCalls {
       this.stored.delete(e.k);
       this.stored.set(e.k, e);
     }
-    this.staged = new Map();
+    this.staged.clear();
     while (this.stored.size > this.options.limit) {
       const oldest = this.stored.values().next().value!;
       this.stored.delete(oldest.k);
@@ -361,7 +361,7 @@ export class RememberedCalls {
       this.stored.delete(e.k);
       this.stored.set(e.k, e);
     }
-    if (this.staged.size > 0) this.staged = new Map();
+    this.staged.clear();
     this.floor = written?.ikf;
   }
 }
