@@ -21,7 +21,7 @@
  */
 import { isPlainJson, type Codec } from '../wire/codec.ts';
 
-/** One remembered call, as stored in the actor's record (`ik` field). */
+/** One remembered call (in the actor's record: compact in `ikc`, or as this object in `ik`). */
 export interface RememberedCall {
   /** The idempotency key. */
   k: string;
@@ -63,11 +63,11 @@ export const CLOCK_MARGIN_MS = 100;
  * costs follows its bytes (docs/performance.md).
  *
  * `ikc` is one JSON array: the floor (or null), then one `[p, s, d, r]` per
- * call, oldest first (`[p, s, d]` for a call without a reply, a tell). The call's key is the first `p` characters of the
- * previous call's key followed by `s` (the default keys of one client share a
- * 12-character prefix); its time is the previous call's plus `d` (the first
- * call's `d` is its time); `r` is its reply. About 17 bytes a call instead of
- * 52 for the default keys. It needs replies that are plain JSON (or none) and
+ * call, oldest first (`[p, s, d]` for a call without a reply, a tell). The
+ * call's key is the first `p` characters of the previous call's key followed
+ * by `s` (the default keys of one client share a 12-character prefix); its
+ * time is the previous call's plus `d` (the first call's `d` is its time); `r`
+ * is its reply. About 17 bytes a call instead of 52 for the default keys. It needs replies that are plain JSON (or none) and
  * times that are safe integers (the wall clock's milliseconds); otherwise the
  * record keeps the `ik` form.
  *

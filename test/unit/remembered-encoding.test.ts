@@ -95,6 +95,8 @@ test('what a node remembers after its writes is what a node loading the last of 
           reader.load(decoded(bytes));
           assert.equal(reader.toRecord(now), writer.toRecord(now));
           assert.equal(written === undefined ? undefined : readCompact(decoded(bytes).ikc as unknown[]).entries, written?.ik);
+          // The text reused from the previous write is the text made from scratch.
+          if (written) assert.equal(decoded(bytes).ikc, JSON.parse(compactRememberedJson(written)!));
         }
       },
     ),
