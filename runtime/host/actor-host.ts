@@ -21,7 +21,7 @@ import { RevisionConflict, type StateStore } from './store.ts';
 import { CallCounts } from '../observe/calls.ts';
 import { endWriteSpan, startWriteSpan } from '../observe/trace.ts';
 import type { Span, Tracer } from '@opentelemetry/api';
-import { DEFAULT_REMEMBER, RememberedCalls, rememberedJson, type RememberedRecord, type RememberOptions } from './remembered.ts';
+import { DEFAULT_REMEMBER, RememberedCalls, type RememberedRecord, type RememberOptions } from './remembered.ts';
 import type { KeyedCall } from '../wire/envelope.ts';
 import {
   admit,
@@ -557,15 +557,9 @@ class ActorCell {
     this.remembered = new RememberedCalls(host.config.remember ?? DEFAULT_REMEMBER);
   }
 
-  /** The bytes of this actor's record for `state`, with the calls it remembers. */
+  /** The bytes of this actor's record for `state`, with the calls it remembers (see RememberedCalls.encodeRecord). */
   private encodeRecord(state: ActorState, remembered: RememberedRecord | undefined): Uint8Array {
-    const record: PersistedActor & { ikf?: number } = persist(state);
-    const { codec } = this.host.config;
-    if (!remembered) return codec.encode(record);
-    if (remembered.ikf !== undefined) record.ikf = remembered.ikf;
-    // The remembered calls' JSON is made once per call, not once per write.
-    const json = codec.encodeWithJsonField ? rememberedJson(remembered.ik) : undefined;
-    return (json !== undefined ? codec.encodeWithJsonField!(record, 'ik', json) : undefined) ?? codec.encode({ ...record, ik: remembered.ik });
+    return this.remembered.encodeRecord(this.host.config.codec, persist(state), remembered);
   }
 
   get idle(): boolean {
@@ -613,7 +607,7 @@ class ActorCell {
       return;
     }
     const persisted = this.readRecord(stored.bytes, stored.revision);
-    this.remembered.load(persisted as { ik?: unknown; ikf?: unknown });
+    this.remembered.load(persisted as { ik?: unknown; ikf?: unknown; ikc?: unknown });
     try {
       this.state = restore(types, persisted, this.key);
       this.failure = undefined;

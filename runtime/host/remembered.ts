@@ -19,9 +19,9 @@
  *
  * @module
  */
-import { isPlainJson } from '../wire/codec.ts';
+import { isPlainJson, type Codec } from '../wire/codec.ts';
 
-/** One remembered call, as stored in the actor's record (`ik` field). */
+/** One remembered call (in the actor's record: compact in `ikc`, or as this object in `ik`). */
 export interface RememberedCall {
   /** The idempotency key. */
   k: string;
@@ -57,32 +57,151 @@ export const DEFAULT_REMEMBER: RememberOptions = { windowMs: 10 * 60_000, limit:
 export const CLOCK_MARGIN_MS = 100;
 
 /**
- * Each remembered call's JSON text, made once: an actor writes all of its
- * remembered calls with every change, and encoding them again each time
- * would cost more than the change itself. Null for a call whose reply is not
- * plain JSON (the record is then encoded whole).
+ * The compact form of an actor's remembered calls (record field `ikc`),
+ * written instead of the list of `{ k, at, r }` objects (`ik`) whenever it can
+ * hold them: every write of the actor carries all of them, and what a write
+ * costs follows its bytes (docs/performance.md).
+ *
+ * `ikc` is one JSON array: the floor (or null), then one `[p, s, d, r]` per
+ * call, oldest first (`[p, s, d]` for a call without a reply, a tell). The
+ * call's key is the first `p` characters of the previous call's key followed
+ * by `s` (the default keys of one client share a 12-character prefix); its
+ * time is the previous call's plus `d` (the first call's `d` is its time); `r`
+ * is its reply. About 17 bytes a call instead of 52 for the default keys. It needs replies that are plain JSON (or none) and
+ * times that are safe integers (the wall clock's milliseconds); otherwise the
+ * record keeps the `ik` form.
+ *
+ * Each call's text depends on its predecessor only, so a write reuses the
+ * text of the previous one ({@link CompactCache}): the calls it kept are
+ * joined as they were, only the new oldest call and the new calls are made.
  */
-const jsonTexts = new WeakMap<RememberedCall, string | null>();
 
-function jsonTextOf(entry: RememberedCall): string | null {
-  let text = jsonTexts.get(entry);
-  if (text === undefined) {
-    // The same text JSON.stringify gives the entry, fields in the same order.
-    text = isPlainJson(entry.r) && isPlainJson(entry.at) ? `{"k":${JSON.stringify(entry.k)},"at":${JSON.stringify(entry.at)},"r":${JSON.stringify(entry.r)}}` : null;
-    jsonTexts.set(entry, text);
+/** A call's text in the compact form, relative to `prev` (none: absolute); null if the form cannot hold it. */
+function compactText(entry: RememberedCall, prev: RememberedCall | undefined): string | null {
+  if (!Number.isSafeInteger(entry.at)) return null;
+  // No reply (a tell's): the call has three items, not four.
+  let reply = '';
+  if (entry.r !== undefined) {
+    if (!isPlainJson(entry.r)) return null;
+    reply = `,${JSON.stringify(entry.r)}`;
   }
-  return text;
+  if (prev === undefined) return `[0,${JSON.stringify(entry.k)},${entry.at}${reply}]`;
+  // Safe integers both: the difference is exact when it is a safe integer itself.
+  const d = entry.at - prev.at;
+  if (!Number.isSafeInteger(d)) return null;
+  const max = Math.min(entry.k.length, prev.k.length);
+  let p = 0;
+  while (p < max && entry.k.charCodeAt(p) === prev.k.charCodeAt(p)) p++;
+  return `[${p},${JSON.stringify(p === 0 ? entry.k : entry.k.slice(p))},${d}${reply}]`;
 }
 
-/** The JSON text of `entries` (an array), or undefined if one of them is not plain JSON. */
-export function rememberedJson(entries: readonly RememberedCall[]): string | undefined {
-  let out = '[';
-  for (let i = 0; i < entries.length; i++) {
-    const text = jsonTextOf(entries[i]!);
-    if (text === null) return undefined;
-    out += i === 0 ? text : `,${text}`;
+/**
+ * The compact text of the calls last encoded, to be reused by the next write:
+ * a pure function of the calls (by identity), so whether that write was
+ * stored does not matter.
+ */
+export class CompactCache {
+  private entries: readonly RememberedCall[] = [];
+  /** Each call's text, each preceded by a comma. */
+  private text = '';
+  /** The length of each call's part of `text`. */
+  private lengths: number[] = [];
+
+  /**
+   * The JSON text of the compact form (`ikc`) of `remembered`, or undefined
+   * if it cannot hold them (then the record takes the `ik` form).
+   */
+  json(remembered: RememberedRecord): string | undefined {
+    const { ik, ikf } = remembered;
+    if (ikf !== undefined && !Number.isSafeInteger(ikf)) return undefined;
+    const head = ikf === undefined ? '[null' : `[${ikf}`;
+    if (!this.reuse(ik) && !this.build(ik)) return undefined;
+    return `${head}${this.text}]`;
   }
-  return `${out}]`;
+
+  /** Makes the text of `ik` from that of the calls last encoded, if `ik` is some of them (from the first kept on) then new ones. */
+  private reuse(ik: readonly RememberedCall[]): boolean {
+    const last = this.entries;
+    if (ik.length === 0 || last.length === 0) return false;
+    // How many of the oldest calls last encoded were dropped (a window or limit trim drops a few).
+    const dropped = last.indexOf(ik[0]!);
+    if (dropped < 0) return false;
+    const kept = last.length - dropped;
+    if (kept > ik.length) return false;
+    for (let i = 1; i < kept; i++) if (last[dropped + i] !== ik[i]) return false;
+    let text = this.text;
+    let lengths = this.lengths;
+    if (dropped > 0) {
+      // The new oldest call was written relative to a call now dropped: write it whole.
+      const first = compactText(ik[0]!, undefined);
+      if (first === null) return false;
+      let offset = 0;
+      for (let i = 0; i <= dropped; i++) offset += lengths[i]!;
+      text = `,${first}${text.slice(offset)}`;
+      lengths = [first.length + 1, ...lengths.slice(dropped + 1)];
+    } else lengths = lengths.slice();
+    for (let i = kept; i < ik.length; i++) {
+      const t = compactText(ik[i]!, ik[i - 1]);
+      if (t === null) return false;
+      text += `,${t}`;
+      lengths.push(t.length + 1);
+    }
+    this.entries = ik;
+    this.text = text;
+    this.lengths = lengths;
+    return true;
+  }
+
+  private build(ik: readonly RememberedCall[]): boolean {
+    let text = '';
+    const lengths: number[] = [];
+    for (let i = 0; i < ik.length; i++) {
+      const t = compactText(ik[i]!, ik[i - 1]);
+      if (t === null) return false;
+      text += `,${t}`;
+      lengths.push(t.length + 1);
+    }
+    this.entries = ik;
+    this.text = text;
+    this.lengths = lengths;
+    return true;
+  }
+}
+
+/** The JSON text of the compact form (`ikc`) of `remembered`, made from scratch (see {@link CompactCache}). */
+export function compactRememberedJson(remembered: RememberedRecord): string | undefined {
+  return new CompactCache().json(remembered);
+}
+
+/**
+ * The floor a record in the compact form also carries as `ikf`, for readers
+ * that know only the `ik` form (Molt before `ikc`, during a rolling update of
+ * Molt itself): no later than the newest call, so that such a reader, finding
+ * no calls it can read, answers every resend of one of them `OutcomeUnknown`
+ * ({@link RememberedCalls.mayHaveForgotten}) — never runs it a second time.
+ */
+export function floorForOlderReaders(remembered: RememberedRecord): number | undefined {
+  let floor = remembered.ikf;
+  for (const e of remembered.ik) if (floor === undefined || e.at > floor) floor = e.at;
+  return floor;
+}
+
+/** The calls and floor of a compact form (`ikc`); a malformed call ends the list (those after it cannot be read). */
+export function readCompact(ikc: readonly unknown[]): { entries: RememberedCall[]; floor: number | undefined } {
+  const floor = typeof ikc[0] === 'number' && Number.isFinite(ikc[0]) ? ikc[0] : undefined;
+  const entries: RememberedCall[] = [];
+  let prev: RememberedCall | undefined;
+  for (let i = 1; i < ikc.length; i++) {
+    const e = ikc[i];
+    if (!Array.isArray(e) || (e.length !== 3 && e.length !== 4)) break;
+    const [p, s, d] = e as [unknown, unknown, unknown];
+    if (!Number.isSafeInteger(p) || (p as number) < 0 || (p as number) > (prev?.k.length ?? 0) || typeof s !== 'string' || typeof d !== 'number' || !Number.isFinite(d)) break;
+    const k = (p as number) === 0 ? s : prev!.k.slice(0, p as number) + s;
+    if (k.length === 0) break;
+    prev = { k, at: prev === undefined ? d : prev.at + d, r: e[3] };
+    entries.push(prev);
+  }
+  return { entries, floor };
 }
 
 /** The remembered calls of one actor: those stored, and those of a batch not yet stored. */
@@ -90,13 +209,46 @@ export class RememberedCalls {
   private stored = new Map<string, RememberedCall>();
   private staged = new Map<string, RememberedCall>();
   private floor: number | undefined;
+  private readonly compact = new CompactCache();
 
   constructor(private readonly options: RememberOptions) {}
 
-  /** Replaces what is remembered with what a record holds (anything malformed is ignored). */
-  load(record: { ik?: unknown; ikf?: unknown } | undefined): void {
+  /**
+   * The bytes of an actor's record: `record` (its state, as `persist` gives
+   * it) with `remembered` (what {@link toRecord} gave for this write) — in the
+   * compact form where it can hold them, its text reused from the previous
+   * write and spliced into the record's; else in the `ik` form, the whole
+   * record encoded by the codec.
+   */
+  encodeRecord(codec: Codec, record: object, remembered: RememberedRecord | undefined): Uint8Array {
+    if (!remembered) return codec.encode(record);
+    const compact = codec.encodeWithJsonField ? this.compact.json(remembered) : undefined;
+    if (compact !== undefined) {
+      const floor = floorForOlderReaders(remembered);
+      const withFloor = floor === undefined ? record : { ...record, ikf: floor };
+      // A state that needs superjson's meta (a Date, a Map) cannot take the splice: encoded whole, still compact.
+      return codec.encodeWithJsonField!(withFloor, 'ikc', compact) ?? codec.encode({ ...withFloor, ikc: JSON.parse(compact) as unknown });
+    }
+    return codec.encode(remembered.ikf === undefined ? { ...record, ik: remembered.ik } : { ...record, ik: remembered.ik, ikf: remembered.ikf });
+  }
+
+  /**
+   * Replaces what is remembered with what a record holds, in either form
+   * (`ikc`, else `ik` and `ikf`); anything malformed is ignored.
+   */
+  load(record: { ik?: unknown; ikf?: unknown; ikc?: unknown } | undefined): void {
     this.stored = new Map();
     this.staged = new Map();
+    if (Array.isArray(record?.ikc)) {
+      // The compact form; its `ikf` is only for older readers (see floorForOlderReaders).
+      const { entries, floor } = readCompact(record.ikc);
+      this.floor = floor;
+      for (const e of entries) {
+        this.stored.delete(e.k);
+        this.stored.set(e.k, e);
+      }
+      return;
+    }
     this.floor = typeof record?.ikf === 'number' && Number.isFinite(record.ikf) ? record.ikf : undefined;
     const entries = record?.ik;
     if (!Array.isArray(entries)) return;
@@ -137,7 +289,7 @@ export class RememberedCalls {
 
   /** Forgets the calls of a batch that was not stored (it will run again). */
   discardStaged(): void {
-    if (this.staged.size > 0) this.staged = new Map();
+    this.staged.clear();
   }
 
   /**
@@ -147,15 +299,18 @@ export class RememberedCalls {
    */
   toRecord(now: number): RememberedRecord | undefined {
     const cutoff = now - this.options.windowMs;
-    const all: RememberedCall[] = [];
-    for (const e of this.stored.values()) if (e.at >= cutoff && !this.staged.has(e.k)) all.push(e);
-    for (const e of this.staged.values()) all.push(e);
+    // A staged call is never a stored one (a remembered key is answered, not
+    // run again); checked once per staged call rather than once per stored one.
+    let overlap = false;
+    for (const k of this.staged.keys()) overlap ||= this.stored.has(k);
+    const kept: RememberedCall[] = [];
+    for (const e of this.stored.values()) if (e.at >= cutoff && !(overlap && this.staged.has(e.k))) kept.push(e);
+    for (const e of this.staged.values()) kept.push(e);
     let floor = this.floor !== undefined && this.floor >= cutoff ? this.floor : undefined;
-    let kept = all;
-    if (all.length > this.options.limit) {
-      const dropped = all.slice(0, all.length - this.options.limit);
-      kept = all.slice(all.length - this.options.limit);
-      for (const e of dropped) floor = Math.max(floor ?? e.at, e.at);
+    const excess = kept.length - this.options.limit;
+    if (excess > 0) {
+      for (let i = 0; i < excess; i++) floor = Math.max(floor ?? kept[i]!.at, kept[i]!.at);
+      kept.splice(0, excess);
     }
     if (kept.length === 0 && floor === undefined) return undefined;
     return floor === undefined ? { ik: kept } : { ik: kept, ikf: floor };
@@ -173,7 +328,7 @@ export class RememberedCalls {
       this.stored.delete(e.k);
       this.stored.set(e.k, e);
     }
-    this.staged = new Map();
+    this.staged.clear();
     while (this.stored.size > this.options.limit) {
       const oldest = this.stored.values().next().value!;
       this.stored.delete(oldest.k);
@@ -187,12 +342,26 @@ export class RememberedCalls {
     if (this.floor !== undefined && this.floor < cutoff) this.floor = undefined;
   }
 
-  /** The batch's write was stored: its calls are remembered from now on. */
+  /**
+   * The batch's write was stored: its calls are remembered from now on.
+   * `written` is what {@link toRecord} gave for it: the stored calls it kept,
+   * in their order, then the staged ones — so the stored calls it dropped are
+   * deleted in place and the staged ones added, rather than all rebuilt.
+   */
   commit(written: RememberedRecord | undefined): void {
-    const stored = new Map<string, RememberedCall>();
-    if (written) for (const e of written.ik) stored.set(e.k, e);
-    this.stored = stored;
-    if (this.staged.size > 0) this.staged = new Map();
+    const ik = written?.ik ?? [];
+    let i = 0;
+    for (const e of this.stored.values()) {
+      if (ik[i] === e) i++;
+      else this.stored.delete(e.k);
+    }
+    for (; i < ik.length; i++) {
+      const e = ik[i]!;
+      // (Not one of the stored calls, in their order: delete first, so the order is the written one.)
+      this.stored.delete(e.k);
+      this.stored.set(e.k, e);
+    }
+    this.staged.clear();
     this.floor = written?.ikf;
   }
 }

@@ -14,6 +14,7 @@ import { Kvm } from '@nats-io/kv';
 import { createClient, createNode, isMoltError, silentLogger, type MoltClient, type MoltNode } from '../../runtime/index.ts';
 import { bucketNames, callSubject, DEFAULT_SHARDS, encodeKey, stateKey } from '../../runtime/internal.ts';
 import { createSuperjsonCodec } from '../../runtime/wire/codec.ts';
+import { readCompact } from '../../runtime/host/remembered.ts';
 import { counterV1 } from '../fixtures/counter.ts';
 import upgradable, { counterV2 } from '../fixtures/counter-v2.ts';
 import { startEmbeddedNats, type EmbeddedNats } from '../support/nats.ts';
@@ -113,8 +114,11 @@ test('idempotency - remembered keys live in the record: they survive passivation
   assert.is(await c.increment({ by: 3 }, { idempotencyKey: 'move-1' }), 3);
   // The record holds the key and the reply beside the state.
   const kv = await new Kvm(ctx.nc).open(bucketNames('counters').state);
-  const record = createSuperjsonCodec().decode((await kv.get(stateKey('counter', encodeKey('idem-moved'))))!.value) as { ik?: Array<{ k: string; r: unknown }> };
-  assert.equal(record.ik?.filter((e) => e.k === 'move-1').map((e) => e.r), [3]);
+  const record = createSuperjsonCodec().decode((await kv.get(stateKey('counter', encodeKey('idem-moved'))))!.value) as { ikc?: unknown[] };
+  assert.equal(
+    readCompact(record.ikc ?? []).entries.filter((e) => e.k === 'move-1').map((e) => e.r),
+    [3],
+  );
   // Passivated (idle > 100 ms) and loaded again from the record.
   await new Promise((r) => setTimeout(r, 400));
   assert.is(ctx.node.status().types.counter!.resident, 0, 'passivated');
@@ -124,6 +128,32 @@ test('idempotency - remembered keys live in the record: they survive passivation
   assert.is(await c.increment({ by: 3 }, { idempotencyKey: 'move-1' }), 3, 'a v1 caller retrying after the upgrade');
   assert.is(await ctx.client.actor(counterV2, 'idem-moved').increment({ by: 3 }, { idempotencyKey: 'move-1' }), 3, 'the same key from a v2 caller');
   assert.is(await ctx.client.actor(counterV2, 'idem-moved').get(), 3, 'applied once');
+});
+
+test('idempotency - a record written before the compact form (ik) is read: its calls answer, its floor holds, and it is rewritten compact', async ({ nc, client }) => {
+  // The record as Molt wrote it before `ikc`: remembered calls as `{ k, at, r }` and the floor as `ikf`.
+  const codec = createSuperjsonCodec();
+  const kv = await new Kvm(nc).open(bucketNames('counters').state);
+  const storeKey = stateKey('counter', encodeKey('idem-old-form'));
+  const now = Date.now();
+  await kv.put(storeKey, codec.encode({ v: 1, value: {}, context: { count: 7 }, ik: [{ k: 'old-6', at: now - 2000, r: 6 }, { k: 'old-7', at: now - 1000, r: 7 }], ikf: now - 3000 }));
+  assert.equal(await rawIncrement(nc, 'idem-old-form', 'old-7', 1500), { status: 'ok', value: 7 }, 'remembered: its first reply');
+  const forgotten = await rawIncrement(nc, 'idem-old-form', 'old-5', 3500);
+  assert.is((forgotten.value as { code: string }).code, 'OutcomeUnknown', 'first sent before the floor: may have been forgotten');
+  assert.is(await client.actor(counterV1, 'idem-old-form').get(), 7, 'neither was applied again');
+  assert.equal(await rawIncrement(nc, 'idem-old-form', 'new-8'), { status: 'ok', value: 8 });
+  const record = codec.decode((await kv.get(storeKey))!.value) as { ik?: unknown; ikc?: unknown[] };
+  assert.is(record.ik, undefined, 'rewritten in the compact form');
+  assert.equal(
+    readCompact(record.ikc ?? []).entries.map((e) => [e.k, e.r]),
+    [
+      ['old-6', 6],
+      ['old-7', 7],
+      ['new-8', 8],
+    ],
+  );
+  assert.equal(await rawIncrement(nc, 'idem-old-form', 'old-6', 2500), { status: 'ok', value: 6 }, 'still remembered after the rewrite');
+  assert.is(await client.actor(counterV1, 'idem-old-form').get(), 8);
 });
 
 test('idempotency - an actor remembers at most its limit of keys, the newest', async ({ client }) => {
