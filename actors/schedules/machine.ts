@@ -146,8 +146,8 @@ export function fromSchedulePolicy<TParams extends { health?: HealthParams | und
       nodes = withSelf(event.nodes, ctx.input);
       if (policy.needsLedger !== false || ctx.params.health) ledger = updateLedger(ledger, nodes, ctx.input.to);
     }
-    const next = { ...ctx, now, nodes, ledger };
-    const state = policy.observe ? policy.observe(ctx.state as TState, event, viewOf(next)) : ctx.state;
+    const view: ScheduleView<TParams> = { input: ctx.input, params: ctx.params as TParams, now, nodes, ledger, running: !ctx.held };
+    const state = policy.observe ? policy.observe(ctx.state as TState, event, view) : ctx.state;
     return { now, nodes, ledger, state };
   };
 
@@ -161,12 +161,39 @@ export function fromSchedulePolicy<TParams extends { health?: HealthParams | und
   /** The policy's gate, plus "a health-gated SF needs one node list first". */
   const gate = (ctx: ScheduleContext): GateResult => {
     if (ctx.params?.health && ctx.nodes === null) return { ready: false, note: 'waiting for the node list (health gate needs it)' };
-    // One verdict per context: the waiting note and the `ready` guard ask about the same one.
-    let verdict = verdicts.get(ctx);
-    if (!verdict) verdicts.set(ctx, (verdict = policy.evaluate(ctx.state as TState, viewOf(ctx))));
+    // The verdict is a function of what the policy sees (its state and view), so it is kept
+    // while those stay the same objects: the waiting note, the `ready` guard after the note
+    // changed (a new context, the same view) and later events that changed nothing it reads
+    // all get it without evaluating again.
+    const last = verdicts.get(ctx.input);
+    if (
+      last !== undefined &&
+      last.state === ctx.state &&
+      last.nodes === ctx.nodes &&
+      last.now === ctx.now &&
+      last.ledger === ctx.ledger &&
+      last.held === ctx.held &&
+      last.params === ctx.params
+    ) {
+      return last.verdict;
+    }
+    const verdict = policy.evaluate(ctx.state as TState, viewOf(ctx));
+    verdicts.set(ctx.input, { state: ctx.state, nodes: ctx.nodes, now: ctx.now, ledger: ctx.ledger, held: ctx.held, params: ctx.params, verdict });
     return verdict;
   };
-  const verdicts = new WeakMap<ScheduleContext, GateResult>();
+  /** The last verdict of each SF (keyed by its input, one object per actor) and what it was computed from. */
+  const verdicts = new WeakMap<
+    ScheduleInput,
+    Pick<ScheduleContext, 'state' | 'nodes' | 'now' | 'ledger' | 'held' | 'params'> & { verdict: GateResult }
+  >();
+
+  /** The waiting status for this context, or undefined if it is the one already reported. */
+  const waitingStatus = (ctx: ScheduleContext): ScheduleContext['status'] | undefined => {
+    const g = gate(ctx);
+    const note = g.ready ? 'ready' : g.note;
+    if (ctx.status.state === 'waiting' && ctx.status.note === note) return undefined;
+    return { state: 'waiting', note };
+  };
 
   const initialContext = (input: ScheduleInput): ScheduleContext => {
     const base: ScheduleContext = {
@@ -220,11 +247,24 @@ export function fromSchedulePolicy<TParams extends { health?: HealthParams | und
       observe: assign(({ context, event }) => (event.type === 'control' ? {} : fold(context, event))),
       /** Recomputes the waiting note; emits `schedule.status` when it changed. */
       noteWaiting: enqueueActions(({ context, enqueue }) => {
-        const g = gate(context);
-        const note = g.ready ? 'ready' : g.note;
-        if (context.status.state === 'waiting' && context.status.note === note) return;
-        const status = { state: 'waiting' as const, note };
+        const status = waitingStatus(context);
+        if (!status) return;
         enqueue.assign({ status });
+        enqueue.emit({ type: 'schedule.status', ...status });
+      }),
+      /**
+       * `observe` then `noteWaiting`, as one update of the context: what a
+       * waiting SF does on every event, so one step instead of two.
+       */
+      observeAndNote: enqueueActions(({ context, event, enqueue }) => {
+        if (event.type === 'control') return;
+        const folded = fold(context, event);
+        const status = waitingStatus({ ...context, ...folded });
+        if (!status) {
+          enqueue.assign(folded);
+          return;
+        }
+        enqueue.assign({ ...folded, status });
         enqueue.emit({ type: 'schedule.status', ...status });
       }),
       notePaused: enqueueActions(({ context, event, enqueue }) => {
@@ -280,10 +320,10 @@ export function fromSchedulePolicy<TParams extends { health?: HealthParams | und
         tags: [ScheduleTag.waiting],
         entry: [assign({ held: false }), 'noteWaiting'],
         on: {
-          'udb.nodes': { actions: ['observe', 'noteWaiting'] },
-          tick: { actions: ['observe', 'noteWaiting'] },
-          load: { actions: ['observe', 'noteWaiting'] },
-          'udb.versions': { actions: ['observe', 'noteWaiting'] },
+          'udb.nodes': { actions: 'observeAndNote' },
+          tick: { actions: 'observeAndNote' },
+          load: { actions: 'observeAndNote' },
+          'udb.versions': { actions: 'observeAndNote' },
           control: [
             { guard: 'isAbort', target: 'aborted', actions: 'decideOperatorAbort' },
             { guard: 'isPause', target: 'paused' },
