@@ -178,7 +178,17 @@ export function fromSchedulePolicy<TParams extends { health?: HealthParams | und
       return last.verdict;
     }
     const verdict = policy.evaluate(ctx.state as TState, viewOf(ctx));
-    verdicts.set(ctx.input, { state: ctx.state, nodes: ctx.nodes, now: ctx.now, ledger: ctx.ledger, held: ctx.held, params: ctx.params, verdict });
+    // One record per SF, updated in place (a new one per event is garbage the collector must trace).
+    if (last === undefined) verdicts.set(ctx.input, { state: ctx.state, nodes: ctx.nodes, now: ctx.now, ledger: ctx.ledger, held: ctx.held, params: ctx.params, verdict });
+    else {
+      last.state = ctx.state;
+      last.nodes = ctx.nodes;
+      last.now = ctx.now;
+      last.ledger = ctx.ledger;
+      last.held = ctx.held;
+      last.params = ctx.params;
+      last.verdict = verdict;
+    }
     return verdict;
   };
   /** The last verdict of each SF (keyed by its input, one object per actor) and what it was computed from. */

@@ -62,6 +62,12 @@ export function positions(nodes: readonly ScheduleNodeView[]): { ids: ReadonlyMa
   return found;
 }
 
+/** The first node of `nodes` with this id, found through the per-list positions (not a scan per SF). */
+export function findNode(nodes: readonly ScheduleNodeView[], id: string): ScheduleNodeView | undefined {
+  const i = positions(nodes).ids.get(id);
+  return i === undefined ? undefined : nodes[i];
+}
+
 /**
  * The view with this node in it (the manager's view may not include it yet,
  * e.g. right after the node registered) and without duplicate ids.

@@ -272,6 +272,7 @@ export function simulateRollout(options: SimulationOptions): SimulationResult {
     const wasBehind = x.live && x.version < to;
     const wasRunning = x.live && x.sf !== undefined;
     apply();
+    entries[x.index] = undefined;
     behindLive += (x.live && x.version < to ? 1 : 0) - (wasBehind ? 1 : 0);
     running += (x.live && x.sf !== undefined ? 1 : 0) - (wasRunning ? 1 : 0);
     serving += (isServing(x) ? 1 : 0) - (wasServing ? 1 : 0);
@@ -289,15 +290,23 @@ export function simulateRollout(options: SimulationOptions): SimulationResult {
     }
   };
 
-  const currentView = (): ScheduleNodeView[] => {
-    view ??= nodes.map((x) => ({
+  /**
+   * Each node's entry in the node lists, kept while the node does not change:
+   * every list is a new array (SFs cache per-list work by the array), but its
+   * entries are frozen and shared, so a round allocates only what changed.
+   */
+  const entries: Array<ScheduleNodeView | undefined> = new Array(n);
+  const entryOf = (x: SimNode): ScheduleNodeView =>
+    (entries[x.index] ??= Object.freeze({
       id: x.id,
       version: x.version,
       status: x.status,
       live: x.live,
-      stats: { calls: 0, failed: 0, disallowed: 0, transformFailures: x.transformFailures },
+      stats: Object.freeze({ calls: 0, failed: 0, disallowed: 0, transformFailures: x.transformFailures }),
       ...(x.labels ? { labels: x.labels } : {}),
     }));
+  const currentView = (): ScheduleNodeView[] => {
+    view ??= nodes.map(entryOf);
     return view;
   };
 
@@ -412,6 +421,7 @@ export function simulateRollout(options: SimulationOptions): SimulationResult {
           pendingWork++;
           queue.push(now + f.restartAfterMs, { kind: 'restart', node: x.index });
           x.version = resumesAt;
+          entries[x.index] = undefined;
         }
         break;
       }
