@@ -374,5 +374,41 @@ export function fromSchedulePolicy<TParams extends { health?: HealthParams | und
     },
     output: ({ context }) => context.decision ?? { decision: 'abort', reason: 'internal: the schedule ended without a decision' },
   });
+  quietLists.set(machine, (snapshot, list) => {
+    if (snapshot.status !== 'active') return false;
+    const waiting = snapshot.value === 'running';
+    if (!waiting && snapshot.value !== 'paused') return false;
+    const ctx = snapshot.context as ScheduleContext;
+    // A health gate or a ledger changes with every list; so may the policy's own state.
+    if (ctx.params === null || ctx.params.health || policy.needsLedger !== false) return false;
+    const nodes = withSelf(list, ctx.input);
+    if (policy.observe) {
+      const view: ScheduleView<TParams> = { input: ctx.input, params: ctx.params as TParams, now: ctx.now, nodes, ledger: ctx.ledger, running: !ctx.held };
+      if (policy.observe(ctx.state as TState, { type: 'udb.nodes', nodes: list }, view) !== ctx.state) return false;
+    }
+    // Paused, it only observes; running, it decides only if the gate opens (no health gate here).
+    return !waiting || !gate({ ...ctx, nodes }).ready;
+  });
   return machine;
+}
+
+/** See {@link nodeListIsQuiet}. */
+const quietLists = new WeakMap<ScheduleMachine, (snapshot: { status: string; value: unknown; context: unknown }, nodes: ScheduleNodeView[]) => boolean>();
+
+/**
+ * Whether a `udb.nodes` event with `nodes`, sent to an SF of `machine` (one
+ * made by {@link fromSchedulePolicy}) whose snapshot is `snapshot`, would
+ * change nothing but the node list it holds and its waiting note: it would
+ * not decide, halt or change state, and its policy state, clock and ledger
+ * would stay the same objects. Such a list can wait; the SF ends up exactly
+ * where it would have if it is given only the latest of several such lists,
+ * before any other event (`molt simulate` relies on this: in a large fleet
+ * most node lists reach SFs with nothing to do yet). False when unsure, and
+ * for any other machine.
+ *
+ * @internal
+ */
+export function nodeListIsQuiet(machine: ScheduleMachine, snapshot: { status: string; value: unknown; context: unknown }, nodes: ScheduleNodeView[]): boolean {
+  const quiet = quietLists.get(machine);
+  return quiet !== undefined && quiet(snapshot, nodes);
 }
