@@ -25,12 +25,20 @@
  *   given) at the version it ran — at the target if it died upgrading — with
  *   a fresh SF, as a restarted process has.
  *
- * What it costs: each round delivers one node list to every waiting SF; the
- * built-ins share their per-list work (sorting, positions) between nodes, so
- * what remains is the machine's own step, about 70 µs of CPU per waiting node
- * and round (bench/benchmarks/simulate.ts). Few waves are quick (10,000 nodes
- * in groups of three: 138,000 events, 14 s); many waves of a large fleet are
- * not (`rolling` by 5 % of 10,000 nodes: 1.1 million events, 75 s).
+ * What it costs: each round gives one node list to every waiting SF, as the
+ * real managers do. Most of those lists change nothing for the SF that gets
+ * them (it is in a later batch, and stays there): the schedules say so
+ * (`nodeListIsQuiet`: no decision, no policy state, ledger or clock that
+ * moves), and such a list is withheld — replaced by the next list, or given
+ * just before any other event — so the SF reaches the same decisions at the
+ * same simulated times without an xstate step per list. The built-ins also
+ * share their per-list work (sorting, positions, who a batch waits for)
+ * between nodes. `rolling` by 5 % of 10,000 nodes (1.1 million schedule
+ * events) takes about 7 s of CPU, `groups` of three about 4 s
+ * (bench/benchmarks/simulate.ts). SFs whose state moves with every list — a
+ * health gate's ledger, `canary`, `rolling` with `pauseMs` — and custom SFs
+ * not made with `fromSchedulePolicy` take every list: an xstate step of some
+ * tens of µs of CPU per waiting node and round.
  *
  * @module
  */
@@ -113,7 +121,10 @@ export interface SimulationResult {
   restarts: number;
   /** Live nodes not at the target when it stopped (at most 10 ids). */
   behind: string[];
-  /** SF events delivered, and the wall-clock and CPU time the simulation took. */
+  /**
+   * SF events delivered (a withheld node list counts: the model delivers it; see the module
+   * comment), and the wall-clock and CPU time the simulation took.
+   */
   events: number;
   wallMs: number;
   cpuMs: number;
