@@ -381,13 +381,11 @@ export function fromSchedulePolicy<TParams extends { health?: HealthParams | und
     const ctx = snapshot.context as ScheduleContext;
     // A health gate or a ledger changes with every list; so may the policy's own state.
     if (ctx.params === null || ctx.params.health || policy.needsLedger !== false) return false;
-    const nodes = withSelf(list, ctx.input);
-    if (policy.observe) {
-      const view: ScheduleView<TParams> = { input: ctx.input, params: ctx.params as TParams, now: ctx.now, nodes, ledger: ctx.ledger, running: !ctx.held };
-      if (policy.observe(ctx.state as TState, { type: 'udb.nodes', nodes: list }, view) !== ctx.state) return false;
-    }
-    // Paused, it only observes; running, it decides only if the gate opens (no health gate here).
-    return !waiting || !gate({ ...ctx, nodes }).ready;
+    const view: ScheduleView<TParams> = { input: ctx.input, params: ctx.params as TParams, now: ctx.now, nodes: withSelf(list, ctx.input), ledger: ctx.ledger, running: !ctx.held };
+    if (policy.observe && policy.observe(ctx.state as TState, { type: 'udb.nodes', nodes: list }, view) !== ctx.state) return false;
+    // Paused, it only observes; running, it decides only if the gate opens (no health gate here,
+    // so the gate is the policy's verdict; not kept, as the SF may never see this list).
+    return !waiting || !policy.evaluate(ctx.state as TState, view).ready;
   });
   return machine;
 }

@@ -31,6 +31,9 @@ export function stableOrder(nodes: readonly ScheduleNodeView[]): ScheduleNodeVie
     sorted = Object.freeze([...nodes].sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0))) as ScheduleNodeView[];
     sortedOf.set(nodes, sorted);
     sortedOf.set(sorted, sorted);
+    // A list that was in order already (the simulator's are) has the same positions: one map for both.
+    const known = idsOf.get(nodes);
+    if (known && sorted.every((n, i) => n === nodes[i])) idsOf.set(sorted, known);
   }
   return sorted;
 }
