@@ -37,10 +37,11 @@
  * events) takes about 4–6 s of CPU, `groups` of three about 3 s
  * (bench/benchmarks/simulate.ts); a withheld list costs a few µs, so many
  * waves over a large fleet still add up (`zones` in batches of 50 over
- * 10,000 nodes: 200 waves, an estimated 11 million events, minutes). SFs whose state moves with every list — a
- * health gate's ledger, `canary`, `rolling` with `pauseMs` — and custom SFs
- * not made with `fromSchedulePolicy` take every list: an xstate step of some
- * tens of µs of CPU per waiting node and round.
+ * 10,000 nodes: 200 waves, an estimated 11 million events, minutes). SFs
+ * whose state moves with every list — a health gate's ledger, `canary`,
+ * `rolling` with `pauseMs` — and custom SFs not made with
+ * `fromSchedulePolicy` take every list: an xstate step of some tens of µs of
+ * CPU per waiting node and round.
  *
  * @module
  */
