@@ -29,7 +29,7 @@
 import type { ScheduleNodeView } from './contract.ts';
 import { checkLabelName, labelOf, pending, perList, unavailableGate, upgradingOthers, waitFor } from './labels.ts';
 import { fromSchedulePolicy, type SchedulePolicy, type ScheduleView } from './machine.ts';
-import { stableOrder } from './order.ts';
+import { findNode, stableOrder } from './order.ts';
 import { parseWith, type HealthParams, type NodeCount } from './params.ts';
 
 /** Parsed params of `groups`. */
@@ -59,7 +59,7 @@ export const groupsPolicy: SchedulePolicy<GroupsParams, null> = {
   evaluate: (_state, view: ScheduleView<GroupsParams>) => {
     if (!view.nodes) return { ready: false, note: 'waiting for the node list' };
     const { label } = view.params;
-    const self = view.nodes.find((n) => n.id === view.input.nodeId);
+    const self = findNode(view.nodes, view.input.nodeId);
     if (!self) return { ready: false, note: `this node (${view.input.nodeId}) is not in the node list yet` };
     const group = groupOf(self, label);
     const nodes = view.nodes;

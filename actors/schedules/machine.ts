@@ -146,8 +146,8 @@ export function fromSchedulePolicy<TParams extends { health?: HealthParams | und
       nodes = withSelf(event.nodes, ctx.input);
       if (policy.needsLedger !== false || ctx.params.health) ledger = updateLedger(ledger, nodes, ctx.input.to);
     }
-    const next = { ...ctx, now, nodes, ledger };
-    const state = policy.observe ? policy.observe(ctx.state as TState, event, viewOf(next)) : ctx.state;
+    const view: ScheduleView<TParams> = { input: ctx.input, params: ctx.params as TParams, now, nodes, ledger, running: !ctx.held };
+    const state = policy.observe ? policy.observe(ctx.state as TState, event, view) : ctx.state;
     return { now, nodes, ledger, state };
   };
 
@@ -161,12 +161,49 @@ export function fromSchedulePolicy<TParams extends { health?: HealthParams | und
   /** The policy's gate, plus "a health-gated SF needs one node list first". */
   const gate = (ctx: ScheduleContext): GateResult => {
     if (ctx.params?.health && ctx.nodes === null) return { ready: false, note: 'waiting for the node list (health gate needs it)' };
-    // One verdict per context: the waiting note and the `ready` guard ask about the same one.
-    let verdict = verdicts.get(ctx);
-    if (!verdict) verdicts.set(ctx, (verdict = policy.evaluate(ctx.state as TState, viewOf(ctx))));
+    // The verdict is a function of what the policy sees (its state and view), so it is kept
+    // while those stay the same objects: the waiting note, the `ready` guard after the note
+    // changed (a new context, the same view) and later events that changed nothing it reads
+    // all get it without evaluating again.
+    const last = verdicts.get(ctx.input);
+    if (
+      last !== undefined &&
+      last.state === ctx.state &&
+      last.nodes === ctx.nodes &&
+      last.now === ctx.now &&
+      last.ledger === ctx.ledger &&
+      last.held === ctx.held &&
+      last.params === ctx.params
+    ) {
+      return last.verdict;
+    }
+    const verdict = policy.evaluate(ctx.state as TState, viewOf(ctx));
+    // One record per SF, updated in place (a new one per event is garbage the collector must trace).
+    if (last === undefined) verdicts.set(ctx.input, { state: ctx.state, nodes: ctx.nodes, now: ctx.now, ledger: ctx.ledger, held: ctx.held, params: ctx.params, verdict });
+    else {
+      last.state = ctx.state;
+      last.nodes = ctx.nodes;
+      last.now = ctx.now;
+      last.ledger = ctx.ledger;
+      last.held = ctx.held;
+      last.params = ctx.params;
+      last.verdict = verdict;
+    }
     return verdict;
   };
-  const verdicts = new WeakMap<ScheduleContext, GateResult>();
+  /** The last verdict of each SF (keyed by its input, one object per actor) and what it was computed from. */
+  const verdicts = new WeakMap<
+    ScheduleInput,
+    Pick<ScheduleContext, 'state' | 'nodes' | 'now' | 'ledger' | 'held' | 'params'> & { verdict: GateResult }
+  >();
+
+  /** The waiting status for this context, or undefined if it is the one already reported. */
+  const waitingStatus = (ctx: ScheduleContext): ScheduleContext['status'] | undefined => {
+    const g = gate(ctx);
+    const note = g.ready ? 'ready' : g.note;
+    if (ctx.status.state === 'waiting' && ctx.status.note === note) return undefined;
+    return { state: 'waiting', note };
+  };
 
   const initialContext = (input: ScheduleInput): ScheduleContext => {
     const base: ScheduleContext = {
@@ -220,11 +257,24 @@ export function fromSchedulePolicy<TParams extends { health?: HealthParams | und
       observe: assign(({ context, event }) => (event.type === 'control' ? {} : fold(context, event))),
       /** Recomputes the waiting note; emits `schedule.status` when it changed. */
       noteWaiting: enqueueActions(({ context, enqueue }) => {
-        const g = gate(context);
-        const note = g.ready ? 'ready' : g.note;
-        if (context.status.state === 'waiting' && context.status.note === note) return;
-        const status = { state: 'waiting' as const, note };
+        const status = waitingStatus(context);
+        if (!status) return;
         enqueue.assign({ status });
+        enqueue.emit({ type: 'schedule.status', ...status });
+      }),
+      /**
+       * `observe` then `noteWaiting`, as one update of the context: what a
+       * waiting SF does on every event, so one step instead of two.
+       */
+      observeAndNote: enqueueActions(({ context, event, enqueue }) => {
+        if (event.type === 'control') return;
+        const folded = fold(context, event);
+        const status = waitingStatus({ ...context, ...folded });
+        if (!status) {
+          enqueue.assign(folded);
+          return;
+        }
+        enqueue.assign({ ...folded, status });
         enqueue.emit({ type: 'schedule.status', ...status });
       }),
       notePaused: enqueueActions(({ context, event, enqueue }) => {
@@ -280,10 +330,10 @@ export function fromSchedulePolicy<TParams extends { health?: HealthParams | und
         tags: [ScheduleTag.waiting],
         entry: [assign({ held: false }), 'noteWaiting'],
         on: {
-          'udb.nodes': { actions: ['observe', 'noteWaiting'] },
-          tick: { actions: ['observe', 'noteWaiting'] },
-          load: { actions: ['observe', 'noteWaiting'] },
-          'udb.versions': { actions: ['observe', 'noteWaiting'] },
+          'udb.nodes': { actions: 'observeAndNote' },
+          tick: { actions: 'observeAndNote' },
+          load: { actions: 'observeAndNote' },
+          'udb.versions': { actions: 'observeAndNote' },
           control: [
             { guard: 'isAbort', target: 'aborted', actions: 'decideOperatorAbort' },
             { guard: 'isPause', target: 'paused' },
@@ -324,5 +374,39 @@ export function fromSchedulePolicy<TParams extends { health?: HealthParams | und
     },
     output: ({ context }) => context.decision ?? { decision: 'abort', reason: 'internal: the schedule ended without a decision' },
   });
+  quietLists.set(machine, (snapshot, list) => {
+    if (snapshot.status !== 'active') return false;
+    const waiting = snapshot.value === 'running';
+    if (!waiting && snapshot.value !== 'paused') return false;
+    const ctx = snapshot.context as ScheduleContext;
+    // A health gate or a ledger changes with every list; so may the policy's own state.
+    if (ctx.params === null || ctx.params.health || policy.needsLedger !== false) return false;
+    const view: ScheduleView<TParams> = { input: ctx.input, params: ctx.params as TParams, now: ctx.now, nodes: withSelf(list, ctx.input), ledger: ctx.ledger, running: !ctx.held };
+    if (policy.observe && policy.observe(ctx.state as TState, { type: 'udb.nodes', nodes: list }, view) !== ctx.state) return false;
+    // Paused, it only observes; running, it decides only if the gate opens (no health gate here,
+    // so the gate is the policy's verdict; not kept, as the SF may never see this list).
+    return !waiting || !policy.evaluate(ctx.state as TState, view).ready;
+  });
   return machine;
+}
+
+/** See {@link nodeListIsQuiet}. */
+const quietLists = new WeakMap<ScheduleMachine, (snapshot: { status: string; value: unknown; context: unknown }, nodes: ScheduleNodeView[]) => boolean>();
+
+/**
+ * Whether a `udb.nodes` event with `nodes`, sent to an SF of `machine` (one
+ * made by {@link fromSchedulePolicy}) whose snapshot is `snapshot`, would
+ * change nothing but the node list it holds and its waiting note: it would
+ * not decide, halt or change state, and its policy state, clock and ledger
+ * would stay the same objects. Such a list can wait; the SF ends up exactly
+ * where it would have if it is given only the latest of several such lists,
+ * before any other event (`molt simulate` relies on this: in a large fleet
+ * most node lists reach SFs with nothing to do yet). False when unsure, and
+ * for any other machine.
+ *
+ * @internal
+ */
+export function nodeListIsQuiet(machine: ScheduleMachine, snapshot: { status: string; value: unknown; context: unknown }, nodes: ScheduleNodeView[]): boolean {
+  const quiet = quietLists.get(machine);
+  return quiet !== undefined && quiet(snapshot, nodes);
 }

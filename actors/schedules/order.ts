@@ -31,6 +31,9 @@ export function stableOrder(nodes: readonly ScheduleNodeView[]): ScheduleNodeVie
     sorted = Object.freeze([...nodes].sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0))) as ScheduleNodeView[];
     sortedOf.set(nodes, sorted);
     sortedOf.set(sorted, sorted);
+    // A list that was in order already (the simulator's are) has the same positions: one map for both.
+    const known = idsOf.get(nodes);
+    if (known && sorted.every((n, i) => n === nodes[i])) idsOf.set(sorted, known);
   }
   return sorted;
 }
@@ -60,6 +63,12 @@ export function positions(nodes: readonly ScheduleNodeView[]): { ids: ReadonlyMa
     idsOf.set(nodes, found);
   }
   return found;
+}
+
+/** The first node of `nodes` with this id, found through the per-list positions (not a scan per SF). */
+export function findNode(nodes: readonly ScheduleNodeView[], id: string): ScheduleNodeView | undefined {
+  const i = positions(nodes).ids.get(id);
+  return i === undefined ? undefined : nodes[i];
 }
 
 /**
@@ -101,28 +110,51 @@ export function rollingGate(
   const position = positions(order).ids.get(selfId) ?? -1;
   if (position < 0) return { ready: false, note: `this node (${selfId}) is not in the node list yet` };
   const batch = Math.floor(position / k);
-  const end = Math.min(batch * k, order.length);
-  const blocking = pendingBefore(order, to, end);
-  if (blocking > 0) {
-    const named: ScheduleNodeView[] = [];
-    for (let i = firstPending(order, to); i < end && named.length < 5; i++) if (!reached(order[i]!, to) && !gone(order[i]!)) named.push(order[i]!);
-    return {
-      ready: false,
-      note: `batch ${batch} waits for ${named.map(describeNode).join(', ')}${blocking > 5 ? ` and ${blocking - 5} more` : ''} to reach v${to}`,
-    };
-  }
+  const waiting = batchWaits(order, to, k, batch);
+  if (waiting) return waiting;
   const upgrading = upgradingIn(all).filter((n) => n.id !== selfId);
   if (upgrading.length >= k) {
     return { ready: false, note: `${upgrading.length} node(s) upgrading (${upgrading.map((n) => n.id).join(', ')}), at most ${k} at once` };
   }
   const cap = options.maxUnavailable;
   if (cap !== undefined) {
-    const unavailable = all.filter((n) => n.id !== selfId && n.live && (n.status === 'upgrading' || n.status === 'failed'));
+    const unavailable = unavailableIn(all).filter((n) => n.id !== selfId);
     if (unavailable.length >= cap) {
       return { ready: false, note: `${unavailable.length} node(s) unavailable (${unavailable.map(describeNode).join(', ')}), maxUnavailable ${cap}` };
     }
   }
   return { ready: true };
+}
+
+const waitsOf = new WeakMap<readonly ScheduleNodeView[], Map<string, GateResult | null>>();
+
+/**
+ * What batch `batch` of `order` (k at a time) waits for, or null if every
+ * earlier batch is done. The same for every node of that batch, so it is
+ * computed once per list and batch (with thousands of waiting nodes, naming
+ * the blockers for each of them was most of a rolling SF's step); the verdict
+ * is frozen because SFs share it.
+ */
+function batchWaits(order: readonly ScheduleNodeView[], to: number, k: number, batch: number): GateResult | null {
+  let byBatch = waitsOf.get(order);
+  if (!byBatch) waitsOf.set(order, (byBatch = new Map()));
+  const key = `${to}/${k}/${batch}`;
+  let verdict = byBatch.get(key);
+  if (verdict === undefined) {
+    verdict = null;
+    const end = Math.min(batch * k, order.length);
+    const blocking = pendingBefore(order, to, end);
+    if (blocking > 0) {
+      const named: ScheduleNodeView[] = [];
+      for (let i = firstPending(order, to); i < end && named.length < 5; i++) if (!reached(order[i]!, to) && !gone(order[i]!)) named.push(order[i]!);
+      verdict = Object.freeze({
+        ready: false as const,
+        note: `batch ${batch} waits for ${named.map(describeNode).join(', ')}${blocking > 5 ? ` and ${blocking - 5} more` : ''} to reach v${to}`,
+      });
+    }
+    byBatch.set(key, verdict);
+  }
+  return verdict;
 }
 
 const pendingOf = new WeakMap<readonly ScheduleNodeView[], Map<number, number>>();
@@ -145,6 +177,15 @@ export function firstPending(nodes: readonly ScheduleNodeView[], to: number): nu
 export function upgradingIn(nodes: readonly ScheduleNodeView[]): readonly ScheduleNodeView[] {
   let found = upgradingOf.get(nodes);
   if (!found) upgradingOf.set(nodes, (found = nodes.filter((n) => n.live && n.status === 'upgrading')));
+  return found;
+}
+
+const unavailableOf = new WeakMap<readonly ScheduleNodeView[], ScheduleNodeView[]>();
+
+/** The live nodes of `nodes` that are `upgrading` or `failed`, once per list. */
+export function unavailableIn(nodes: readonly ScheduleNodeView[]): readonly ScheduleNodeView[] {
+  let found = unavailableOf.get(nodes);
+  if (!found) unavailableOf.set(nodes, (found = nodes.filter((n) => n.live && (n.status === 'upgrading' || n.status === 'failed'))));
   return found;
 }
 

@@ -106,8 +106,12 @@ export const ringPolicy: SchedulePolicy<RingParams, null> = {
       });
       return out;
     });
-    const earlier = pendingByPhase.slice(0, phase).flat();
-    if (earlier.length > 0) return waitFor(`ring phase ${phase}`, earlier, to);
+    // What the nodes of this phase wait for: the same for all of them, so once per list.
+    const waiting = perList(nodes, `ring-wait:${view.params.label}:${to}:${phase}`, () => {
+      const earlier = pendingByPhase.slice(0, phase).flat();
+      return earlier.length > 0 ? Object.freeze(waitFor(`ring phase ${phase}`, earlier, to)) : null;
+    });
+    if (waiting) return waiting;
     const neighbours = liveNeighbours(order, i);
     const busy = neighbours.filter((m) => m.status === 'upgrading');
     if (busy.length > 0) return { ready: false, note: `ring neighbour ${busy.map((m) => m.id).join(', ')} upgrading; never two successors at once` };

@@ -32,7 +32,7 @@
  * @module
  */
 import { fromSchedulePolicy, type SchedulePolicy, type ScheduleView } from './machine.ts';
-import { gone, reached, rollingGate, stableOrder } from './order.ts';
+import { pendingBefore, positions, rollingGate, stableOrder } from './order.ts';
 import { parseWith, resolveNodeCount, type HealthParams, type NodeCount } from './params.ts';
 
 /** Parsed params of `rolling`: exactly one of `batch` and `percent`. */
@@ -63,10 +63,10 @@ function batchOf(view: ScheduleView<RollingParams>): { batch: number; earlierDon
   if (!view.nodes) return undefined;
   const order = stableOrder(view.nodes);
   const k = batchSize(view.params, order.length);
-  const position = order.findIndex((n) => n.id === view.input.nodeId);
+  const position = positions(order).ids.get(view.input.nodeId) ?? -1;
   if (position < 0) return undefined;
   const batch = Math.floor(position / k);
-  return { batch, earlierDone: order.slice(0, batch * k).every((n) => reached(n, view.input.to) || gone(n)) };
+  return { batch, earlierDone: pendingBefore(order, view.input.to, batch * k) === 0 };
 }
 
 const seconds = (ms: number) => `${Math.floor(ms / 1000)}s`;

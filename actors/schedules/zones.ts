@@ -32,7 +32,7 @@
 import type { ScheduleNodeView } from './contract.ts';
 import { checkLabelName, labelOf, pending, perList, unavailableGate, waitFor } from './labels.ts';
 import { fromSchedulePolicy, type SchedulePolicy, type ScheduleView } from './machine.ts';
-import { rollingGate, stableOrder } from './order.ts';
+import { findNode, rollingGate, stableOrder } from './order.ts';
 import { parseWith, type HealthParams, type NodeCount } from './params.ts';
 
 /** Parsed params of `zones`. */
@@ -74,7 +74,7 @@ export const zonesPolicy: SchedulePolicy<ZonesParams, null> = {
   evaluate: (_state, view: ScheduleView<ZonesParams>) => {
     if (!view.nodes) return { ready: false, note: 'waiting for the node list' };
     const { label } = view.params;
-    const self = view.nodes.find((n) => n.id === view.input.nodeId);
+    const self = findNode(view.nodes, view.input.nodeId);
     if (!self) return { ready: false, note: `this node (${view.input.nodeId}) is not in the node list yet` };
     const nodes = view.nodes;
     const to = view.input.to;
@@ -87,8 +87,12 @@ export const zonesPolicy: SchedulePolicy<ZonesParams, null> = {
     const mine = zoneOf(self, label);
     const index = zones.findIndex((z) => z.zone === mine);
     const zoneName = mine === '' ? `the nodes without label "${label}"` : `zone ${mine}`;
-    const blockers = zones.slice(0, index).flatMap((z) => z.pending);
-    if (blockers.length > 0) return waitFor(zoneName, blockers, to);
+    // What the nodes of this zone wait for: the same for all of them, so once per list.
+    const waiting = perList(nodes, `zones-wait:${label}:${JSON.stringify(view.params.order ?? null)}:${to}:${index}`, () => {
+      const blockers = zones.slice(0, index).flatMap((z) => z.pending);
+      return blockers.length > 0 ? Object.freeze(waitFor(zoneName, blockers, to)) : null;
+    });
+    if (waiting) return waiting;
     // Within the zone: k at a time in the stable order, or all at once.
     const members = zones[index]!.members;
     if (view.params.batch !== undefined) {

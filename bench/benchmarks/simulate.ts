@@ -5,7 +5,9 @@
  * under a minute of wall-clock time here (absolute: there is no baseline to
  * run beside it). Rows: simulated duration, schedule events delivered,
  * wall-clock and CPU time per schedule (on a shared machine the wall-clock
- * time is the CPU time stretched by the other load).
+ * time is the CPU time stretched by the other load). Runs of this benchmark
+ * alone: `npm run bench -- --only simulate --reps 3 --out bench/results/simulate`
+ * (docs/performance.md has the figures, and a before/after of the same run).
  *
  * @module
  */

@@ -25,18 +25,30 @@
  *   given) at the version it ran — at the target if it died upgrading — with
  *   a fresh SF, as a restarted process has.
  *
- * What it costs: each round delivers one node list to every waiting SF; the
- * built-ins share their per-list work (sorting, positions) between nodes, so
- * what remains is the machine's own step, about 70 µs of CPU per waiting node
- * and round (bench/benchmarks/simulate.ts). Few waves are quick (10,000 nodes
- * in groups of three: 138,000 events, 14 s); many waves of a large fleet are
- * not (`rolling` by 5 % of 10,000 nodes: 1.1 million events, 75 s).
+ * What it costs: each round gives one node list to every waiting SF, as the
+ * real managers do. Most of those lists change nothing for the SF that gets
+ * them (it is in a later batch, and stays there): the schedules say so
+ * (`nodeListIsQuiet`: no decision, no policy state, ledger or clock that
+ * moves), and such a list is withheld — replaced by the next list, or given
+ * just before any other event — so the SF reaches the same decisions at the
+ * same simulated times without an xstate step per list. The built-ins also
+ * share their per-list work (sorting, positions, who a batch waits for)
+ * between nodes. `rolling` by 5 % of 10,000 nodes (1.1 million schedule
+ * events) takes about 4–6 s of CPU, `groups` of three about 3 s
+ * (bench/benchmarks/simulate.ts); a withheld list costs a few µs, so many
+ * waves over a large fleet still add up (`zones` in batches of 50 over
+ * 10,000 nodes: 200 waves, an estimated 11 million events, minutes). SFs
+ * whose state moves with every list — a health gate's ledger, `canary`,
+ * `rolling` with `pauseMs` — and custom SFs not made with
+ * `fromSchedulePolicy` take every list: an xstate step of some tens of µs of
+ * CPU per waiting node and round.
  *
  * @module
  */
 import { createActor, type Actor } from 'xstate';
 import type { ScheduleMachine, ScheduleNodeView } from '../../actors/schedules/contract.ts';
 import { resolveSchedule } from '../../actors/schedules/index.ts';
+import { nodeListIsQuiet } from '../../actors/schedules/machine.ts';
 
 /** Failure injection. */
 export interface SimulationFailures {
@@ -112,7 +124,10 @@ export interface SimulationResult {
   restarts: number;
   /** Live nodes not at the target when it stopped (at most 10 ids). */
   behind: string[];
-  /** SF events delivered, and the wall-clock and CPU time the simulation took. */
+  /**
+   * SF events delivered (a withheld node list counts: the model delivers it; see the module
+   * comment), and the wall-clock and CPU time the simulation took.
+   */
   events: number;
   wallMs: number;
   cpuMs: number;
@@ -131,6 +146,8 @@ interface SimNode {
   sf: Actor<ScheduleMachine> | undefined;
   /** The SF's incarnation: events for an older one are ignored. */
   generation: number;
+  /** The latest node list its SF was not given yet, because it changed nothing (see {@link nodeListIsQuiet}). */
+  withheld: ScheduleNodeView[] | undefined;
 }
 
 type SimEvent =
@@ -239,6 +256,7 @@ export function simulateRollout(options: SimulationOptions): SimulationResult {
     failsTransform: rnd() < (f.transformFailureFraction ?? 0),
     sf: undefined,
     generation: 0,
+    withheld: undefined,
   }));
 
   const queue = new Queue();
@@ -272,6 +290,7 @@ export function simulateRollout(options: SimulationOptions): SimulationResult {
     const wasBehind = x.live && x.version < to;
     const wasRunning = x.live && x.sf !== undefined;
     apply();
+    entries[x.index] = undefined;
     behindLive += (x.live && x.version < to ? 1 : 0) - (wasBehind ? 1 : 0);
     running += (x.live && x.sf !== undefined ? 1 : 0) - (wasRunning ? 1 : 0);
     serving += (isServing(x) ? 1 : 0) - (wasServing ? 1 : 0);
@@ -289,15 +308,23 @@ export function simulateRollout(options: SimulationOptions): SimulationResult {
     }
   };
 
-  const currentView = (): ScheduleNodeView[] => {
-    view ??= nodes.map((x) => ({
+  /**
+   * Each node's entry in the node lists, kept while the node does not change:
+   * every list is a new array (SFs cache per-list work by the array), but its
+   * entries are frozen and shared, so a round allocates only what changed.
+   */
+  const entries: Array<ScheduleNodeView | undefined> = new Array(n);
+  const entryOf = (x: SimNode): ScheduleNodeView =>
+    (entries[x.index] ??= Object.freeze({
       id: x.id,
       version: x.version,
       status: x.status,
       live: x.live,
-      stats: { calls: 0, failed: 0, disallowed: 0, transformFailures: x.transformFailures },
+      stats: Object.freeze({ calls: 0, failed: 0, disallowed: 0, transformFailures: x.transformFailures }),
       ...(x.labels ? { labels: x.labels } : {}),
     }));
+  const currentView = (): ScheduleNodeView[] => {
+    view ??= nodes.map(entryOf);
     return view;
   };
 
@@ -308,6 +335,7 @@ export function simulateRollout(options: SimulationOptions): SimulationResult {
     const snap = sf.getSnapshot();
     if (snap.status === 'active') return;
     x.sf = undefined;
+    x.withheld = undefined;
     running--;
     sf.stop();
     if (snap.status !== 'done' || snap.output?.decision !== 'upgrade' || !x.live || x.version >= to) return;
@@ -317,9 +345,38 @@ export function simulateRollout(options: SimulationOptions): SimulationResult {
   };
 
   const send = (x: SimNode, event: Parameters<Actor<ScheduleMachine>['send']>[0]): void => {
+    // A withheld node list goes first: the SF sees every event on the view it would have had.
+    if (x.withheld && x.sf) {
+      const nodes = x.withheld;
+      x.withheld = undefined;
+      x.sf.send({ type: 'udb.nodes', nodes });
+      settle(x);
+    }
     if (!x.sf) return;
     events++;
     x.sf.send(event);
+    settle(x);
+  };
+
+  /**
+   * A round's node list to one SF. A list that would change nothing but the
+   * SF's copy of the list (it does not decide on it, and its own state stays
+   * as it is) is withheld until the SF has something to do with one: the next
+   * list that may make it decide replaces it, and any other event is preceded
+   * by it. The SF reaches the same decisions at the same simulated times;
+   * what it skips are the intermediate copies (and the waiting notes nobody
+   * reads here), which in a large fleet are most of the events and most of
+   * the cost.
+   */
+  const sendNodes = (x: SimNode, nodes: ScheduleNodeView[]): void => {
+    if (!x.sf) return;
+    events++;
+    if (nodeListIsQuiet(machine, x.sf.getSnapshot(), nodes)) {
+      x.withheld = nodes;
+      return;
+    }
+    x.withheld = undefined;
+    x.sf.send({ type: 'udb.nodes', nodes });
     settle(x);
   };
 
@@ -344,6 +401,7 @@ export function simulateRollout(options: SimulationOptions): SimulationResult {
     const watches: Array<{ service: string; type_: string }> = [];
     sf.on('schedule.watch', (e: { service: string; type_: string }) => watches.push({ service: e.service, type_: e.type_ }));
     x.sf = sf;
+    x.withheld = undefined;
     running++;
     sf.start();
     settle(x);
@@ -405,6 +463,7 @@ export function simulateRollout(options: SimulationOptions): SimulationResult {
         change(x, () => {
           x.sf?.stop();
           x.sf = undefined;
+          x.withheld = undefined;
           x.live = false;
           x.generation++;
         });
@@ -412,6 +471,7 @@ export function simulateRollout(options: SimulationOptions): SimulationResult {
           pendingWork++;
           queue.push(now + f.restartAfterMs, { kind: 'restart', node: x.index });
           x.version = resumesAt;
+          entries[x.index] = undefined;
         }
         break;
       }
@@ -433,7 +493,7 @@ export function simulateRollout(options: SimulationOptions): SimulationResult {
         roundPending = false;
         const v = currentView();
         lastView = v;
-        for (const x of nodes) if (x.sf && x.live) send(x, { type: 'udb.nodes', nodes: v });
+        for (const x of nodes) if (x.sf && x.live) sendNodes(x, v);
         break;
       }
       case 'tick': {
