@@ -161,6 +161,10 @@ export function createWatch(ctx: ManagerContext, hooks: WatchHooks): Watch {
     if (watches.has(name) || ctx.stopped) return;
     try {
       const stop = await start();
+      // Stopped while the watch was starting: nothing will stop it later, and a
+      // watch left running outlives its connection (its heartbeat timer keeps
+      // the process alive, resubscribing on a closed connection).
+      if (ctx.stopped) return stop();
       watches.set(name, stop);
     } catch (e) {
       logger.debug('watch not started', { watch: name, error: errorText(e) });
