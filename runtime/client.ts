@@ -156,9 +156,12 @@ const BATCH_ID_PREFIX = '_b';
 
 /**
  * How long a keyed call that a node did not run (the shard was moving) waits
- * for the new owner's reply before it is sent again.
+ * for the new owner's reply before it is sent again. Short: the owner answers
+ * a message it received within moments, and the resend's age must stay well
+ * inside what a busy actor can vouch for (its last `limit` keyed changes; see
+ * docs/protocol.md, "Idempotent calls"), or it is refused as forgotten.
  */
-const PROVISIONAL_RESEND_MS = 200;
+const PROVISIONAL_RESEND_MS = 25;
 
 function createClientOn(nc: NatsConnection, options: ClientOptions, ownsConnection: boolean): MoltClient {
   const codec = options.codec ?? createSuperjsonCodec();
