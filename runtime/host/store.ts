@@ -4,12 +4,11 @@
  *
  * @module
  */
-import { randomBytes } from 'node:crypto';
 import type { KV } from '@nats-io/kv';
 import type { Msg, MsgHdrs, NatsConnection, Subscription } from '@nats-io/transport-node';
 import { ErrorCode, MoltError } from '../errors.ts';
 import { inboxPrefixOf } from '../nats/connect.ts';
-import { systemClock, type Clock, type TimerHandle } from '../env.ts';
+import { createIdGenerator, systemClock, type Clock, type IdGenerator, type TimerHandle } from '../env.ts';
 import { encodedLength } from '../wire/codec.ts';
 import { preEncodedHeaders } from '../nats/internals.ts';
 
@@ -39,6 +38,8 @@ export interface KvStoreOptions {
   writeTimeoutMs?: number;
   /** Timers and the monotonic clock deadlines are measured on (default: the system clock). */
   clock?: Clock;
+  /** Where the acknowledgement inbox's unique token comes from (default: random). */
+  ids?: IdGenerator;
 }
 
 /**
@@ -54,7 +55,7 @@ export interface KvStoreOptions {
  * a durable call (see docs/performance.md).
  */
 export function createKvStore(kv: KV, nc: NatsConnection, options: KvStoreOptions = {}): StateStore & { close(): void; readonly ackInbox: string } {
-  const writer = new AckedPublisher(nc, options.writeTimeoutMs ?? 5000, options.clock ?? systemClock);
+  const writer = new AckedPublisher(nc, options.writeTimeoutMs ?? 5000, options.clock ?? systemClock, options.ids ?? createIdGenerator());
   const subjectOf = keySubjects(kv);
   return {
     ackInbox: writer.inbox,
@@ -164,10 +165,11 @@ class AckedPublisher {
     private readonly nc: NatsConnection,
     private readonly timeoutMs: number,
     private readonly clock: Clock,
+    ids: IdGenerator,
   ) {
     // Under the connection's own inbox prefix (a node's is `_MOLT_NODE.<id>`), where
     // docs/permissions.md lets no caller and no other node publish.
-    this.inbox = `${inboxPrefixOf(nc)}.molt-kv.${randomBytes(9).toString('base64url')}`;
+    this.inbox = `${inboxPrefixOf(nc)}.molt-kv.${ids.next()}`;
     this.subscription = nc.subscribe(`${this.inbox}.*`, {
       callback: (err, msg) => {
         if (!err) this.onAck(msg);

@@ -213,7 +213,7 @@ export async function createNode(options: NodeOptions): Promise<MoltNode> {
 
   // A node whose lease ran out writes nothing more: another node may own these
   // actors already (`placement` exists before any call can write).
-  const kvStore = createKvStore(stateKv, control, { clock });
+  const kvStore = createKvStore(stateKv, control, { clock, ids });
   const tracer = tracerOf(options.tracerProvider);
   const hosts = createHosts(service, {
     versions: options.versions,

@@ -69,6 +69,16 @@ test('kv store - create, update on the current revision, refuse stale revisions 
   }
 });
 
+test('kv store - the acknowledgement inbox takes its token from the injected ids, and writes are acknowledged on it', async ({ nc, kv }) => {
+  const store = createKvStore(kv, nc, { ids: { next: () => 'fixed-token' } });
+  try {
+    assert.ok(store.ackInbox.endsWith('.molt-kv.fixed-token'), store.ackInbox);
+    assert.ok((await store.save('injected', bytes('x'), 0)) > 0);
+  } finally {
+    store.close();
+  }
+});
+
 test('kv store - concurrent writers of one revision: exactly one wins', async ({ nc, kv }) => {
   const store = createKvStore(kv, nc);
   try {
