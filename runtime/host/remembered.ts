@@ -140,22 +140,16 @@ export class CompactCache {
       text = `,${first}${text.slice(offset)}`;
       lengths = [first.length + 1, ...lengths.slice(dropped + 1)];
     } else lengths = lengths.slice();
-    for (let i = kept; i < ik.length; i++) {
-      const t = compactText(ik[i]!, ik[i - 1]);
-      if (t === null) return false;
-      text += `,${t}`;
-      lengths.push(t.length + 1);
-    }
-    this.entries = ik;
-    this.text = text;
-    this.lengths = lengths;
-    return true;
+    return this.append(ik, kept, text, lengths);
   }
 
   private build(ik: readonly RememberedCall[]): boolean {
-    let text = '';
-    const lengths: number[] = [];
-    for (let i = 0; i < ik.length; i++) {
+    return this.append(ik, 0, '', []);
+  }
+
+  /** Adds the text of `ik[from…]` to `text` and `lengths` and keeps the result as the calls last encoded; false if a call cannot be written. */
+  private append(ik: readonly RememberedCall[], from: number, text: string, lengths: number[]): boolean {
+    for (let i = from; i < ik.length; i++) {
       const t = compactText(ik[i]!, ik[i - 1]);
       if (t === null) return false;
       text += `,${t}`;
