@@ -244,10 +244,10 @@ function createClientOn(nc: NatsConnection, options: ClientOptions, ownsConnecti
           publishAlone(id);
           continue;
         }
-        const token = id;
-        const bytes = batchedCallSize(p.subject, token, headers, p.body);
+        // The call's id is its token: the answer names it as its reply subject would.
+        const bytes = batchedCallSize(p.subject, id, headers, p.body);
         if (batchIds.length > 0 && (size + bytes > limit || batchIds.length >= MAX_BATCH_CALLS)) send();
-        calls.push({ subject: p.subject, token, headers, body: p.body });
+        calls.push({ subject: p.subject, token: id, headers, body: p.body });
         batchIds.push(id);
         size += bytes;
       }
@@ -276,7 +276,7 @@ function createClientOn(nc: NatsConnection, options: ClientOptions, ownsConnecti
     }
   }
 
-  /** The node's forgotten as the owner of every shard it was known to own. */
+  /** Forgets `node` as the owner of every shard it was known to own. */
   function forgetNode(node: string): void {
     for (const [shard, owner] of owners) if (owner === node) owners.delete(shard);
   }

@@ -82,10 +82,11 @@ interface IncomingCall {
   respond(bytes: Uint8Array, headers: MsgHdrs): void;
 }
 
-function singleCall(msg: Msg): IncomingCall {
+/** The message of a single-form call; `headers` is its header block, read by the caller (reading may throw on a hostile frame). */
+function singleCall(msg: Msg, headers: HeaderBlock | undefined): IncomingCall {
   return {
     subject: msg.subject,
-    headers: HeaderBlock.of(msg),
+    headers,
     data: msg.data,
     answerable: msg.reply !== undefined && msg.reply !== '',
     addressed: false,
@@ -286,12 +287,10 @@ export function createEdge(options: EdgeOptions): Edge {
       // here would stop the reader and leave the node deaf. (Molt reads
       // headers leniently, see wire/header-block.ts, but nats.js's own
       // accessors still throw on some hostile frames.)
-      let call: IncomingCall | undefined;
       try {
-        call = singleCall(msg);
-        handle(call);
+        handle(singleCall(msg, HeaderBlock.of(msg)));
       } catch (e) {
-        if (call) refuseUnreadable(call, e);
+        refuseUnreadable(singleCall(msg, undefined), e);
       }
     },
     receiveBatch(msg) {
@@ -303,7 +302,7 @@ export function createEdge(options: EdgeOptions): Edge {
           calls = decodeBatch(msg.data);
         } catch (e) {
           // Nothing in it can be named: the refusal is one single-form reply.
-          refuseUnreadable(singleCall(msg), e);
+          refuseUnreadable(singleCall(msg, undefined), e);
           return;
         }
         // The batch counts as one call in flight until its last slice has
