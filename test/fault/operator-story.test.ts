@@ -83,6 +83,12 @@ test('operator story - publish paused, resume, pause, kill, resume, failing TF, 
     return last!;
   };
   const versions = (v: StatusView) => Object.fromEntries(v.nodes.map((n) => [n.id, n.live ? n.versions.counter : 'dead']));
+  /** The rollout's state in the watcher's latest view (`paused by …`, `running`). */
+  const watched = (): string | undefined => {
+    const views = watcher.output().split('\n').filter((l) => l.startsWith('{"format"'));
+    const last = views.length > 0 ? (JSON.parse(views[views.length - 1]!) as { rollouts?: Array<{ state: string; by?: string }> }).rollouts?.[0] : undefined;
+    return last && `${last.state}${last.by ? ` by ${last.by}` : ''}`;
+  };
 
   // 1. Published paused: every node loads counter@2 (its future SO serves v2 callers) and holds.
   const rollout = (await publish(ctx.nats.url, publisher.signer, 'test/fixtures/counter-v2-buggy.ts', { schedule: { name: 'rolling', params: { batch: 1, pauseMs: PAUSE_MS } }, paused: true })).upgrades[0]!;
@@ -97,6 +103,9 @@ test('operator story - publish paused, resume, pause, kill, resume, failing TF, 
 
   // 2. Resume: node-a upgrades; paused while node-b waits out the pause between batches.
   await controlRollout(ctx.udb, id, 'resume');
+  // The watcher reads on every change, but a read under load can take longer than a short
+  // state lasts: the story pauses again only once the watcher has shown this one.
+  await eventually(async () => watched() === 'running', 'the watcher shows the resumed rollout', 15_000);
   await waitForVersions(ctx.udb, ['node-a'], 'counter', 2);
   v = await until((x) => /batch 1: pausing between batches/.test(x.rollouts[0]!.nodes.find((p) => p.nodeId === 'node-b')?.note ?? ''), 'node-b waits the pause between batches');
   const { rollout: paused } = await controlRollout(ctx.udb, id, 'pause', 'checking node-a');
