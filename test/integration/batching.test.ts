@@ -11,7 +11,7 @@ import { connect, createInbox, headers as natsHeaders, type NatsConnection } fro
 import { createClient, createNode, silentLogger, type MoltClient, type MoltNode } from '../../runtime/index.ts';
 import service, { counterV1 } from '../fixtures/counter.ts';
 import { startEmbeddedNats, type EmbeddedNats } from '../support/nats.ts';
-import { decodeAnswer, decodeBatch, encodeBatch } from '../../runtime/wire/batch.ts';
+import { decodeAnswer, decodeBatch, encodeAnswer, encodeBatch } from '../../runtime/wire/batch.ts';
 import { batchSubject, callSubject, encodeKey, Header } from '../../runtime/wire/protocol.ts';
 import { HeaderBlock } from '../../runtime/wire/header-block.ts';
 import { createSuperjsonCodec } from '../../runtime/wire/codec.ts';
@@ -139,6 +139,50 @@ test('the batch form from the bare NATS client: one message in, answers naming e
   } finally {
     await nc.close();
     await node.stop();
+  }
+});
+
+test('a batch answered after its calls timed out still completes them while their retries wait', async ({ nats }) => {
+  // A stand-in node on real NATS: it answers single calls at once (naming itself), and
+  // answers a batch only after the calls' first timeout, ignoring their retries.
+  const node = await connect({ servers: nats.url });
+  const codec = createSuperjsonCodec();
+  const okHeaders = (): ReturnType<typeof natsHeaders> => {
+    const h = natsHeaders();
+    h.set(Header.Status, 'ok');
+    h.set(Header.Protocol, '1');
+    h.set(Header.Node, 'slow');
+    return h;
+  };
+  let singles = 0;
+  node.subscribe('molt.late.*.*.*', {
+    callback: (err, msg) => {
+      if (err || singles++ >= 2) return;
+      msg.respond(codec.encode(1), { headers: okHeaders() });
+    },
+  });
+  const replyBlock = new TextEncoder().encode(`NATS/1.0\r\n${Header.Status}: ok\r\n${Header.Protocol}: 1\r\n${Header.Node}: slow\r\n\r\n`);
+  node.subscribe(batchSubject('late', 'slow'), {
+    callback: (err, msg) => {
+      if (err) return;
+      const calls = decodeBatch(msg.data);
+      setTimeout(() => msg.respond(encodeAnswer(calls.map((c) => ({ token: c.token, headers: replyBlock, body: codec.encode(2) }))), { headers: (() => {
+        const h = natsHeaders();
+        h.set(Header.Batch, '1');
+        return h;
+      })() }), 900);
+    },
+  });
+  await node.flush();
+  const client = await createClient({ service: 'late', nats: { servers: nats.url }, batching: true, timeoutMs: 600, uncertainRetries: 2 });
+  try {
+    // The replies name the node that owns both shards.
+    assert.equal(await Promise.all([client.call('counter', 1, 'a', 'increment', { by: 1 }), client.call('counter', 1, 'b', 'increment', { by: 1 })]), [1, 1]);
+    // Now one batch; its answer comes at 900 ms, after the first timeout (600 ms) and during the retry.
+    assert.equal(await Promise.all([client.call('counter', 1, 'a', 'increment', { by: 1 }), client.call('counter', 1, 'b', 'increment', { by: 1 })]), [2, 2]);
+  } finally {
+    await client.close();
+    await node.close();
   }
 });
 
