@@ -16,11 +16,12 @@
  *
  * @module
  */
-import { createActor, initialTransition, type AnyMachineSnapshot, type AnyStateMachine } from 'xstate';
+import { initialTransition, type AnyMachineSnapshot } from 'xstate';
 import { ErrorCode, MoltError, isMoltError } from '../errors.ts';
 import { checkSchema } from '../schema.ts';
 import type { AnyActorVersion, AnySimulationObject, Handle } from '../define/version.ts';
 import { isDisallow } from '../define/version.ts';
+import { machineStep } from './machine-step.ts';
 import type { MessageSpecs } from '../define/messages.ts';
 
 /**
@@ -477,7 +478,7 @@ function nativeStep(types: TypeVersions, previous: AnyMachineSnapshot, message: 
   let next: AnyMachineSnapshot;
   try {
     const event = { ...(request as object), type: message };
-    const [snapshot, actions] = transitionOnce(def.machine, previous, event);
+    const [snapshot, actions] = machineStep(def.machine, previous, event);
     for (const action of actions) {
       const exec = (action as { exec?: (info: unknown, params: unknown) => void }).exec;
       if (exec) exec((action as { info?: unknown }).info, (action as { params?: unknown }).params);
@@ -651,32 +652,6 @@ function stateSetter(turn: Turn, version: number): (next: unknown) => void {
 
 function unreachable(route: never): never {
   throw new Error(`unhandled route ${JSON.stringify(route)}`);
-}
-
-/**
- * One inert actor scope per machine, reused by every transition of that
- * machine. xstate's `transition()` builds a throw-away actor for each call —
- * most of a node's CPU and garbage per message. A transition of a Molt
- * machine reads only `self` and `system` from its scope (no children, no
- * delays) and hands the actions to execute to `actionExecutor`, so one scope
- * serves every actor of the machine. A cache keyed by the machine object
- * (not global state: it holds nothing a runtime could observe).
- */
-const scopes = new WeakMap<AnyStateMachine, { scope: unknown; actions: unknown[] }>();
-
-function transitionOnce(machine: AnyStateMachine, snapshot: AnyMachineSnapshot, event: object): [AnyMachineSnapshot, unknown[]] {
-  let cached = scopes.get(machine);
-  if (!cached) {
-    const self = createActor(machine);
-    const actions: unknown[] = [];
-    const noop = () => {};
-    const scope = { self, system: self.system, id: '', sessionId: '', logger: noop, defer: noop, stopChild: noop, emit: noop, actionExecutor: (a: unknown) => actions.push(a) };
-    cached = { scope, actions };
-    scopes.set(machine, cached);
-  }
-  cached.actions.length = 0;
-  const next = machine.transition(snapshot, event as never, cached.scope as never) as AnyMachineSnapshot;
-  return [next, cached.actions.length === 0 ? [] : cached.actions.splice(0)];
 }
 
 /**
