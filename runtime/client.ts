@@ -7,10 +7,11 @@
  * All calls of a client share one reply subscription and match replies by
  * correlation id (one NATS request per call would be 2–4× slower).
  *
- * Replies say which node answered. With `batching`, once the client knows the
- * node that owns a shard, the keyed calls it has for that node in one tick go
- * to the node in one message (wire/batch.ts), and come back in as few; a call
- * the node no longer owns is sent again to its shard's subject.
+ * Replies say which node answered. Once the client knows the node that owns a
+ * shard, the keyed calls it has for that node in one tick go to the node in
+ * one message (wire/batch.ts), and come back in as few; a call the node no
+ * longer owns is sent again to its shard's subject. `batching: false` sends
+ * every call alone.
  *
  * @module
  */
@@ -86,8 +87,9 @@ export interface ClientOptions {
   tracerProvider?: TracerProvider;
   /**
    * Send the keyed calls made in one tick for one node as one message to that
-   * node, once replies have said which node owns their shards (default false;
+   * node, once replies have said which node owns their shards (default true;
    * docs/protocol.md, "Batched calls"). A batch of one goes as a single call.
+   * False sends every call alone, to its shard's subject.
    */
   batching?: boolean;
   codec?: Codec;
@@ -173,7 +175,7 @@ function createClientOn(nc: NatsConnection, options: ClientOptions, ownsConnecti
   const autoKeys = options.idempotency ?? true;
   const uncertainRetries = options.uncertainRetries ?? 2;
   const tracer = tracerOf(options.tracerProvider);
-  const batching = options.batching ?? false;
+  const batching = options.batching ?? true;
   // Under the connection's inbox prefix (`nats.inboxPrefix`), which nodes must accept as a caller's.
   const inbox = `${inboxPrefixOf(nc)}.molt.${ids.next()}`;
   const pending = new Map<string, Pending>();

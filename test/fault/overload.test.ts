@@ -4,7 +4,8 @@
  * - no node loses its lease to the flood (heartbeats do not queue behind it);
  * - the other actors keep answering: every call to them ends with its reply
  *   (the typed client retries, under the call's idempotency key, one that
- *   waited out its timeout behind the flood);
+ *   waited out its timeout behind the flood), whether it went alone or in a
+ *   batch to the flooded node;
  * - the flooded actor sheds what it cannot take with `Overloaded`, which
  *   changed nothing: its final count is at least the acknowledged
  *   increments and at most those plus the ones whose outcome is unknown.
@@ -85,26 +86,32 @@ test('overload - a flood on one actor sheds load with Overloaded, fences no node
   const subject = callSubject('counters', 'counter', encodeKey('hot'), DEFAULT_SHARDS);
   const body = new TextEncoder().encode('{"json":{"by":1}}');
 
-  // Well-behaved callers on other actors, one call at a time each.
+  // Well-behaved callers on other actors: each keeps four calls in flight
+  // together, so the client sends them in batches to the flooded nodes.
   const others = Array.from({ length: 8 }, (_, i) => `calm-${i}`);
   const otherErrors: string[] = [];
   let otherCalls = 0;
   let running = true;
+  let batches = 0;
+  const spy = ctx.nc.subscribe('molt.counters._batch.>', { callback: () => batches++ });
   const calm = Promise.all(
-    others.map(async (key) => {
-      const c = ctx.client.actor(counterV1, key);
-      await retried(() => c.reset());
-      let expected: number | undefined = 0;
+    others.map(async (caller) => {
+      const refs = [0, 1, 2, 3].map((j) => ({ key: `${caller}-${j}`, ref: ctx.client.actor(counterV1, `${caller}-${j}`), expected: 0 as number | undefined }));
+      for (const r of refs) await retried(() => r.ref.reset());
       while (running) {
-        try {
-          const value = await c.increment({ by: 1 });
-          if (expected !== undefined && value !== expected + 1) otherErrors.push(`${key}: ${value} after ${expected}`);
-          expected = value;
-          otherCalls++;
-        } catch (e) {
-          otherErrors.push(`${key}: ${isMoltError(e) ? e.code : String(e)}`);
-          expected = undefined; // unknown until the next acknowledged increment
-        }
+        await Promise.all(
+          refs.map(async (r) => {
+            try {
+              const value = await r.ref.increment({ by: 1 });
+              if (r.expected !== undefined && value !== r.expected + 1) otherErrors.push(`${r.key}: ${value} after ${r.expected}`);
+              r.expected = value;
+              otherCalls++;
+            } catch (e) {
+              otherErrors.push(`${r.key}: ${isMoltError(e) ? e.code : String(e)}`);
+              r.expected = undefined; // unknown until the next acknowledged increment
+            }
+          }),
+        );
         await sleep(20);
       }
     }),
@@ -126,6 +133,7 @@ test('overload - a flood on one actor sheds load with Overloaded, fences no node
   running = false;
   await calm;
   sub.unsubscribe();
+  spy.unsubscribe();
 
   const replies = tally();
   const answered = Object.values(replies).reduce((a, b) => a + b, 0);
@@ -133,13 +141,14 @@ test('overload - a flood on one actor sheds load with Overloaded, fences no node
   const uncertain = (replies.OutcomeUnknown ?? 0) + (FLOOD - answered);
   const final = await flooded.get();
   const fenced = ctx.nodes.filter((n) => /lease expired/.test(n.output())).length;
-  const summary = `flood of ${FLOOD}: replies ${JSON.stringify(replies)}, unanswered ${FLOOD - answered}, final ${final}; other actors: ${otherCalls} calls, errors ${otherErrors.length} ${otherErrors.slice(0, 5).join('; ')}; nodes fenced ${fenced}`;
+  const summary = `flood of ${FLOOD}: replies ${JSON.stringify(replies)}, unanswered ${FLOOD - answered}, final ${final}; other actors: ${otherCalls} calls, ${batches} batch messages, errors ${otherErrors.length} ${otherErrors.slice(0, 5).join('; ')}; nodes fenced ${fenced}`;
   console.log(`overload: ${summary}`);
   for (const n of ctx.nodes) console.log(n.output().split('\n').filter((l) => /warn|error/.test(l)).slice(0, 8).map((l) => l.slice(0, 240)).join('\n'));
 
   assert.is(fenced, 0, `no node lost its lease (${summary})`);
   assert.equal(otherErrors, [], `every call to another actor was answered (${summary})`);
   assert.ok(otherCalls > 0);
+  assert.ok(batches > 0, `the other callers' calls went in batches too (${summary})`);
   assert.ok(final >= acked, `no acknowledged increment lost (${summary})`);
   assert.ok(final <= acked + uncertain, `no increment refused with an error was applied (${summary})`);
   // Unavailable (a refused write) and Overloaded changed nothing; OutcomeUnknown and no reply are the uncertain ones.
