@@ -102,14 +102,6 @@ export function traceparentOf(sc: SpanContext): string | undefined {
 }
 
 /**
- * Sets the attributes a call's span starts with, one by one (an SDK's
- * `setAttributes` walks an object made for it with `for…in`).
- */
-export function setCallAttributes(span: Span, service: string, type: string, message: string, version: number): void {
-  setNamedAttributes(span, callNamesOf(service, type, message).service, message, version);
-}
-
-/**
  * The names a call's spans carry, made once per (service, type, message)
  * rather than per call: a span keeps its strings until its batch is
  * exported, so shared ones also keep less alive. Bounded, since untyped
@@ -166,6 +158,10 @@ export function clientTraceparent(span: Span): string | undefined {
   return span.isRecording() ? formatTraceparent(span.spanContext()) : traceparentOf(span.spanContext());
 }
 
+/**
+ * Sets the attributes a call's span starts with, one by one (an SDK's
+ * `setAttributes` walks an object made for it with `for…in`).
+ */
 function setNamedAttributes(span: Span, service: string, message: string, version: number): void {
   span.setAttribute('rpc.system', 'molt');
   span.setAttribute('rpc.service', service);
