@@ -27,8 +27,8 @@ import { BATCH_FORMAT, batchedCallSize, decodeAnswer, encodeBatch, MAX_BATCH_CAL
 import { headerBytes } from './nats/internals.ts';
 import { createIdGenerator, systemClock, type Clock, type IdGenerator, type TimerHandle } from './env.ts';
 import { inboxPrefixOf, resolveConnection, type NatsTarget } from './nats/connect.ts';
-import { context, SpanKind, SpanStatusCode, type Span, type TracerProvider } from '@opentelemetry/api';
-import { setCallAttributes, traceparentOf, tracerOf } from './observe/trace.ts';
+import { context, SpanStatusCode, type Span, type TracerProvider } from '@opentelemetry/api';
+import { clientTraceparent, startClientSpan, tracerOf } from './observe/trace.ts';
 
 /** Options of one call. */
 export interface CallOptions {
@@ -508,10 +508,9 @@ function createClientOn(nc: NatsConnection, options: ClientOptions, ownsConnecti
     if (key !== undefined && !IDEMPOTENCY_KEY_PATTERN.test(key)) {
       return Promise.reject(new MoltError(ErrorCode.InvalidHeader, `an idempotency key must be 1 to 128 visible ASCII characters (no spaces); got ${JSON.stringify(key.slice(0, 40))}`, { data: { length: key.length } }));
     }
-    // A span under the active one. Without an SDK it records nothing, and
-    // carries the active span's context, if any, so a trace passes through.
-    const span = tracer.startSpan(`${type}.${message}`, { kind: SpanKind.CLIENT }, context.active());
-    const traceparent = traceparentOf(span.spanContext());
+    // A span under the active one (see observe/trace.ts).
+    const span = startClientSpan(tracer, options.service, type, message, version, context.active());
+    const traceparent = clientTraceparent(span);
     let subject: string;
     let body: Uint8Array;
     let h: MsgHdrs;
@@ -524,9 +523,7 @@ function createClientOn(nc: NatsConnection, options: ClientOptions, ownsConnecti
       return Promise.reject(e);
     }
     const resendHeaders = key === undefined ? undefined : (ageMs: number) => perCallHeaders(version, message, key, traceparent, ageMs);
-    if (!span.isRecording()) return sendBytes(subject, body, h, key, resendHeaders, undefined);
-    setCallAttributes(span, options.service, type, message, version);
-    return sendBytes(subject, body, h, key, resendHeaders, span);
+    return sendBytes(subject, body, h, key, resendHeaders, span.isRecording() ? span : undefined);
   }
 
   /** Sends an encoded call and waits for its reply; a keyed call's resends are built by `resendHeaders`. */

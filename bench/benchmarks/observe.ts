@@ -21,12 +21,43 @@ import { stat, type Benchmark, type BenchContext } from '../harness.ts';
 import { addRows, compare, series, type LoadSystem } from '../compare.ts';
 import { cpuPerOp } from './breakdown.ts';
 import { CallCounts } from '../../runtime/observe/calls.ts';
-import { endCallSpan, setCallAttributes, startCallSpan, traceparentOf, tracerOf } from '../../runtime/observe/trace.ts';
-import { context, SpanKind } from '@opentelemetry/api';
+import { clientTraceparent, endCallSpan, startCallSpan, startClientSpan, tracerOf } from '../../runtime/observe/trace.ts';
+import { context, ROOT_CONTEXT, SpanKind, trace } from '@opentelemetry/api';
 import { nativeRoute } from '../../runtime/internal.ts';
 import type { MoltClient, MoltNode } from '../../runtime/index.ts';
 
-/** CPU per call of each observability step, in this process. */
+/**
+ * CPU per span of a recording span's whole life, 128 at a time as calls are:
+ * started, the event loop turned (so the batch processor exports, as it
+ * does under load: a span lives until its batch is exported), ended. A
+ * tight synchronous loop would not do: the processor's queue fills (2048)
+ * while its export waits for a microtask, and every later span is dropped
+ * at once — cheap garbage instead of a span kept until its batch goes.
+ */
+async function cpuPerSpan(start: () => unknown, end: (span: unknown) => void, ms: number): Promise<number> {
+  const inFlight: unknown[] = [];
+  let n = 0;
+  const began = process.cpuUsage();
+  let used = 0;
+  while (used < ms * 1000) {
+    for (let i = 0; i < 128; i++) inFlight.push(start());
+    await new Promise((resolve) => setImmediate(resolve));
+    for (const span of inFlight) end(span);
+    inFlight.length = 0;
+    n += 128;
+    const d = process.cpuUsage(began);
+    used = d.user + d.system;
+  }
+  return used / n;
+}
+
+/**
+ * CPU per call of each observability step, in this process. The recording
+ * spans are measured twice: as Molt makes them (`client_span`,
+ * `server_span`: names, attributes, `traceparent` written or read), and as
+ * the bare SDK makes a span of the same kind and parent with nothing else
+ * (`sdk_client_span`, `sdk_server_span`): the difference is Molt's part.
+ */
 async function perCallSteps(ctx: BenchContext): Promise<void> {
   // Loaded here, not at the top: `npm run bench` imports every benchmark, and the others need neither.
   const { BasicTracerProvider, BatchSpanProcessor, ParentBasedSampler, TraceIdRatioBasedSampler } = await import('@opentelemetry/sdk-trace-base');
@@ -40,6 +71,7 @@ async function perCallSteps(ctx: BenchContext): Promise<void> {
   const sampling = new BasicTracerProvider({ sampler: new ParentBasedSampler({ root: new TraceIdRatioBasedSampler(0) }), spanProcessors: [dropping()] }).getTracer('molt');
   const traceparent = '00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01';
   const unsampled = traceparent.replace(/01$/, '00');
+  const remote = { traceId: '4bf92f3577b34da6a3ce929d0e0e4736', spanId: '00f067aa0ba902b7', traceFlags: 1, isRemote: true };
   let sink: unknown;
   const steps: Record<string, () => void> = {
     count_outcome: () => counts.ok(1, nativeRoute),
@@ -50,30 +82,34 @@ async function perCallSteps(ctx: BenchContext): Promise<void> {
     // Tracing off: a caller that does not trace sends no traceparent; one that does makes the node parse it.
     span_off: () => (sink = startCallSpan(off, 'bench', 'cache', 'inc', 1, undefined)),
     span_off_caller_traced: () => (sink = startCallSpan(off, 'bench', 'cache', 'inc', 1, traceparent)),
-    // Tracing on: the node's span of a call, and the client's (started, its context written as a header, ended).
-    span_on: () => {
-      const span = startCallSpan(on, 'bench', 'cache', 'inc', 1, traceparent)!;
-      endCallSpan(span, 'cache', 1, 1, nativeRoute, undefined);
-    },
     span_unsampled: () => (sink = startCallSpan(sampling, 'bench', 'cache', 'inc', 1, unsampled)),
-    // The client's steps as runtime/client.ts takes them: the span, its `traceparent`, the attributes if it records.
+    // The client's steps as runtime/client.ts takes them: the span, its `traceparent`, its end.
     client_span_unsampled: () => {
-      const span = sampling.startSpan('cache.inc', { kind: SpanKind.CLIENT }, context.active());
-      sink = traceparentOf(span.spanContext());
+      const span = startClientSpan(sampling, 'bench', 'cache', 'inc', 1, context.active());
+      sink = clientTraceparent(span);
       span.end();
     },
-    client_span_on: () => {
-      const span = on.startSpan('cache.inc', { kind: SpanKind.CLIENT }, context.active());
-      sink = traceparentOf(span.spanContext());
-      setCallAttributes(span, 'bench', 'cache', 'inc', 1);
-      span.end();
-    },
+  };
+  type Span = ReturnType<typeof on.startSpan>;
+  const spans: Record<string, [() => unknown, (span: unknown) => void]> = {
+    client_span: [
+      () => {
+        const span = startClientSpan(on, 'bench', 'cache', 'inc', 1, context.active());
+        sink = clientTraceparent(span);
+        return span;
+      },
+      (span) => (span as Span).end(),
+    ],
+    sdk_client_span: [() => on.startSpan('cache.inc', { kind: SpanKind.CLIENT }, ROOT_CONTEXT), (span) => (span as Span).end()],
+    server_span: [() => startCallSpan(on, 'bench', 'cache', 'inc', 1, traceparent), (span) => endCallSpan(span as Span, 'cache', 1, 1, nativeRoute, undefined)],
+    sdk_server_span: [() => on.startSpan('cache.inc', { kind: SpanKind.SERVER }, trace.setSpanContext(ROOT_CONTEXT, remote)), (span) => (span as Span).end()],
   };
   const ms = ctx.options.quick ? 20 : 300;
   const reps = ctx.options.quick ? 1 : Math.max(3, ctx.options.reps);
   const metrics: Record<string, number[]> = {};
   for (let rep = 0; rep < reps; rep++) {
     for (const [name, step] of Object.entries(steps)) (metrics[`${name}_us`] ??= []).push(cpuPerOp(step, ms));
+    for (const [name, [start, end]] of Object.entries(spans)) (metrics[`${name}_us`] ??= []).push(await cpuPerSpan(start, end, ms));
   }
   ctx.row({ system: 'observability steps, per call', setting: 'in-process CPU', metrics: Object.fromEntries(Object.entries(metrics).map(([k, v]) => [k, stat(v)])) });
   if (sink === Symbol.for('never')) ctx.log('unreachable');

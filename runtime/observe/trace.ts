@@ -13,6 +13,7 @@
  * @module
  */
 import {
+  createContextKey,
   ROOT_CONTEXT,
   SpanKind,
   SpanStatusCode,
@@ -101,15 +102,110 @@ export function traceparentOf(sc: SpanContext): string | undefined {
 }
 
 /**
+ * The names a call's spans carry, made once per (service, type, message)
+ * rather than per call: a span keeps its strings until its batch is
+ * exported, so shared ones also keep less alive. Bounded, since untyped
+ * callers may use any message name (past the bound, names are made per call).
+ */
+interface CallNames {
+  /** The span's name: `type.message`. */
+  readonly span: string;
+  /** `rpc.service`: `service.type`. */
+  readonly service: string;
+}
+const callNames = new Map<string, Map<string, Map<string, CallNames>>>();
+let callNamesCount = 0;
+const CALL_NAMES_LIMIT = 1024;
+
+/** The span names of a call of `message` to `type` in `service`. */
+export function callNamesOf(service: string, type: string, message: string): CallNames {
+  const names = callNames.get(service)?.get(type)?.get(message);
+  if (names !== undefined) return names;
+  const made = { span: `${type}.${message}`, service: `${service}.${type}` };
+  if (callNamesCount < CALL_NAMES_LIMIT) {
+    let types = callNames.get(service);
+    if (types === undefined) callNames.set(service, (types = new Map()));
+    let messages = types.get(type);
+    if (messages === undefined) types.set(type, (messages = new Map()));
+    messages.set(message, made);
+    callNamesCount++;
+  }
+  return made;
+}
+
+/** The options of every client span (the SDK copies what it keeps). */
+const CLIENT = { kind: SpanKind.CLIENT } as const;
+
+/**
+ * Starts a client's span of a call under `parent` (the active context), and
+ * sets its attributes if it records. Without an SDK the span records nothing
+ * and carries the parent's span context, if any, so a trace passes through.
+ */
+export function startClientSpan(tracer: Tracer, service: string, type: string, message: string, version: number, parent: Context): Span {
+  const names = callNamesOf(service, type, message);
+  const span = tracer.startSpan(names.span, CLIENT, parent);
+  if (span.isRecording()) setNamedAttributes(span, names.service, message, version);
+  return span;
+}
+
+/**
+ * The `traceparent` a client sends for its span. A recording span's ids were
+ * made (or checked, for a parent) by its SDK, so they are written as they
+ * are; any other span is checked first ({@link traceparentOf}): without an
+ * SDK it is the invalid span context, or whatever the application made active.
+ */
+export function clientTraceparent(span: Span): string | undefined {
+  return span.isRecording() ? formatTraceparent(span.spanContext()) : traceparentOf(span.spanContext());
+}
+
+/**
  * Sets the attributes a call's span starts with, one by one (an SDK's
  * `setAttributes` walks an object made for it with `for…in`).
  */
-export function setCallAttributes(span: Span, service: string, type: string, message: string, version: number): void {
+function setNamedAttributes(span: Span, service: string, message: string, version: number): void {
   span.setAttribute('rpc.system', 'molt');
-  span.setAttribute('rpc.service', `${service}.${type}`);
+  span.setAttribute('rpc.service', service);
   span.setAttribute('rpc.method', message);
   span.setAttribute('molt.caller_version', version);
 }
+
+/**
+ * The key under which the API keeps a context's span. The API makes it with
+ * `Symbol.for`, so that every copy of the API shares it; checked once below.
+ */
+const SPAN_KEY = createContextKey('OpenTelemetry Context Key SPAN');
+
+/**
+ * The parent context of a node's span: the caller's span context, and
+ * nothing else. What `trace.setSpanContext(ROOT_CONTEXT, …)` makes, without
+ * the copied map and three closures the API's context allocates per call.
+ */
+class RemoteParentContext implements Context {
+  constructor(private readonly span: Span) {}
+  getValue(key: symbol): unknown {
+    return key === SPAN_KEY ? this.span : undefined;
+  }
+  setValue(key: symbol, value: unknown): Context {
+    return ROOT_CONTEXT.setValue(SPAN_KEY, this.span).setValue(key, value);
+  }
+  deleteValue(key: symbol): Context {
+    return ROOT_CONTEXT.setValue(SPAN_KEY, this.span).deleteValue(key);
+  }
+}
+
+/** True if the API finds a span in a {@link RemoteParentContext} (if its key ever changed, the API's own context is used). */
+const remoteParentWorks = ((): boolean => {
+  const probe = trace.wrapSpanContext({ traceId: '4bf92f3577b34da6a3ce929d0e0e4736', spanId: '00f067aa0ba902b7', traceFlags: 1, isRemote: true });
+  return trace.getSpan(new RemoteParentContext(probe)) === probe;
+})();
+
+/** The context whose span is the caller's, `remote`. */
+function remoteParent(remote: SpanContext): Context {
+  return remoteParentWorks ? new RemoteParentContext(trace.wrapSpanContext(remote)) : trace.setSpanContext(ROOT_CONTEXT, remote);
+}
+
+/** The options of every node span (the SDK copies what it keeps). */
+const SERVER = { kind: SpanKind.SERVER } as const;
 
 /** A call's server span on a node, while the call runs (undefined when not recording). */
 export type CallSpan = Span;
@@ -121,10 +217,10 @@ export type CallSpan = Span;
  */
 export function startCallSpan(tracer: Tracer, service: string, type: string, message: string, version: number, traceparent: string | undefined): CallSpan | undefined {
   const remote = traceparent === undefined ? undefined : parseTraceparent(traceparent);
-  const parent: Context = remote === undefined ? ROOT_CONTEXT : trace.setSpanContext(ROOT_CONTEXT, remote);
-  const span = tracer.startSpan(`${type}.${message}`, { kind: SpanKind.SERVER }, parent);
+  const names = callNamesOf(service, type, message);
+  const span = tracer.startSpan(names.span, SERVER, remote === undefined ? ROOT_CONTEXT : remoteParent(remote));
   if (!span.isRecording()) return undefined;
-  setCallAttributes(span, service, type, message, version);
+  setNamedAttributes(span, names.service, message, version);
   return span;
 }
 
