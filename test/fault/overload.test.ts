@@ -93,7 +93,11 @@ test('overload - a flood on one actor sheds load with Overloaded, fences no node
   let otherCalls = 0;
   let running = true;
   let batches = 0;
-  const spy = ctx.nc.subscribe('molt.counters._batch.>', { callback: () => batches++ });
+  const spy = ctx.nc.subscribe('molt.counters._batch.>', {
+    callback: () => {
+      batches++;
+    },
+  });
   const calm = Promise.all(
     others.map(async (caller) => {
       const refs = [0, 1, 2, 3].map((j) => ({ key: `${caller}-${j}`, ref: ctx.client.actor(counterV1, `${caller}-${j}`), expected: 0 as number | undefined }));
