@@ -11,6 +11,15 @@
  * nothing may run again without harm, and remembering it would cost a write.
  * Entries are kept for `windowMs` and at most `limit` per actor, newest kept.
  *
+ * Most writes carry only the newest calls: once {@link CHECKPOINT_EVERY}
+ * calls have been written since, the calls already stored are written to a
+ * second record, the actor's checkpoint (KV key {@link checkpointKey}, with
+ * compare-and-set on its own revision), and the state record written after it
+ * holds only the calls since, and names the checkpoint (`ikx`). Both records
+ * are written before the calls they hold are answered, so a call acknowledged
+ * is in one of them; a node loads the state record first, then the
+ * checkpoint it names (or a later one, which holds at least as much).
+ *
  * Forgetting is tracked too: the record keeps the time of the newest entry
  * dropped for the `limit` (its "floor"). A resend says how long ago its first
  * attempt was sent; if that attempt may be older than the floor (or than the
@@ -37,7 +46,28 @@ export interface RememberedRecord {
   ik: RememberedCall[];
   /** When the newest call dropped for the limit was applied (wall clock, ms), if any was. */
   ikf?: number;
+  /**
+   * The revision of the checkpoint that holds the calls before the newest
+   * `held` (set only when the state record does not hold them all).
+   */
+  ikr?: number;
+  /** With `ikr`: how many of the newest calls the state record holds. */
+  held?: number;
 }
+
+/** The KV key of an actor's checkpoint of remembered calls (beside `<type>.<key>`; a type name never starts with `_`). */
+export function checkpointKey(storeKey: string): string {
+  return `_ik.${storeKey}`;
+}
+
+/**
+ * How many calls a state record holds, at most, beyond its checkpoint: when
+ * a write would hold this many, the calls already stored go to the
+ * checkpoint first. Every write then carries 1–16 calls instead of up to the
+ * limit (64), and one write in 16 adds a write of the checkpoint
+ * (docs/performance.md, "Idempotent calls").
+ */
+export const CHECKPOINT_EVERY = 16;
 
 /** How long and how many calls an actor remembers. */
 export interface RememberOptions {
@@ -198,12 +228,44 @@ export function readCompact(ikc: readonly unknown[]): { entries: RememberedCall[
   return { entries, floor };
 }
 
+/** The calls and floor a record holds, in either form (`ikc`, else `ik` and `ikf`); anything malformed is ignored. */
+function readCalls(record: { ik?: unknown; ikf?: unknown; ikc?: unknown } | undefined): { entries: RememberedCall[]; floor: number | undefined } {
+  // The compact form; its `ikf` is only for older readers (see floorForOlderReaders).
+  if (Array.isArray(record?.ikc)) return readCompact(record.ikc);
+  const floor = typeof record?.ikf === 'number' && Number.isFinite(record.ikf) ? record.ikf : undefined;
+  const entries: RememberedCall[] = [];
+  if (Array.isArray(record?.ik)) {
+    for (const e of record.ik as Array<Partial<RememberedCall>>) {
+      if (e && typeof e.k === 'string' && typeof e.at === 'number') entries.push({ k: e.k, at: e.at, r: e.r });
+    }
+  }
+  return { entries, floor };
+}
+
+/** The checkpoint a state record names (`ikx`: its revision, and the floor of all the calls), if it names a valid one. */
+function readCheckpointRef(ikx: unknown): { revision: number; floor: number | undefined } | undefined {
+  if (!Array.isArray(ikx) || ikx.length !== 2) return undefined;
+  const [revision, floor] = ikx as [unknown, unknown];
+  if (!Number.isSafeInteger(revision) || (revision as number) < 1) return undefined;
+  if (floor !== null && (typeof floor !== 'number' || !Number.isFinite(floor))) return undefined;
+  return { revision: revision as number, floor: floor ?? undefined };
+}
+
+const maxFloor = (a: number | undefined, b: number | undefined) => (a === undefined ? b : b === undefined ? a : Math.max(a, b));
+
 /** The remembered calls of one actor: those stored, and those of a batch not yet stored. */
 export class RememberedCalls {
   private stored = new Map<string, RememberedCall>();
   private staged = new Map<string, RememberedCall>();
   private floor: number | undefined;
   private readonly compact = new CompactCache();
+  private readonly checkpointCompact = new CompactCache();
+  /** The revision of the actor's checkpoint as last read or written (0: none); undefined: not known. */
+  private checkpointRevision: number | undefined;
+  /** How many of the newest stored calls are not in that checkpoint. */
+  private unchecked = 0;
+  /** The checkpoint the loaded state record names, until it is read. */
+  private named: { revision: number; floor: number | undefined } | undefined;
 
   constructor(private readonly options: RememberOptions) {}
 
@@ -212,43 +274,83 @@ export class RememberedCalls {
    * it) with `remembered` (what {@link toRecord} gave for this write) — in the
    * compact form where it can hold them, its text reused from the previous
    * write and spliced into the record's; else in the `ik` form, the whole
-   * record encoded by the codec.
+   * record encoded by the codec. With a checkpoint (`ikr`), the record holds
+   * only the newest `held` calls, names the checkpoint and the floor of all
+   * the calls (`ikx`), and gives as its own floor one no earlier than the
+   * newest call it leaves to the checkpoint: a reader that does not know
+   * checkpoints answers a resend of one of those `OutcomeUnknown`, never runs it again.
    */
   encodeRecord(codec: Codec, record: object, remembered: RememberedRecord | undefined): Uint8Array {
     if (!remembered) return codec.encode(record);
-    const compact = codec.encodeWithJsonField ? this.compact.json(remembered) : undefined;
+    let own = remembered;
+    let extra: object | undefined;
+    if (remembered.ikr !== undefined) {
+      const { ik, held = ik.length } = remembered;
+      const newestLeft = ik[ik.length - held - 1]!;
+      own = { ik: ik.slice(ik.length - held), ikf: maxFloor(remembered.ikf, newestLeft.at) };
+      extra = { ikx: [remembered.ikr, remembered.ikf ?? null] };
+    }
+    const compact = codec.encodeWithJsonField ? this.compact.json(own) : undefined;
     if (compact !== undefined) {
       const floor = floorForOlderReaders(remembered);
-      const withFloor = floor === undefined ? record : { ...record, ikf: floor };
+      const fields = floor === undefined ? (extra ?? {}) : { ikf: floor, ...extra };
+      const withFields = extra === undefined && floor === undefined ? record : { ...record, ...fields };
       // A state that needs superjson's meta (a Date, a Map) cannot take the splice: encoded whole, still compact.
-      return codec.encodeWithJsonField!(withFloor, 'ikc', compact) ?? codec.encode({ ...withFloor, ikc: JSON.parse(compact) as unknown });
+      return codec.encodeWithJsonField!(withFields, 'ikc', compact) ?? codec.encode({ ...withFields, ikc: JSON.parse(compact) as unknown });
     }
-    return codec.encode(remembered.ikf === undefined ? { ...record, ik: remembered.ik } : { ...record, ik: remembered.ik, ikf: remembered.ikf });
+    return codec.encode({ ...record, ik: own.ik, ...(own.ikf === undefined ? {} : { ikf: own.ikf }), ...extra });
   }
 
   /**
    * Replaces what is remembered with what a record holds, in either form
-   * (`ikc`, else `ik` and `ikf`); anything malformed is ignored.
+   * (`ikc`, else `ik` and `ikf`); anything malformed is ignored. Returns the
+   * revision of the checkpoint the record names, if it names one: the caller
+   * reads that record and gives it to {@link loadCheckpoint}.
    */
-  load(record: { ik?: unknown; ikf?: unknown; ikc?: unknown } | undefined): void {
+  load(record: { ik?: unknown; ikf?: unknown; ikc?: unknown; ikx?: unknown } | undefined): number | undefined {
     this.stored = new Map();
     this.staged = new Map();
-    if (Array.isArray(record?.ikc)) {
-      // The compact form; its `ikf` is only for older readers (see floorForOlderReaders).
-      const { entries, floor } = readCompact(record.ikc);
-      this.floor = floor;
-      for (const e of entries) {
-        this.stored.delete(e.k);
-        this.stored.set(e.k, e);
-      }
-      return;
+    const { entries, floor } = readCalls(record);
+    this.floor = floor;
+    for (const e of entries) {
+      this.stored.delete(e.k);
+      this.stored.set(e.k, e);
     }
-    this.floor = typeof record?.ikf === 'number' && Number.isFinite(record.ikf) ? record.ikf : undefined;
-    const entries = record?.ik;
-    if (!Array.isArray(entries)) return;
-    for (const e of entries as Array<Partial<RememberedCall>>) {
-      if (e && typeof e.k === 'string' && typeof e.at === 'number') this.stored.set(e.k, { k: e.k, at: e.at, r: e.r });
+    this.checkpointRevision = undefined;
+    this.unchecked = this.stored.size;
+    this.named = readCheckpointRef(record?.ikx);
+    return this.named?.revision;
+  }
+
+  /**
+   * Adds the calls of the checkpoint the loaded record names: `checkpoint` is
+   * that record, decoded (undefined: absent or unreadable), at `revision` (0:
+   * none). A checkpoint older than the one named cannot be trusted to hold
+   * the calls the state record left to it: then only the record's own floor
+   * (no earlier than the newest of them) holds, and a resend of any of them
+   * is answered `OutcomeUnknown`. Returns whether the checkpoint was used.
+   */
+  loadCheckpoint(checkpoint: { ik?: unknown; ikf?: unknown; ikc?: unknown } | undefined, revision: number): boolean {
+    const named = this.named;
+    this.named = undefined;
+    this.checkpointRevision = revision;
+    if (named === undefined || checkpoint === undefined || revision < named.revision) return false;
+    const { entries, floor } = readCalls(checkpoint);
+    const own = this.stored;
+    this.stored = new Map();
+    for (const e of entries) this.stored.set(e.k, e);
+    for (const e of own.values()) {
+      this.stored.delete(e.k);
+      this.stored.set(e.k, e);
     }
+    this.floor = maxFloor(named.floor, floor);
+    while (this.stored.size > this.options.limit) {
+      const oldest = this.stored.values().next().value!;
+      this.stored.delete(oldest.k);
+      this.floor = maxFloor(this.floor, oldest.at);
+    }
+    this.unchecked = Math.min(own.size, this.stored.size);
+    return true;
   }
 
   /** The reply of a remembered (or staged) call with this key. */
@@ -289,7 +391,8 @@ export class RememberedCalls {
   /**
    * What to write with the batch's state: stored and staged entries without
    * those older than the window, the newest `limit` of them, and the floor
-   * (raised by any entry dropped for the limit). Undefined if nothing.
+   * (raised by any entry dropped for the limit). Undefined if nothing. With
+   * `ikr` and `held` when the checkpoint holds some of them.
    */
   toRecord(now: number): RememberedRecord | undefined {
     const cutoff = now - this.options.windowMs;
@@ -307,7 +410,59 @@ export class RememberedCalls {
       kept.splice(0, excess);
     }
     if (kept.length === 0 && floor === undefined) return undefined;
-    return floor === undefined ? { ik: kept } : { ik: kept, ikf: floor };
+    const record: RememberedRecord = floor === undefined ? { ik: kept } : { ik: kept, ikf: floor };
+    // The calls not in the checkpoint: the newest stored ones it did not take, and the staged ones.
+    const held = this.unchecked + this.staged.size;
+    if (this.checkpointRevision !== undefined && this.checkpointRevision > 0 && held < kept.length) {
+      record.ikr = this.checkpointRevision;
+      record.held = held;
+    }
+    return record;
+  }
+
+  /**
+   * What a checkpoint written before this write's state record would be:
+   * the stored calls of `remembered` (never the staged ones: they are not
+   * applied until the state record is stored) — or undefined if the write
+   * does not need one (it holds fewer than {@link CHECKPOINT_EVERY} calls
+   * beyond the checkpoint). `revision` is the revision to write it over;
+   * undefined means it is not known yet: read it (the checkpoint is then
+   * written by a later write, after this one's compare-and-set has shown the
+   * state record unchanged since it was loaded).
+   */
+  checkpointDue(remembered: RememberedRecord | undefined): { calls: RememberedRecord; revision: number | undefined } | undefined {
+    if (remembered === undefined) return undefined;
+    const { ik } = remembered;
+    const held = remembered.held ?? ik.length;
+    if (held < CHECKPOINT_EVERY) return undefined;
+    let stored = ik.length;
+    while (stored > 0 && this.staged.get(ik[stored - 1]!.k) === ik[stored - 1]) stored--;
+    if (stored === 0) return undefined;
+    const calls: RememberedRecord = { ik: stored === ik.length ? ik : ik.slice(0, stored) };
+    if (remembered.ikf !== undefined) calls.ikf = remembered.ikf;
+    return { calls, revision: this.checkpointRevision };
+  }
+
+  /** The revision of the checkpoint, read (0: there is none), before one is first written. */
+  learnCheckpointRevision(revision: number): void {
+    this.checkpointRevision = revision;
+  }
+
+  /** The bytes of a checkpoint record holding `calls` (see {@link checkpointDue}): the compact form where it can hold them. */
+  encodeCheckpoint(codec: Codec, calls: RememberedRecord): Uint8Array {
+    const compact = codec.encodeWithJsonField ? this.checkpointCompact.json(calls) : undefined;
+    if (compact !== undefined) return codec.encodeWithJsonField!({}, 'ikc', compact) ?? codec.encode({ ikc: JSON.parse(compact) as unknown });
+    return codec.encode(calls.ikf === undefined ? { ik: calls.ik } : { ik: calls.ik, ikf: calls.ikf });
+  }
+
+  /**
+   * The checkpoint of `calls` was stored at `revision`: what the state
+   * record of this write holds becomes the calls after them.
+   */
+  checkpointed(remembered: RememberedRecord, calls: RememberedRecord, revision: number): RememberedRecord {
+    this.checkpointRevision = revision;
+    this.unchecked = 0;
+    return { ...remembered, ikr: revision, held: remembered.ik.length - calls.ik.length };
   }
 
   /**
@@ -357,5 +512,6 @@ export class RememberedCalls {
     }
     this.staged.clear();
     this.floor = written?.ikf;
+    this.unchecked = Math.min(written?.held ?? ik.length, ik.length);
   }
 }
