@@ -609,7 +609,15 @@ class ActorCell {
     const persisted = this.readRecord(stored.bytes, stored.revision);
     const named = this.remembered.load(persisted as { ik?: unknown; ikf?: unknown; ikc?: unknown; ikx?: unknown });
     // Read after the state record: a checkpoint only grows, so this one holds at least what the record left to it.
-    if (named !== undefined) await this.loadCheckpoint(named);
+    if (named !== undefined) {
+      try {
+        await this.loadCheckpoint(named);
+      } catch (e) {
+        // Loaded by halves: load again before the next call.
+        this.state = undefined;
+        throw e;
+      }
+    }
     try {
       this.state = restore(types, persisted, this.key);
       this.failure = undefined;

@@ -69,13 +69,15 @@ export function checkpointKey(storeKey: string): string {
  */
 export const CHECKPOINT_EVERY = 16;
 
-/** How long and how many calls an actor remembers. */
+export const DEFAULT_REMEMBER: RememberOptions = { windowMs: 10 * 60_000, limit: 64 };
+
+/** How long and how many calls an actor remembers, and how many its state record holds beyond its checkpoint. */
 export interface RememberOptions {
   windowMs: number;
   limit: number;
+  /** Default {@link CHECKPOINT_EVERY}; 0: no checkpoint (every write holds every call). */
+  checkpointEvery?: number;
 }
-
-export const DEFAULT_REMEMBER: RememberOptions = { windowMs: 10 * 60_000, limit: 64 };
 
 /**
  * How far apart two nodes' wall clocks (plus a resend's transit) may be for the
@@ -424,7 +426,7 @@ export class RememberedCalls {
    * What a checkpoint written before this write's state record would be:
    * the stored calls of `remembered` (never the staged ones: they are not
    * applied until the state record is stored) — or undefined if the write
-   * does not need one (it holds fewer than {@link CHECKPOINT_EVERY} calls
+   * does not need one (it holds fewer than `checkpointEvery` calls
    * beyond the checkpoint). `revision` is the revision to write it over;
    * undefined means it is not known yet: read it (the checkpoint is then
    * written by a later write, after this one's compare-and-set has shown the
@@ -434,7 +436,8 @@ export class RememberedCalls {
     if (remembered === undefined) return undefined;
     const { ik } = remembered;
     const held = remembered.held ?? ik.length;
-    if (held < CHECKPOINT_EVERY) return undefined;
+    const every = this.options.checkpointEvery ?? CHECKPOINT_EVERY;
+    if (!(every > 0) || held < every) return undefined;
     let stored = ik.length;
     while (stored > 0 && this.staged.get(ik[stored - 1]!.k) === ik[stored - 1]) stored--;
     if (stored === 0) return undefined;
