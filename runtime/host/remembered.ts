@@ -257,7 +257,14 @@ const maxFloor = (a: number | undefined, b: number | undefined) => (a === undefi
 
 /** The remembered calls of one actor: those stored, and those of a batch not yet stored. */
 export class RememberedCalls {
-  private stored = new Map<string, RememberedCall>();
+  /**
+   * The stored calls, oldest first. Never changed in place: a write's record
+   * holds it (or a copy), and {@link commit} takes the written list as the
+   * next one — so a write costs what changed, not the whole list.
+   */
+  private calls: readonly RememberedCall[] = [];
+  /** The stored calls by key. */
+  private index = new Map<string, RememberedCall>();
   private staged = new Map<string, RememberedCall>();
   private floor: number | undefined;
   private readonly compact = new CompactCache();
@@ -310,16 +317,12 @@ export class RememberedCalls {
    * reads that record and gives it to {@link loadCheckpoint}.
    */
   load(record: { ik?: unknown; ikf?: unknown; ikc?: unknown; ikx?: unknown } | undefined): number | undefined {
-    this.stored = new Map();
     this.staged = new Map();
     const { entries, floor } = readCalls(record);
     this.floor = floor;
-    for (const e of entries) {
-      this.stored.delete(e.k);
-      this.stored.set(e.k, e);
-    }
+    this.setCalls(entries);
     this.checkpointRevision = undefined;
-    this.unchecked = this.stored.size;
+    this.unchecked = this.calls.length;
     this.named = readCheckpointRef(record?.ikx);
     return this.named?.revision;
   }
@@ -338,26 +341,32 @@ export class RememberedCalls {
     this.checkpointRevision = revision;
     if (named === undefined || checkpoint === undefined || revision < named.revision) return false;
     const { entries, floor } = readCalls(checkpoint);
-    const own = this.stored;
-    this.stored = new Map();
-    for (const e of entries) this.stored.set(e.k, e);
-    for (const e of own.values()) {
-      this.stored.delete(e.k);
-      this.stored.set(e.k, e);
-    }
+    const own = this.calls;
+    this.setCalls([...entries, ...own]);
     this.floor = maxFloor(named.floor, floor);
-    while (this.stored.size > this.options.limit) {
-      const oldest = this.stored.values().next().value!;
-      this.stored.delete(oldest.k);
-      this.floor = maxFloor(this.floor, oldest.at);
+    const excess = this.calls.length - this.options.limit;
+    if (excess > 0) {
+      for (let i = 0; i < excess; i++) this.floor = maxFloor(this.floor, this.calls[i]!.at);
+      this.setCalls(this.calls.slice(excess));
     }
-    this.unchecked = Math.min(own.size, this.stored.size);
+    this.unchecked = Math.min(own.length, this.calls.length);
     return true;
+  }
+
+  /** Makes `entries` the stored calls; a key that comes again keeps its last call, in that call's place. */
+  private setCalls(entries: readonly RememberedCall[]): void {
+    const index = new Map<string, RememberedCall>();
+    for (const e of entries) {
+      index.delete(e.k);
+      index.set(e.k, e);
+    }
+    this.index = index;
+    this.calls = index.size === entries.length ? entries : [...index.values()];
   }
 
   /** The reply of a remembered (or staged) call with this key. */
   find(key: string): { reply: unknown } | undefined {
-    const hit = this.staged.get(key) ?? this.stored.get(key);
+    const hit = this.staged.get(key) ?? this.index.get(key);
     return hit ? { reply: hit.r } : undefined;
   }
 
@@ -398,12 +407,15 @@ export class RememberedCalls {
    */
   toRecord(now: number): RememberedRecord | undefined {
     const cutoff = now - this.options.windowMs;
+    const { calls } = this;
+    // The calls older than the window, from the oldest on.
+    let first = 0;
+    while (first < calls.length && calls[first]!.at < cutoff) first++;
     // A staged call is never a stored one (a remembered key is answered, not
     // run again); checked once per staged call rather than once per stored one.
     let overlap = false;
-    for (const k of this.staged.keys()) overlap ||= this.stored.has(k);
-    const kept: RememberedCall[] = [];
-    for (const e of this.stored.values()) if (e.at >= cutoff && !(overlap && this.staged.has(e.k))) kept.push(e);
+    for (const k of this.staged.keys()) overlap ||= this.index.has(k);
+    const kept: RememberedCall[] = overlap ? calls.slice(first).filter((e) => !this.staged.has(e.k)) : calls.slice(first);
     for (const e of this.staged.values()) kept.push(e);
     let floor = this.floor !== undefined && this.floor >= cutoff ? this.floor : undefined;
     const excess = kept.length - this.options.limit;
@@ -476,21 +488,20 @@ export class RememberedCalls {
    */
   absorbStaged(now: number): void {
     if (this.staged.size === 0) return;
+    // (A staged call is never a stored one; if it were, the stored one goes.)
+    let calls: RememberedCall[] = this.calls.filter((e) => !this.staged.has(e.k) || this.index.get(e.k) !== e);
     for (const e of this.staged.values()) {
-      this.stored.delete(e.k);
-      this.stored.set(e.k, e);
+      calls.push(e);
+      this.index.set(e.k, e);
     }
     this.staged.clear();
-    while (this.stored.size > this.options.limit) {
-      const oldest = this.stored.values().next().value!;
-      this.stored.delete(oldest.k);
-      this.floor = Math.max(this.floor ?? oldest.at, oldest.at);
-    }
+    let drop = Math.max(0, calls.length - this.options.limit);
+    for (let i = 0; i < drop; i++) this.floor = Math.max(this.floor ?? calls[i]!.at, calls[i]!.at);
     const cutoff = now - this.options.windowMs;
-    for (const e of this.stored.values()) {
-      if (e.at >= cutoff) break;
-      this.stored.delete(e.k);
-    }
+    while (drop < calls.length && calls[drop]!.at < cutoff) drop++;
+    for (let i = 0; i < drop; i++) this.index.delete(calls[i]!.k);
+    if (drop > 0) calls = calls.slice(drop);
+    this.calls = calls;
     if (this.floor !== undefined && this.floor < cutoff) this.floor = undefined;
   }
 
@@ -502,17 +513,16 @@ export class RememberedCalls {
    */
   commit(written: RememberedRecord | undefined): void {
     const ik = written?.ik ?? [];
-    let i = 0;
-    for (const e of this.stored.values()) {
-      if (ik[i] === e) i++;
-      else this.stored.delete(e.k);
-    }
-    for (; i < ik.length; i++) {
-      const e = ik[i]!;
-      // (Not one of the stored calls, in their order: delete first, so the order is the written one.)
-      this.stored.delete(e.k);
-      this.stored.set(e.k, e);
-    }
+    const old = this.calls;
+    // The written list is the stored calls from the first it kept on, then new ones.
+    const dropped = ik.length === 0 ? old.length : old.indexOf(ik[0]!);
+    let same = dropped >= 0 && old.length - dropped <= ik.length;
+    for (let i = dropped + 1; same && i < old.length; i++) same = old[i] === ik[i - dropped];
+    if (same) {
+      for (let i = 0; i < dropped; i++) if (this.index.get(old[i]!.k) === old[i]) this.index.delete(old[i]!.k);
+      for (let i = old.length - dropped; i < ik.length; i++) this.index.set(ik[i]!.k, ik[i]!);
+      this.calls = ik;
+    } else this.setCalls(ik);
     this.staged.clear();
     this.floor = written?.ikf;
     this.unchecked = Math.min(written?.held ?? ik.length, ik.length);
