@@ -295,8 +295,10 @@ export class RememberedCalls {
     let extra: object | undefined;
     if (remembered.ikr !== undefined) {
       const { ik, held = ik.length } = remembered;
-      const newestLeft = ik[ik.length - held - 1]!;
-      own = { ik: ik.slice(ik.length - held), ikf: maxFloor(remembered.ikf, newestLeft.at) };
+      // The latest time among the calls left to the checkpoint (the newest, unless the clock stepped back).
+      let leftFloor = remembered.ikf;
+      for (let i = 0; i < ik.length - held; i++) leftFloor = maxFloor(leftFloor, ik[i]!.at);
+      own = { ik: ik.slice(ik.length - held), ikf: leftFloor };
       extra = { ikx: [remembered.ikr, remembered.ikf ?? null] };
     }
     const compact = codec.encodeWithJsonField ? this.compact.json(own) : undefined;

@@ -130,6 +130,26 @@ test('a reader that does not know checkpoints, or finds it missing, answers a re
   }
 });
 
+test('the record\'s own floor covers every call left to the checkpoint, even one applied before the clock stepped back', () => {
+  const options = { windowMs: WINDOW, limit: 64 };
+  const store = new Store();
+  const writer = new RememberedCalls(options);
+  const base = 1_800_000_000_000;
+  // call-3 is applied at base + 5000; then the wall clock steps back to base + 4.
+  const times = Array.from({ length: 20 }, (_, i) => (i === 2 ? base + 5000 : base + i + 1));
+  times.forEach((at, i) => {
+    writer.stage(`call-${i + 1}`, i + 1, at);
+    store.write(writer, at);
+  });
+  const record = store.stateRecord();
+  assert.ok(Array.isArray(record.ikx), 'the state record names a checkpoint');
+  const without = new RememberedCalls(options);
+  without.load({ ikc: record.ikc });
+  const now = base + 6000;
+  assert.is(without.find('call-3'), undefined, 'left to the checkpoint');
+  assert.ok(without.mayHaveForgotten(now - (base + 5000), now), 'a resend of call-3 is not run again');
+});
+
 test('a checkpoint older than the one named is not trusted; a later one (its state write lost) is', () => {
   const options = { windowMs: WINDOW, limit: 64 };
   const store = new Store();
