@@ -1,8 +1,8 @@
 /**
  * Durability: durable Molt asks (each answered only after its state change is
  * written to JetStream KV with compare-and-set) against raw KV puts of values
- * the size of the persisted actor (with its remembered calls, as every write
- * carries them), same client options, same concurrency, distinct keys.
+ * the size of the persisted actor (with the remembered calls its writes
+ * carry), same client options, same concurrency, distinct keys.
  * Target ≥ 0.7× at 64 and 128 in flight.
  *
  * @module
@@ -25,8 +25,10 @@ export const durable: Benchmark = {
 
     // The raw puts write values exactly as large as a persisted actor: read one
     // in its steady state. The client gives every call an idempotency key, and
-    // the record carries the remembered calls (up to the node's limit of 64):
-    // read it after more calls than that, as every actor has during the measure.
+    // the record carries the remembered calls since the actor's checkpoint (1
+    // to 16; the older ones, up to the node's limit of 64, are in the
+    // checkpoint, written once per 16 changes): read it after more calls than
+    // the limit, as every actor has during the measure.
     for (let i = 0; i < 80; i++) await moltClient.call('sweep', { caller: 'durable', from: 0, to: 1, concurrency: 1 });
     const nc = await connectNats({ servers: nats.url });
     const entry = await (await new Kvm(nc).open(bucketNames(service.name).state)).get(stateKey('counter', 'd0'));

@@ -29,7 +29,14 @@ export const commands: Record<string, Command> = {
       ...(args.versions ? { versions: args.versions as Record<string, number> } : {}),
       ...(args.passivateAfterMs ? { passivateAfterMs: Number(args.passivateAfterMs) } : {}),
       ...(args.holdLimit ? { holdLimit: Number(args.holdLimit) } : {}),
-      ...(args.idempotencyLimit ? { idempotency: { limit: Number(args.idempotencyLimit) } } : {}),
+      ...(args.idempotencyLimit !== undefined || args.checkpointEvery !== undefined
+        ? {
+            idempotency: {
+              ...(args.idempotencyLimit !== undefined ? { limit: Number(args.idempotencyLimit) } : {}),
+              ...(args.checkpointEvery !== undefined ? { checkpointEvery: Number(args.checkpointEvery) } : {}),
+            },
+          }
+        : {}),
     });
     node = n;
     cleanups.push(() => n.stop());

@@ -21,7 +21,7 @@ import { RevisionConflict, type StateStore } from './store.ts';
 import { CallCounts } from '../observe/calls.ts';
 import { endWriteSpan, startWriteSpan } from '../observe/trace.ts';
 import type { Span, Tracer } from '@opentelemetry/api';
-import { DEFAULT_REMEMBER, RememberedCalls, type RememberedRecord, type RememberOptions } from './remembered.ts';
+import { checkpointKey, DEFAULT_REMEMBER, RememberedCalls, type RememberedRecord, type RememberOptions } from './remembered.ts';
 import type { KeyedCall } from '../wire/envelope.ts';
 import {
   admit,
@@ -607,7 +607,17 @@ class ActorCell {
       return;
     }
     const persisted = this.readRecord(stored.bytes, stored.revision);
-    this.remembered.load(persisted as { ik?: unknown; ikf?: unknown; ikc?: unknown });
+    const named = this.remembered.load(persisted as { ik?: unknown; ikf?: unknown; ikc?: unknown; ikx?: unknown });
+    // Read after the state record: a checkpoint only grows, so this one holds at least what the record left to it.
+    if (named !== undefined) {
+      try {
+        await this.loadCheckpoint(named);
+      } catch (e) {
+        // Loaded by halves: load again before the next call.
+        this.state = undefined;
+        throw e;
+      }
+    }
     try {
       this.state = restore(types, persisted, this.key);
       this.failure = undefined;
@@ -618,6 +628,53 @@ class ActorCell {
         this.host.noteTransformFailure(this.key, err);
       }
       throw err;
+    }
+  }
+
+  /** Reads the checkpoint of remembered calls the state record names (at revision `named` or later). */
+  private async loadCheckpoint(named: number): Promise<void> {
+    const { config } = this.host;
+    const stored = await config.store.load(checkpointKey(this.storeKey));
+    let decoded: { ik?: unknown; ikf?: unknown; ikc?: unknown } | undefined;
+    try {
+      const value = stored.bytes ? config.codec.decode(stored.bytes) : undefined;
+      if (typeof value === 'object' && value !== null && !Array.isArray(value)) decoded = value;
+    } catch {
+      decoded = undefined;
+    }
+    if (!this.remembered.loadCheckpoint(decoded, stored.revision)) {
+      config.logger.warn('the checkpoint of remembered calls this actor names is missing or older than named: a resend of any call it held is answered OutcomeUnknown', {
+        type: this.host.name,
+        key: this.key,
+        named,
+        found: stored.revision,
+      });
+    }
+  }
+
+  /**
+   * Before a write that would hold too many calls beyond the checkpoint:
+   * writes the stored calls to the checkpoint (compare-and-set on its
+   * revision) and returns what the state record then holds. The first time,
+   * only reads the checkpoint's revision (see RememberedCalls.checkpointDue).
+   * A checkpoint too large for the server is not written: the state record
+   * keeps holding every call.
+   */
+  private async writeCheckpoint(remembered: RememberedRecord | undefined): Promise<RememberedRecord | undefined> {
+    const due = this.remembered.checkpointDue(remembered);
+    if (due === undefined) return remembered;
+    const { config } = this.host;
+    const key = checkpointKey(this.storeKey);
+    if (due.revision === undefined) {
+      this.remembered.learnCheckpointRevision((await config.store.load(key)).revision);
+      return remembered;
+    }
+    try {
+      const revision = await config.store.save(key, this.remembered.encodeCheckpoint(config.codec, due.calls), due.revision);
+      return this.remembered.checkpointed(remembered!, due.calls, revision);
+    } catch (e) {
+      if (isMoltError(e, ErrorCode.StateTooLarge)) return remembered;
+      throw e;
     }
   }
 
@@ -755,9 +812,10 @@ class ActorCell {
   /** Writes the batch's state with compare-and-set; answers the batch only once it is stored. */
   private async commitThenPump(batch: Call[], turns: BatchTurns, conflicts: number): Promise<void> {
     const { config } = this.host;
-    const remembered = this.remembered.toRecord(config.clock.now());
+    let remembered = this.remembered.toRecord(config.clock.now());
     const span = config.tracer === undefined ? undefined : startWriteSpan(config.tracer, batch, this.host.name, this.key);
     try {
+      remembered = await this.writeCheckpoint(remembered);
       this.revision = await config.store.save(this.storeKey, this.encodeRecord(turns.working, remembered), this.revision);
       if (span) endWriteSpan(span, this.revision, undefined);
     } catch (e) {

@@ -11,6 +11,15 @@
  * nothing may run again without harm, and remembering it would cost a write.
  * Entries are kept for `windowMs` and at most `limit` per actor, newest kept.
  *
+ * Most writes carry only the newest calls: once {@link CHECKPOINT_EVERY}
+ * calls have been written since, the calls already stored are written to a
+ * second record, the actor's checkpoint (KV key {@link checkpointKey}, with
+ * compare-and-set on its own revision), and the state record written after it
+ * holds only the calls since, and names the checkpoint (`ikx`). Both records
+ * are written before the calls they hold are answered, so a call acknowledged
+ * is in one of them; a node loads the state record first, then the
+ * checkpoint it names (or a later one, which holds at least as much).
+ *
  * Forgetting is tracked too: the record keeps the time of the newest entry
  * dropped for the `limit` (its "floor"). A resend says how long ago its first
  * attempt was sent; if that attempt may be older than the floor (or than the
@@ -37,15 +46,38 @@ export interface RememberedRecord {
   ik: RememberedCall[];
   /** When the newest call dropped for the limit was applied (wall clock, ms), if any was. */
   ikf?: number;
+  /**
+   * The revision of the checkpoint that holds the calls before the newest
+   * `held` (set only when the state record does not hold them all).
+   */
+  ikr?: number;
+  /** With `ikr`: how many of the newest calls the state record holds. */
+  held?: number;
 }
 
-/** How long and how many calls an actor remembers. */
+/** The KV key of an actor's checkpoint of remembered calls (beside `<type>.<key>`; a type name never starts with `_`). */
+export function checkpointKey(storeKey: string): string {
+  return `_ik.${storeKey}`;
+}
+
+/**
+ * How many calls a state record holds, at most, beyond its checkpoint: when
+ * a write would hold this many, the calls already stored go to the
+ * checkpoint first. Every write then carries 1–16 calls instead of up to the
+ * limit (64), and one write in 16 adds a write of the checkpoint
+ * (docs/performance.md, "Idempotent calls").
+ */
+export const CHECKPOINT_EVERY = 16;
+
+export const DEFAULT_REMEMBER: RememberOptions = { windowMs: 10 * 60_000, limit: 64 };
+
+/** How long and how many calls an actor remembers, and how many its state record holds beyond its checkpoint. */
 export interface RememberOptions {
   windowMs: number;
   limit: number;
+  /** Default {@link CHECKPOINT_EVERY}; 0: no checkpoint (every write holds every call). */
+  checkpointEvery?: number;
 }
-
-export const DEFAULT_REMEMBER: RememberOptions = { windowMs: 10 * 60_000, limit: 64 };
 
 /**
  * How far apart two nodes' wall clocks (plus a resend's transit) may be for the
@@ -198,12 +230,51 @@ export function readCompact(ikc: readonly unknown[]): { entries: RememberedCall[
   return { entries, floor };
 }
 
+/** The calls and floor a record holds, in either form (`ikc`, else `ik` and `ikf`); anything malformed is ignored. */
+function readCalls(record: { ik?: unknown; ikf?: unknown; ikc?: unknown } | undefined): { entries: RememberedCall[]; floor: number | undefined } {
+  // The compact form; its `ikf` is only for older readers (see floorForOlderReaders).
+  if (Array.isArray(record?.ikc)) return readCompact(record.ikc);
+  const floor = typeof record?.ikf === 'number' && Number.isFinite(record.ikf) ? record.ikf : undefined;
+  const entries: RememberedCall[] = [];
+  if (Array.isArray(record?.ik)) {
+    for (const e of record.ik as Array<Partial<RememberedCall>>) {
+      if (e && typeof e.k === 'string' && typeof e.at === 'number') entries.push({ k: e.k, at: e.at, r: e.r });
+    }
+  }
+  return { entries, floor };
+}
+
+/** The checkpoint a state record names (`ikx`: its revision, and the floor of all the calls), if it names a valid one. */
+function readCheckpointRef(ikx: unknown): { revision: number; floor: number | undefined } | undefined {
+  if (!Array.isArray(ikx) || ikx.length !== 2) return undefined;
+  const [revision, floor] = ikx as [unknown, unknown];
+  if (!Number.isSafeInteger(revision) || (revision as number) < 1) return undefined;
+  if (floor !== null && (typeof floor !== 'number' || !Number.isFinite(floor))) return undefined;
+  return { revision: revision as number, floor: floor ?? undefined };
+}
+
+const maxFloor = (a: number | undefined, b: number | undefined) => (a === undefined ? b : b === undefined ? a : Math.max(a, b));
+
 /** The remembered calls of one actor: those stored, and those of a batch not yet stored. */
 export class RememberedCalls {
-  private stored = new Map<string, RememberedCall>();
+  /**
+   * The stored calls, oldest first. Never changed in place: a write's record
+   * holds it (or a copy), and {@link commit} takes the written list as the
+   * next one — so a write costs what changed, not the whole list.
+   */
+  private calls: readonly RememberedCall[] = [];
+  /** The stored calls by key. */
+  private index = new Map<string, RememberedCall>();
   private staged = new Map<string, RememberedCall>();
   private floor: number | undefined;
   private readonly compact = new CompactCache();
+  private readonly checkpointCompact = new CompactCache();
+  /** The revision of the actor's checkpoint as last read or written (0: none); undefined: not known. */
+  private checkpointRevision: number | undefined;
+  /** How many of the newest stored calls are not in that checkpoint. */
+  private unchecked = 0;
+  /** The checkpoint the loaded state record names, until it is read. */
+  private named: { revision: number; floor: number | undefined } | undefined;
 
   constructor(private readonly options: RememberOptions) {}
 
@@ -212,48 +283,92 @@ export class RememberedCalls {
    * it) with `remembered` (what {@link toRecord} gave for this write) — in the
    * compact form where it can hold them, its text reused from the previous
    * write and spliced into the record's; else in the `ik` form, the whole
-   * record encoded by the codec.
+   * record encoded by the codec. With a checkpoint (`ikr`), the record holds
+   * only the newest `held` calls, names the checkpoint and the floor of all
+   * the calls (`ikx`), and gives as its own floor one no earlier than the
+   * newest call it leaves to the checkpoint: a reader that does not know
+   * checkpoints answers a resend of one of those `OutcomeUnknown`, never runs it again.
    */
   encodeRecord(codec: Codec, record: object, remembered: RememberedRecord | undefined): Uint8Array {
     if (!remembered) return codec.encode(record);
-    const compact = codec.encodeWithJsonField ? this.compact.json(remembered) : undefined;
+    let own = remembered;
+    let extra: object | undefined;
+    if (remembered.ikr !== undefined) {
+      const { ik, held = ik.length } = remembered;
+      // The latest time among the calls left to the checkpoint (the newest, unless the clock stepped back).
+      let leftFloor = remembered.ikf;
+      for (let i = 0; i < ik.length - held; i++) leftFloor = maxFloor(leftFloor, ik[i]!.at);
+      own = { ik: ik.slice(ik.length - held), ikf: leftFloor };
+      extra = { ikx: [remembered.ikr, remembered.ikf ?? null] };
+    }
+    const compact = codec.encodeWithJsonField ? this.compact.json(own) : undefined;
     if (compact !== undefined) {
       const floor = floorForOlderReaders(remembered);
-      const withFloor = floor === undefined ? record : { ...record, ikf: floor };
+      const fields = floor === undefined ? (extra ?? {}) : { ikf: floor, ...extra };
+      const withFields = extra === undefined && floor === undefined ? record : { ...record, ...fields };
       // A state that needs superjson's meta (a Date, a Map) cannot take the splice: encoded whole, still compact.
-      return codec.encodeWithJsonField!(withFloor, 'ikc', compact) ?? codec.encode({ ...withFloor, ikc: JSON.parse(compact) as unknown });
+      return codec.encodeWithJsonField!(withFields, 'ikc', compact) ?? codec.encode({ ...withFields, ikc: JSON.parse(compact) as unknown });
     }
-    return codec.encode(remembered.ikf === undefined ? { ...record, ik: remembered.ik } : { ...record, ik: remembered.ik, ikf: remembered.ikf });
+    return codec.encode({ ...record, ik: own.ik, ...(own.ikf === undefined ? {} : { ikf: own.ikf }), ...extra });
   }
 
   /**
    * Replaces what is remembered with what a record holds, in either form
-   * (`ikc`, else `ik` and `ikf`); anything malformed is ignored.
+   * (`ikc`, else `ik` and `ikf`); anything malformed is ignored. Returns the
+   * revision of the checkpoint the record names, if it names one: the caller
+   * reads that record and gives it to {@link loadCheckpoint}.
    */
-  load(record: { ik?: unknown; ikf?: unknown; ikc?: unknown } | undefined): void {
-    this.stored = new Map();
+  load(record: { ik?: unknown; ikf?: unknown; ikc?: unknown; ikx?: unknown } | undefined): number | undefined {
     this.staged = new Map();
-    if (Array.isArray(record?.ikc)) {
-      // The compact form; its `ikf` is only for older readers (see floorForOlderReaders).
-      const { entries, floor } = readCompact(record.ikc);
-      this.floor = floor;
-      for (const e of entries) {
-        this.stored.delete(e.k);
-        this.stored.set(e.k, e);
-      }
-      return;
+    const { entries, floor } = readCalls(record);
+    this.floor = floor;
+    this.setCalls(entries);
+    this.checkpointRevision = undefined;
+    this.unchecked = this.calls.length;
+    this.named = readCheckpointRef(record?.ikx);
+    return this.named?.revision;
+  }
+
+  /**
+   * Adds the calls of the checkpoint the loaded record names: `checkpoint` is
+   * that record, decoded (undefined: absent or unreadable), at `revision` (0:
+   * none). A checkpoint older than the one named cannot be trusted to hold
+   * the calls the state record left to it: then only the record's own floor
+   * (no earlier than the newest of them) holds, and a resend of any of them
+   * is answered `OutcomeUnknown`. Returns whether the checkpoint was used.
+   */
+  loadCheckpoint(checkpoint: { ik?: unknown; ikf?: unknown; ikc?: unknown } | undefined, revision: number): boolean {
+    const named = this.named;
+    this.named = undefined;
+    this.checkpointRevision = revision;
+    if (named === undefined || checkpoint === undefined || revision < named.revision) return false;
+    const { entries, floor } = readCalls(checkpoint);
+    const own = this.calls;
+    this.setCalls([...entries, ...own]);
+    this.floor = maxFloor(named.floor, floor);
+    const excess = this.calls.length - this.options.limit;
+    if (excess > 0) {
+      for (let i = 0; i < excess; i++) this.floor = maxFloor(this.floor, this.calls[i]!.at);
+      this.setCalls(this.calls.slice(excess));
     }
-    this.floor = typeof record?.ikf === 'number' && Number.isFinite(record.ikf) ? record.ikf : undefined;
-    const entries = record?.ik;
-    if (!Array.isArray(entries)) return;
-    for (const e of entries as Array<Partial<RememberedCall>>) {
-      if (e && typeof e.k === 'string' && typeof e.at === 'number') this.stored.set(e.k, { k: e.k, at: e.at, r: e.r });
+    this.unchecked = Math.min(own.length, this.calls.length);
+    return true;
+  }
+
+  /** Makes `entries` the stored calls; a key that comes again keeps its last call, in that call's place. */
+  private setCalls(entries: readonly RememberedCall[]): void {
+    const index = new Map<string, RememberedCall>();
+    for (const e of entries) {
+      index.delete(e.k);
+      index.set(e.k, e);
     }
+    this.index = index;
+    this.calls = index.size === entries.length ? entries : [...index.values()];
   }
 
   /** The reply of a remembered (or staged) call with this key. */
   find(key: string): { reply: unknown } | undefined {
-    const hit = this.staged.get(key) ?? this.stored.get(key);
+    const hit = this.staged.get(key) ?? this.index.get(key);
     return hit ? { reply: hit.r } : undefined;
   }
 
@@ -289,16 +404,20 @@ export class RememberedCalls {
   /**
    * What to write with the batch's state: stored and staged entries without
    * those older than the window, the newest `limit` of them, and the floor
-   * (raised by any entry dropped for the limit). Undefined if nothing.
+   * (raised by any entry dropped for the limit). Undefined if nothing. With
+   * `ikr` and `held` when the checkpoint holds some of them.
    */
   toRecord(now: number): RememberedRecord | undefined {
     const cutoff = now - this.options.windowMs;
+    const { calls } = this;
+    // The calls older than the window, from the oldest on.
+    let first = 0;
+    while (first < calls.length && calls[first]!.at < cutoff) first++;
     // A staged call is never a stored one (a remembered key is answered, not
     // run again); checked once per staged call rather than once per stored one.
     let overlap = false;
-    for (const k of this.staged.keys()) overlap ||= this.stored.has(k);
-    const kept: RememberedCall[] = [];
-    for (const e of this.stored.values()) if (e.at >= cutoff && !(overlap && this.staged.has(e.k))) kept.push(e);
+    for (const k of this.staged.keys()) overlap ||= this.index.has(k);
+    const kept: RememberedCall[] = overlap ? calls.slice(first).filter((e) => !this.staged.has(e.k)) : calls.slice(first);
     for (const e of this.staged.values()) kept.push(e);
     let floor = this.floor !== undefined && this.floor >= cutoff ? this.floor : undefined;
     const excess = kept.length - this.options.limit;
@@ -307,7 +426,60 @@ export class RememberedCalls {
       kept.splice(0, excess);
     }
     if (kept.length === 0 && floor === undefined) return undefined;
-    return floor === undefined ? { ik: kept } : { ik: kept, ikf: floor };
+    const record: RememberedRecord = floor === undefined ? { ik: kept } : { ik: kept, ikf: floor };
+    // The calls not in the checkpoint: the newest stored ones it did not take, and the staged ones.
+    const held = this.unchecked + this.staged.size;
+    if (this.checkpointRevision !== undefined && this.checkpointRevision > 0 && held < kept.length) {
+      record.ikr = this.checkpointRevision;
+      record.held = held;
+    }
+    return record;
+  }
+
+  /**
+   * What a checkpoint written before this write's state record would be:
+   * the stored calls of `remembered` (never the staged ones: they are not
+   * applied until the state record is stored) — or undefined if the write
+   * does not need one (it holds fewer than `checkpointEvery` calls
+   * beyond the checkpoint). `revision` is the revision to write it over;
+   * undefined means it is not known yet: read it (the checkpoint is then
+   * written by a later write, after this one's compare-and-set has shown the
+   * state record unchanged since it was loaded).
+   */
+  checkpointDue(remembered: RememberedRecord | undefined): { calls: RememberedRecord; revision: number | undefined } | undefined {
+    if (remembered === undefined) return undefined;
+    const { ik } = remembered;
+    const held = remembered.held ?? ik.length;
+    const every = this.options.checkpointEvery ?? CHECKPOINT_EVERY;
+    if (!(every > 0) || held < every) return undefined;
+    let stored = ik.length;
+    while (stored > 0 && this.staged.get(ik[stored - 1]!.k) === ik[stored - 1]) stored--;
+    if (stored === 0) return undefined;
+    const calls: RememberedRecord = { ik: stored === ik.length ? ik : ik.slice(0, stored) };
+    if (remembered.ikf !== undefined) calls.ikf = remembered.ikf;
+    return { calls, revision: this.checkpointRevision };
+  }
+
+  /** The revision of the checkpoint, read (0: there is none), before one is first written. */
+  learnCheckpointRevision(revision: number): void {
+    this.checkpointRevision = revision;
+  }
+
+  /** The bytes of a checkpoint record holding `calls` (see {@link checkpointDue}): the compact form where it can hold them. */
+  encodeCheckpoint(codec: Codec, calls: RememberedRecord): Uint8Array {
+    const compact = codec.encodeWithJsonField ? this.checkpointCompact.json(calls) : undefined;
+    if (compact !== undefined) return codec.encodeWithJsonField!({}, 'ikc', compact) ?? codec.encode({ ikc: JSON.parse(compact) as unknown });
+    return codec.encode(calls.ikf === undefined ? { ik: calls.ik } : { ik: calls.ik, ikf: calls.ikf });
+  }
+
+  /**
+   * The checkpoint of `calls` was stored at `revision`: what the state
+   * record of this write holds becomes the calls after them.
+   */
+  checkpointed(remembered: RememberedRecord, calls: RememberedRecord, revision: number): RememberedRecord {
+    this.checkpointRevision = revision;
+    this.unchecked = 0;
+    return { ...remembered, ikr: revision, held: remembered.ik.length - calls.ik.length };
   }
 
   /**
@@ -318,21 +490,20 @@ export class RememberedCalls {
    */
   absorbStaged(now: number): void {
     if (this.staged.size === 0) return;
+    // (A staged call is never a stored one; if it were, the stored one goes.)
+    let calls: RememberedCall[] = this.calls.filter((e) => !this.staged.has(e.k) || this.index.get(e.k) !== e);
     for (const e of this.staged.values()) {
-      this.stored.delete(e.k);
-      this.stored.set(e.k, e);
+      calls.push(e);
+      this.index.set(e.k, e);
     }
     this.staged.clear();
-    while (this.stored.size > this.options.limit) {
-      const oldest = this.stored.values().next().value!;
-      this.stored.delete(oldest.k);
-      this.floor = Math.max(this.floor ?? oldest.at, oldest.at);
-    }
+    let drop = Math.max(0, calls.length - this.options.limit);
+    for (let i = 0; i < drop; i++) this.floor = Math.max(this.floor ?? calls[i]!.at, calls[i]!.at);
     const cutoff = now - this.options.windowMs;
-    for (const e of this.stored.values()) {
-      if (e.at >= cutoff) break;
-      this.stored.delete(e.k);
-    }
+    while (drop < calls.length && calls[drop]!.at < cutoff) drop++;
+    for (let i = 0; i < drop; i++) this.index.delete(calls[i]!.k);
+    if (drop > 0) calls = calls.slice(drop);
+    this.calls = calls;
     if (this.floor !== undefined && this.floor < cutoff) this.floor = undefined;
   }
 
@@ -344,18 +515,18 @@ export class RememberedCalls {
    */
   commit(written: RememberedRecord | undefined): void {
     const ik = written?.ik ?? [];
-    let i = 0;
-    for (const e of this.stored.values()) {
-      if (ik[i] === e) i++;
-      else this.stored.delete(e.k);
-    }
-    for (; i < ik.length; i++) {
-      const e = ik[i]!;
-      // (Not one of the stored calls, in their order: delete first, so the order is the written one.)
-      this.stored.delete(e.k);
-      this.stored.set(e.k, e);
-    }
+    const old = this.calls;
+    // The written list is the stored calls from the first it kept on, then new ones.
+    const dropped = ik.length === 0 ? old.length : old.indexOf(ik[0]!);
+    let same = dropped >= 0 && old.length - dropped <= ik.length;
+    for (let i = dropped + 1; same && i < old.length; i++) same = old[i] === ik[i - dropped];
+    if (same) {
+      for (let i = 0; i < dropped; i++) if (this.index.get(old[i]!.k) === old[i]) this.index.delete(old[i]!.k);
+      for (let i = old.length - dropped; i < ik.length; i++) this.index.set(ik[i]!.k, ik[i]!);
+      this.calls = ik;
+    } else this.setCalls(ik);
     this.staged.clear();
     this.floor = written?.ikf;
+    this.unchecked = Math.min(written?.held ?? ik.length, ik.length);
   }
 }

@@ -37,7 +37,7 @@ export interface HostsOptions {
   passivateAfterMs: number | undefined;
   holdLimit: number | undefined;
   mailboxLimit: number | undefined;
-  idempotency: { windowMs?: number; limit?: number } | undefined;
+  idempotency: { windowMs?: number; limit?: number; checkpointEvery?: number } | undefined;
   codec: Codec;
   clock: Clock;
   logger: Logger;

@@ -77,8 +77,12 @@ export interface NodeOptions {
    * How long (default 10 minutes) and how many (default 64, newest kept) idempotency
    * keys of state-changing calls each actor remembers with its state: a call sent
    * again with a remembered key gets the first reply and is not run again.
+   * `checkpointEvery` (default 16): how many remembered calls an actor's state
+   * record holds, at most, beyond the actor's checkpoint, where the older ones
+   * are written once instead of with every change (0: no checkpoint; every
+   * write holds every remembered call). See docs/performance.md, "Idempotent calls".
    */
-  idempotency?: { windowMs?: number; limit?: number };
+  idempotency?: { windowMs?: number; limit?: number; checkpointEvery?: number };
   /**
    * Replicas the service's buckets must have: the node refuses to start if they
    * have others (default: whatever they have; a server without authentication

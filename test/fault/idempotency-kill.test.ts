@@ -5,14 +5,20 @@
  *
  * 1. A call sent again after its actor's node was SIGKILLed (and the shard
  *    moved) answers the first reply; the state changed once.
- * 2. Counters under random SIGKILLs, with the typed client retrying every
+ * 2. The same for a call whose reply only the actor's checkpoint holds (many
+ *    keyed changes since: the state record holds only the newest).
+ * 3. Counters under random SIGKILLs, with the typed client retrying every
  *    uncertain call under its idempotency key: each counter ends equal to the
  *    number of increments made, exactly — none lost, none doubled.
  */
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { createClient, type MoltClient } from '../../runtime/index.ts';
-import { assignShards, DEFAULT_SHARDS, encodeKey, shardOf } from '../../runtime/internal.ts';
+import { Kvm } from '@nats-io/kv';
+import { connect } from '@nats-io/transport-node';
+import { assignShards, bucketNames, DEFAULT_SHARDS, encodeKey, shardOf, stateKey } from '../../runtime/internal.ts';
+import { createSuperjsonCodec } from '../../runtime/wire/codec.ts';
+import { readCompact } from '../../runtime/host/remembered.ts';
 import { counterV1 } from '../fixtures/counter.ts';
 import { startEmbeddedNats, type ChildNode, type EmbeddedNats } from '../support/nats.ts';
 import { startNodeProcess } from '../support/nodes.ts';
@@ -50,6 +56,26 @@ test('idempotency - a call sent again after its node was killed and the shard mo
   // Answered by the survivor that took the shard, from the record.
   assert.is(await c.increment({ by: 10 }, { idempotencyKey: 'transfer-1' }), 10);
   assert.is(await c.get(), 10, 'applied once');
+  ctx.nodes.set(owner, await startNodeProcess(ctx.nats.url, owner));
+});
+
+test('idempotency - a call whose reply only the checkpoint holds, sent again after its node was killed, answers the first reply', async (ctx) => {
+  const key = 'ik-deep';
+  const c = ctx.client.actor(counterV1, key);
+  await c.reset();
+  assert.is(await c.increment({ by: 5 }, { idempotencyKey: 'deep-1' }), 5);
+  for (let i = 0; i < 40; i++) await c.increment({ by: 1 });
+  // The state record holds only the newest calls and names the checkpoint.
+  const nc = await connect({ servers: ctx.nats.url });
+  const kv = await new Kvm(nc).open(bucketNames('counters').state);
+  const record = createSuperjsonCodec().decode((await kv.get(stateKey('counter', encodeKey(key))))!.value) as { ikc?: unknown[]; ikx?: unknown };
+  await nc.close();
+  assert.ok(Array.isArray(record.ikx), 'the state record names a checkpoint');
+  assert.not.ok(readCompact(record.ikc ?? []).entries.some((e) => e.k === 'deep-1'), 'deep-1 is in the checkpoint only');
+  const owner = assignShards(IDS, DEFAULT_SHARDS)[shardOf(encodeKey(key), DEFAULT_SHARDS)]!;
+  await ctx.nodes.get(owner)!.kill('SIGKILL');
+  assert.is(await c.increment({ by: 5 }, { idempotencyKey: 'deep-1' }), 5, 'answered from the checkpoint by the survivor');
+  assert.is(await c.get(), 45, 'applied once');
   ctx.nodes.set(owner, await startNodeProcess(ctx.nats.url, owner));
 });
 
