@@ -667,7 +667,8 @@ function verifyTypesTraceless(types: readonly ActorType[], options: VerifyOption
 /** What {@link rehearseActor} found wrong with one stored actor, if anything. */
 export type RehearsalProblem =
   | { problem: 'transform-failed'; detail: string }
-  | { problem: 'identity'; detail: string; read: VerifyCall };
+  | { problem: 'identity'; detail: string; read: VerifyCall }
+  | { problem: 'down-failed'; detail: string };
 
 /**
  * The reads `molt rehearse` makes of an actor stored at version `from`
@@ -754,6 +755,12 @@ function makeReadPlan(types: TypeVersions, reads: readonly VerifyCall[]): ReadPl
   return { routes, same };
 }
 
+/** True if every version above `from` up to `to` declares a `down` (else a rollback to `from` is refused, not tried). */
+function hasDownChain(versions: readonly AnyActorVersion[], from: number, to: number): boolean {
+  for (const def of versions) if (def.version > from && def.version <= to && !def.upgrade?.down) return false;
+  return true;
+}
+
 /** The answer of the actor `state` on the node of `types` to `read`, admitted as `route`; nothing is kept. */
 function readOutcome(types: TypeVersions, state: ActorState, route: Route | Refused, read: VerifyCall): Outcome {
   if (route.kind === 'error') return route;
@@ -769,8 +776,10 @@ function readOutcome(types: TypeVersions, state: ActorState, route: Route | Refu
 /**
  * One stored actor, rehearsed: carried from its stored version to `to`
  * through the TF chain (in memory; nothing is written), and each read
- * answered before (on a node at its version) and after (on a node at `to`).
- * Undefined when the upgrade would go unnoticed by those reads.
+ * answered before (on a node at its version) and after (on a node at `to`);
+ * then, where every version up to `to` declares `down`, carried back down as
+ * a node rolled back to its version would load it. Undefined when the
+ * upgrade would go unnoticed by those reads and the way back works.
  */
 export function rehearseActor(versions: readonly AnyActorVersion[], to: number, persisted: PersistedActor, reads: readonly VerifyCall[], key = 'rehearsed'): RehearsalProblem | undefined {
   const stackTraceLimit = Error.stackTraceLimit;
@@ -803,6 +812,14 @@ export function rehearseActor(versions: readonly AnyActorVersion[], to: number, 
       }
     } catch (e) {
       return { problem: 'identity', detail: e instanceof Error ? e.message : String(e), read: reads[Math.min(i, reads.length - 1)]! };
+    }
+    // The way back: what a node rolled back from `to` to the stored version (`molt rollback`) would load, once the actor had been carried up.
+    if (hasDownChain(versions, persisted.v, to)) {
+      try {
+        restore(typesAt(versions, persisted.v, to, to), persist(after), key);
+      } catch (e) {
+        return { problem: 'down-failed', detail: e instanceof Error ? e.message : String(e) };
+      }
     }
     return undefined;
   } finally {

@@ -10,7 +10,8 @@ import * as assert from 'uvu/assert';
 import { assign, setup } from 'xstate';
 import { ask, defineActorType, defineVersion, disallow, P, type EventsOf } from '../../runtime/index.ts';
 import { rehearsalReads, rehearseActor, type VerifyCall } from '../../runtime/verify/check.ts';
-import { counter } from '../fixtures/counter-v2.ts';
+import { counter, counterV2 } from '../fixtures/counter-v2.ts';
+import { counterV1 } from '../fixtures/counter.ts';
 import { losesUnit, throwsAt13 } from '../fixtures/verify-broken.ts';
 
 const test = suite('rehearseActor: one stored actor, carried and read before and after');
@@ -32,6 +33,25 @@ test('a correct upgrade goes unnoticed; a TF that throws or loses a unit is name
   assert.is(lost?.problem, 'identity');
   assert.equal(lost?.problem === 'identity' && lost.read, call(1, 'get'));
   assert.match(lost!.detail, 'at once, the read v1 get() answered 7 before the upgrade (at 1) (natively) but answered 6 after it (at 2) (through the compatible newer version)');
+});
+
+test('the way back: an actor whose `down` throws is named; without a `down` in the chain it is not tried', () => {
+  // counterV2 with a `down` that cannot take a count of 13.
+  const withDown = (down: ((input: { context: any }) => { context: unknown }) | undefined) =>
+    defineActorType('counter', [
+      counterV1,
+      defineVersion({ type: 'counter', version: 2, messages: counterV2.messages, machine: counterV2.machine, replies: counterV2.replies }).from(counterV1, { ...(counterV2.upgrade as object), down } as never),
+    ]);
+  const downAt13 = withDown(({ context }) => {
+    if (context.count === 13) throw new Error('no way back from thirteen');
+    return { context: { count: context.count } };
+  });
+  const reads = rehearsalReads(downAt13.versions, 1, 2, { seed: 1 });
+  const back = rehearseActor(downAt13.versions, 2, stored(13), reads, 'acct-13');
+  assert.is(back?.problem, 'down-failed');
+  assert.match(back!.detail, /down transform counter 2→1 failed for actor 'acct-13': no way back from thirteen/);
+  assert.is(rehearseActor(downAt13.versions, 2, stored(12), reads), undefined);
+  assert.is(rehearseActor(withDown(undefined).versions, 2, stored(13), reads), undefined, 'no `down`: a rollback is refused, not tried');
 });
 
 // Version 2 serves v1 callers through a past SO that also watches every call made through
