@@ -739,17 +739,18 @@ function makeReadPlan(types: TypeVersions, reads: readonly VerifyCall[]): ReadPl
     const route = routeFor(types, v);
     return (route?.kind === 'past' || route?.kind === 'future') && route.so.observe !== undefined;
   });
-  const first = new Map<string, number>();
+  // Reads answered by their own turn, by the version that serves them and message.
+  const served = new Map<string, number[]>();
   const same = reads.map((read, i) => {
     const route = routes[i]!;
     if (watched || route.kind === 'error') return i;
     // The version whose turn serves the read: past every `compatible` step.
     let version = read.version;
     for (let r: Route | undefined = route; r?.kind === 'compatible'; r = routeFor(types, version)) version = r.target;
-    const id = `${version} ${read.message} ${show(read.request)}`;
-    const earlier = first.get(id);
+    const id = `${version} ${read.message}`;
+    const earlier = served.get(id)?.find((j) => isDeepStrictEqual(reads[j]!.request, read.request));
     if (earlier !== undefined) return earlier;
-    first.set(id, i);
+    served.set(id, [...(served.get(id) ?? []), i]);
     return i;
   });
   return { routes, same };

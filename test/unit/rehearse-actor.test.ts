@@ -87,4 +87,22 @@ test('a read of a compatible version is answered as the next version\'s own read
   assert.is(rehearseActor(watched.versions, 3, actor, [call(2, 'get'), call(3, 'get')]), undefined);
 });
 
+// Version 2 is compatible with 1; both answer `echo` with the value they were sent.
+const echoMessages = { echo: ask({ x: P.any }, P.any) };
+const echoMachine = setup({ types: { context: {} as Record<string, never>, events: {} as EventsOf<typeof echoMessages> } }).createMachine({ context: {} });
+const echoReplies = { echo: ({ request }: { request: { x: unknown } }) => request.x };
+const echoV1 = defineVersion({ type: 'echo', version: 1, messages: echoMessages, machine: echoMachine, replies: echoReplies });
+const echoV2 = defineVersion({ type: 'echo', version: 2, messages: echoMessages, machine: echoMachine, replies: echoReplies }).from(echoV1, {
+  compatible: true,
+  future: { handlers: { echo: ({ request, target }) => target.echo(request) } },
+});
+const echo = defineActorType('echo', [echoV1, echoV2]);
+
+test('reads are answered once only when their requests are the same value, not merely printed alike', () => {
+  // { x: null } and { x: undefined }, or 0 and -0, print alike; each is its own turn, on both sides.
+  const actor = { v: 1, value: {}, context: {} };
+  assert.is(rehearseActor(echo.versions, 2, actor, [call(1, 'echo', { x: null }), call(2, 'echo', { x: undefined })]), undefined);
+  assert.is(rehearseActor(echo.versions, 2, actor, [call(1, 'echo', { x: 0 }), call(2, 'echo', { x: -0 })]), undefined);
+});
+
 test.run();
