@@ -9,9 +9,7 @@
  */
 import { Kvm, type KV } from '@nats-io/kv';
 import type { NatsConnection } from '@nats-io/transport-node';
-import { rehearse } from '../../runtime/verify/rehearse.ts';
 import { bucketNames } from '../../runtime/wire/protocol.ts';
-import { counter } from '../../test/fixtures/counter-v2.ts';
 import { connect, type Command } from './common.ts';
 
 let opened: { nc: NatsConnection; kv: KV; keys: readonly string[]; service: string } | undefined;
@@ -45,6 +43,8 @@ export const commands: Record<string, Command> = {
   /** `molt rehearse` of the test counter to version 2 over the bucket; actors checked per second. */
   'verify.rehearse': async () => {
     const { nc, service } = state();
+    // Loaded here, not with the agent: every other agent starts without the verifier.
+    const [{ rehearse }, { counter }] = await Promise.all([import('../../runtime/verify/rehearse.ts'), import('../../test/fixtures/counter-v2.ts')]);
     const report = await rehearse({ nats: nc, service, type: counter, to: 2 });
     if (report.failures.length > 0) throw new Error(`rehearse named ${report.failures.length} actors, expected none: ${report.failures[0]!.detail}`);
     return (report.checked / report.ms) * 1000;
