@@ -16,6 +16,7 @@ import { commands as molt } from './systems/molt.ts';
 import { commands as moleculer } from './systems/moleculer.ts';
 import { commands as kv } from './systems/kv.ts';
 import { commands as upgrades } from './systems/upgrades.ts';
+import { commands as verify } from './systems/verify.ts';
 import { callers, childCpu, cleanups, type Command } from './systems/common.ts';
 import { commands as restate } from './systems/restate.ts';
 
@@ -136,6 +137,7 @@ const table: Record<string, Command> = {
   ...restate,
   ...kv,
   ...upgrades,
+  ...verify,
 };
 
 async function shutdown(): Promise<void> {

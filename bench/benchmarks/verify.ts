@@ -5,18 +5,18 @@
  * (read, decode, TF, reads before and after), against a raw KV read of the
  * same keys, 32 gets in flight. Rehearse reads the whole type in one stream
  * (runtime/verify/rehearse.ts), so its figure is mostly the rehearsal's own
- * CPU. Target ≥ 0.5× the raw read. In-process: no agent, one nats-server.
+ * CPU. Target ≥ 0.5× the raw read. Verify runs in the harness; the rehearsal
+ * and the raw read run in one agent of their own (bench/systems/verify.ts),
+ * one nats-server.
  *
  * @module
  */
 import '../../test/support/molt-alias.ts';
-import { Kvm, type KV } from '@nats-io/kv';
+import { Kvm } from '@nats-io/kv';
 import { connectNats, defineActorType, type ActorType } from '../../runtime/index.ts';
 import { createSuperjsonCodec } from '../../runtime/wire/codec.ts';
 import { bucketNames, encodeKey, stateKey } from '../../runtime/wire/protocol.ts';
 import { verifyType } from '../../runtime/verify/check.ts';
-import { rehearse } from '../../runtime/verify/rehearse.ts';
-import { counter } from '../../test/fixtures/counter-v2.ts';
 import { stat, type Benchmark } from '../harness.ts';
 
 const CONCURRENCY = 32;
@@ -37,18 +37,6 @@ async function templateTypes(): Promise<Array<[string, ActorType]>> {
     ['cart (inventory)', defineActorType('inventory', [inventoryV1])],
     ['colorset (1→2)', defineActorType('colorset', [colorsetV1, colorsetV2])],
   ];
-}
-
-/** Reads every key with `CONCURRENCY` reads in flight; actors per second. */
-async function rawRead(kv: KV, keys: readonly string[]): Promise<number> {
-  const started = performance.now();
-  let next = 0;
-  await Promise.all(
-    Array.from({ length: CONCURRENCY }, async () => {
-      while (next < keys.length) await kv.get(keys[next++]!);
-    }),
-  );
-  return (keys.length / (performance.now() - started)) * 1000;
 }
 
 export const verify: Benchmark = {
@@ -72,12 +60,14 @@ export const verify: Benchmark = {
       for (let i = 0; i < keys.length; i += 500) {
         await Promise.all(keys.slice(i, i + 500).map((key, j) => kv.put(key, codec.encode({ v: 1, value: {}, context: { count: i + j } }))));
       }
+      // Both sides in one agent of their own (bench/systems/verify.ts), on one connection: a process as the command's, not the harness's.
+      const agent = await ctx.agent('verify-rehearse');
+      await agent.call('verify.open', { url: nats.url, service: 'counters', keys });
       const raw: number[] = [];
       const rehearsed: number[] = [];
       for (let rep = 0; rep < ctx.options.reps; rep++) {
-        raw.push(await rawRead(kv, keys));
-        const report = await rehearse({ nats: nc, service: 'counters', type: counter, to: 2 });
-        rehearsed.push((report.checked / report.ms) * 1000);
+        raw.push(await agent.call<number>('verify.raw', { concurrency: CONCURRENCY }));
+        rehearsed.push(await agent.call<number>('verify.rehearse'));
       }
       ctx.row({ system: 'raw KV read', setting: `${actors} keys, ${CONCURRENCY} in flight`, metrics: { actors_per_s: stat(raw) } });
       ctx.row({ system: 'molt rehearse', setting: `${actors} actors, one stream, 4 random reads`, metrics: { actors_per_s: stat(rehearsed) } });

@@ -177,23 +177,8 @@ function isEmpty(record: Readonly<Record<number, unknown>>): boolean {
   return true;
 }
 
-/**
- * How a view admits each of a rehearsal's reads (see {@link rehearseActor}):
- * the same read objects on the same views, actor after actor, and `admit`
- * depends on nothing else — so each is admitted once.
- */
-const admitted = new WeakMap<TypeVersions, WeakMap<VerifyCall, Route | Refused>>();
-
 /** A call the layer refuses before it reaches the actor, as an outcome. */
 type Refused = Extract<Outcome, { kind: 'error' }>;
-
-function admitRead(types: TypeVersions, call: VerifyCall): Route | Refused {
-  let byCall = admitted.get(types);
-  if (!byCall) admitted.set(types, (byCall = new WeakMap()));
-  let out = byCall.get(call);
-  if (out === undefined) byCall.set(call, (out = admitCall(types, call)));
-  return out;
-}
 
 /** The route of `call`, or its refusal. */
 function admitCall(types: TypeVersions, call: VerifyCall): Route | Refused {
@@ -205,6 +190,12 @@ function admitCall(types: TypeVersions, call: VerifyCall): Route | Refused {
   }
 }
 
+/** The outcome of a call that threw (other than a disallow). */
+function thrownOutcome(e: unknown): Refused {
+  if (isMoltError(e)) return { kind: 'error', code: e.code, message: e.message };
+  return { kind: 'error', code: 'Thrown', message: e instanceof Error ? e.message : String(e) };
+}
+
 /** One simulated actor on one simulated node. */
 class Sim {
   constructor(
@@ -213,14 +204,12 @@ class Sim {
     private readonly onDisallow: (version: number, message: string, disallowed: boolean) => void,
     /** Check that a refusal changed no SO state (off where nothing is committed anyway). */
     private readonly honesty = true,
-    /** Calls made again and again on one view (a rehearsal's reads): their admission is kept. */
-    private readonly sameCalls = false,
   ) {}
 
   /** The outcome of `call`, without committing it; throws Broken if a refusal changed the state. */
   attempt(call: VerifyCall): Outcome {
     const before = this.state;
-    const route = this.sameCalls ? admitRead(this.types, call) : admitCall(this.types, call);
+    const route = admitCall(this.types, call);
     if (route.kind === 'error') return route;
     // Only a call through an SO can be disallowed: only then is the state worth a fingerprint.
     const print = route.kind === 'native' || !this.honesty ? '' : fingerprint(before);
@@ -236,8 +225,7 @@ class Sim {
         }
         return { kind: 'disallowed', reason: String(e.data.reason ?? e.message) };
       }
-      if (isMoltError(e)) return { kind: 'error', code: e.code, message: e.message };
-      return { kind: 'error', code: 'Thrown', message: e instanceof Error ? e.message : String(e) };
+      return thrownOutcome(e);
     }
   }
 
@@ -281,19 +269,26 @@ function via(types: TypeVersions, version: number): string {
   return route.kind === 'past' ? (route.steps > 1 ? 'through the chain of past SOs' : 'through the past SO') : route.steps > 1 ? 'through the chain of future SOs' : 'through the future SO';
 }
 
+/** Whether two answers to one call differ: a disallow compares nothing, two refusals compare by code, replies deeply. */
+function outcomesDiffer(l: Outcome, r: Outcome): boolean {
+  if (l.kind === 'disallowed' || r.kind === 'disallowed') return false;
+  if (l.kind === 'error' && r.kind === 'error') return l.code !== r.code;
+  return !(l.kind === 'reply' && r.kind === 'reply' && isDeepStrictEqual(l.reply, r.reply));
+}
+
+/** `call` answered `l` on the node of `left` but `r` on the node of `right`, in words. */
+function differenceSentence(call: VerifyCall, left: TypeVersions, l: Outcome, leftName: string, right: TypeVersions, r: Outcome, rightName: string): string {
+  return `${describeCall(call)} ${describeOutcome(l)} ${leftName} (${via(left, call.version)}) but ${describeOutcome(r)} ${rightName} (${via(right, call.version)})`;
+}
+
 /**
  * Runs `probe` on `left` and `right` side by side. A call either side
  * disallows, or both refuse with the same error, is applied on neither; any
  * other difference breaks `rule`.
  */
 function lockstep(rule: VerifyRule, left: Sim, right: Sim, probe: readonly VerifyCall[], reads: Reads, leftName: string, rightName: string): void {
-  const differ = (call: VerifyCall, l: Outcome, r: Outcome): boolean => {
-    if (l.kind === 'disallowed' || r.kind === 'disallowed') return false;
-    if (l.kind === 'error' && r.kind === 'error') return l.code !== r.code;
-    return !(l.kind === 'reply' && r.kind === 'reply' && isDeepStrictEqual(l.reply, r.reply));
-  };
-  const sentence = (call: VerifyCall, l: Outcome, r: Outcome) =>
-    `${describeCall(call)} ${describeOutcome(l)} ${leftName} (${via(left.types, call.version)}) but ${describeOutcome(r)} ${rightName} (${via(right.types, call.version)})`;
+  const differ = (_call: VerifyCall, l: Outcome, r: Outcome): boolean => outcomesDiffer(l, r);
+  const sentence = (call: VerifyCall, l: Outcome, r: Outcome) => differenceSentence(call, left.types, l, leftName, right.types, r, rightName);
   // Every read (each ask, made on a copy and thrown away) must answer the same on both sides after every step.
   const compareReads = (done: number) => {
     for (const read of reads) {
@@ -672,7 +667,8 @@ function verifyTypesTraceless(types: readonly ActorType[], options: VerifyOption
 /** What {@link rehearseActor} found wrong with one stored actor, if anything. */
 export type RehearsalProblem =
   | { problem: 'transform-failed'; detail: string }
-  | { problem: 'identity'; detail: string; read: VerifyCall };
+  | { problem: 'identity'; detail: string; read: VerifyCall }
+  | { problem: 'down-failed'; detail: string };
 
 /**
  * The reads `molt rehearse` makes of an actor stored at version `from`
@@ -708,13 +704,83 @@ function standingRefusal(types: TypeVersions, call: VerifyCall): boolean {
   return isDisallow((route.so.handlers as Record<string, unknown>)[call.message]);
 }
 
-const ignoreDisallow = () => undefined;
+/**
+ * How the node of one view serves a rehearsal's reads, worked out once per
+ * view and read list (the same for every actor: neither depends on the
+ * actor's state).
+ */
+interface ReadPlan {
+  /** Each read's route, or the refusal the layer answers it with before it reaches the actor. */
+  readonly routes: ReadonlyArray<Route | Refused>;
+  /**
+   * For each read, the index of the first read the node serves with the very
+   * same turn (its own index if none does): a read of a version declared
+   * `compatible` goes on unchanged to the next version, so, where no
+   * interceptor SO watches the calls, `v1 get()` on a node at 2 is `v2 get()`
+   * there, reply and error alike. Its answer is taken once per actor.
+   */
+  readonly same: readonly number[];
+}
+
+const readPlans = new WeakMap<TypeVersions, WeakMap<readonly VerifyCall[], ReadPlan>>();
+
+function readPlanOf(types: TypeVersions, reads: readonly VerifyCall[]): ReadPlan {
+  let byReads = readPlans.get(types);
+  if (!byReads) readPlans.set(types, (byReads = new WeakMap()));
+  let plan = byReads.get(reads);
+  if (!plan) byReads.set(reads, (plan = makeReadPlan(types, reads)));
+  return plan;
+}
+
+function makeReadPlan(types: TypeVersions, reads: readonly VerifyCall[]): ReadPlan {
+  const routes = reads.map((read) => admitCall(types, read));
+  // An interceptor SO is told of calls by the version they were made through: with one in service, no two versions' calls are the same turn.
+  const watched = [...types.byVersion.keys()].some((v) => {
+    const route = routeFor(types, v);
+    return (route?.kind === 'past' || route?.kind === 'future') && route.so.observe !== undefined;
+  });
+  // Reads answered by their own turn, by the version that serves them and message.
+  const served = new Map<string, number[]>();
+  const same = reads.map((read, i) => {
+    const route = routes[i]!;
+    if (watched || route.kind === 'error') return i;
+    // The version whose turn serves the read: past every `compatible` step.
+    let version = read.version;
+    for (let r: Route | undefined = route; r?.kind === 'compatible'; r = routeFor(types, version)) version = r.target;
+    const id = `${version} ${read.message}`;
+    const earlier = served.get(id)?.find((j) => isDeepStrictEqual(reads[j]!.request, read.request));
+    if (earlier !== undefined) return earlier;
+    served.set(id, [...(served.get(id) ?? []), i]);
+    return i;
+  });
+  return { routes, same };
+}
+
+/** True if every version above `from` up to `to` declares a `down` (else a rollback to `from` is refused, not tried). */
+function hasDownChain(versions: readonly AnyActorVersion[], from: number, to: number): boolean {
+  for (const def of versions) if (def.version > from && def.version <= to && !def.upgrade?.down) return false;
+  return true;
+}
+
+/** The answer of the actor `state` on the node of `types` to `read`, admitted as `route`; nothing is kept. */
+function readOutcome(types: TypeVersions, state: ActorState, route: Route | Refused, read: VerifyCall): Outcome {
+  if (route.kind === 'error') return route;
+  try {
+    const result = runTurn(types, state, route, read.version, read.message, read.request);
+    return { kind: 'reply', reply: result.reply, state: result.state };
+  } catch (e) {
+    if (isMoltError(e, ErrorCode.Disallowed)) return { kind: 'disallowed', reason: String(e.data.reason ?? e.message) };
+    return thrownOutcome(e);
+  }
+}
 
 /**
  * One stored actor, rehearsed: carried from its stored version to `to`
  * through the TF chain (in memory; nothing is written), and each read
- * answered before (on a node at its version) and after (on a node at `to`).
- * Undefined when the upgrade would go unnoticed by those reads.
+ * answered before (on a node at its version) and after (on a node at `to`);
+ * then, where every version up to `to` declares `down`, carried back down as
+ * a node rolled back to its version would load it. Undefined when the
+ * upgrade would go unnoticed by those reads and the way back works.
  */
 export function rehearseActor(versions: readonly AnyActorVersion[], to: number, persisted: PersistedActor, reads: readonly VerifyCall[], key = 'rehearsed'): RehearsalProblem | undefined {
   const stackTraceLimit = Error.stackTraceLimit;
@@ -730,11 +796,31 @@ export function rehearseActor(versions: readonly AnyActorVersion[], to: number, 
     } catch (e) {
       return { problem: 'transform-failed', detail: e instanceof Error ? e.message : String(e) };
     }
+    // Each read made on both sides and thrown away, as `lockstep` compares reads (without its per-call set-up: this runs per stored actor).
+    let i = 0;
     try {
-      lockstep('identity', new Sim(older, before, ignoreDisallow, false, true), new Sim(newer, after, ignoreDisallow, false, true), [], reads, `before the upgrade (at ${persisted.v})`, `after it (at ${to})`);
+      const left = readPlanOf(older, reads);
+      const right = readPlanOf(newer, reads);
+      const leftOutcomes: Outcome[] = [];
+      const rightOutcomes: Outcome[] = [];
+      for (; i < reads.length; i++) {
+        const read = reads[i]!;
+        const l = (leftOutcomes[i] = left.same[i] === i ? readOutcome(older, before, left.routes[i]!, read) : leftOutcomes[left.same[i]!]!);
+        const r = (rightOutcomes[i] = right.same[i] === i ? readOutcome(newer, after, right.routes[i]!, read) : rightOutcomes[right.same[i]!]!);
+        if (outcomesDiffer(l, r)) {
+          return { problem: 'identity', detail: `at once, the read ${differenceSentence(read, older, l, `before the upgrade (at ${persisted.v})`, newer, r, `after it (at ${to})`)}`, read };
+        }
+      }
     } catch (e) {
-      if (e instanceof Broken) return { problem: 'identity', detail: e.detail, read: e.read! };
-      return { problem: 'identity', detail: e instanceof Error ? e.message : String(e), read: reads[0]! };
+      return { problem: 'identity', detail: e instanceof Error ? e.message : String(e), read: reads[Math.min(i, reads.length - 1)]! };
+    }
+    // The way back: what a node rolled back from `to` to the stored version (`molt rollback`) would load, once the actor had been carried up.
+    if (hasDownChain(versions, persisted.v, to)) {
+      try {
+        restore(typesAt(versions, persisted.v, to, to), persist(after), key);
+      } catch (e) {
+        return { problem: 'down-failed', detail: e instanceof Error ? e.message : String(e) };
+      }
     }
     return undefined;
   } finally {

@@ -2,9 +2,10 @@
  * `molt rehearse`: an upgrade tried on a live service's real actors before
  * its rollout, read-only. Each stored actor of the type is read from the
  * state bucket, carried through the transform chain in memory, and read
- * before and after through every interface a node serves on both sides; the
- * actors whose TF throws, or that answer differently, are named. Nothing is
- * written anywhere.
+ * before and after through every interface a node serves on both sides, then
+ * carried back down where every version declares `down`; the actors whose TF
+ * throws, that answer differently, or whose way back fails are named. Nothing
+ * is written anywhere.
  *
  * @module
  */
@@ -51,7 +52,14 @@ export interface RehearsedActor {
   key: string;
   /** The version its state was stored at. */
   version: number;
-  problem: 'transform-failed' | 'identity' | 'unreadable';
+  /**
+   * `transform-failed`: a TF of the chain threw, or its result is no state of
+   * the new version; `identity`: a read answered differently after the
+   * upgrade; `down-failed`: carried up and back down (each version's `down`,
+   * as a node rolled back to the stored version loads it), it could not be
+   * loaded; `unreadable`: the stored record is not an actor's.
+   */
+  problem: 'transform-failed' | 'identity' | 'down-failed' | 'unreadable';
   detail: string;
   /** For `identity`: the read that answered differently. */
   read?: VerifyCall;
