@@ -490,8 +490,13 @@ export class RememberedCalls {
    */
   absorbStaged(now: number): void {
     if (this.staged.size === 0) return;
-    // (A staged call is never a stored one; if it were, the stored one goes.)
-    let calls: RememberedCall[] = this.calls.filter((e) => !this.staged.has(e.k) || this.index.get(e.k) !== e);
+    // A staged call is never a stored one (a remembered key is answered, not
+    // run again); if it were, the stored one goes. Checked once per staged
+    // call: a volatile actor absorbs on every change, and a pass over every
+    // stored call each time was most of what remembering cost it.
+    let overlap = false;
+    for (const k of this.staged.keys()) overlap ||= this.index.get(k) !== undefined;
+    const calls: RememberedCall[] = overlap ? this.calls.filter((e) => !this.staged.has(e.k) || this.index.get(e.k) !== e) : this.calls.slice();
     for (const e of this.staged.values()) {
       calls.push(e);
       this.index.set(e.k, e);
@@ -502,7 +507,7 @@ export class RememberedCalls {
     const cutoff = now - this.options.windowMs;
     while (drop < calls.length && calls[drop]!.at < cutoff) drop++;
     for (let i = 0; i < drop; i++) this.index.delete(calls[i]!.k);
-    if (drop > 0) calls = calls.slice(drop);
+    if (drop > 0) calls.splice(0, drop);
     this.calls = calls;
     if (this.floor !== undefined && this.floor < cutoff) this.floor = undefined;
   }
