@@ -63,6 +63,29 @@ test('concurrent keyed calls to one node go in batches once a reply named the no
   }
 });
 
+test('the client batches by default; batching: false sends every call alone', async ({ nats, spy }) => {
+  const node = await createNode({ service, nats: { servers: nats.url }, nodeId: 'batch-default', logger: silentLogger });
+  const byDefault = await createClient({ service: 'counters', nats: { servers: nats.url } });
+  const alone = await createClient({ service: 'counters', nats: { servers: nats.url }, batching: false });
+  try {
+    for (const [client, prefix, batched] of [[byDefault, 'd', true], [alone, 'a', false]] as const) {
+      const seen = watchBatches(spy);
+      await spy.flush();
+      const refs = Array.from({ length: 20 }, (_, i) => client.actor(counterV1, `${prefix}-${i}`));
+      for (let round = 0; round < 3; round++) await Promise.all(refs.map((r) => r.increment({ by: 1 })));
+      await spy.flush();
+      assert.equal(await Promise.all(refs.map((r) => r.get())), refs.map(() => 3));
+      if (batched) assert.ok(seen.calls >= 2 * 20, `the default client batched the later rounds (${seen.calls} calls in ${seen.messages} batches)`);
+      else assert.is(seen.messages, 0, 'batching: false sent no batch');
+      seen.stop();
+    }
+  } finally {
+    await byDefault.close();
+    await alone.close();
+    await node.stop();
+  }
+});
+
 test('a call batched to a node that no longer owns its shard is sent to the shard and applied once', async ({ nats }) => {
   const a = await createNode({ service, nats: { servers: nats.url }, nodeId: 'batch-b1', logger: silentLogger, heartbeatMs: 200, leaseMs: 1000 });
   const client = await createClient({ service: 'counters', nats: { servers: nats.url }, timeoutMs: 8000, batching: true });
