@@ -20,7 +20,8 @@
  *   step xstate re-checks those against the new context and the event;
  * - no state on that path has a wildcard (`*`, `a.*`) descriptor matching
  *   the event: those add candidates behind an exact match;
- * - the first candidate found has no guard, no target and does not re-enter;
+ * - the first candidate found has no guard and no target (`reenter` without a
+ *   target re-enters nothing, as xstate does it);
  * - every action of it is xstate's `assign` (inline, or named in the machine's
  *   implementations, with or without params): anything else may raise, send,
  *   spawn or run code whose order relative to other actions matters.
@@ -52,7 +53,6 @@ interface StateNodeView {
 interface TransitionView {
   readonly guard?: unknown;
   readonly target?: unknown;
-  readonly reenter?: boolean;
   readonly actions: readonly unknown[];
 }
 
@@ -121,7 +121,7 @@ function cacheOf(machine: AnyStateMachine): MachineCache {
  * The snapshot after `event`, and the actions xstate leaves to execute (each
  * with an `exec`); the fast path leaves none. Throws what the machine throws.
  */
-export function machineStep(machine: AnyStateMachine, snapshot: AnyMachineSnapshot, event: { readonly type: string; readonly [field: string]: unknown }): [AnyMachineSnapshot, unknown[]] {
+export function machineStep(machine: AnyStateMachine, snapshot: AnyMachineSnapshot, event: { readonly type: string; readonly [field: string]: unknown }): [AnyMachineSnapshot, readonly unknown[]] {
   const cached = cacheOf(machine);
   const plan = snapshot.status === 'active' ? planOf(cached, machine, snapshot, event.type) : SLOW;
   if (plan.kind === 'unhandled') return [snapshot, NO_ACTIONS];
@@ -134,7 +134,8 @@ export function machineStep(machine: AnyStateMachine, snapshot: AnyMachineSnapsh
   return [next, cached.actions.length === 0 ? NO_ACTIONS : cached.actions.splice(0)];
 }
 
-const NO_ACTIONS: unknown[] = [];
+/** Shared by every step that leaves no action: read-only, so no caller can fill it for the next. */
+const NO_ACTIONS: readonly unknown[] = [];
 
 /** The plan for `eventType` in the snapshot's atomic state, made on first use. */
 function planOf(cached: MachineCache, machine: AnyStateMachine, snapshot: AnyMachineSnapshot, eventType: string): StepPlan {
@@ -167,7 +168,7 @@ function makePlan(machine: AnyStateMachine, leaf: StateNodeView, eventType: stri
     const exact = node.transitions.get(eventType);
     if (!exact || exact.length === 0) continue;
     const chosen = exact[0]!;
-    if (chosen.guard !== undefined || chosen.target !== undefined || chosen.reenter) return SLOW;
+    if (chosen.guard !== undefined || chosen.target !== undefined) return SLOW;
     const assigns: FastAssign[] = [];
     for (const action of chosen.actions) {
       const fast = assignOf(machine, action);

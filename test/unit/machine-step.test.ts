@@ -38,6 +38,7 @@ const FORMS = [
   'guarded-then-plain',
   'target',
   'reenter',
+  'reenter-targetless',
   'raise',
   'custom',
   'throws-on-13',
@@ -83,6 +84,8 @@ function transitionConfig(form: Form, targetPath: string, here: string): unknown
       return { target: targetPath, actions: inc };
     case 'reenter':
       return { target: here, reenter: true, actions: 'bump' };
+    case 'reenter-targetless':
+      return { reenter: true, actions: 'bump' };
     case 'raise':
       return { actions: [inc, raise({ type: 'raised', by: 1 } as never)] };
     case 'custom':
@@ -182,7 +185,7 @@ function observable(s: AnyMachineSnapshot) {
   return { value: s.value, context: s.context, status: s.status, tags: [...s.tags].sort(), children: Object.keys(s.children), history: s.historyValue };
 }
 
-function outcome(run: () => [AnyMachineSnapshot, unknown[]]): { ok: true; snapshot: AnyMachineSnapshot; actions: string[] } | { ok: false; error: string } {
+function outcome(run: () => [AnyMachineSnapshot, readonly unknown[]]): { ok: true; snapshot: AnyMachineSnapshot; actions: string[] } | { ok: false; error: string } {
   try {
     const [snapshot, actions] = run();
     return { ok: true, snapshot, actions: actions.map((a) => String((a as { type?: unknown }).type)) };
@@ -248,6 +251,15 @@ test('a fast step keeps the snapshot usable by xstate afterwards', () => {
   [s] = machineStep(machine, s, { type: 'go', by: 1 });
   assert.equal(s.value, { s1: 'a' });
   assert.equal(s.context, { n: 5, m: 11, log: '' });
+});
+
+test('an assignment on a snapshot without context fails as xstate fails it', () => {
+  const machine = setup({}).createMachine({ on: { set: { actions: assign({ n: 1 }) } } } as never) as unknown as AnyStateMachine;
+  // xstate gives a machine without context `{}`; a snapshot can still come without one.
+  const start = { ...initialTransition(machine)[0], context: undefined } as unknown as AnyMachineSnapshot;
+  const expected = outcome(() => transition(machine, start, { type: 'set' } as never) as [AnyMachineSnapshot, unknown[]]);
+  assert.is(expected.ok, false);
+  assert.equal(outcome(() => machineStep(machine, start, { type: 'set' })), expected);
 });
 
 test('an assignment that spawns goes the slow way, and its child is kept', () => {
