@@ -366,6 +366,18 @@ export class RememberedCalls {
     this.calls = index.size === entries.length ? entries : [...index.values()];
   }
 
+  /**
+   * Whether a staged call has the key of a stored one. It never should (a
+   * remembered key is answered, not run again), so this is checked once per
+   * staged call, and only then is the stored list filtered: a pass over every
+   * stored call on each change was most of what remembering cost a volatile
+   * actor.
+   */
+  private stagedReplacesStored(): boolean {
+    for (const k of this.staged.keys()) if (this.index.has(k)) return true;
+    return false;
+  }
+
   /** The reply of a remembered (or staged) call with this key. */
   find(key: string): { reply: unknown } | undefined {
     const hit = this.staged.get(key) ?? this.index.get(key);
@@ -413,11 +425,7 @@ export class RememberedCalls {
     // The calls older than the window, from the oldest on.
     let first = 0;
     while (first < calls.length && calls[first]!.at < cutoff) first++;
-    // A staged call is never a stored one (a remembered key is answered, not
-    // run again); checked once per staged call rather than once per stored one.
-    let overlap = false;
-    for (const k of this.staged.keys()) overlap ||= this.index.has(k);
-    const kept: RememberedCall[] = overlap ? calls.slice(first).filter((e) => !this.staged.has(e.k)) : calls.slice(first);
+    const kept: RememberedCall[] = this.stagedReplacesStored() ? calls.slice(first).filter((e) => !this.staged.has(e.k)) : calls.slice(first);
     for (const e of this.staged.values()) kept.push(e);
     let floor = this.floor !== undefined && this.floor >= cutoff ? this.floor : undefined;
     const excess = kept.length - this.options.limit;
@@ -490,13 +498,8 @@ export class RememberedCalls {
    */
   absorbStaged(now: number): void {
     if (this.staged.size === 0) return;
-    // A staged call is never a stored one (a remembered key is answered, not
-    // run again); if it were, the stored one goes. Checked once per staged
-    // call: a volatile actor absorbs on every change, and a pass over every
-    // stored call each time was most of what remembering cost it.
-    let overlap = false;
-    for (const k of this.staged.keys()) overlap ||= this.index.get(k) !== undefined;
-    const calls: RememberedCall[] = overlap ? this.calls.filter((e) => !this.staged.has(e.k) || this.index.get(e.k) !== e) : this.calls.slice();
+    // If a staged call were a stored one, the stored one goes.
+    const calls: RememberedCall[] = this.stagedReplacesStored() ? this.calls.filter((e) => !this.staged.has(e.k) || this.index.get(e.k) !== e) : this.calls.slice();
     for (const e of this.staged.values()) {
       calls.push(e);
       this.index.set(e.k, e);

@@ -173,7 +173,6 @@ export function createEdge(options: EdgeOptions): Edge {
     }
   }
 
-
   /** Sends the one reply of a call. An ok body that cannot be encoded becomes an ActorFailed error. */
   function reply(msg: IncomingCall, ok: boolean, body: unknown, meta: ReplyMeta): void {
     if (!msg.answerable) return;
