@@ -26,7 +26,15 @@ const key = fc.oneof(
   fc.tuple(fc.constantFrom('AbCdEfGhIjKl', 'AbCdEfGhIjKm', 'x"\\'), fc.integer({ min: 0, max: 5000 })).map(([p, n]) => `${p}${n.toString(36)}`),
 );
 // JSON values as they come back from JSON (fc.jsonValue may hold -0, which JSON writes as 0).
-const json = fc.jsonValue().map((v) => JSON.parse(JSON.stringify(v)) as unknown);
+// Without the keys superjson refuses (`__proto__`, `constructor`, `prototype`):
+// a record whose calls need its meta (a tell's reply is `undefined`) cannot be
+// encoded with them at all, so no stored record holds them.
+const REFUSED_KEY = /"(__proto__|constructor|prototype)":/;
+const json = fc
+  .jsonValue()
+  .map((v) => JSON.stringify(v))
+  .filter((text) => !REFUSED_KEY.test(text))
+  .map((text) => JSON.parse(text) as unknown);
 const at = fc.oneof(fc.integer({ min: 1_700_000_000_000, max: 1_800_000_000_000 }), fc.integer({ min: Number.MIN_SAFE_INTEGER, max: Number.MAX_SAFE_INTEGER }));
 // A reply, or none (a tell's).
 const reply = fc.option(json, { nil: undefined, freq: 4 });
