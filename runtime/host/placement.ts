@@ -68,6 +68,13 @@ export interface PlacementOptions {
 
 export const NODE_PREFIX = 'nodes.';
 
+/**
+ * The share of a lease a node's last successful heartbeat stays good for. The
+ * rest is margin: the node stops serving before any observer (whose own
+ * clock starts later, when the record reaches it) may take its shards.
+ */
+const LEASE_VALID_SHARE = 0.8;
+
 /** Rendezvous score of a node for a shard. */
 function score(nodeId: string, shard: number): number {
   // FNV-1a alone barely mixes its input: ids differing in one character rank
@@ -254,7 +261,7 @@ export class Placement {
    * so a wall clock stepped back cannot stretch a lease.
    */
   leaseValid(): boolean {
-    return !this.fenced && !this.replaced && this.o.clock.monotonic() - this.lastHeartbeatOk < this.o.leaseMs * 0.8;
+    return !this.fenced && !this.replaced && this.o.clock.monotonic() - this.lastHeartbeatOk < this.o.leaseMs * LEASE_VALID_SHARE;
   }
 
   /**
@@ -362,7 +369,15 @@ export class Placement {
     try {
       // Compare-and-set on the revision this process last wrote: a write that
       // fails because the record moved means another process wrote this id.
-      this.revision = await this.o.kv.put(`${NODE_PREFIX}${this.o.nodeId}`, JSON.stringify(rec), { previousSeq: this.revision });
+      // Waited for no longer than the beat could keep the lease: an answer
+      // lost with a connection (a nats-server restart) would otherwise hold
+      // the next beat back for the client's whole request timeout (5 s),
+      // during which the node serves nothing. A write that lands after its
+      // wait ended is adopted by the next beat (recordMoved).
+      this.revision = await this.o.kv.put(`${NODE_PREFIX}${this.o.nodeId}`, JSON.stringify(rec), {
+        previousSeq: this.revision,
+        timeout: this.o.leaseMs * LEASE_VALID_SHARE,
+      });
     } catch (e) {
       this.beatStarted.delete(beat);
       if (!isWrongLastSequence(e)) {

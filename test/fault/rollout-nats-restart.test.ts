@@ -57,7 +57,12 @@ test('nats restart - the rollout converges after the server comes back with its 
     await waitForVersions(udb, ids, 'counter', 2, 30_000);
     await waitForRollout(udb, rollout.rolloutId, (r) => r.state === 'done', 'done', 15_000);
     const client = await createClient({ service: 'counters', nats: nc, retryUnavailableMs: 5000 });
-    for (let i = 0; i < 12; i++) assert.is(await client.actor(counterV2, `k${i}`).get(), i);
+    try {
+      for (let i = 0; i < 12; i++) assert.is(await client.actor(counterV2, `k${i}`).get(), i);
+    } catch (e) {
+      const logs = ctx.nodes.map((n, i) => `--- ${ids[i]}:\n${n.output().slice(-2500)}`).join('\n');
+      throw new Error(`${(e as Error).message} at ${new Date().toISOString()}\n${logs}`);
+    }
     await client.close();
   } finally {
     await nc.drain().catch(() => undefined);

@@ -17,6 +17,12 @@ export interface NatsProxy {
   readonly url: string;
   cut(direction?: CutDirection): void;
   heal(): void;
+  /**
+   * Closes every connection through the proxy, dropping what a cut held — as
+   * a server that restarts, or a link that resets, loses what was in flight.
+   * The proxy keeps listening: clients reconnect through it (healed).
+   */
+  drop(): void;
   /** Bytes held by the current cut, per direction. */
   held(): { toServer: number; toClient: number };
   close(): Promise<void>;
@@ -69,6 +75,17 @@ export async function startNatsProxy(target: string): Promise<NatsProxy> {
         for (const chunk of link.heldToServer.splice(0)) link.server.write(chunk);
         for (const chunk of link.heldToClient.splice(0)) link.client.write(chunk);
       }
+    },
+    drop() {
+      toServerCut = false;
+      toClientCut = false;
+      for (const link of links) {
+        link.heldToServer.length = 0;
+        link.heldToClient.length = 0;
+        link.client.destroy();
+        link.server.destroy();
+      }
+      links.clear();
     },
     held() {
       let toServer = 0;
