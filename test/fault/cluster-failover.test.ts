@@ -116,9 +116,22 @@ test('cluster - kill the state leader, then a follower, under load: only retryab
     }, async () => `calls succeed again with n${victim + 1} down:\n${timeline(history, killedAt)}\n${await jetStreamView(cluster)}\n${nodes.map(placementEvents).join('\n')}`, RECOVERY_BOUND_MS);
     // Then stay down a while: calls keep succeeding.
     // (Judged a second later, so that a call stuck in the window counts as failed.)
-    const steadyFrom = now();
-    await sleep(STEADY_MS + 1000);
-    const steady = sentIn(steadyFrom, steadyFrom + STEADY_MS);
+    // nats-server 2.9 sometimes holds a second election among the two servers
+    // left, which stalls writes for seconds again whatever its clients do: a
+    // window in which a stream's leader changed says nothing about Molt, and
+    // is measured again (twice at most).
+    const survivor = cluster.urls[(victim + 1) % 3]!;
+    let steady = { ok: 0, all: 0 };
+    for (let attempt = 0; ; attempt++) {
+      const leadersBefore = await streamLeaders(survivor);
+      const steadyFrom = now();
+      await sleep(STEADY_MS + 1000);
+      steady = sentIn(steadyFrom, steadyFrom + STEADY_MS);
+      const leadersAfter = await streamLeaders(survivor);
+      const held = steady.all > 0 && steady.ok / steady.all > 0.95;
+      if (held || attempt === 2 || (leadersBefore !== undefined && leadersBefore === leadersAfter)) break;
+      console.log(`cluster:   n${victim + 1} down: ${steady.ok}/${steady.all} ok while the stream leaders went ${leadersBefore ?? '(unknown)'} -> ${leadersAfter ?? '(unknown)'}; measuring again`);
+    }
     const steadyOk = steady.ok;
     await cluster.restart(victim);
     await cluster.waitReady();
@@ -193,6 +206,16 @@ test('cluster - kill the state leader, then a follower, under load: only retryab
   assert.equal(order_, [], 'no answer contradicts an earlier acknowledged one');
   for (const n of nodes) assert.is(n.process.exitCode, null, `node still running:\n${n.output().slice(-2000)}`);
 });
+
+/** The leaders of Molt's state and UDB streams, as `url`'s server reports them; undefined if it cannot say (an election). */
+async function streamLeaders(url: string): Promise<string | undefined> {
+  try {
+    const [state, udb] = await Promise.all([streamReplicas(url, STATE_STREAM), streamReplicas(url, UDB_STREAM)]);
+    return state.leader && udb.leader ? `state@${state.leader} udb@${udb.leader}` : undefined;
+  } catch {
+    return undefined;
+  }
+}
 
 /** Like `eventually`, with a message built when it fails. */
 async function waitUntil(check: () => boolean, what: () => string | Promise<string>, timeoutMs: number): Promise<void> {
