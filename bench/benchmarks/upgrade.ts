@@ -4,7 +4,7 @@
  * step, each actor rewritten with compare-and-set at every step — against
  * raw KV puts of the same states (same sizes, same keys, three rounds) at the
  * same concurrency as the upgrade's writers (64). N = 10,000 and 100,000.
- * Target ≥ 0.7×.
+ * Target ≥ 0.8× (issue 18; issue 3 asked 0.7×).
  *
  * @module
  */
@@ -102,7 +102,7 @@ export const upgrade: Benchmark = {
           value: molt,
           baseline: raw,
           comparison: '>=',
-          target: 0.7,
+          target: 0.8,
           params: { actors: n, steps: 3, concurrency: CONCURRENCY, stateBytes: sizes },
         });
       }
