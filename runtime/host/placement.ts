@@ -75,6 +75,9 @@ export const NODE_PREFIX = 'nodes.';
  */
 const LEASE_VALID_SHARE = 0.8;
 
+/** The NATS client's own wait for a JetStream acknowledgement; a heartbeat never waits longer. */
+const JETSTREAM_ACK_WAIT_MS = 5000;
+
 /** Rendezvous score of a node for a shard. */
 function score(nodeId: string, shard: number): number {
   // FNV-1a alone barely mixes its input: ids differing in one character rank
@@ -372,11 +375,11 @@ export class Placement {
       // Waited for no longer than the beat could keep the lease: an answer
       // lost with a connection (a nats-server restart) would otherwise hold
       // the next beat back for the client's whole request timeout (5 s),
-      // during which the node serves nothing. A write that lands after its
-      // wait ended is adopted by the next beat (recordMoved).
+      // during which a node with a shorter lease serves nothing. A write that
+      // lands after its wait ended is adopted by the next beat (recordMoved).
       this.revision = await this.o.kv.put(`${NODE_PREFIX}${this.o.nodeId}`, JSON.stringify(rec), {
         previousSeq: this.revision,
-        timeout: this.o.leaseMs * LEASE_VALID_SHARE,
+        timeout: Math.min(this.o.leaseMs * LEASE_VALID_SHARE, JETSTREAM_ACK_WAIT_MS),
       });
     } catch (e) {
       this.beatStarted.delete(beat);
