@@ -112,6 +112,8 @@ export interface MoltClient {
 interface Pending {
   resolve(value: unknown): void;
   reject(error: MoltError): void;
+  /** The call's recording span, ended as the call settles (a field, not closures wrapping resolve and reject). */
+  span: Span | undefined;
   deadline: number;
   subject: string;
   body: Uint8Array;
@@ -340,6 +342,7 @@ function createClientOn(nc: NatsConnection, options: ClientOptions, ownsConnecti
       return;
     }
     if (h?.get(Header.Status) !== 'error') {
+      p.span?.end();
       p.resolve(body);
       return;
     }
@@ -393,10 +396,11 @@ function createClientOn(nc: NatsConnection, options: ClientOptions, ownsConnecti
   function fail(p: Pending, error: MoltError): void {
     const earlier = p.uncertainSince;
     if (earlier === undefined || error.code === ErrorCode.OutcomeUnknown || error.code === ErrorCode.Timeout) {
-      p.reject(error);
+      rejectPending(p, error);
       return;
     }
-    p.reject(
+    rejectPending(
+      p,
       new MoltError(ErrorCode.OutcomeUnknown, `an attempt of this call ended without a known outcome (${earlier.code}: ${earlier.message}), so it may have been applied; sent again, it was refused: ${error.code}: ${error.message}`, {
         data: { retryError: error.code, ...(p.key !== undefined ? { key: p.key } : {}) },
         cause: error,
@@ -539,14 +543,13 @@ function createClientOn(nc: NatsConnection, options: ClientOptions, ownsConnecti
       );
     }
     const id = (seq++).toString(36);
-    return new Promise((settleOk, settleError) => {
-      // A traced call ends its span as it settles (no promise chained for it).
-      const resolve = span === undefined ? settleOk : (value: unknown) => (span.end(), settleOk(value));
-      const reject = span === undefined ? settleError : (e: MoltError) => (endWithError(span, e), settleError(e));
+    return new Promise((resolve, reject) => {
+      // A traced call ends its span as it settles (no promise chained for it, see rejectPending).
       const now = clock.monotonic();
-      pending.set(id, {
+      const p: Pending = {
         resolve,
         reject,
+        span,
         deadline: now + timeoutMs,
         retryUntil: now + retryUnavailableMs,
         subject,
@@ -557,14 +560,21 @@ function createClientOn(nc: NatsConnection, options: ClientOptions, ownsConnecti
         uncertainLeft: key === undefined ? 0 : uncertainRetries,
         resendHeaders,
         firstSentAt: now,
-      });
+      };
+      pending.set(id, p);
       try {
-        sendFirst(id, pending.get(id)!);
+        sendFirst(id, p);
       } catch (e) {
         pending.delete(id);
-        reject(new MoltError(ErrorCode.Unavailable, `cannot send to NATS: ${(e as Error).message}`, { cause: e }));
+        rejectPending(p, new MoltError(ErrorCode.Unavailable, `cannot send to NATS: ${(e as Error).message}`, { cause: e }));
       }
     });
+  }
+
+  /** Rejects a call, ending its span (if it has one) with the error first. */
+  function rejectPending(p: Pending, error: MoltError): void {
+    if (p.span !== undefined) endWithError(p.span, error);
+    p.reject(error);
   }
 
   /** Ends a client span with a failed call's error. */

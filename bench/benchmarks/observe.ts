@@ -122,7 +122,11 @@ async function perCallSteps(ctx: BenchContext): Promise<void> {
  * of its own, tracing through an SDK given as `tracerProvider` (nothing
  * registered globally), interleaved per repetition in a rotating order. CPU
  * time, unlike throughput, hardly moves with the machine's other work; and a
- * span costs more here than alone in a loop.
+ * span costs more here than alone in a loop. Beside them, tracing off with a
+ * bare SDK span (no Molt code) started by the load loop over each call, open
+ * until the reply or ended before the call is sent: what the SDK's span alone
+ * costs among a live call's work, so that the client's span can be compared
+ * with it rather than with a span in a tight loop.
  */
 async function inProcessCalls(ctx: BenchContext): Promise<void> {
   const { BasicTracerProvider, BatchSpanProcessor } = await import('@opentelemetry/sdk-trace-base');
@@ -130,29 +134,46 @@ async function inProcessCalls(ctx: BenchContext): Promise<void> {
   const { default: service, cacheV1, PAYLOAD } = await import('../fixtures/service.ts');
   const nats = await ctx.nats();
   const sdk = () => new BasicTracerProvider({ spanProcessors: [new BatchSpanProcessor({ export: (_s, done) => done({ code: 0 }), shutdown: async () => {} })] });
+  // `around`: tracing off in Molt, and the load loop itself wraps each call in a bare SDK span of
+  // the client's kind (no name, attribute or header work of Molt's), open for the whole call or
+  // ended before it is sent: what the SDK's span alone costs among a live call's work.
   const settings = [
     { id: 'off', label: 'tracing off', node: false, client: false },
     { id: 'node', label: "the node's span only", node: true, client: false },
     { id: 'client', label: "the client's span only", node: false, client: true },
     { id: 'both', label: 'both spans', node: true, client: true },
+    { id: 'bare-open', label: 'tracing off, a bare SDK span open over each call', node: false, client: false, around: 'open' },
+    { id: 'bare-ended', label: 'tracing off, a bare SDK span ended before each call', node: false, client: false, around: 'ended' },
   ] as const;
-  const running: Array<{ id: string; label: string; node: MoltNode; client: MoltClient; refs: Array<{ inc(request: unknown): Promise<unknown> }> }> = [];
+  const CLIENT = { kind: SpanKind.CLIENT } as const;
+  type Around = { tracer: ReturnType<ReturnType<typeof sdk>['getTracer']>; open: boolean };
+  const running: Array<{ id: string; label: string; node: MoltNode; client: MoltClient; refs: Array<{ inc(request: unknown): Promise<unknown> }>; around: Around | undefined }> = [];
   try {
     for (const s of settings) {
       const name = `bench-inproc-${s.id}`;
       const node = await createNode({ service: defineService(name, service.types), nats: { servers: nats.url }, logger: silentLogger, ...(s.node ? { tracerProvider: sdk() } : {}) });
       const client = await createClient({ service: name, nats: { servers: nats.url }, timeoutMs: 30_000, ...(s.client ? { tracerProvider: sdk() } : {}) });
-      running.push({ id: s.id, label: s.label, node, client, refs: Array.from({ length: 128 }, (_, w) => client.actor(cacheV1, `k${w}`)) });
+      const around = 'around' in s ? { tracer: sdk().getTracer('bench'), open: s.around === 'open' } : undefined;
+      running.push({ id: s.id, label: s.label, node, client, refs: Array.from({ length: 128 }, (_, w) => client.actor(cacheV1, `k${w}`)), around });
     }
     const cell = async (r: (typeof running)[number], ms: number): Promise<number> => {
       let calls = 0;
       let stop = false;
       const started = process.cpuUsage();
       const timer = setTimeout(() => (stop = true), ms);
+      const around = r.around;
       await Promise.all(
         r.refs.map(async (ref) => {
           while (!stop) {
-            await ref.inc(PAYLOAD);
+            if (around === undefined) await ref.inc(PAYLOAD);
+            else if (around.open) {
+              const span = around.tracer.startSpan('cache.inc', CLIENT, ROOT_CONTEXT);
+              await ref.inc(PAYLOAD);
+              span.end();
+            } else {
+              around.tracer.startSpan('cache.inc', CLIENT, ROOT_CONTEXT).end();
+              await ref.inc(PAYLOAD);
+            }
             calls++;
           }
         }),

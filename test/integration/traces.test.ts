@@ -137,4 +137,16 @@ test('traces - a caller without tracing sends no trace context: the node starts 
   assert.is(served.attributes['molt.so'], undefined);
 });
 
+test("traces - a call still waiting when its client closes ends its span with the client's error", async ({ nats }) => {
+  const c = provider();
+  // A service no node serves: the call waits (and retries) until the client closes.
+  const closing = await createClient({ service: 'nobody-serves-this', nats: { servers: nats.url }, tracerProvider: c.provider });
+  const call = closing.call('counter', 1, 'waiting', 'get', {}).catch((e: unknown) => e);
+  await closing.close();
+  assert.ok(isMoltError(await call, 'Unavailable'));
+  const sent = only(c.spans.getFinishedSpans(), (s) => s.kind === SpanKind.CLIENT, 'client');
+  assert.is(sent.status.code, SpanStatusCode.ERROR);
+  assert.is(sent.attributes['molt.error_code'], 'Unavailable');
+});
+
 test.run();
