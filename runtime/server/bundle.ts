@@ -188,18 +188,17 @@ export async function buildBundle(entry: string): Promise<Uint8Array> {
 
 /**
  * The URL in this process of a package a bundle shares (`molt…`, `xstate…`,
- * `ts-pattern…`), or the reason it has none. Resolved once per specifier:
- * every bundle names the same few.
+ * `ts-pattern…`), or the reason it has none. Found once per specifier (every
+ * bundle names the same few); refusals are not kept.
  */
 function sharedUrlOf(specifier: string): { url: string } | { error: string } {
-  let found = sharedUrls.get(specifier);
-  if (!found) {
-    found = resolveShared(specifier);
-    sharedUrls.set(specifier, found);
-  }
+  const known = sharedUrls.get(specifier);
+  if (known) return { url: known };
+  const found = resolveShared(specifier);
+  if ('url' in found) sharedUrls.set(specifier, found.url);
   return found;
 }
-const sharedUrls = new Map<string, { url: string } | { error: string }>();
+const sharedUrls = new Map<string, string>();
 
 function resolveShared(specifier: string): { url: string } | { error: string } {
   const pkg = sharedPackageOf(specifier);
