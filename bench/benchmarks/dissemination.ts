@@ -4,7 +4,8 @@
  * bucket — until its future SO is installed on **every** node (the node's
  * upgrade manager verified the signature and digest, downloaded and imported
  * the bundle, and called `loadVersion`: from that moment the node serves
- * callers of the new version). 10 and 50 nodes; target p99 ≤ 250 ms.
+ * callers of the new version). 10 and 50 nodes; target p99 ≤ 250 ms at 10
+ * nodes and ≤ 200 ms at 50 (issue 18; see {@link TARGET_MS}).
  *
  * Setup per cluster size N: a fresh nats-server; N nodes of
  * `fixtures/rollout.ts` (`feed` v1 only), all in one agent process, each
@@ -61,6 +62,11 @@ const SERVICE = 'dissemination';
  * measured the same or slightly worse, three worse).
  */
 const AGENTS = 1;
+/**
+ * The p99 target by cluster size: 250 ms at 10 nodes (issue 4), 200 ms at 50
+ * (issue 18: publish → future SO on every node of 50).
+ */
+const TARGET_MS: Readonly<Record<number, number>> = { 10: 250, 50: 200 };
 /** Unmeasured publishes after the nodes start (JIT, first bundle import, start-up garbage). */
 const WARMUP_PUBLISHES = 2;
 
@@ -315,7 +321,7 @@ export const dissemination: Benchmark = {
           description: `publish (descriptor written) → future SO installed on every one of ${n} nodes: p99 over ${publishes} publishes per repetition (at this count, their maximum)`,
           unit: 'ms',
           value: every,
-          target: 250,
+          target: TARGET_MS[n] ?? 250,
           comparison: '<=',
           params: { nodes: n, publishes, processes: AGENTS, reconcileMs: 5000, tickMs: 1000, staged: true, deliveredByWatchAlone: watchOnly, samples },
         });

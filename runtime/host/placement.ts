@@ -147,6 +147,8 @@ export class Placement {
   private timer: TimerHandle | undefined;
   private stopped = false;
   private watchStop: (() => void) | undefined;
+  /** Others of this node that follow the node records too (the upgrade manager): handed every entry this watch delivers. */
+  private readonly recordListeners = new Set<(entry: KvEntry) => void>();
   /** Set once the first watch started: later ones are restarts (see watch()). */
   private watchedBefore = false;
   private fenced = false;
@@ -282,8 +284,28 @@ export class Placement {
     return this.owned.has(shard) || this.draining.has(shard);
   }
 
+  /**
+   * Hands `listener` every node record this placement observes (its watch's
+   * deliveries, restarts included, and its start-up read), so that another
+   * part of the node need not watch `nodes.>` again: with N nodes in a
+   * process, a second watch doubles the N² deliveries of their records. The
+   * listener must not throw into the watch (a throw is logged and ignored).
+   * Returns a function that stops the handing over.
+   */
+  onRecord(listener: (entry: KvEntry) => void): () => void {
+    this.recordListeners.add(listener);
+    return () => this.recordListeners.delete(listener);
+  }
+
   /** @param initial a record of a restarted watch's initial values, or read at start: it shows the watch current up to nothing. */
   private observe(entry: KvEntry, initial = false): void {
+    for (const listener of this.recordListeners) {
+      try {
+        listener(entry);
+      } catch (e) {
+        this.o.logger.warn('node record listener failed', { key: entry.key, error: String(e) });
+      }
+    }
     const id = entry.key.slice(NODE_PREFIX.length);
     if (entry.operation !== 'PUT') {
       this.lastSeen.delete(id);

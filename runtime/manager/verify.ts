@@ -16,7 +16,8 @@
  * off if more arrives), and a replayed descriptor — a new revision of a key
  * whose signed `createdAt` is not later than the newest descriptor of that key
  * this manager has verified, or finds in the bucket's history when it first
- * sees the key (an old, genuinely signed descriptor put back).
+ * sees the key (an old, genuinely signed descriptor put back). That history
+ * read runs beside the bundle download; the import waits for both.
  *
  * @module
  */
@@ -72,8 +73,6 @@ export function createVerifier(ctx: ManagerContext): Verifier {
     if (!stored || !store) throw new MoltError(ErrorCode.Unavailable, `descriptor ${key} is no longer readable`);
     const descriptor = verifyDescriptor(key, stored.value, { service: node.service, trustedKeys: ctx.config.trustedKeys });
     const where = `${descriptor.type}@${descriptor.to}`;
-    if (!newest.has(key)) await rememberEarlier(key, stored.revision, store);
-    checkNotReplayed(key, stored.revision, descriptor);
     const maxBytes = ctx.config.maxBundleBytes;
     if (descriptor.bundle.size > maxBytes) {
       throw rejected(
@@ -87,29 +86,42 @@ export function createVerifier(ctx: ManagerContext): Verifier {
     // if verification fails first, nobody needs them.)
     const records = Promise.all([udb.rollout(descriptor.rolloutId), udb.control(descriptor.rolloutId)]);
     records.catch(() => undefined);
+    // The replay check reads the key's earlier revisions the first time it is
+    // seen; the bundle downloads (and its digest is checked) meanwhile. Nothing
+    // is imported until both passed: a replayed descriptor's bundle may have
+    // been fetched, never run.
+    const replayChecked = (async () => {
+      if (!newest.has(key)) await rememberEarlier(key, stored.revision, store);
+      checkNotReplayed(key, stored.revision, descriptor);
+    })();
+    const download = async (): Promise<Uint8Array> => {
+      let bytes: Uint8Array | null;
+      try {
+        bytes = await store.getBundle(descriptor.bundle.digest, { maxBytes });
+      } catch (e) {
+        // Signed as small enough, but the store holds (or sends) more: not what was signed.
+        if (isMoltError(e, ErrorCode.UpgradeRejected)) {
+          throw rejected('bundle-too-large', `the bundle of ${where} (rollout ${descriptor.rolloutId}, signed size ${descriptor.bundle.size} bytes): ${e.message} — the object was replaced after publishing`, { key, ...e.data });
+        }
+        // The object store checks its own digest while reading: a corrupt object is a tampered one.
+        if (/corrupt|digest/i.test(errorText(e))) throw rejected('digest-mismatch', `the bundle of ${where} is corrupt in the object store: ${errorText(e)}`, { key });
+        throw e;
+      }
+      if (!bytes) throw rejected('bundle-missing', `the bundle of ${where} (sha256 ${descriptor.bundle.digest}) is not in the bundles store: publish it again`, { key });
+      const digest = sha256Hex(bytes);
+      if (digest !== descriptor.bundle.digest) {
+        throw rejected('digest-mismatch', `the bundle of ${where} does not match its signed digest (got sha256 ${digest}, signed ${descriptor.bundle.digest}): it was altered after publishing; it was not loaded`, { key });
+      }
+      return bytes;
+    };
+    // Started now unless this digest is loaded (or loading) already.
+    const downloading = bundles.has(descriptor.bundle.digest) ? undefined : download();
+    downloading?.catch(() => undefined);
+    await replayChecked;
+    // Only now, with a trusted signature over this exact digest and the replay check passed, is the code run.
     let bundle = bundles.get(descriptor.bundle.digest);
     if (!bundle) {
-      bundle = (async () => {
-        let bytes: Uint8Array | null;
-        try {
-          bytes = await store.getBundle(descriptor.bundle.digest, { maxBytes });
-        } catch (e) {
-          // Signed as small enough, but the store holds (or sends) more: not what was signed.
-          if (isMoltError(e, ErrorCode.UpgradeRejected)) {
-            throw rejected('bundle-too-large', `the bundle of ${where} (rollout ${descriptor.rolloutId}, signed size ${descriptor.bundle.size} bytes): ${e.message} — the object was replaced after publishing`, { key, ...e.data });
-          }
-          // The object store checks its own digest while reading: a corrupt object is a tampered one.
-          if (/corrupt|digest/i.test(errorText(e))) throw rejected('digest-mismatch', `the bundle of ${where} is corrupt in the object store: ${errorText(e)}`, { key });
-          throw e;
-        }
-        if (!bytes) throw rejected('bundle-missing', `the bundle of ${where} (sha256 ${descriptor.bundle.digest}) is not in the bundles store: publish it again`, { key });
-        const digest = sha256Hex(bytes);
-        if (digest !== descriptor.bundle.digest) {
-          throw rejected('digest-mismatch', `the bundle of ${where} does not match its signed digest (got sha256 ${digest}, signed ${descriptor.bundle.digest}): it was altered after publishing; it was not loaded`, { key });
-        }
-        // Only now, with a trusted signature over this exact digest, is the code run.
-        return importBundle(bytes);
-      })();
+      bundle = (downloading ?? download()).then(importBundle);
       bundles.set(descriptor.bundle.digest, bundle);
       bundle.catch(() => bundles.delete(descriptor.bundle.digest));
     }

@@ -1,7 +1,9 @@
 /**
  * How the manager learns: a KV watch on the descriptors (`upgrade.>` in the
  * upgrades bucket) for sub-second reaction, watches on the UDB keys it
- * follows (`nodes.>`, `control.>`, `rollouts.>`, `retired.>`), and a full
+ * follows (`control.>`, `rollouts.>`, `retired.>`; the node records,
+ * `nodes.>`, come from the node's placement watch, which follows them
+ * already — a watch of its own would double their deliveries), and a full
  * read of all of them — reconciliation — at start, after every reconnect,
  * whenever a watch has ended (it ends when its server goes away; the
  * reconciliation restarts it) and every {@link FULL_READ_EVERY} periods.
@@ -179,7 +181,8 @@ export function createWatch(ctx: ManagerContext, hooks: WatchHooks): Watch {
   }
 
   async function startWatches(): Promise<void> {
-    await ensureWatch('nodes', () => udb.watch(UdbPrefix.nodes, observeNode, ended('nodes')));
+    // The node's placement watches the node records already; it hands them over (one delivery per record, not two).
+    await ensureWatch('nodes', async () => ctx.internals.followNodeRecords(observeNode));
     await ensureWatch('control', () => udb.watch(UdbPrefix.control, observeControl, ended('control')));
     await ensureWatch('rollouts', () => udb.watch(UdbPrefix.rollouts, observeRollout, ended('rollouts')));
     await ensureWatch('retired', () => udb.watch(UdbPrefix.retired, observeRetired, ended('retired')));

@@ -363,6 +363,6 @@ export async function createNode(options: NodeOptions): Promise<MoltNode> {
     },
     stopped: () => stoppedPromise,
   };
-  attachInternals(node, { udb, ...internals });
+  attachInternals(node, { udb, ...internals, followNodeRecords: (onEntry) => placement.onRecord(onEntry) });
   return node;
 }

@@ -6,7 +6,7 @@
  *
  * @module
  */
-import type { KV } from '@nats-io/kv';
+import type { KV, KvEntry } from '@nats-io/kv';
 import { ErrorCode, MoltError } from '../errors.ts';
 import type { NodeRecord } from '../udb/records.ts';
 
@@ -30,6 +30,13 @@ export interface NodeInternals {
    * nobody published is told so, not to retry.
    */
   expectUpgrades(predicate: ((type: string, version: number) => boolean) | undefined): void;
+  /**
+   * Follows the node records (`nodes.>`) through the node's own placement
+   * watch instead of a watch of one's own: `onEntry` gets every record it
+   * delivers, from now on (read the current ones yourself). Placement restarts
+   * its watch itself if it ends. Returns a function that stops following.
+   */
+  followNodeRecords(onEntry: (entry: KvEntry) => void): () => void;
 }
 
 const internals = new WeakMap<object, NodeInternals>();

@@ -88,7 +88,7 @@ export function nodeVerbs(c: VerbsContext) {
     },
   };
 
-  const internals: Omit<NodeInternals, 'udb'> = {
+  const internals: Omit<NodeInternals, 'udb' | 'followNodeRecords'> = {
     async setStatus(next, error) {
       state.status = next;
       state.lastError = error;

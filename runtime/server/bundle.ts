@@ -12,9 +12,13 @@
  * `molt` / `molt/<path>` import too.
  *
  * **Loading** (node side, only after the signature and digest checks): the
- * shared imports are pointed at the node's own copies (absolute URLs, by a
- * second esbuild pass, so it works for any import form), and the result is
- * imported from a `data:` URL — nothing is written to disk.
+ * shared imports are pointed at the node's own copies (absolute URLs), and the
+ * result is imported from a `data:` URL — nothing is written to disk. The
+ * build writes each shared import in a marked form (see {@link LINK_BANNER})
+ * that the node replaces without parsing: no esbuild on the node. A bundle
+ * built before the marks is linked by a second esbuild pass, which resolves
+ * any import form. Either way a bundle is linked and imported once per
+ * process and digest; the checks before it stay the caller's, per load.
  *
  * What a bundle exports (any of):
  * - `upgrades`: an array of actor versions (`export const upgrades = [counterV2]`);
@@ -27,7 +31,7 @@
  *
  * @module
  */
-import { createHash } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { isBuiltin } from 'node:module';
 import { dirname, resolve as resolvePath, sep } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
@@ -96,22 +100,57 @@ export function sha256Hex(bytes: Uint8Array): string {
   return createHash('sha256').update(bytes).digest('hex');
 }
 
-/** Keeps shared packages external, and Molt's own source files as `molt…` imports. */
-const externalsOnBuild: Plugin = {
-  name: 'molt-externals',
-  setup(b) {
-    b.onResolve({ filter: /.*/ }, async (args) => {
-      if (args.kind === 'entry-point' || (args.pluginData as { molt?: boolean } | undefined)?.molt) return undefined;
-      if (sharedPackageOf(args.path)) return { path: args.path, external: true };
-      if (!args.path.startsWith('.') && !args.path.startsWith('/')) return undefined;
-      const resolved = await b.resolve(args.path, { kind: args.kind, resolveDir: args.resolveDir, importer: args.importer, pluginData: { molt: true } });
-      if (resolved.errors.length > 0) return { errors: resolved.errors };
-      const shared = moltSpecifierOf(resolved.path);
-      if (shared) return { path: shared, external: true };
-      return { path: resolved.path, namespace: resolved.namespace, sideEffects: resolved.sideEffects };
-    });
-  },
-};
+/**
+ * Keeps shared packages external, and Molt's own source files as `molt…`
+ * imports; each is written as `"molt-link-<mark>:<specifier>"`, the form the
+ * node links without parsing the bundle (see {@link linkByMarks}).
+ */
+function externalsOnBuild(mark: string): Plugin {
+  const marked = (specifier: string) => ({ path: `${LINK_PREFIX}${mark}:${specifier}`, external: true });
+  return {
+    name: 'molt-externals',
+    setup(b) {
+      b.onResolve({ filter: /.*/ }, async (args) => {
+        if (args.kind === 'entry-point' || (args.pluginData as { molt?: boolean } | undefined)?.molt) return undefined;
+        if (sharedPackageOf(args.path)) return marked(args.path);
+        if (!args.path.startsWith('.') && !args.path.startsWith('/')) return undefined;
+        const resolved = await b.resolve(args.path, { kind: args.kind, resolveDir: args.resolveDir, importer: args.importer, pluginData: { molt: true } });
+        if (resolved.errors.length > 0) return { errors: resolved.errors };
+        const shared = moltSpecifierOf(resolved.path);
+        if (shared) return marked(shared);
+        return { path: resolved.path, namespace: resolved.namespace, sideEffects: resolved.sideEffects };
+      });
+    },
+  };
+}
+
+/**
+ * How a bundle names the packages it shares with the node. Its first line is
+ * `// molt-link <mark>` and every shared import is the string
+ * `"molt-link-<mark>:<specifier>"` (static, re-exported or dynamic). The mark
+ * is 32 hex digits derived from the bundle itself: a string of the user's code
+ * cannot contain it by accident (it would have to contain a hash of itself),
+ * and the same module builds to the same bytes (a re-signature recognises its
+ * bundle by digest). Bundles without the first line — built before the mark
+ * existed — are linked by a second esbuild pass instead.
+ */
+const LINK_BANNER = '// molt-link ';
+const LINK_PREFIX = 'molt-link-';
+const MARK_LENGTH = 32;
+
+/** Replaces the build's random placeholder by the mark: the first 32 hex digits of the sha256 of the output with the placeholder zeroed. */
+function sealLinkMarks(text: string, placeholder: string): Uint8Array {
+  const mark = createHash('sha256').update(text.replaceAll(placeholder, '0'.repeat(MARK_LENGTH))).digest('hex').slice(0, MARK_LENGTH);
+  return new TextEncoder().encode(text.replaceAll(placeholder, mark));
+}
+
+/** The bundle's mark if its first line declares one (`// molt-link <32 hex>`), else undefined. */
+function linkMarkOf(text: string): string | undefined {
+  if (!text.startsWith(LINK_BANNER)) return undefined;
+  const mark = text.slice(LINK_BANNER.length, LINK_BANNER.length + MARK_LENGTH);
+  const after = text.charAt(LINK_BANNER.length + MARK_LENGTH);
+  return /^[0-9a-f]{32}$/.test(mark) && (after === '\n' || after === '\r') ? mark : undefined;
+}
 
 /**
  * Builds the bundle of a user module (TypeScript or JavaScript).
@@ -119,6 +158,8 @@ const externalsOnBuild: Plugin = {
  */
 export async function buildBundle(entry: string): Promise<Uint8Array> {
   const file = resolvePath(entry);
+  // Random for this build only; replaced below by a mark derived from the output (see sealLinkMarks).
+  const placeholder = randomBytes(16).toString('hex');
   try {
     const result = await build({
       entryPoints: [file],
@@ -130,11 +171,12 @@ export async function buildBundle(entry: string): Promise<Uint8Array> {
       write: false,
       logLevel: 'silent',
       legalComments: 'none',
-      plugins: [externalsOnBuild],
+      banner: { js: `${LINK_BANNER}${placeholder}` },
+      plugins: [externalsOnBuild(placeholder)],
     });
     const out = result.outputFiles[0];
     if (!out) throw new Error('esbuild produced no output');
-    return out.contents;
+    return sealLinkMarks(out.text, placeholder);
   } catch (e) {
     const errors = (e as { errors?: Array<{ text: string; location?: { file: string; line: number } | null }> }).errors;
     const detail = errors?.length
@@ -142,6 +184,37 @@ export async function buildBundle(entry: string): Promise<Uint8Array> {
       : (e as Error).message;
     throw new MoltError(ErrorCode.InvalidDefinition, `cannot bundle ${entry}:\n  ${detail}`, { cause: e });
   }
+}
+
+/**
+ * The URL in this process of a package a bundle shares (`molt…`, `xstate…`,
+ * `ts-pattern…`), or the reason it has none. Found once per specifier (every
+ * bundle names the same few); refusals are not kept.
+ */
+function sharedUrlOf(specifier: string): { url: string } | { error: string } {
+  const known = sharedUrls.get(specifier);
+  if (known) return { url: known };
+  const found = resolveShared(specifier);
+  if ('url' in found) sharedUrls.set(specifier, found.url);
+  return found;
+}
+const sharedUrls = new Map<string, string>();
+
+function resolveShared(specifier: string): { url: string } | { error: string } {
+  const pkg = sharedPackageOf(specifier);
+  if (pkg === 'molt') {
+    const file = moltFileOf(specifier);
+    if (file) return { url: file };
+    return { error: `the bundle imports '${specifier}', which this node's Molt does not have: run a Molt version at least as new as the publisher's` };
+  }
+  if (pkg) {
+    try {
+      return { url: import.meta.resolve(specifier) };
+    } catch (e) {
+      return { error: `the bundle imports '${specifier}', which this node cannot resolve: ${(e as Error).message}` };
+    }
+  }
+  return { error: `the bundle imports '${specifier}', which it does not carry: bundles must be self-contained except for ${SHARED_PACKAGES.join(', ')} and node built-ins` };
 }
 
 /** Points shared imports at this process's copies; refuses any other unresolved import. */
@@ -152,23 +225,36 @@ function linkOnLoad(): Plugin {
       b.onResolve({ filter: /.*/ }, (args) => {
         if (args.kind === 'entry-point') return undefined;
         if (isBuiltin(args.path)) return { path: args.path, external: true };
-        const pkg = sharedPackageOf(args.path);
-        if (pkg === 'molt') {
-          const file = moltFileOf(args.path);
-          if (file) return { path: file, external: true };
-          return { errors: [{ text: `the bundle imports '${args.path}', which this node's Molt does not have: run a Molt version at least as new as the publisher's` }] };
-        }
-        if (pkg) {
-          try {
-            return { path: import.meta.resolve(args.path), external: true };
-          } catch (e) {
-            return { errors: [{ text: `the bundle imports '${args.path}', which this node cannot resolve: ${(e as Error).message}` }] };
-          }
-        }
-        return { errors: [{ text: `the bundle imports '${args.path}', which it does not carry: bundles must be self-contained except for ${SHARED_PACKAGES.join(', ')} and node built-ins` }] };
+        const shared = sharedUrlOf(args.path);
+        return 'url' in shared ? { path: shared.url, external: true } : { errors: [{ text: shared.error }] };
       });
     },
   };
+}
+
+/**
+ * Links a marked bundle: each `"molt-link-<mark>:<specifier>"` string becomes
+ * the URL of the node's own copy (a JSON string literal, as esbuild wrote the
+ * original). No parse and no second esbuild run: the marks are exactly the
+ * shared imports the publisher's build wrote. Throws the reasons of the
+ * specifiers this node cannot provide.
+ */
+function linkByMarks(text: string, mark: string): string {
+  const errors: string[] = [];
+  const linked = text.replace(new RegExp(`"${LINK_PREFIX}${mark}:([^"\\\\]*)"`, 'g'), (_match, specifier: string) => {
+    const shared = sharedUrlOf(specifier);
+    if ('url' in shared) return JSON.stringify(shared.url);
+    errors.push(shared.error);
+    return '""';
+  });
+  if (errors.length > 0) throw new LinkError([...new Set(errors)]);
+  return linked;
+}
+
+class LinkError extends Error {
+  constructor(readonly texts: string[]) {
+    super(texts.join('; '));
+  }
 }
 
 /** What a loaded bundle offers. */
@@ -235,21 +321,14 @@ const importedByDigest = new Map<string, Promise<LoadedBundle>>();
 
 async function linkAndImport(bytes: Uint8Array): Promise<LoadedBundle> {
   let linked: string;
+  const text = new TextDecoder().decode(bytes);
+  const mark = linkMarkOf(text);
   try {
-    const result = await build({
-      stdin: { contents: new TextDecoder().decode(bytes), loader: 'js', sourcefile: 'bundle.mjs' },
-      bundle: true,
-      format: 'esm',
-      platform: 'node',
-      target: 'node20',
-      write: false,
-      logLevel: 'silent',
-      plugins: [linkOnLoad()],
-    });
-    linked = result.outputFiles[0]!.text;
+    linked = mark ? linkByMarks(text, mark) : await linkByEsbuild(text);
   } catch (e) {
     const errors = (e as { errors?: Array<{ text: string }> }).errors;
-    throw new MoltError(ErrorCode.UpgradeRejected, `the bundle cannot be linked: ${errors?.map((x) => x.text).join('; ') ?? (e as Error).message}`, {
+    const detail = e instanceof LinkError ? e.message : (errors?.map((x) => x.text).join('; ') ?? (e as Error).message);
+    throw new MoltError(ErrorCode.UpgradeRejected, `the bundle cannot be linked: ${detail}`, {
       retryable: false,
       data: { reason: 'bundle-invalid' },
       cause: e,
@@ -262,4 +341,19 @@ async function linkAndImport(bytes: Uint8Array): Promise<LoadedBundle> {
     throw new MoltError(ErrorCode.UpgradeRejected, `the bundle failed while loading: ${(e as Error).message}`, { retryable: false, data: { reason: 'bundle-invalid' }, cause: e });
   }
   return bundleExports(mod);
+}
+
+/** The link of a bundle without marks (built before them): a second esbuild pass resolves every import. */
+async function linkByEsbuild(text: string): Promise<string> {
+  const result = await build({
+    stdin: { contents: text, loader: 'js', sourcefile: 'bundle.mjs' },
+    bundle: true,
+    format: 'esm',
+    platform: 'node',
+    target: 'node20',
+    write: false,
+    logLevel: 'silent',
+    plugins: [linkOnLoad()],
+  });
+  return result.outputFiles[0]!.text;
 }
