@@ -133,70 +133,80 @@ function compactText(entry: RememberedCall, prev: RememberedCall | undefined): s
  * stored does not matter.
  */
 export class CompactCache {
-  private entries: readonly RememberedCall[] = [];
+  /** The calls last encoded, oldest first (a copy: the lists given are not kept). */
+  private entries: RememberedCall[] = [];
   /** Each call's text, each preceded by a comma. */
   private text = '';
   /** The length of each call's part of `text`. */
   private lengths: number[] = [];
 
   /**
-   * The JSON text of the compact form (`ikc`) of `remembered`, or undefined
-   * if it cannot hold them (then the record takes the `ik` form).
+   * The JSON text of the compact form (`ikc`) of the calls `ik[from…]` with
+   * the floor `ikf`, or undefined if it cannot hold them (then the record
+   * takes the `ik` form).
    */
-  json(remembered: RememberedRecord): string | undefined {
-    const { ik, ikf } = remembered;
+  json(ik: readonly RememberedCall[], from: number, ikf: number | undefined): string | undefined {
     if (ikf !== undefined && !Number.isSafeInteger(ikf)) return undefined;
-    const head = ikf === undefined ? '[null' : `[${ikf}`;
-    if (!this.reuse(ik) && !this.build(ik)) return undefined;
-    return `${head}${this.text}]`;
+    const made = this.reuse(ik, from) ?? (this.clear(), this.append(ik, from));
+    if (!made) {
+      this.clear();
+      return undefined;
+    }
+    return ikf === undefined ? `[null${this.text}]` : `[${ikf}${this.text}]`;
   }
 
-  /** Makes the text of `ik` from that of the calls last encoded, if `ik` is some of them (from the first kept on) then new ones. */
-  private reuse(ik: readonly RememberedCall[]): boolean {
+  private clear(): void {
+    this.entries = [];
+    this.text = '';
+    this.lengths = [];
+  }
+
+  /**
+   * Makes the text of `ik[from…]` from that of the calls last encoded, if
+   * they are some of those (from the first kept on) then new ones: true if
+   * made, false if a call cannot be written, undefined if the text cannot be
+   * reused (then nothing was changed).
+   */
+  private reuse(ik: readonly RememberedCall[], from: number): boolean | undefined {
     const last = this.entries;
-    if (ik.length === 0 || last.length === 0) return false;
-    // How many of the oldest calls last encoded were dropped (a window or limit trim drops a few).
-    const dropped = last.indexOf(ik[0]!);
-    if (dropped < 0) return false;
+    const count = ik.length - from;
+    if (count <= 0 || last.length === 0) return undefined;
+    // How many of the oldest calls last encoded were dropped (a window or limit trim, or a checkpoint, drops some).
+    const dropped = last.indexOf(ik[from]!);
+    if (dropped < 0) return undefined;
     const kept = last.length - dropped;
-    if (kept > ik.length) return false;
-    for (let i = 1; i < kept; i++) if (last[dropped + i] !== ik[i]) return false;
-    let text = this.text;
-    let lengths = this.lengths;
+    if (kept > count) return undefined;
+    for (let i = 1; i < kept; i++) if (last[dropped + i] !== ik[from + i]) return undefined;
     if (dropped > 0) {
       // The new oldest call was written relative to a call now dropped: write it whole.
-      const first = compactText(ik[0]!, undefined);
+      const first = compactText(ik[from]!, undefined);
       if (first === null) return false;
       let offset = 0;
-      for (let i = 0; i <= dropped; i++) offset += lengths[i]!;
-      text = `,${first}${text.slice(offset)}`;
-      lengths = [first.length + 1, ...lengths.slice(dropped + 1)];
-    } else lengths = lengths.slice();
-    return this.append(ik, kept, text, lengths);
-  }
-
-  private build(ik: readonly RememberedCall[]): boolean {
-    return this.append(ik, 0, '', []);
-  }
-
-  /** Adds the text of `ik[from…]` to `text` and `lengths` and keeps the result as the calls last encoded; false if a call cannot be written. */
-  private append(ik: readonly RememberedCall[], from: number, text: string, lengths: number[]): boolean {
-    for (let i = from; i < ik.length; i++) {
-      const t = compactText(ik[i]!, ik[i - 1]);
-      if (t === null) return false;
-      text += `,${t}`;
-      lengths.push(t.length + 1);
+      for (let i = 0; i <= dropped; i++) offset += this.lengths[i]!;
+      this.text = `,${first}${this.text.slice(offset)}`;
+      this.lengths.splice(0, dropped + 1, first.length + 1);
+      last.splice(0, dropped);
     }
-    this.entries = ik;
-    this.text = text;
-    this.lengths = lengths;
+    return this.append(ik, from + kept);
+  }
+
+  /** Adds the text of `ik[at…]` (the first of the range written whole if nothing precedes it); false if a call cannot be written. */
+  private append(ik: readonly RememberedCall[], at: number): boolean {
+    const { entries, lengths } = this;
+    for (let i = at; i < ik.length; i++) {
+      const t = compactText(ik[i]!, entries.length === 0 ? undefined : ik[i - 1]);
+      if (t === null) return false;
+      this.text += `,${t}`;
+      lengths.push(t.length + 1);
+      entries.push(ik[i]!);
+    }
     return true;
   }
 }
 
 /** The JSON text of the compact form (`ikc`) of `remembered`, made from scratch (see {@link CompactCache}). */
 export function compactRememberedJson(remembered: RememberedRecord): string | undefined {
-  return new CompactCache().json(remembered);
+  return new CompactCache().json(remembered.ik, 0, remembered.ikf);
 }
 
 /**
@@ -253,6 +263,11 @@ function readCheckpointRef(ikx: unknown): { revision: number; floor: number | un
   return { revision: revision as number, floor: floor ?? undefined };
 }
 
+/** Whether a state record's own fields include one the remembered calls are written in (never, for a record `persist` gave). */
+function hasRememberedField(record: object): boolean {
+  return 'ikc' in record || 'ik' in record || 'ikf' in record || 'ikx' in record;
+}
+
 const maxFloor = (a: number | undefined, b: number | undefined) => (a === undefined ? b : b === undefined ? a : Math.max(a, b));
 
 /** The remembered calls of one actor: those stored, and those of a batch not yet stored. */
@@ -291,25 +306,30 @@ export class RememberedCalls {
    */
   encodeRecord(codec: Codec, record: object, remembered: RememberedRecord | undefined): Uint8Array {
     if (!remembered) return codec.encode(record);
-    let own = remembered;
-    let extra: object | undefined;
-    if (remembered.ikr !== undefined) {
-      const { ik, held = ik.length } = remembered;
-      // The latest time among the calls left to the checkpoint (the newest, unless the clock stepped back).
-      let leftFloor = remembered.ikf;
-      for (let i = 0; i < ik.length - held; i++) leftFloor = maxFloor(leftFloor, ik[i]!.at);
-      own = { ik: ik.slice(ik.length - held), ikf: leftFloor };
-      extra = { ikx: [remembered.ikr, remembered.ikf ?? null] };
+    const { ik, ikf, ikr } = remembered;
+    // The calls the state record holds: all, or the newest `held` beside a checkpoint.
+    const from = ikr === undefined ? 0 : ik.length - (remembered.held ?? ik.length);
+    // The latest time among the calls left to the checkpoint (the newest, unless the clock stepped back).
+    let ownFloor = ikf;
+    for (let i = 0; i < from; i++) ownFloor = maxFloor(ownFloor, ik[i]!.at);
+    // For readers that know only `ik`: no earlier than every call (see floorForOlderReaders).
+    let floor = ownFloor;
+    for (let i = from; i < ik.length; i++) floor = maxFloor(floor, ik[i]!.at);
+    const compact = codec.encodeWithJsonFields && !hasRememberedField(record) ? this.compact.json(ik, from, ownFloor) : undefined;
+    if (compact !== undefined && (floor === undefined || Number.isFinite(floor)) && (ikf === undefined || Number.isFinite(ikf))) {
+      // The fields after the state's own, as text: no object copied, the calls' text not encoded again.
+      let fields = floor === undefined ? '' : `"ikf":${floor},`;
+      if (ikr !== undefined) fields += `"ikx":[${ikr},${ikf ?? 'null'}],`;
+      const bytes = codec.encodeWithJsonFields!(record, `${fields}"ikc":${compact}`);
+      if (bytes !== undefined) return bytes;
     }
-    const compact = codec.encodeWithJsonField ? this.compact.json(own) : undefined;
+    // A state that needs superjson's meta (a Date, a Map), or calls the compact form cannot hold: encoded whole.
+    const extra = ikr === undefined ? undefined : { ikx: [ikr, ikf ?? null] };
     if (compact !== undefined) {
-      const floor = floorForOlderReaders(remembered);
-      const fields = floor === undefined ? (extra ?? {}) : { ikf: floor, ...extra };
-      const withFields = extra === undefined && floor === undefined ? record : { ...record, ...fields };
-      // A state that needs superjson's meta (a Date, a Map) cannot take the splice: encoded whole, still compact.
-      return codec.encodeWithJsonField!(withFields, 'ikc', compact) ?? codec.encode({ ...withFields, ikc: JSON.parse(compact) as unknown });
+      return codec.encode({ ...record, ...(floor === undefined ? {} : { ikf: floor }), ...extra, ikc: JSON.parse(compact) as unknown });
     }
-    return codec.encode({ ...record, ik: own.ik, ...(own.ikf === undefined ? {} : { ikf: own.ikf }), ...extra });
+    const own = from === 0 ? ik : ik.slice(from);
+    return codec.encode({ ...record, ik: own, ...(ownFloor === undefined ? {} : { ikf: ownFloor }), ...extra });
   }
 
   /**
@@ -475,8 +495,8 @@ export class RememberedCalls {
 
   /** The bytes of a checkpoint record holding `calls` (see {@link checkpointDue}): the compact form where it can hold them. */
   encodeCheckpoint(codec: Codec, calls: RememberedRecord): Uint8Array {
-    const compact = codec.encodeWithJsonField ? this.checkpointCompact.json(calls) : undefined;
-    if (compact !== undefined) return codec.encodeWithJsonField!({}, 'ikc', compact) ?? codec.encode({ ikc: JSON.parse(compact) as unknown });
+    const compact = codec.encodeWithJsonFields ? this.checkpointCompact.json(calls.ik, 0, calls.ikf) : undefined;
+    if (compact !== undefined) return codec.encodeWithJsonFields!({}, `"ikc":${compact}`) ?? codec.encode({ ikc: JSON.parse(compact) as unknown });
     return codec.encode(calls.ikf === undefined ? { ik: calls.ik } : { ik: calls.ik, ikf: calls.ikf });
   }
 

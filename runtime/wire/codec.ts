@@ -25,13 +25,14 @@ export interface Codec {
   /** Registers a class so instances cross the wire as themselves (both sides must register it). */
   registerClass?(cls: new (...args: any[]) => unknown, name: string): void;
   /**
-   * Encodes the object `value` with one more field, `field`, whose value is
-   * given as its JSON text already (plain JSON: no value that needs `meta`),
-   * exactly as `encode({ ...value, [field]: JSON.parse(json) })` would; or
-   * returns undefined when it cannot (then use `encode`). Lets an actor's
-   * record carry its remembered calls without encoding them again on every write.
+   * Encodes the object `value` with more fields after its own, given as JSON
+   * text already: `fields` is one or more members, `"name":value,…` (plain
+   * JSON values: none that needs `meta`; no name that `value` has) — exactly
+   * as `encode({ ...value, ...JSON.parse(`{${fields}}`) })` would; or returns
+   * undefined when it cannot (then use `encode`). Lets an actor's record
+   * carry its remembered calls without encoding them again on every write.
    */
-  encodeWithJsonField?(value: object, field: string, json: string): Uint8Array | undefined;
+  encodeWithJsonFields?(value: object, fields: string): Uint8Array | undefined;
 }
 
 const decoder = new TextDecoder('utf-8', { fatal: true });
@@ -96,11 +97,10 @@ export function createSuperjsonCodec(): Codec {
     registerClass(cls, name) {
       sj.registerClass(cls, name);
     },
-    encodeWithJsonField(value, field, json) {
-      if (Object.hasOwn(value, field) || !isPlainJson(value) || Array.isArray(value)) return undefined;
+    encodeWithJsonFields(value, fields) {
+      if (!isPlainJson(value) || Array.isArray(value)) return undefined;
       const text = JSON.stringify(value);
-      const extra = `${JSON.stringify(field)}:${json}`;
-      return utf8(`{"json":${text === '{}' ? `{${extra}}` : `${text.slice(0, -1)},${extra}}`}}`);
+      return utf8(text === '{}' ? `{"json":{${fields}}}` : `{"json":${text.slice(0, -1)},${fields}}}`);
     },
   };
 }
