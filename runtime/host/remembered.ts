@@ -130,14 +130,19 @@ function compactText(entry: RememberedCall, prev: RememberedCall | undefined): s
 /**
  * The compact text of the calls last encoded, to be reused by the next write:
  * a pure function of the calls (by identity), so whether that write was
- * stored does not matter.
+ * stored does not matter. The text is kept as UTF-8 bytes in one buffer that
+ * the next write extends at its end and trims at its start, so a write makes
+ * the text of its new calls only, and the record is written from these bytes
+ * without joining strings (see {@link RememberedCalls.encodeRecord}).
  */
 export class CompactCache {
   /** The calls last encoded, oldest first (a copy: the lists given are not kept). */
   private entries: RememberedCall[] = [];
-  /** Each call's text, each preceded by a comma. */
-  private text = '';
-  /** The length of each call's part of `text`. */
+  /** Each call's text, each preceded by a comma, as UTF-8 in `bytes[start…end)`. */
+  private bytes: Buffer = Buffer.allocUnsafe(0);
+  private start = 0;
+  private end = 0;
+  /** The length in bytes of each call's part of the text. */
   private lengths: number[] = [];
 
   /**
@@ -146,18 +151,28 @@ export class CompactCache {
    * takes the `ik` form).
    */
   json(ik: readonly RememberedCall[], from: number, ikf: number | undefined): string | undefined {
+    const calls = this.calls(ik, from, ikf);
+    return calls === undefined ? undefined : `${calls.head}${this.bytes.toString('utf8', this.start, this.end)}]`;
+  }
+
+  /**
+   * The compact form of `ik[from…]` with the floor `ikf`, in parts: its JSON
+   * text is `head` (`[` and the floor), then the UTF-8 bytes `text` (valid
+   * until the next use of this cache), then `]`. Undefined if the form cannot hold them.
+   */
+  calls(ik: readonly RememberedCall[], from: number, ikf: number | undefined): { head: string; text: Uint8Array } | undefined {
     if (ikf !== undefined && !Number.isSafeInteger(ikf)) return undefined;
     const made = this.reuse(ik, from) ?? (this.clear(), this.append(ik, from));
     if (!made) {
       this.clear();
       return undefined;
     }
-    return ikf === undefined ? `[null${this.text}]` : `[${ikf}${this.text}]`;
+    return { head: ikf === undefined ? '[null' : `[${ikf}`, text: this.bytes.subarray(this.start, this.end) };
   }
 
   private clear(): void {
     this.entries = [];
-    this.text = '';
+    this.start = this.end = 0;
     this.lengths = [];
   }
 
@@ -178,13 +193,28 @@ export class CompactCache {
     if (kept > count) return undefined;
     for (let i = 1; i < kept; i++) if (last[dropped + i] !== ik[from + i]) return undefined;
     if (dropped > 0) {
-      // The new oldest call was written relative to a call now dropped: write it whole.
+      // The new oldest call was written relative to a call now dropped: write it whole, in place of the text before the next.
       const first = compactText(ik[from]!, undefined);
       if (first === null) return false;
-      let offset = 0;
-      for (let i = 0; i <= dropped; i++) offset += this.lengths[i]!;
-      this.text = `,${first}${this.text.slice(offset)}`;
-      this.lengths.splice(0, dropped + 1, first.length + 1);
+      let freed = 0;
+      for (let i = 0; i <= dropped; i++) freed += this.lengths[i]!;
+      const length = 1 + Buffer.byteLength(first);
+      const rest = this.start + freed;
+      if (length <= rest) {
+        this.start = rest - length;
+        this.bytes[this.start] = 0x2c;
+        this.bytes.write(first, this.start + 1);
+      } else {
+        // No room before the rest: a new buffer.
+        const bytes = Buffer.allocUnsafe(Math.max(64, 2 * (length + this.end - rest)));
+        bytes[0] = 0x2c;
+        bytes.write(first, 1);
+        this.bytes.copy(bytes, length, rest, this.end);
+        this.end = length + this.end - rest;
+        this.start = 0;
+        this.bytes = bytes;
+      }
+      this.lengths.splice(0, dropped + 1, length);
       last.splice(0, dropped);
     }
     return this.append(ik, from + kept);
@@ -196,11 +226,26 @@ export class CompactCache {
     for (let i = at; i < ik.length; i++) {
       const t = compactText(ik[i]!, entries.length === 0 ? undefined : ik[i - 1]);
       if (t === null) return false;
-      this.text += `,${t}`;
-      lengths.push(t.length + 1);
+      const length = 1 + Buffer.byteLength(t);
+      this.reserve(length);
+      this.bytes[this.end] = 0x2c;
+      this.bytes.write(t, this.end + 1);
+      this.end += length;
+      lengths.push(length);
       entries.push(ik[i]!);
     }
     return true;
+  }
+
+  /** Room for `length` more bytes at the end: the text moved to the start of the buffer, or into a larger one. */
+  private reserve(length: number): void {
+    if (this.end + length <= this.bytes.length) return;
+    const used = this.end - this.start;
+    const target = used + length <= this.bytes.length >> 1 ? this.bytes : Buffer.allocUnsafe(Math.max(256, 2 * (used + length)));
+    this.bytes.copy(target, 0, this.start, this.end);
+    this.bytes = target;
+    this.start = 0;
+    this.end = used;
   }
 }
 
@@ -315,18 +360,19 @@ export class RememberedCalls {
     // For readers that know only `ik`: no earlier than every call (see floorForOlderReaders).
     let floor = ownFloor;
     for (let i = from; i < ik.length; i++) floor = maxFloor(floor, ik[i]!.at);
-    const compact = codec.encodeWithJsonFields && !hasRememberedField(record) ? this.compact.json(ik, from, ownFloor) : undefined;
+    const compact = codec.encodeWithJsonFields && !hasRememberedField(record) ? this.compact.calls(ik, from, ownFloor) : undefined;
     if (compact !== undefined && (floor === undefined || Number.isFinite(floor)) && (ikf === undefined || Number.isFinite(ikf))) {
-      // The fields after the state's own, as text: no object copied, the calls' text not encoded again.
+      // The fields after the state's own: no object copied, the calls' text neither made again nor joined.
       let fields = floor === undefined ? '' : `"ikf":${floor},`;
       if (ikr !== undefined) fields += `"ikx":[${ikr},${ikf ?? 'null'}],`;
-      const bytes = codec.encodeWithJsonFields!(record, `${fields}"ikc":${compact}`);
+      const bytes = codec.encodeWithJsonFields!(record, [`${fields}"ikc":${compact.head}`, compact.text, ']']);
       if (bytes !== undefined) return bytes;
     }
     // A state that needs superjson's meta (a Date, a Map), or calls the compact form cannot hold: encoded whole.
     const extra = ikr === undefined ? undefined : { ikx: [ikr, ikf ?? null] };
     if (compact !== undefined) {
-      return codec.encode({ ...record, ...(floor === undefined ? {} : { ikf: floor }), ...extra, ikc: JSON.parse(compact) as unknown });
+      const ikc = JSON.parse(`${compact.head}${Buffer.from(compact.text).toString('utf8')}]`) as unknown;
+      return codec.encode({ ...record, ...(floor === undefined ? {} : { ikf: floor }), ...extra, ikc });
     }
     const own = from === 0 ? ik : ik.slice(from);
     return codec.encode({ ...record, ik: own, ...(ownFloor === undefined ? {} : { ikf: ownFloor }), ...extra });
@@ -495,8 +541,13 @@ export class RememberedCalls {
 
   /** The bytes of a checkpoint record holding `calls` (see {@link checkpointDue}): the compact form where it can hold them. */
   encodeCheckpoint(codec: Codec, calls: RememberedRecord): Uint8Array {
-    const compact = codec.encodeWithJsonFields ? this.checkpointCompact.json(calls.ik, 0, calls.ikf) : undefined;
-    if (compact !== undefined) return codec.encodeWithJsonFields!({}, `"ikc":${compact}`) ?? codec.encode({ ikc: JSON.parse(compact) as unknown });
+    const compact = codec.encodeWithJsonFields ? this.checkpointCompact.calls(calls.ik, 0, calls.ikf) : undefined;
+    if (compact !== undefined) {
+      return (
+        codec.encodeWithJsonFields!({}, [`"ikc":${compact.head}`, compact.text, ']']) ??
+        codec.encode({ ikc: JSON.parse(`${compact.head}${Buffer.from(compact.text).toString('utf8')}]`) as unknown })
+      );
+    }
     return codec.encode(calls.ikf === undefined ? { ik: calls.ik } : { ik: calls.ik, ikf: calls.ikf });
   }
 
