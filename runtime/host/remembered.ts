@@ -491,13 +491,22 @@ export class RememberedCalls {
     // The calls older than the window, from the oldest on.
     let first = 0;
     while (first < calls.length && calls[first]!.at < cutoff) first++;
-    const kept: RememberedCall[] = this.stagedReplacesStored() ? calls.slice(first).filter((e) => !this.staged.has(e.k)) : calls.slice(first);
-    for (const e of this.staged.values()) kept.push(e);
     let floor = this.floor !== undefined && this.floor >= cutoff ? this.floor : undefined;
-    const excess = kept.length - this.options.limit;
-    if (excess > 0) {
-      for (let i = 0; i < excess; i++) floor = Math.max(floor ?? kept[i]!.at, kept[i]!.at);
-      kept.splice(0, excess);
+    let kept: RememberedCall[];
+    const excess = calls.length - first + this.staged.size - this.options.limit;
+    if (excess > 0 && excess <= calls.length - first && !this.stagedReplacesStored()) {
+      // The usual case once the actor holds its limit: the oldest stored calls dropped without copying them first.
+      for (let i = first; i < first + excess; i++) floor = Math.max(floor ?? calls[i]!.at, calls[i]!.at);
+      kept = calls.slice(first + excess);
+      for (const e of this.staged.values()) kept.push(e);
+    } else {
+      kept = this.stagedReplacesStored() ? calls.slice(first).filter((e) => !this.staged.has(e.k)) : calls.slice(first);
+      for (const e of this.staged.values()) kept.push(e);
+      const over = kept.length - this.options.limit;
+      if (over > 0) {
+        for (let i = 0; i < over; i++) floor = Math.max(floor ?? kept[i]!.at, kept[i]!.at);
+        kept.splice(0, over);
+      }
     }
     if (kept.length === 0 && floor === undefined) return undefined;
     const record: RememberedRecord = floor === undefined ? { ik: kept } : { ik: kept, ikf: floor };
