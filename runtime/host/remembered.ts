@@ -326,6 +326,12 @@ export class RememberedCalls {
   /** The stored calls by key. */
   private index = new Map<string, RememberedCall>();
   private staged = new Map<string, RememberedCall>();
+  /**
+   * What the last {@link toRecord} gave, when it is the stored calls after
+   * the first `dropped` then the staged ones: so {@link commit} of that
+   * record applies the change without comparing the lists.
+   */
+  private lastRecord: { ik: readonly RememberedCall[]; from: readonly RememberedCall[]; dropped: number } | undefined;
   private floor: number | undefined;
   private readonly compact = new CompactCache();
   private readonly checkpointCompact = new CompactCache();
@@ -494,20 +500,26 @@ export class RememberedCalls {
     let floor = this.floor !== undefined && this.floor >= cutoff ? this.floor : undefined;
     let kept: RememberedCall[];
     const excess = calls.length - first + this.staged.size - this.options.limit;
-    if (excess > 0 && excess <= calls.length - first && !this.stagedReplacesStored()) {
+    const replaces = this.stagedReplacesStored();
+    // How many of the oldest stored calls this record leaves out, if it holds the others and then every staged one.
+    let dropped: number | undefined;
+    if (excess > 0 && excess <= calls.length - first && !replaces) {
       // The usual case once the actor holds its limit: the oldest stored calls dropped without copying them first.
       for (let i = first; i < first + excess; i++) floor = Math.max(floor ?? calls[i]!.at, calls[i]!.at);
       kept = calls.slice(first + excess);
       for (const e of this.staged.values()) kept.push(e);
+      dropped = first + excess;
     } else {
-      kept = this.stagedReplacesStored() ? calls.slice(first).filter((e) => !this.staged.has(e.k)) : calls.slice(first);
+      kept = replaces ? calls.slice(first).filter((e) => !this.staged.has(e.k)) : calls.slice(first);
       for (const e of this.staged.values()) kept.push(e);
       const over = kept.length - this.options.limit;
       if (over > 0) {
         for (let i = 0; i < over; i++) floor = Math.max(floor ?? kept[i]!.at, kept[i]!.at);
         kept.splice(0, over);
       }
+      if (!replaces && over <= calls.length - first) dropped = first + Math.max(0, over);
     }
+    this.lastRecord = dropped === undefined ? undefined : { ik: kept, from: calls, dropped };
     if (kept.length === 0 && floor === undefined) return undefined;
     const record: RememberedRecord = floor === undefined ? { ik: kept } : { ik: kept, ikf: floor };
     // The calls not in the checkpoint: the newest stored ones it did not take, and the staged ones.
@@ -604,6 +616,18 @@ export class RememberedCalls {
   commit(written: RememberedRecord | undefined): void {
     const ik = written?.ik ?? [];
     const old = this.calls;
+    const last = this.lastRecord;
+    this.lastRecord = undefined;
+    if (last !== undefined && last.ik === ik && last.from === old) {
+      // The record the last toRecord made from these stored calls: its change is known, nothing to compare.
+      for (let i = 0; i < last.dropped; i++) if (this.index.get(old[i]!.k) === old[i]) this.index.delete(old[i]!.k);
+      for (let i = old.length - last.dropped; i < ik.length; i++) this.index.set(ik[i]!.k, ik[i]!);
+      this.calls = ik;
+      this.staged.clear();
+      this.floor = written?.ikf;
+      this.unchecked = Math.min(written?.held ?? ik.length, ik.length);
+      return;
+    }
     // The written list is the stored calls from the first it kept on, then new ones.
     const dropped = ik.length === 0 ? old.length : old.indexOf(ik[0]!);
     let same = dropped >= 0 && old.length - dropped <= ik.length;
