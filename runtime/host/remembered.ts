@@ -357,6 +357,11 @@ export class RememberedCalls {
    */
   encodeRecord(codec: Codec, record: object, remembered: RememberedRecord | undefined): Uint8Array {
     if (!remembered) return codec.encode(record);
+    // A state's own field by a name the calls are written in (never, from `persist`) would stand beside them: left out.
+    if (hasRememberedField(record)) {
+      const { ik: _ik, ikc: _ikc, ikf: _ikf, ikx: _ikx, ...rest } = record as Record<string, unknown>;
+      record = rest;
+    }
     const { ik, ikf, ikr } = remembered;
     // The calls the state record holds: all, or the newest `held` beside a checkpoint.
     const from = ikr === undefined ? 0 : ik.length - (remembered.held ?? ik.length);
@@ -366,7 +371,7 @@ export class RememberedCalls {
     // For readers that know only `ik`: no earlier than every call (see floorForOlderReaders).
     let floor = ownFloor;
     for (let i = from; i < ik.length; i++) floor = maxFloor(floor, ik[i]!.at);
-    const compact = codec.encodeWithJsonFields && !hasRememberedField(record) ? this.compact.calls(ik, from, ownFloor) : undefined;
+    const compact = codec.encodeWithJsonFields ? this.compact.calls(ik, from, ownFloor) : undefined;
     if (compact !== undefined && (floor === undefined || Number.isFinite(floor)) && (ikf === undefined || Number.isFinite(ikf))) {
       // The fields after the state's own: no object copied, the calls' text neither made again nor joined.
       let fields = floor === undefined ? '' : `"ikf":${floor},`;

@@ -226,4 +226,17 @@ test('the compact text kept in one buffer, extended and trimmed write after writ
   );
 });
 
+test('a state with fields named as the calls are written (ik, ikc, ikf, ikx) does not change what the record remembers', () => {
+  const calls = new RememberedCalls({ windowMs: WINDOW, limit: 64 });
+  calls.stage('order-1', 1, 1000);
+  calls.stage('order-2', 2, 1001);
+  const state = { v: 1, value: {}, context: {}, ik: [{ k: 'stale', at: 5, r: 0 }], ikc: [null, [0, 'stale', 5]], ikf: 2000, ikx: [7, null] };
+  const record = decoded(calls.encodeRecord(codec, state, calls.toRecord(1001)));
+  const back = new RememberedCalls({ windowMs: WINDOW, limit: 64 });
+  assert.is(back.load(record), undefined, 'no checkpoint named');
+  assert.equal(back.toRecord(1001), calls.toRecord(1001));
+  assert.is(back.find('stale'), undefined);
+  assert.is(back.mayHaveForgotten(0, 1001), false, 'no floor beyond the calls');
+});
+
 test.run();
