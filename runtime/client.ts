@@ -475,6 +475,21 @@ function createClientOn(nc: NatsConnection, options: ClientOptions, ownsConnecti
     return h;
   }
 
+  // The start of a keyed call's header block, up to its key's value: the same for every call of (version, message).
+  const keyedPrefixes = new Map<string, Uint8Array | undefined>();
+  function keyedPrefixFor(version: number, message: string): Uint8Array | undefined {
+    const cacheKey = `${version} ${message}`;
+    let prefix = keyedPrefixes.get(cacheKey);
+    if (prefix === undefined && !keyedPrefixes.has(cacheKey)) {
+      // A message name that is not visible ASCII goes through nats.js's own header checks instead.
+      prefix = /^[\x20-\x7e]+$/.test(message)
+        ? Buffer.from(`NATS/1.0\r\n${Header.Version}: ${version}\r\n${Header.Message}: ${message}\r\n${Header.Protocol}: ${PROTOCOL_VERSION}\r\n${Header.IdempotencyKey}: `, 'latin1')
+        : undefined;
+      if (keyedPrefixes.size < 1024) keyedPrefixes.set(cacheKey, prefix);
+    }
+    return prefix;
+  }
+
   function call(type: string, version: number, key: string, message: string, request: unknown = {}, callOptions?: CallOptions): Promise<unknown> {
     return send(() => callSubject(options.service, type, encodeKey(key), shards), type, version, message, request, callOptions);
   }
@@ -487,6 +502,20 @@ function createClientOn(nc: NatsConnection, options: ClientOptions, ownsConnecti
    * another header).
    */
   function perCallHeaders(version: number, message: string, key: string | undefined, traceparent: string | undefined, resendAgeMs?: number): MsgHdrs {
+    if (key !== undefined && traceparent === undefined && resendAgeMs === undefined) {
+      const prefix = keyedPrefixFor(version, message);
+      if (prefix !== undefined) {
+        // The block of (version, message) up to the key's value, copied; then the key (visible ASCII, checked) and the block's end.
+        const bytes = Buffer.allocUnsafe(prefix.length + key.length + 4);
+        bytes.set(prefix, 0);
+        let at = prefix.length + bytes.write(key, prefix.length, 'latin1');
+        bytes[at++] = 13;
+        bytes[at++] = 10;
+        bytes[at++] = 13;
+        bytes[at++] = 10;
+        return preEncodedHeaders(new Uint8Array(bytes.buffer, bytes.byteOffset, at));
+      }
+    }
     if (!/^[\x20-\x7e]+$/.test(message)) {
       const h = natsHeaders();
       h.set(Header.Version, String(version));

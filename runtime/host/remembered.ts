@@ -130,73 +130,128 @@ function compactText(entry: RememberedCall, prev: RememberedCall | undefined): s
 /**
  * The compact text of the calls last encoded, to be reused by the next write:
  * a pure function of the calls (by identity), so whether that write was
- * stored does not matter.
+ * stored does not matter. The text is kept as UTF-8 bytes in one buffer that
+ * the next write extends at its end and trims at its start, so a write makes
+ * the text of its new calls only, and the record is written from these bytes
+ * without joining strings (see {@link RememberedCalls.encodeRecord}).
  */
 export class CompactCache {
-  private entries: readonly RememberedCall[] = [];
-  /** Each call's text, each preceded by a comma. */
-  private text = '';
-  /** The length of each call's part of `text`. */
+  /** The calls last encoded, oldest first (a copy: the lists given are not kept). */
+  private entries: RememberedCall[] = [];
+  /** Each call's text, each preceded by a comma, as UTF-8 in `bytes[start…end)`. */
+  private bytes: Buffer = Buffer.allocUnsafe(0);
+  private start = 0;
+  private end = 0;
+  /** The length in bytes of each call's part of the text. */
   private lengths: number[] = [];
 
   /**
-   * The JSON text of the compact form (`ikc`) of `remembered`, or undefined
-   * if it cannot hold them (then the record takes the `ik` form).
+   * The JSON text of the compact form (`ikc`) of the calls `ik[from…]` with
+   * the floor `ikf`, or undefined if it cannot hold them (then the record
+   * takes the `ik` form).
    */
-  json(remembered: RememberedRecord): string | undefined {
-    const { ik, ikf } = remembered;
+  json(ik: readonly RememberedCall[], from: number, ikf: number | undefined): string | undefined {
+    const calls = this.calls(ik, from, ikf);
+    return calls === undefined ? undefined : `${calls.head}${this.bytes.toString('utf8', this.start, this.end)}]`;
+  }
+
+  /**
+   * The compact form of `ik[from…]` with the floor `ikf`, in parts: its JSON
+   * text is `head` (`[` and the floor), then the UTF-8 bytes `text` (valid
+   * until the next use of this cache), then `]`. Undefined if the form cannot hold them.
+   */
+  calls(ik: readonly RememberedCall[], from: number, ikf: number | undefined): { head: string; text: Uint8Array } | undefined {
     if (ikf !== undefined && !Number.isSafeInteger(ikf)) return undefined;
-    const head = ikf === undefined ? '[null' : `[${ikf}`;
-    if (!this.reuse(ik) && !this.build(ik)) return undefined;
-    return `${head}${this.text}]`;
-  }
-
-  /** Makes the text of `ik` from that of the calls last encoded, if `ik` is some of them (from the first kept on) then new ones. */
-  private reuse(ik: readonly RememberedCall[]): boolean {
-    const last = this.entries;
-    if (ik.length === 0 || last.length === 0) return false;
-    // How many of the oldest calls last encoded were dropped (a window or limit trim drops a few).
-    const dropped = last.indexOf(ik[0]!);
-    if (dropped < 0) return false;
-    const kept = last.length - dropped;
-    if (kept > ik.length) return false;
-    for (let i = 1; i < kept; i++) if (last[dropped + i] !== ik[i]) return false;
-    let text = this.text;
-    let lengths = this.lengths;
-    if (dropped > 0) {
-      // The new oldest call was written relative to a call now dropped: write it whole.
-      const first = compactText(ik[0]!, undefined);
-      if (first === null) return false;
-      let offset = 0;
-      for (let i = 0; i <= dropped; i++) offset += lengths[i]!;
-      text = `,${first}${text.slice(offset)}`;
-      lengths = [first.length + 1, ...lengths.slice(dropped + 1)];
-    } else lengths = lengths.slice();
-    return this.append(ik, kept, text, lengths);
-  }
-
-  private build(ik: readonly RememberedCall[]): boolean {
-    return this.append(ik, 0, '', []);
-  }
-
-  /** Adds the text of `ik[from…]` to `text` and `lengths` and keeps the result as the calls last encoded; false if a call cannot be written. */
-  private append(ik: readonly RememberedCall[], from: number, text: string, lengths: number[]): boolean {
-    for (let i = from; i < ik.length; i++) {
-      const t = compactText(ik[i]!, ik[i - 1]);
-      if (t === null) return false;
-      text += `,${t}`;
-      lengths.push(t.length + 1);
+    const made = this.reuse(ik, from) ?? (this.clear(), this.append(ik, from));
+    if (!made) {
+      this.clear();
+      return undefined;
     }
-    this.entries = ik;
-    this.text = text;
-    this.lengths = lengths;
+    return { head: ikf === undefined ? '[null' : `[${ikf}`, text: this.bytes.subarray(this.start, this.end) };
+  }
+
+  private clear(): void {
+    this.entries = [];
+    this.start = this.end = 0;
+    this.lengths = [];
+  }
+
+  /**
+   * Makes the text of `ik[from…]` from that of the calls last encoded, if
+   * they are some of those (from the first kept on) then new ones: true if
+   * made, false if a call cannot be written, undefined if the text cannot be
+   * reused (then nothing was changed).
+   */
+  private reuse(ik: readonly RememberedCall[], from: number): boolean | undefined {
+    const last = this.entries;
+    const count = ik.length - from;
+    if (count <= 0 || last.length === 0) return undefined;
+    // How many of the oldest calls last encoded were dropped (a window or limit trim, or a checkpoint, drops some).
+    const dropped = last.indexOf(ik[from]!);
+    if (dropped < 0) return undefined;
+    const kept = last.length - dropped;
+    if (kept > count) return undefined;
+    for (let i = 1; i < kept; i++) if (last[dropped + i] !== ik[from + i]) return undefined;
+    if (dropped > 0) {
+      // The new oldest call was written relative to a call now dropped: write it whole, in place of the text before the next.
+      const first = compactText(ik[from]!, undefined);
+      if (first === null) return false;
+      let freed = 0;
+      for (let i = 0; i <= dropped; i++) freed += this.lengths[i]!;
+      const length = 1 + Buffer.byteLength(first);
+      const rest = this.start + freed;
+      if (length <= rest) {
+        this.start = rest - length;
+        this.bytes[this.start] = 0x2c;
+        this.bytes.write(first, this.start + 1);
+      } else {
+        // No room before the rest: a new buffer.
+        const bytes = Buffer.allocUnsafe(Math.max(64, 2 * (length + this.end - rest)));
+        bytes[0] = 0x2c;
+        bytes.write(first, 1);
+        this.bytes.copy(bytes, length, rest, this.end);
+        this.end = length + this.end - rest;
+        this.start = 0;
+        this.bytes = bytes;
+      }
+      this.lengths.splice(0, dropped + 1, length);
+      last.splice(0, dropped);
+    }
+    return this.append(ik, from + kept);
+  }
+
+  /** Adds the text of `ik[at…]` (the first of the range written whole if nothing precedes it); false if a call cannot be written. */
+  private append(ik: readonly RememberedCall[], at: number): boolean {
+    const { entries, lengths } = this;
+    for (let i = at; i < ik.length; i++) {
+      const t = compactText(ik[i]!, entries.length === 0 ? undefined : ik[i - 1]);
+      if (t === null) return false;
+      const length = 1 + Buffer.byteLength(t);
+      this.reserve(length);
+      this.bytes[this.end] = 0x2c;
+      this.bytes.write(t, this.end + 1);
+      this.end += length;
+      lengths.push(length);
+      entries.push(ik[i]!);
+    }
     return true;
+  }
+
+  /** Room for `length` more bytes at the end: the text moved to the start of the buffer, or into a larger one. */
+  private reserve(length: number): void {
+    if (this.end + length <= this.bytes.length) return;
+    const used = this.end - this.start;
+    const target = used + length <= this.bytes.length >> 1 ? this.bytes : Buffer.allocUnsafe(Math.max(256, 2 * (used + length)));
+    this.bytes.copy(target, 0, this.start, this.end);
+    this.bytes = target;
+    this.start = 0;
+    this.end = used;
   }
 }
 
 /** The JSON text of the compact form (`ikc`) of `remembered`, made from scratch (see {@link CompactCache}). */
 export function compactRememberedJson(remembered: RememberedRecord): string | undefined {
-  return new CompactCache().json(remembered);
+  return new CompactCache().json(remembered.ik, 0, remembered.ikf);
 }
 
 /**
@@ -253,6 +308,11 @@ function readCheckpointRef(ikx: unknown): { revision: number; floor: number | un
   return { revision: revision as number, floor: floor ?? undefined };
 }
 
+/** Whether a state record's own fields include one the remembered calls are written in (never, for a record `persist` gave). */
+function hasRememberedField(record: object): boolean {
+  return 'ikc' in record || 'ik' in record || 'ikf' in record || 'ikx' in record;
+}
+
 const maxFloor = (a: number | undefined, b: number | undefined) => (a === undefined ? b : b === undefined ? a : Math.max(a, b));
 
 /** The remembered calls of one actor: those stored, and those of a batch not yet stored. */
@@ -266,6 +326,12 @@ export class RememberedCalls {
   /** The stored calls by key. */
   private index = new Map<string, RememberedCall>();
   private staged = new Map<string, RememberedCall>();
+  /**
+   * What the last {@link toRecord} gave, when it is the stored calls after
+   * the first `dropped` then the staged ones: so {@link commit} of that
+   * record applies the change without comparing the lists.
+   */
+  private lastRecord: { ik: readonly RememberedCall[]; from: readonly RememberedCall[]; dropped: number } | undefined;
   private floor: number | undefined;
   private readonly compact = new CompactCache();
   private readonly checkpointCompact = new CompactCache();
@@ -291,25 +357,36 @@ export class RememberedCalls {
    */
   encodeRecord(codec: Codec, record: object, remembered: RememberedRecord | undefined): Uint8Array {
     if (!remembered) return codec.encode(record);
-    let own = remembered;
-    let extra: object | undefined;
-    if (remembered.ikr !== undefined) {
-      const { ik, held = ik.length } = remembered;
-      // The latest time among the calls left to the checkpoint (the newest, unless the clock stepped back).
-      let leftFloor = remembered.ikf;
-      for (let i = 0; i < ik.length - held; i++) leftFloor = maxFloor(leftFloor, ik[i]!.at);
-      own = { ik: ik.slice(ik.length - held), ikf: leftFloor };
-      extra = { ikx: [remembered.ikr, remembered.ikf ?? null] };
+    // A state's own field by a name the calls are written in (never, from `persist`) would stand beside them: left out.
+    if (hasRememberedField(record)) {
+      const { ik: _ik, ikc: _ikc, ikf: _ikf, ikx: _ikx, ...rest } = record as Record<string, unknown>;
+      record = rest;
     }
-    const compact = codec.encodeWithJsonField ? this.compact.json(own) : undefined;
+    const { ik, ikf, ikr } = remembered;
+    // The calls the state record holds: all, or the newest `held` beside a checkpoint.
+    const from = ikr === undefined ? 0 : ik.length - (remembered.held ?? ik.length);
+    // The latest time among the calls left to the checkpoint (the newest, unless the clock stepped back).
+    let ownFloor = ikf;
+    for (let i = 0; i < from; i++) ownFloor = maxFloor(ownFloor, ik[i]!.at);
+    // For readers that know only `ik`: no earlier than every call (see floorForOlderReaders).
+    let floor = ownFloor;
+    for (let i = from; i < ik.length; i++) floor = maxFloor(floor, ik[i]!.at);
+    const compact = codec.encodeWithJsonFields ? this.compact.calls(ik, from, ownFloor) : undefined;
+    if (compact !== undefined && (floor === undefined || Number.isFinite(floor)) && (ikf === undefined || Number.isFinite(ikf))) {
+      // The fields after the state's own: no object copied, the calls' text neither made again nor joined.
+      let fields = floor === undefined ? '' : `"ikf":${floor},`;
+      if (ikr !== undefined) fields += `"ikx":[${ikr},${ikf ?? 'null'}],`;
+      const bytes = codec.encodeWithJsonFields!(record, [`${fields}"ikc":${compact.head}`, compact.text, ']']);
+      if (bytes !== undefined) return bytes;
+    }
+    // A state that needs superjson's meta (a Date, a Map), or calls the compact form cannot hold: encoded whole.
+    const extra = ikr === undefined ? undefined : { ikx: [ikr, ikf ?? null] };
     if (compact !== undefined) {
-      const floor = floorForOlderReaders(remembered);
-      const fields = floor === undefined ? (extra ?? {}) : { ikf: floor, ...extra };
-      const withFields = extra === undefined && floor === undefined ? record : { ...record, ...fields };
-      // A state that needs superjson's meta (a Date, a Map) cannot take the splice: encoded whole, still compact.
-      return codec.encodeWithJsonField!(withFields, 'ikc', compact) ?? codec.encode({ ...withFields, ikc: JSON.parse(compact) as unknown });
+      const ikc = JSON.parse(`${compact.head}${Buffer.from(compact.text).toString('utf8')}]`) as unknown;
+      return codec.encode({ ...record, ...(floor === undefined ? {} : { ikf: floor }), ...extra, ikc });
     }
-    return codec.encode({ ...record, ik: own.ik, ...(own.ikf === undefined ? {} : { ikf: own.ikf }), ...extra });
+    const own = from === 0 ? ik : ik.slice(from);
+    return codec.encode({ ...record, ik: own, ...(ownFloor === undefined ? {} : { ikf: ownFloor }), ...extra });
   }
 
   /**
@@ -425,14 +502,29 @@ export class RememberedCalls {
     // The calls older than the window, from the oldest on.
     let first = 0;
     while (first < calls.length && calls[first]!.at < cutoff) first++;
-    const kept: RememberedCall[] = this.stagedReplacesStored() ? calls.slice(first).filter((e) => !this.staged.has(e.k)) : calls.slice(first);
-    for (const e of this.staged.values()) kept.push(e);
     let floor = this.floor !== undefined && this.floor >= cutoff ? this.floor : undefined;
-    const excess = kept.length - this.options.limit;
-    if (excess > 0) {
-      for (let i = 0; i < excess; i++) floor = Math.max(floor ?? kept[i]!.at, kept[i]!.at);
-      kept.splice(0, excess);
+    let kept: RememberedCall[];
+    const excess = calls.length - first + this.staged.size - this.options.limit;
+    const replaces = this.stagedReplacesStored();
+    // How many of the oldest stored calls this record leaves out, if it holds the others and then every staged one.
+    let dropped: number | undefined;
+    if (excess > 0 && excess <= calls.length - first && !replaces) {
+      // The usual case once the actor holds its limit: the oldest stored calls dropped without copying them first.
+      for (let i = first; i < first + excess; i++) floor = Math.max(floor ?? calls[i]!.at, calls[i]!.at);
+      kept = calls.slice(first + excess);
+      for (const e of this.staged.values()) kept.push(e);
+      dropped = first + excess;
+    } else {
+      kept = replaces ? calls.slice(first).filter((e) => !this.staged.has(e.k)) : calls.slice(first);
+      for (const e of this.staged.values()) kept.push(e);
+      const over = kept.length - this.options.limit;
+      if (over > 0) {
+        for (let i = 0; i < over; i++) floor = Math.max(floor ?? kept[i]!.at, kept[i]!.at);
+        kept.splice(0, over);
+      }
+      if (!replaces && over <= calls.length - first) dropped = first + Math.max(0, over);
     }
+    this.lastRecord = dropped === undefined ? undefined : { ik: kept, from: calls, dropped };
     if (kept.length === 0 && floor === undefined) return undefined;
     const record: RememberedRecord = floor === undefined ? { ik: kept } : { ik: kept, ikf: floor };
     // The calls not in the checkpoint: the newest stored ones it did not take, and the staged ones.
@@ -475,8 +567,13 @@ export class RememberedCalls {
 
   /** The bytes of a checkpoint record holding `calls` (see {@link checkpointDue}): the compact form where it can hold them. */
   encodeCheckpoint(codec: Codec, calls: RememberedRecord): Uint8Array {
-    const compact = codec.encodeWithJsonField ? this.checkpointCompact.json(calls) : undefined;
-    if (compact !== undefined) return codec.encodeWithJsonField!({}, 'ikc', compact) ?? codec.encode({ ikc: JSON.parse(compact) as unknown });
+    const compact = codec.encodeWithJsonFields ? this.checkpointCompact.calls(calls.ik, 0, calls.ikf) : undefined;
+    if (compact !== undefined) {
+      return (
+        codec.encodeWithJsonFields!({}, [`"ikc":${compact.head}`, compact.text, ']']) ??
+        codec.encode({ ikc: JSON.parse(`${compact.head}${Buffer.from(compact.text).toString('utf8')}]`) as unknown })
+      );
+    }
     return codec.encode(calls.ikf === undefined ? { ik: calls.ik } : { ik: calls.ik, ikf: calls.ikf });
   }
 
@@ -524,6 +621,18 @@ export class RememberedCalls {
   commit(written: RememberedRecord | undefined): void {
     const ik = written?.ik ?? [];
     const old = this.calls;
+    const last = this.lastRecord;
+    this.lastRecord = undefined;
+    if (last !== undefined && last.ik === ik && last.from === old) {
+      // The record the last toRecord made from these stored calls: its change is known, nothing to compare.
+      for (let i = 0; i < last.dropped; i++) if (this.index.get(old[i]!.k) === old[i]) this.index.delete(old[i]!.k);
+      for (let i = old.length - last.dropped; i < ik.length; i++) this.index.set(ik[i]!.k, ik[i]!);
+      this.calls = ik;
+      this.staged.clear();
+      this.floor = written?.ikf;
+      this.unchecked = Math.min(written?.held ?? ik.length, ik.length);
+      return;
+    }
     // The written list is the stored calls from the first it kept on, then new ones.
     const dropped = ik.length === 0 ? old.length : old.indexOf(ik[0]!);
     let same = dropped >= 0 && old.length - dropped <= ik.length;

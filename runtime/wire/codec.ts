@@ -25,13 +25,16 @@ export interface Codec {
   /** Registers a class so instances cross the wire as themselves (both sides must register it). */
   registerClass?(cls: new (...args: any[]) => unknown, name: string): void;
   /**
-   * Encodes the object `value` with one more field, `field`, whose value is
-   * given as its JSON text already (plain JSON: no value that needs `meta`),
-   * exactly as `encode({ ...value, [field]: JSON.parse(json) })` would; or
+   * Encodes the object `value` with more fields after its own, given as JSON
+   * text already: `fields` joined in order (each part a string, or its UTF-8
+   * bytes) is one or more members, `"name":value,…` (plain JSON values: none
+   * that needs `meta`; no name that `value` has) — exactly as
+   * `encode({ ...value, ...JSON.parse(`{${fields.join('')}}`) })` would; or
    * returns undefined when it cannot (then use `encode`). Lets an actor's
-   * record carry its remembered calls without encoding them again on every write.
+   * record carry its remembered calls without encoding them again, or
+   * joining their text, on every write.
    */
-  encodeWithJsonField?(value: object, field: string, json: string): Uint8Array | undefined;
+  encodeWithJsonFields?(value: object, fields: ReadonlyArray<string | Uint8Array>): Uint8Array | undefined;
 }
 
 const decoder = new TextDecoder('utf-8', { fatal: true });
@@ -96,11 +99,25 @@ export function createSuperjsonCodec(): Codec {
     registerClass(cls, name) {
       sj.registerClass(cls, name);
     },
-    encodeWithJsonField(value, field, json) {
-      if (Object.hasOwn(value, field) || !isPlainJson(value) || Array.isArray(value)) return undefined;
+    encodeWithJsonFields(value, fields) {
+      if (!isPlainJson(value) || Array.isArray(value)) return undefined;
       const text = JSON.stringify(value);
-      const extra = `${JSON.stringify(field)}:${json}`;
-      return utf8(`{"json":${text === '{}' ? `{${extra}}` : `${text.slice(0, -1)},${extra}}`}}`);
+      // The value's text without its closing brace, then the fields, written into one buffer.
+      const head = text === '{}' ? '{"json":{' : `{"json":${text.slice(0, -1)},`;
+      let size = Buffer.byteLength(head) + 2;
+      for (const f of fields) size += typeof f === 'string' ? Buffer.byteLength(f) : f.length;
+      const out = Buffer.allocUnsafe(size);
+      let at = out.write(head, 0);
+      for (const f of fields) {
+        if (typeof f === 'string') at += out.write(f, at);
+        else {
+          out.set(f, at);
+          at += f.length;
+        }
+      }
+      out[at] = 0x7d;
+      out[at + 1] = 0x7d;
+      return new Uint8Array(out.buffer, out.byteOffset, size);
     },
   };
 }

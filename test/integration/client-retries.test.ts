@@ -131,4 +131,50 @@ test('client retries - a refusal of the first attempt stands as it is', async ({
   assert.is(node.attempts.length, 1);
 });
 
+test('client - a keyed call carries exactly its version, message, protocol and key, each call its own key', async ({ nc, client }) => {
+  // The block is built from a per-(version, message) start and the key: every entry must read back as a fresh block's would.
+  const seen: Array<Array<[string, string[]]>> = [];
+  const sub = nc.subscribe('molt.counters.>', {
+    callback: (_err, msg) => {
+      seen.push((msg.headers?.keys() ?? []).map((k) => [k, msg.headers!.values(k)]));
+      const h = natsHeaders();
+      h.set('Molt-Status', 'error');
+      h.set('Molt-Protocol', '1');
+      if (msg.reply) nc.publish(msg.reply, codec.encode(new MoltError(ErrorCode.VersionUnsupported, 'refused').toWire()), { headers: h });
+    },
+  });
+  await nc.flush();
+  const ref = client.actor(counterV1, 'headers');
+  const calls: Array<[string, () => Promise<unknown>, string | undefined]> = [
+    ['increment', () => ref.increment({ by: 1 }), undefined],
+    ['get', () => ref.get(), undefined],
+    ['increment', () => ref.increment({ by: 1 }, { idempotencyKey: 'pay-7' }), 'pay-7'],
+    ['get', () => ref.get({}, { idempotencyKey: '!"#$%&\'()*+,-./:;<=>?@[\\]^_`{|}~' }), '!"#$%&\'()*+,-./:;<=>?@[\\]^_`{|}~'],
+    ['increment', () => ref.increment({ by: 1 }, { idempotencyKey: 'k'.repeat(128) }), 'k'.repeat(128)],
+    ['increment', () => ref.increment({ by: 1 }), undefined],
+  ];
+  try {
+    for (const [, call] of calls) await call().catch((e: unknown) => assert.ok(isMoltError(e, 'VersionUnsupported'), String(e)));
+  } finally {
+    sub.unsubscribe();
+    await nc.flush();
+  }
+  assert.is(seen.length, calls.length);
+  const keys = new Set<string>();
+  seen.forEach((entries, i) => {
+    const [message, , given] = calls[i]!;
+    const key = entries.find(([k]) => k === 'Molt-Idempotency-Key')?.[1][0];
+    assert.ok(key !== undefined, `call ${i} carries a key`);
+    if (given !== undefined) assert.is(key, given);
+    keys.add(key!);
+    assert.equal(entries, [
+      ['Molt-Version', ['1']],
+      ['Molt-Message', [message]],
+      ['Molt-Protocol', ['1']],
+      ['Molt-Idempotency-Key', [key!]],
+    ]);
+  });
+  assert.is(keys.size, calls.length, 'each call its own key');
+});
+
 test.run();

@@ -3,7 +3,7 @@
  * every write, in the compact form `ikc` where it can hold them: keys written
  * as what they share with the previous call's key plus the rest, times as
  * differences. Its text is reused from one write to the next and spliced into
- * the record (`Codec.encodeWithJsonField`). What a record holds must read back
+ * the record (`Codec.encodeWithJsonFields`). What a record holds must read back
  * exactly — the calls, their order, their replies and the floor — whatever the
  * keys, times and replies; records in the `ik` form (written before `ikc`)
  * must still load; and a reader that knows only `ik` must never run a
@@ -13,7 +13,7 @@ import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import fc from 'fast-check';
 import { createSuperjsonCodec } from '../../runtime/wire/codec.ts';
-import { CLOCK_MARGIN_MS, compactRememberedJson, readCompact, RememberedCalls, type RememberedCall, type RememberedRecord } from '../../runtime/host/remembered.ts';
+import { CLOCK_MARGIN_MS, CompactCache, compactRememberedJson, readCompact, RememberedCalls, type RememberedCall, type RememberedRecord } from '../../runtime/host/remembered.ts';
 
 const test = suite('remembered calls: encoding');
 const codec = createSuperjsonCodec();
@@ -191,6 +191,52 @@ test('a malformed call in the compact form ends the list; those before it are re
     floor: 5,
   });
   assert.equal(readCompact([null, [9, 'a', 1, 1]]).entries, [], 'a shared prefix longer than the previous key');
+});
+
+test('the compact text kept in one buffer, extended and trimmed write after write, is the text made from scratch', () => {
+  // A range of the calls moves forward (a write adds calls at its end; a trim or a checkpoint drops some at its
+  // start), given as a list and the index it starts at, as a state record or a checkpoint gives it.
+  fc.assert(
+    fc.property(
+      // Replies and keys beyond ASCII too: the text is kept as UTF-8 bytes.
+      fc.array(fc.oneof(entry, fc.record({ k: fc.oneof(key, fc.string({ unit: 'binary', minLength: 1, maxLength: 8 })), at, r: fc.string({ unit: 'binary', maxLength: 12 }) })), { minLength: 1, maxLength: 80 }),
+      fc.array(fc.tuple(fc.integer({ min: 0, max: 20 }), fc.integer({ min: 0, max: 6 }), fc.integer({ min: 0, max: 3 })), { minLength: 1, maxLength: 40 }),
+      fc.option(fc.integer({ min: 0, max: 1_800_000_000_000 }), { nil: undefined }),
+      (calls, steps, floor) => {
+        // Times in order, a step of at most a day, so every difference is exact.
+        let t = 1_700_000_000_000;
+        const ik = calls.map((e) => ({ ...e, at: (t += Math.abs(e.at) % 86_400_000) }));
+        const cache = new CompactCache();
+        let lo = 0;
+        let hi = 0;
+        for (const [grow, drop, before] of steps) {
+          hi = Math.min(ik.length, hi + grow);
+          lo = Math.min(hi, lo + drop);
+          // The same calls, in a list that holds `before` others ahead of them.
+          const from = Math.min(before, lo);
+          const list = ik.slice(lo - from, hi);
+          const text = cache.json(list, from, floor);
+          const fresh = compactRememberedJson(floor === undefined ? { ik: ik.slice(lo, hi) } : { ik: ik.slice(lo, hi), ikf: floor });
+          assert.is(text, fresh);
+          if (text !== undefined) assert.equal(readCompact(JSON.parse(text) as unknown[]).entries, ik.slice(lo, hi));
+        }
+      },
+    ),
+    { numRuns: 500 },
+  );
+});
+
+test('a state with fields named as the calls are written (ik, ikc, ikf, ikx) does not change what the record remembers', () => {
+  const calls = new RememberedCalls({ windowMs: WINDOW, limit: 64 });
+  calls.stage('order-1', 1, 1000);
+  calls.stage('order-2', 2, 1001);
+  const state = { v: 1, value: {}, context: {}, ik: [{ k: 'stale', at: 5, r: 0 }], ikc: [null, [0, 'stale', 5]], ikf: 2000, ikx: [7, null] };
+  const record = decoded(calls.encodeRecord(codec, state, calls.toRecord(1001)));
+  const back = new RememberedCalls({ windowMs: WINDOW, limit: 64 });
+  assert.is(back.load(record), undefined, 'no checkpoint named');
+  assert.equal(back.toRecord(1001), calls.toRecord(1001));
+  assert.is(back.find('stale'), undefined);
+  assert.is(back.mayHaveForgotten(0, 1001), false, 'no floor beyond the calls');
 });
 
 test.run();
