@@ -72,6 +72,7 @@ test('two nodes, same keys, shards moving - no lost update and no stale read', a
   let running = true;
   let calls = 0;
   const failures: Record<string, number> = {};
+  const failureSamples: string[] = [];
   const worker = async (key: string, w: number) => {
     const log = logs.get(key)!;
     const ref = c.actor(counterV1, key);
@@ -94,6 +95,7 @@ test('two nodes, same keys, shards moving - no lost update and no stale read', a
       } catch (e) {
         const code = isMoltError(e) ? e.code : 'non-Molt';
         failures[code] = (failures[code] ?? 0) + 1;
+        if (failureSamples.length < 5) failureSamples.push(`${key} ${read ? 'get' : 'increment'}: ${String(e)}`);
         if (!isRetryable(e)) log.problems.push(`${key}: non-retryable failure ${String(e)}`);
         else if (!read) log.uncertain++;
       }
@@ -118,7 +120,7 @@ test('two nodes, same keys, shards moving - no lost update and no stale read', a
   assert.equal(problems.slice(0, 10), [], `${problems.length} contradictions`);
   // A planned leave or join moves shards without failing a call: the leaving
   // node answers what was already routed to it, callers retry no-responders.
-  assert.equal(failures, {}, 'no call failed while shards moved');
+  assert.equal(failures, {}, `no call failed while shards moved; first failures:\n${failureSamples.join('\n')}`);
   let acked = 0;
   let uncertain = 0;
   for (const [key, log] of logs) {
