@@ -64,6 +64,15 @@ export interface PlacementOptions {
    * its shards go, even if its heartbeats (on another connection) still succeed.
    */
   callPathAlive?: () => boolean;
+  /**
+   * The longest a state write may wait for its acknowledgement (the store's
+   * write timeout). A shard given up is announced as released only once its
+   * accepted calls are done, or after this plus a lease at most: a write
+   * still waiting could otherwise be stored after the next owner loaded the
+   * actor, which would then answer reads from a state older than a change
+   * already acknowledged. Default 0 (volatile actors write nothing).
+   */
+  writeTimeoutMs?: number;
 }
 
 export const NODE_PREFIX = 'nodes.';
@@ -282,6 +291,18 @@ export class Placement {
       return false;
     }
     return this.owned.has(shard) || this.draining.has(shard);
+  }
+
+  /**
+   * True if this node owns `shard` now, with a valid lease: what a call sent
+   * to this node alone (a batch) needs. Unlike {@link serves}, not while
+   * draining: a draining shard's release waits only for the calls already
+   * running on it, so one taken up now could still be committing when the
+   * next owner loads the actor. Refused, such a call was run by nobody, and
+   * its caller sends it to the shard's subject.
+   */
+  owns(shard: number): boolean {
+    return this.serves(shard) && this.owned.has(shard);
   }
 
   /**
@@ -570,9 +591,9 @@ export class Placement {
     } catch (e) {
       this.o.logger.error('applying shard ownership failed', { error: String(e) });
     }
-    // Announce the new claims once the released shards are quiet (or after two
-    // leases at most: a call still running by then is stuck, not committing).
-    void Promise.race([Promise.resolve(quiet), new Promise<void>((r) => this.o.clock.setTimeout(r, 2 * this.o.leaseMs))])
+    // Announce the new claims once the released shards are quiet, or once no
+    // call on them can still be committing (see releaseWaitMs).
+    void Promise.race([Promise.resolve(quiet), new Promise<void>((r) => this.o.clock.setTimeout(r, this.releaseWaitMs()))])
       .catch(() => undefined)
       .then(() => {
         for (const s of released) {
@@ -582,6 +603,16 @@ export class Placement {
         }
         if (!this.stopped) return this.heartbeat();
       });
+  }
+
+  /**
+   * How long a release waits for the calls it gave up to finish before it is
+   * announced anyway: past the store's write timeout, plus a lease, no write
+   * of theirs is still waiting; a call still running then is stuck, not
+   * committing. Two leases at least.
+   */
+  private releaseWaitMs(): number {
+    return Math.max(2 * this.o.leaseMs, (this.o.writeTimeoutMs ?? 0) + this.o.leaseMs);
   }
 
   /** Publishes the record now (e.g. after an upgrade), outside the heartbeat rhythm. */
@@ -604,7 +635,7 @@ export class Placement {
       // Calls already accepted finish before others may take the shards.
       this.owned = new Set();
       try {
-        await Promise.race([Promise.resolve(this.o.onOwnedChange(this.owned)), new Promise<void>((r) => this.o.clock.setTimeout(r, 2 * this.o.leaseMs))]);
+        await Promise.race([Promise.resolve(this.o.onOwnedChange(this.owned)), new Promise<void>((r) => this.o.clock.setTimeout(r, this.releaseWaitMs()))]);
       } catch {
         // Nothing more to wait for.
       }

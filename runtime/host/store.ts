@@ -32,6 +32,9 @@ export interface StateStore {
   keys?(prefix: string): Promise<string[]>;
 }
 
+/** How long a state write waits for JetStream's acknowledgement unless told otherwise. */
+export const DEFAULT_WRITE_TIMEOUT_MS = 5000;
+
 /** Options of {@link createKvStore}. */
 export interface KvStoreOptions {
   /** How long a write waits for JetStream's acknowledgement before failing with `OutcomeUnknown` (default 5000 ms). */
@@ -55,7 +58,7 @@ export interface KvStoreOptions {
  * a durable call (see docs/performance.md).
  */
 export function createKvStore(kv: KV, nc: NatsConnection, options: KvStoreOptions = {}): StateStore & { close(): void; readonly ackInbox: string } {
-  const writer = new AckedPublisher(nc, options.writeTimeoutMs ?? 5000, options.clock ?? systemClock, options.ids ?? createIdGenerator());
+  const writer = new AckedPublisher(nc, options.writeTimeoutMs ?? DEFAULT_WRITE_TIMEOUT_MS, options.clock ?? systemClock, options.ids ?? createIdGenerator());
   const subjectOf = keySubjects(kv);
   return {
     ackInbox: writer.inbox,

@@ -44,6 +44,8 @@ export interface EdgeOptions {
   leaseValid(): boolean;
   /** Whether this node may answer a call for `shard` now (host/placement.ts `serves`). */
   serves(shard: number): boolean;
+  /** Whether this node may answer a call for `shard` sent to it alone, in a batch (host/placement.ts `owns`). */
+  owns(shard: number): boolean;
   /**
    * Whether a call with this reply subject may be handled at all
    * (./reply-subject.ts): false drops it unrun and unanswered.
@@ -237,7 +239,7 @@ export function createEdge(options: EdgeOptions): Edge {
       return reply(msg, false, parsed.error.toWire(), { correlation, version: parsed.version, nodeVersion });
     }
     if (!options.leaseValid()) return notServed(msg, parsed, 'its placement lease ran out', correlation);
-    if (!options.serves(parsed.shard)) return notServed(msg, parsed, `it does not own shard ${parsed.shard}`, correlation);
+    if (!(msg.addressed ? options.owns(parsed.shard) : options.serves(parsed.shard))) return notServed(msg, parsed, `it does not own shard ${parsed.shard}`, correlation);
     const host = hosts.get(parsed.type)!;
     // Shedding must cost less than serving, or a flood still starves the
     // node: these refusals are encoded once, not built per call.

@@ -24,7 +24,7 @@ import { batchSubject, DEFAULT_MAX_PAYLOAD, DEFAULT_SHARDS } from '../wire/proto
 import { createIdGenerator, createJsonLogger, systemClock, type Clock, type IdGenerator, type Logger } from '../env.ts';
 import { withDefaultInboxPrefix, type NatsTarget } from '../nats/connect.ts';
 import { DEFAULT_MAILBOX_LIMIT } from '../host/actor-host.ts';
-import { createKvStore, type StateStore } from '../host/store.ts';
+import { createKvStore, DEFAULT_WRITE_TIMEOUT_MS, type StateStore } from '../host/store.ts';
 import { NODE_PREFIX, Placement } from '../host/placement.ts';
 import { openNodeBuckets } from '../udb/buckets.ts';
 import { Udb } from '../udb/index.ts';
@@ -252,6 +252,7 @@ export async function createNode(options: NodeOptions): Promise<MoltNode> {
     mailboxLimit: options.mailboxLimit ?? DEFAULT_MAILBOX_LIMIT,
     leaseValid: () => placement.leaseValid(),
     serves: (shard) => placement.serves(shard),
+    owns: (shard) => placement.owns(shard),
     acceptsReply,
     durations: metrics?.durations,
     tracer,
@@ -273,6 +274,7 @@ export async function createNode(options: NodeOptions): Promise<MoltNode> {
     logger,
     record: () => buildNodeRecord(identity, hosts, state, clock.now()),
     onOwnedChange: (owned) => subscriptions.apply(owned),
+    writeTimeoutMs: DEFAULT_WRITE_TIMEOUT_MS,
     ...(callPath ? { callPathAlive: callPath.alive } : {}),
     onReplaced(by) {
       replacedBy = new MoltError(
