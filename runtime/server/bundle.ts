@@ -152,6 +152,9 @@ function linkMarkOf(text: string): string | undefined {
   return /^[0-9a-f]{32}$/.test(mark) && (after === '\n' || after === '\r') ? mark : undefined;
 }
 
+/** How both esbuild passes (the publisher's build, the link of an unmarked bundle) write: one ES module for Node, in memory. */
+const ESBUILD_FOR_NODE = { bundle: true, format: 'esm', platform: 'node', target: 'node20', write: false, logLevel: 'silent' } as const;
+
 /**
  * Builds the bundle of a user module (TypeScript or JavaScript).
  * Throws `InvalidDefinition` with esbuild's messages if it does not build.
@@ -162,14 +165,9 @@ export async function buildBundle(entry: string): Promise<Uint8Array> {
   const placeholder = randomBytes(16).toString('hex');
   try {
     const result = await build({
+      ...ESBUILD_FOR_NODE,
       entryPoints: [file],
       absWorkingDir: dirname(file),
-      bundle: true,
-      format: 'esm',
-      platform: 'node',
-      target: 'node20',
-      write: false,
-      logLevel: 'silent',
       legalComments: 'none',
       banner: { js: `${LINK_BANNER}${placeholder}` },
       plugins: [externalsOnBuild(placeholder)],
@@ -346,13 +344,8 @@ async function linkAndImport(bytes: Uint8Array): Promise<LoadedBundle> {
 /** The link of a bundle without marks (built before them): a second esbuild pass resolves every import. */
 async function linkByEsbuild(text: string): Promise<string> {
   const result = await build({
+    ...ESBUILD_FOR_NODE,
     stdin: { contents: text, loader: 'js', sourcefile: 'bundle.mjs' },
-    bundle: true,
-    format: 'esm',
-    platform: 'node',
-    target: 'node20',
-    write: false,
-    logLevel: 'silent',
     plugins: [linkOnLoad()],
   });
   return result.outputFiles[0]!.text;
