@@ -70,7 +70,8 @@ export interface PlacementOptions {
    * accepted calls are done, or after this plus a lease at most: a write
    * still waiting could otherwise be stored after the next owner loaded the
    * actor, which would then answer reads from a state older than a change
-   * already acknowledged. Default 0 (volatile actors write nothing).
+   * already acknowledged. Default 0, for a placement whose node writes no
+   * state: the limit is then two leases.
    */
   writeTimeoutMs?: number;
 }
