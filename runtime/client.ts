@@ -475,6 +475,11 @@ function createClientOn(nc: NatsConnection, options: ClientOptions, ownsConnecti
     return h;
   }
 
+  /** The encoded header block of a call, up to the headers of this one call: its version, message and protocol (message visible ASCII). */
+  function callHeadersStart(version: number, message: string): string {
+    return `NATS/1.0\r\n${Header.Version}: ${version}\r\n${Header.Message}: ${message}\r\n${Header.Protocol}: ${PROTOCOL_VERSION}\r\n`;
+  }
+
   // The start of a keyed call's header block, up to its key's value: the same for every call of (version, message).
   const keyedPrefixes = new Map<string, Uint8Array | undefined>();
   function keyedPrefixFor(version: number, message: string): Uint8Array | undefined {
@@ -483,7 +488,7 @@ function createClientOn(nc: NatsConnection, options: ClientOptions, ownsConnecti
     if (prefix === undefined && !keyedPrefixes.has(cacheKey)) {
       // A message name that is not visible ASCII goes through nats.js's own header checks instead.
       prefix = /^[\x20-\x7e]+$/.test(message)
-        ? Buffer.from(`NATS/1.0\r\n${Header.Version}: ${version}\r\n${Header.Message}: ${message}\r\n${Header.Protocol}: ${PROTOCOL_VERSION}\r\n${Header.IdempotencyKey}: `, 'latin1')
+        ? Buffer.from(`${callHeadersStart(version, message)}${Header.IdempotencyKey}: `, 'latin1')
         : undefined;
       if (keyedPrefixes.size < 1024) keyedPrefixes.set(cacheKey, prefix);
     }
@@ -530,7 +535,7 @@ function createClientOn(nc: NatsConnection, options: ClientOptions, ownsConnecti
     const ageLine = key === undefined || resendAgeMs === undefined ? '' : `${Header.ResendAge}: ${resendAgeMs}\r\n`;
     const traceLine = traceparent === undefined ? '' : `${Header.Traceparent}: ${traceparent}\r\n`;
     return preEncodedHeaders(
-      Buffer.from(`NATS/1.0\r\n${Header.Version}: ${version}\r\n${Header.Message}: ${message}\r\n${Header.Protocol}: ${PROTOCOL_VERSION}\r\n${keyLine}${ageLine}${traceLine}\r\n`, 'utf8'),
+      Buffer.from(`${callHeadersStart(version, message)}${keyLine}${ageLine}${traceLine}\r\n`, 'utf8'),
     );
   }
 

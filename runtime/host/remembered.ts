@@ -249,6 +249,11 @@ export class CompactCache {
   }
 }
 
+/** The value of a compact form given in parts (see {@link CompactCache.calls}), for an encoder that cannot take its text. */
+function compactValue(compact: { head: string; text: Uint8Array }): unknown {
+  return JSON.parse(`${compact.head}${Buffer.from(compact.text).toString('utf8')}]`);
+}
+
 /** The JSON text of the compact form (`ikc`) of `remembered`, made from scratch (see {@link CompactCache}). */
 export function compactRememberedJson(remembered: RememberedRecord): string | undefined {
   return new CompactCache().json(remembered.ik, 0, remembered.ikf);
@@ -368,9 +373,7 @@ export class RememberedCalls {
     // The latest time among the calls left to the checkpoint (the newest, unless the clock stepped back).
     let ownFloor = ikf;
     for (let i = 0; i < from; i++) ownFloor = maxFloor(ownFloor, ik[i]!.at);
-    // For readers that know only `ik`: no earlier than every call (see floorForOlderReaders).
-    let floor = ownFloor;
-    for (let i = from; i < ik.length; i++) floor = maxFloor(floor, ik[i]!.at);
+    const floor = floorForOlderReaders(remembered);
     const compact = codec.encodeWithJsonFields ? this.compact.calls(ik, from, ownFloor) : undefined;
     if (compact !== undefined && (floor === undefined || Number.isFinite(floor)) && (ikf === undefined || Number.isFinite(ikf))) {
       // The fields after the state's own: no object copied, the calls' text neither made again nor joined.
@@ -382,8 +385,7 @@ export class RememberedCalls {
     // A state that needs superjson's meta (a Date, a Map), or calls the compact form cannot hold: encoded whole.
     const extra = ikr === undefined ? undefined : { ikx: [ikr, ikf ?? null] };
     if (compact !== undefined) {
-      const ikc = JSON.parse(`${compact.head}${Buffer.from(compact.text).toString('utf8')}]`) as unknown;
-      return codec.encode({ ...record, ...(floor === undefined ? {} : { ikf: floor }), ...extra, ikc });
+      return codec.encode({ ...record, ...(floor === undefined ? {} : { ikf: floor }), ...extra, ikc: compactValue(compact) });
     }
     const own = from === 0 ? ik : ik.slice(from);
     return codec.encode({ ...record, ik: own, ...(ownFloor === undefined ? {} : { ikf: ownFloor }), ...extra });
@@ -571,7 +573,7 @@ export class RememberedCalls {
     if (compact !== undefined) {
       return (
         codec.encodeWithJsonFields!({}, [`"ikc":${compact.head}`, compact.text, ']']) ??
-        codec.encode({ ikc: JSON.parse(`${compact.head}${Buffer.from(compact.text).toString('utf8')}]`) as unknown })
+        codec.encode({ ikc: compactValue(compact) })
       );
     }
     return codec.encode(calls.ikf === undefined ? { ik: calls.ik } : { ik: calls.ik, ikf: calls.ikf });
@@ -623,21 +625,18 @@ export class RememberedCalls {
     const old = this.calls;
     const last = this.lastRecord;
     this.lastRecord = undefined;
-    if (last !== undefined && last.ik === ik && last.from === old) {
-      // The record the last toRecord made from these stored calls: its change is known, nothing to compare.
-      for (let i = 0; i < last.dropped; i++) if (this.index.get(old[i]!.k) === old[i]) this.index.delete(old[i]!.k);
-      for (let i = old.length - last.dropped; i < ik.length; i++) this.index.set(ik[i]!.k, ik[i]!);
-      this.calls = ik;
-      this.staged.clear();
-      this.floor = written?.ikf;
-      this.unchecked = Math.min(written?.held ?? ik.length, ik.length);
-      return;
+    // How many of the oldest stored calls the written list left out, if it is
+    // the others then new ones: known for the record the last toRecord made
+    // from these stored calls, else found by comparing the lists.
+    let dropped: number | undefined;
+    if (last !== undefined && last.ik === ik && last.from === old) dropped = last.dropped;
+    else {
+      const first = ik.length === 0 ? old.length : old.indexOf(ik[0]!);
+      let same = first >= 0 && old.length - first <= ik.length;
+      for (let i = first + 1; same && i < old.length; i++) same = old[i] === ik[i - first];
+      if (same) dropped = first;
     }
-    // The written list is the stored calls from the first it kept on, then new ones.
-    const dropped = ik.length === 0 ? old.length : old.indexOf(ik[0]!);
-    let same = dropped >= 0 && old.length - dropped <= ik.length;
-    for (let i = dropped + 1; same && i < old.length; i++) same = old[i] === ik[i - dropped];
-    if (same) {
+    if (dropped !== undefined) {
       for (let i = 0; i < dropped; i++) if (this.index.get(old[i]!.k) === old[i]) this.index.delete(old[i]!.k);
       for (let i = old.length - dropped; i < ik.length; i++) this.index.set(ik[i]!.k, ik[i]!);
       this.calls = ik;
