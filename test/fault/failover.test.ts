@@ -17,6 +17,7 @@ import { assignShards, DEFAULT_SHARDS, encodeKey, shardOf } from '../../runtime/
 import { counterV1 } from '../fixtures/counter.ts';
 import { startEmbeddedNats, type ChildNode, type EmbeddedNats } from '../support/nats.ts';
 import { HEARTBEAT_MS, LEASE_MS, startNodeProcess } from '../support/nodes.ts';
+import { pacer } from '../support/load.ts';
 
 /** Time the survivor may need beyond the lease: one heartbeat tick to notice, plus KV, subscribe and client-retry latency. */
 const MARGIN_MS = 1000;
@@ -78,15 +79,13 @@ test('two nodes, same keys, shards moving - no lost update and no stale read', a
   const worker = async (key: string, w: number) => {
     const log = logs.get(key)!;
     const ref = c.actor(counterV1, key);
-    let lastStart = 0;
+    const pace = pacer(MIN_CALL_GAP_MS);
     for (let i = 0; running; i++) {
       // Within the rate for exact retries: an actor taking more keyed changes
       // than its limit per 100 ms (640 a second at the default 64) may answer
       // a resend "forgotten" (docs/protocol.md, Idempotent calls), and a move
       // resends the calls it caught; three callers a key, 6 ms apart each.
-      const started = performance.now();
-      if (i > 0 && started - lastStart < MIN_CALL_GAP_MS) await sleep(MIN_CALL_GAP_MS - (started - lastStart));
-      lastStart = performance.now();
+      await pace();
       const read = (i + w) % 5 === 4;
       const before = floor.get(key)!;
       calls++;

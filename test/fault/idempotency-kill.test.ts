@@ -22,6 +22,7 @@ import { readCompact } from '../../runtime/host/remembered.ts';
 import { counterV1 } from '../fixtures/counter.ts';
 import { startEmbeddedNats, type ChildNode, type EmbeddedNats } from '../support/nats.ts';
 import { startNodeProcess } from '../support/nodes.ts';
+import { pacer } from '../support/load.ts';
 
 const IDS = ['ik-a', 'ik-b', 'ik-c'];
 const test = suite<{ nats: EmbeddedNats; nodes: Map<string, ChildNode>; client: MoltClient }>('idempotency under kills');
@@ -93,16 +94,15 @@ test('idempotency - counters under random kills, retried by the client, end exac
   // (docs/protocol.md, Idempotent calls), which this test does not measure.
   const workers = keys.map(async (key) => {
     const c = ctx.client.actor(counterV1, key);
+    const pace = pacer(MIN_CALL_GAP_MS);
     while (running) {
-      const started = performance.now();
+      await pace();
       try {
         await c.increment({ by: 1 });
         made.set(key, made.get(key)! + 1);
       } catch (e) {
         failures.push(`${key}: ${String(e).slice(0, 160)}`);
       }
-      const spent = performance.now() - started;
-      if (spent < MIN_CALL_GAP_MS) await sleep(MIN_CALL_GAP_MS - spent);
     }
   });
   for (let round = 0; round < 3; round++) {

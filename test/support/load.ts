@@ -35,6 +35,19 @@ const DEFINITELY_NOT_APPLIED = new Set(['InvalidPayload', 'UnknownMessage', 'Unk
 /** Monotonic milliseconds with sub-ms resolution (real-time order of calls in this process). */
 export const now = (): number => performance.now();
 
+/**
+ * Paces one caller: each `await pace()` returns at least `gapMs` after the
+ * previous one returned, so the caller starts a call at most every `gapMs`.
+ */
+export function pacer(gapMs: number): () => Promise<void> {
+  let last = -Infinity;
+  return async () => {
+    const wait = last + gapMs - performance.now();
+    if (wait > 0) await new Promise((r) => setTimeout(r, wait));
+    last = performance.now();
+  };
+}
+
 /** A record of calls, with the checks above. */
 export class History {
   readonly ops: Op[] = [];
