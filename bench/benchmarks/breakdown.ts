@@ -12,12 +12,16 @@
  * sockets) and nats-server's are the same for both and are not in these rows;
  * Molt's header blocks make its frames ~150 bytes longer.
  *
+ * Also the durable write path alone: a record made, encoded and committed with
+ * one keyed call among 64 remembered, beside the record without calls.
+ *
  * No target: an explanation, recomputed on every run.
  *
  * @module
  */
 import { MsgHdrsImpl } from '@nats-io/nats-core/internal';
-import { admit, createSuperjsonCodec, decodeKey, encodeKey, Header, initialActorState, nativeRoute, runTurn, shardOf, type TypeVersions } from '../../runtime/internal.ts';
+import { admit, createSuperjsonCodec, decodeKey, encodeKey, Header, initialActorState, nativeRoute, persist, runTurn, shardOf, type TypeVersions } from '../../runtime/internal.ts';
+import { RememberedCalls } from '../../runtime/host/remembered.ts';
 import { fixedHeaders } from '../../runtime/wire/codec.ts';
 import { HeaderBlock } from '../../runtime/wire/header-block.ts';
 import { stat, type Benchmark } from '../harness.ts';
@@ -57,6 +61,11 @@ export const breakdown: Benchmark = {
     const moltReply = codec.encode(42);
     const counts = new Map<string, number>();
     let sink: unknown;
+    // A durable actor's record as each write makes it: with no calls remembered, and with the
+    // newest 64 keyed calls (the client's default keys; every write holds all of them, no checkpoint).
+    const record = persist(runTurn(types, state, nativeRoute, 1, 'inc', PAYLOAD).state);
+    const remembered = new RememberedCalls({ windowMs: 600_000, limit: 64, checkpointEvery: 0 });
+    let written = 0;
 
     const steps: Record<string, Record<string, () => void>> = {
       'Molt node': {
@@ -87,6 +96,16 @@ export const breakdown: Benchmark = {
         encode_call: () => (sink = encoder.encode(JSON.stringify(PAYLOAD))),
         decode_reply: () => (sink = JSON.parse(decoder.decode(rawReply))),
       },
+      'Molt durable write': {
+        record_without_calls: () => (sink = codec.encode(record)),
+        record_with_keyed_call: () => {
+          written++;
+          remembered.stage(`AbCdEfGhIjKl${written.toString(36)}`, written, 1_800_000_000_000 + written);
+          const calls = remembered.toRecord(1_800_000_000_000 + written);
+          sink = remembered.encodeRecord(codec, record, calls);
+          remembered.commit(calls);
+        },
+      },
       'for reference': {
         // What reading the call's headers through nats.js's header map costs (Molt scans the block instead).
         natsjs_header_map: () => {
@@ -112,8 +131,8 @@ export const breakdown: Benchmark = {
       }
       ctx.row({
         system: `${system}, per call`,
-        setting: system === 'for reference' ? 'not on the call path' : 'volatile inc, 100 B',
-        metrics: { ...Object.fromEntries(Object.entries(metrics).map(([k, v]) => [k, stat(v)])), ...(system === 'for reference' ? {} : { total_us: stat(totals) }) },
+        setting: system === 'for reference' ? 'not on the call path' : system === 'Molt durable write' ? 'one keyed write, 64 calls remembered' : 'volatile inc, 100 B',
+        metrics: { ...Object.fromEntries(Object.entries(metrics).map(([k, v]) => [k, stat(v)])), ...(system === 'for reference' || system === 'Molt durable write' ? {} : { total_us: stat(totals) }) },
       });
     }
     if (sink === Symbol.for('never')) ctx.log('unreachable'); // keeps `sink` observable
