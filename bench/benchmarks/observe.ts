@@ -4,7 +4,8 @@
  * SDK registered in the node's and the caller's processes, recording and
  * batching every span, exporting to nowhere), against both off — in the same
  * run, interleaved per repetition. Targets: ≥ 0.95× with metrics, ≥ 0.9× with
- * tracing, at 128 calls in flight.
+ * tracing, at 128 calls in flight, measured there over three times the run's
+ * repetitions.
  *
  * Next to it, in this process, the CPU each observability step adds to one
  * call, each step alone in a tight loop (as `breakdown` measures the call's
@@ -224,8 +225,12 @@ export const observe: Benchmark = {
       { id: 'metrics', label: 'Molt ask, volatile, metrics on', requester, caller: 'metrics', servers: [metricsNode] },
       { id: 'tracing', label: 'Molt ask, volatile, tracing on (SDK, dropping exporter)', requester: tracingRequester, caller: 'tracing', servers: [tracingNode] },
     ];
-    const concurrencies = [16, 128];
-    const results = await compare(ctx, nats, systems, concurrencies);
+    // The targets are at 128 in flight: there, three times the repetitions (nine at least). A
+    // repetition's ratio moves by ±20 % with the machine's other work, and what is measured
+    // here is a cost of a few percent: the median of three such ratios decides nothing.
+    const results = await compare(ctx, nats, systems, [16]);
+    const atTarget = await compare(ctx, nats, systems, [128], { reps: ctx.options.quick ? 1 : Math.max(9, 3 * ctx.options.reps) });
+    for (const s of systems) results.get(s.id)!.set(128, atTarget.get(s.id)!.get(128)!);
     addRows(ctx, systems, results);
 
     ctx.target({
