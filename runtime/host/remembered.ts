@@ -323,11 +323,17 @@ const maxFloor = (a: number | undefined, b: number | undefined) => (a === undefi
 /** The remembered calls of one actor: those stored, and those of a batch not yet stored. */
 export class RememberedCalls {
   /**
-   * The stored calls, oldest first. Never changed in place: a write's record
-   * holds it (or a copy), and {@link commit} takes the written list as the
-   * next one — so a write costs what changed, not the whole list.
+   * The stored calls, oldest first. A write's record holds this list (or a
+   * copy), and {@link commit} takes the written list as the next one — so a
+   * write costs what changed, not the whole list; such a list is never
+   * changed in place.
    */
   private calls: readonly RememberedCall[] = [];
+  /**
+   * The list {@link absorbStaged} made and alone holds: while `calls` is
+   * this one, a volatile actor's change extends and trims it in place.
+   */
+  private absorbed: RememberedCall[] | undefined;
   /** The stored calls by key. */
   private index = new Map<string, RememberedCall>();
   private staged = new Map<string, RememberedCall>();
@@ -597,8 +603,19 @@ export class RememberedCalls {
    */
   absorbStaged(now: number): void {
     if (this.staged.size === 0) return;
+    // The list is changed in place once this method has made it its own (a
+    // list given by a record may be shared): a copy per change was most of
+    // what remembering cost a volatile actor. toRecord copies what it keeps,
+    // so only the record it last made could still name this list, and that
+    // record no longer describes it.
+    this.lastRecord = undefined;
     // If a staged call were a stored one, the stored one goes.
-    const calls: RememberedCall[] = this.stagedReplacesStored() ? this.calls.filter((e) => !this.staged.has(e.k) || this.index.get(e.k) !== e) : this.calls.slice();
+    const calls = this.stagedReplacesStored()
+      ? this.calls.filter((e) => !this.staged.has(e.k) || this.index.get(e.k) !== e)
+      : this.absorbed === this.calls
+        ? this.absorbed
+        : this.calls.slice();
+    this.absorbed = calls;
     for (const e of this.staged.values()) {
       calls.push(e);
       this.index.set(e.k, e);
@@ -609,7 +626,8 @@ export class RememberedCalls {
     const cutoff = now - this.options.windowMs;
     while (drop < calls.length && calls[drop]!.at < cutoff) drop++;
     for (let i = 0; i < drop; i++) this.index.delete(calls[i]!.k);
-    if (drop > 0) calls.splice(0, drop);
+    if (drop === 1) calls.shift();
+    else if (drop > 0) calls.splice(0, drop);
     this.calls = calls;
     if (this.floor !== undefined && this.floor < cutoff) this.floor = undefined;
   }

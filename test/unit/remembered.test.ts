@@ -67,12 +67,18 @@ test('remembered - a volatile actor absorbing its calls in place remembers exact
         const written = new RememberedCalls(options);
         const absorbed = new RememberedCalls(options);
         let now = 0;
+        // The record made before a change, and a copy of it: absorbing in place must not change a record already given out.
+        let given: ReturnType<RememberedCalls['toRecord']>;
+        let copy: unknown;
         for (const [key, step] of calls) {
           now += step;
           for (const r of [written, absorbed]) if (!r.find(key)) r.stage(key, `reply-${key}-${now}`, now);
           if (written.hasStaged) written.commit(written.toRecord(now));
           absorbed.absorbStaged(now);
-          assert.equal(absorbed.toRecord(now), written.toRecord(now));
+          assert.equal(given, copy, 'a record given out before the change');
+          given = absorbed.toRecord(now);
+          copy = given && structuredClone(given);
+          assert.equal(given, written.toRecord(now));
         }
       },
     ),
