@@ -193,6 +193,8 @@ export function makeTarget(spec: Parameters<BenchContext['target']>[0]): TargetE
 // ---- agents: child processes driven over IPC -------------------------------
 
 const agentPath = fileURLToPath(new URL('./agent.ts', import.meta.url));
+/** Imported by every agent before anything else: Molt's runtime from `dist/`. */
+const compiledRuntime = new URL('./compiled/register.ts', import.meta.url).href;
 
 export interface AgentOptions {
   /** Extra Node flags, e.g. ['--expose-gc'] or ['--cpu-prof']. */
@@ -229,7 +231,8 @@ export class Agent {
 
   static async start(name: string, options: AgentOptions = {}): Promise<Agent> {
     const child = fork(agentPath, [name], {
-      execArgv: ['--import', 'tsx', ...(options.execArgv ?? [])],
+      // Molt from dist/, as the package ships it (bench/compiled/).
+      execArgv: ['--import', 'tsx', '--import', compiledRuntime, ...(options.execArgv ?? [])],
       env: { ...process.env, ...options.env },
       stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
     });
@@ -301,6 +304,8 @@ export interface MachineInfo {
   date: string;
   loadAverageAtStart: number[];
   commit: string | null;
+  /** Where this process loaded Molt's runtime from: `dist` (compiled, as the package ships it) or `source`. */
+  runtime: 'dist' | 'source';
 }
 
 export function machineInfo(): MachineInfo {
@@ -327,6 +332,7 @@ export function machineInfo(): MachineInfo {
     date: new Date().toISOString(),
     loadAverageAtStart: loadavg().map((l) => Math.round(l * 100) / 100),
     commit,
+    runtime: import.meta.resolve('../runtime/index.ts').includes('/dist/runtime/') ? 'dist' : 'source',
   };
 }
 

@@ -35,7 +35,7 @@ export function render(report: Report): string {
   const loadRows = rows.filter((r) => r.metrics.throughput_per_s);
   const otherRows = rows.filter((r) => !r.metrics.throughput_per_s);
   const out: string[] = [];
-  out.push(`Molt benchmarks — ${machine.date} on ${machine.host} (${machine.cpu}, ${machine.cores} cores, node ${machine.node}, ${machine.natsServer}; load average at start ${machine.loadAverageAtStart.join(' ')})`);
+  out.push(`Molt benchmarks — ${machine.date} on ${machine.host} (${machine.cpu}, ${machine.cores} cores, node ${machine.node}, ${machine.natsServer}; Molt from ${machine.runtime ?? 'source'}; load average at start ${machine.loadAverageAtStart.join(' ')})`);
   out.push(`${options.reps} repetition(s), ${options.cellMs} ms per cell; figures are median (min–max) over repetitions.`);
   out.push('');
   if (loadRows.length) {

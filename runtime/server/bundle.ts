@@ -33,7 +33,7 @@
  */
 import { createHash, randomBytes } from 'node:crypto';
 import { isBuiltin } from 'node:module';
-import { dirname, resolve as resolvePath, sep } from 'node:path';
+import { basename, dirname, resolve as resolvePath, sep } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { existsSync } from 'node:fs';
 import type { BuildOptions, BuildResult, Plugin } from 'esbuild';
@@ -52,6 +52,13 @@ export const SHARED_PACKAGES = ['molt', 'xstate', 'ts-pattern'] as const;
 const packageRoot = dirname(dirname(dirname(fileURLToPath(import.meta.url)))) + sep;
 /** `.ts` from sources, `.js` compiled; `molt/…` specifiers in bundles always name the `.ts` file, whichever built them. */
 const codeExtension = import.meta.url.endsWith('.ts') ? '.ts' : '.js';
+/**
+ * Where a module being bundled may import Molt's files from: this process's
+ * own code, and — when it runs compiled from a checkout's `dist/` — the
+ * sources beside it, which a module of the checkout imports by path (the
+ * benchmarks' fixtures do). Either way the bundle links to this process's copy.
+ */
+const moltRoots = codeExtension === '.js' && basename(packageRoot) === 'dist' ? [packageRoot, dirname(packageRoot) + sep] : [packageRoot];
 const sharedDirs = ['runtime', 'actors'];
 /** The package's doors (its `exports`): specifier → file. */
 const doors: Readonly<Record<string, string>> = {
@@ -76,8 +83,9 @@ async function build(options: BuildOptions & { write: false }): Promise<BuildRes
  * a custom SF builds on).
  */
 function moltSpecifierOf(absPath: string): string | undefined {
-  if (!absPath.startsWith(packageRoot)) return undefined;
-  const inner = absPath.slice(packageRoot.length).split(sep).join('/').replace(/\.js$/, '.ts');
+  const root = moltRoots.find((r) => absPath.startsWith(r));
+  if (root === undefined) return undefined;
+  const inner = absPath.slice(root.length).split(sep).join('/').replace(/\.js$/, '.ts');
   if (!sharedDirs.some((d) => inner.startsWith(`${d}/`))) return undefined;
   const door = Object.keys(doors).find((name) => doors[name] === inner);
   return door ?? `molt/${inner}`;

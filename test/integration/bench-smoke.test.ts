@@ -43,6 +43,7 @@ test('bench - quick mode writes well-formed target entries and machine info', as
     assert.is(report.mode, 'quick');
     for (const field of ['cpu', 'cores', 'node', 'natsServer', 'date', 'host']) assert.ok(report.machine[field] !== undefined, `machine.${field}`);
     assert.match(report.machine.natsServer, /nats-server/);
+    assert.is(report.machine.runtime, 'dist', 'Molt is measured as the package ships it');
     const names = report.targets.map((t: { name: string }) => t.name);
     assert.ok(names.includes('messaging.volatile.throughput.c128'), names.join(', '));
     assert.ok(names.includes('messaging.volatile.p50.c1'), names.join(', '));
