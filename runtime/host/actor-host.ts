@@ -51,6 +51,15 @@ export interface Call {
   readonly settle: Settle;
   /** The caller's idempotency key, if it sent one, and its resend age (see host/remembered.ts). */
   readonly keyed?: KeyedCall | undefined;
+  /**
+   * On a resend, when its first attempt was sent, by this node's clock,
+   * reckoned as the resend arrived. Its age is the caller's, as it left the
+   * caller: a resend that then waits (in the mailbox behind a state write, or
+   * held through an upgrade) is older by that wait when its actor judges it,
+   * and judged by the age alone it would seem first sent after calls that in
+   * fact followed it — and could run a second time.
+   */
+  readonly firstSentAt?: number | undefined;
   /** The call's recording span, if it is traced: the state write it causes is traced under it. */
   readonly span?: Span | undefined;
 }
@@ -257,7 +266,8 @@ export class ActorHost {
       this.fail({ version, route: undefined, settle }, toMoltError(e));
       return;
     }
-    const call: Call = { version, message, request, route, settle, keyed, span };
+    const firstSentAt = keyed?.resendAgeMs === undefined ? undefined : this.config.clock.now() - keyed.resendAgeMs;
+    const call: Call = { version, message, request, route, settle, keyed, span, firstSentAt };
     if (this.held) {
       if (this.held.length >= this.options.holdLimit) {
         this.fail(call, new MoltError(ErrorCode.Upgrading, `${this.name} is upgrading on this node and ${this.options.holdLimit} calls are already held; retry shortly`, { data: { type: this.name } }));
@@ -752,19 +762,22 @@ class ActorCell {
         outcomes.push({ ok: true, reply: seen.reply });
         continue;
       }
-      const resendAgeMs = call.keyed?.resendAgeMs;
-      if (key !== undefined && resendAgeMs !== undefined && this.remembered.mayHaveForgotten(resendAgeMs, this.host.config.clock.now())) {
-        // A resend of a call whose first attempt may have been applied and
-        // since forgotten: running it could apply it twice. Say so instead.
-        outcomes.push({
-          ok: false,
-          error: new MoltError(
-            ErrorCode.OutcomeUnknown,
-            `actor ${this.host.name}/${this.key} no longer remembers every call since this one was first sent ${resendAgeMs} ms ago (it keeps ${this.remembered.describe()}); its first attempt may have been applied, so it was not run again`,
-            { data: { forgotten: true, key } },
-          ),
-        });
-        continue;
+      if (key !== undefined && call.firstSentAt !== undefined) {
+        const now = this.host.config.clock.now();
+        const ageMs = now - call.firstSentAt;
+        if (this.remembered.mayHaveForgotten(ageMs, now)) {
+          // A resend of a call whose first attempt may have been applied and
+          // since forgotten: running it could apply it twice. Say so instead.
+          outcomes.push({
+            ok: false,
+            error: new MoltError(
+              ErrorCode.OutcomeUnknown,
+              `actor ${this.host.name}/${this.key} no longer remembers every call since this one was first sent ${ageMs} ms ago (it keeps ${this.remembered.describe()}); its first attempt may have been applied, so it was not run again`,
+              { data: { forgotten: true, key } },
+            ),
+          });
+          continue;
+        }
       }
       try {
         const result = runTurn(types, working, call.route, call.version, call.message, call.request);
