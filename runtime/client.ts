@@ -109,6 +109,14 @@ export interface MoltClient {
   close(): Promise<void>;
 }
 
+/** How old a resend is: the headers `Molt-Resend-Age` and `Molt-First-Sent` (docs/protocol.md). */
+interface Resend {
+  /** Milliseconds since the first attempt was sent (monotonic clock). */
+  ageMs: number;
+  /** When it was sent, by the wall clock (Unix ms): what a node goes by if the resend is held up on its way. */
+  firstSentMs: number;
+}
+
 interface Pending {
   resolve(value: unknown): void;
   reject(error: MoltError): void;
@@ -125,8 +133,8 @@ interface Pending {
   provisional?: MoltError;
   /** The call's idempotency key, if it has one: only then may an uncertain outcome be retried. */
   key: string | undefined;
-  /** The header block of a resend of a keyed call, given the time since its first attempt. */
-  resendHeaders: ((ageMs: number) => MsgHdrs) | undefined;
+  /** The header block of a resend of a keyed call, given how old it is. */
+  resendHeaders: ((resend: Resend) => MsgHdrs) | undefined;
   /** When the first attempt was sent (monotonic ms). */
   firstSentAt: number;
   /** Retries left for an uncertain outcome. */
@@ -432,7 +440,11 @@ function createClientOn(nc: NatsConnection, options: ClientOptions, ownsConnecti
     clock.setTimeout(() => {
       if (pending.get(id) !== p) return;
       try {
-        const headers = p.resendHeaders ? p.resendHeaders(Math.max(0, Math.ceil(clock.monotonic() - p.firstSentAt))) : p.headers;
+        let headers = p.headers;
+        if (p.resendHeaders) {
+          const ageMs = Math.max(0, Math.ceil(clock.monotonic() - p.firstSentAt));
+          headers = p.resendHeaders({ ageMs, firstSentMs: Math.max(0, Math.floor(clock.now()) - ageMs) });
+        }
         nc.publish(p.subject, p.body, { reply: `${inbox}.${id}`, headers });
       } catch {
         // The connection is closing: the deadline ends the call.
@@ -506,8 +518,8 @@ function createClientOn(nc: NatsConnection, options: ClientOptions, ownsConnecti
    * nats.js's own header checks instead (no line breaks can smuggle in
    * another header).
    */
-  function perCallHeaders(version: number, message: string, key: string | undefined, traceparent: string | undefined, resendAgeMs?: number): MsgHdrs {
-    if (key !== undefined && traceparent === undefined && resendAgeMs === undefined) {
+  function perCallHeaders(version: number, message: string, key: string | undefined, traceparent: string | undefined, resend?: Resend): MsgHdrs {
+    if (key !== undefined && traceparent === undefined && resend === undefined) {
       const prefix = keyedPrefixFor(version, message);
       if (prefix !== undefined) {
         // The block of (version, message) up to the key's value, copied; then the key (visible ASCII, checked) and the block's end.
@@ -527,12 +539,15 @@ function createClientOn(nc: NatsConnection, options: ClientOptions, ownsConnecti
       h.set(Header.Message, message);
       h.set(Header.Protocol, String(PROTOCOL_VERSION));
       if (key !== undefined) h.set(Header.IdempotencyKey, key);
-      if (key !== undefined && resendAgeMs !== undefined) h.set(Header.ResendAge, String(resendAgeMs));
+      if (key !== undefined && resend !== undefined) {
+        h.set(Header.ResendAge, String(resend.ageMs));
+        h.set(Header.FirstSent, String(resend.firstSentMs));
+      }
       if (traceparent !== undefined) h.set(Header.Traceparent, traceparent);
       return h;
     }
     const keyLine = key === undefined ? '' : `${Header.IdempotencyKey}: ${key}\r\n`;
-    const ageLine = key === undefined || resendAgeMs === undefined ? '' : `${Header.ResendAge}: ${resendAgeMs}\r\n`;
+    const ageLine = key === undefined || resend === undefined ? '' : `${Header.ResendAge}: ${resend.ageMs}\r\n${Header.FirstSent}: ${resend.firstSentMs}\r\n`;
     const traceLine = traceparent === undefined ? '' : `${Header.Traceparent}: ${traceparent}\r\n`;
     return preEncodedHeaders(
       Buffer.from(`${callHeadersStart(version, message)}${keyLine}${ageLine}${traceLine}\r\n`, 'utf8'),
@@ -560,12 +575,12 @@ function createClientOn(nc: NatsConnection, options: ClientOptions, ownsConnecti
       span.end();
       return Promise.reject(e);
     }
-    const resendHeaders = key === undefined ? undefined : (ageMs: number) => perCallHeaders(version, message, key, traceparent, ageMs);
+    const resendHeaders = key === undefined ? undefined : (resend: Resend) => perCallHeaders(version, message, key, traceparent, resend);
     return sendBytes(subject, body, h, key, resendHeaders, span.isRecording() ? span : undefined);
   }
 
   /** Sends an encoded call and waits for its reply; a keyed call's resends are built by `resendHeaders`. */
-  function sendBytes(subject: string, body: Uint8Array, h: MsgHdrs, key: string | undefined, resendHeaders: ((ageMs: number) => MsgHdrs) | undefined, span: Span | undefined): Promise<unknown> {
+  function sendBytes(subject: string, body: Uint8Array, h: MsgHdrs, key: string | undefined, resendHeaders: ((resend: Resend) => MsgHdrs) | undefined, span: Span | undefined): Promise<unknown> {
     // nats.js would refuse it by throwing at publish; it can never be sent, so say that.
     const limit = nc.info?.max_payload;
     if (limit !== undefined && body.length + encodedLength(h) > limit) {

@@ -57,7 +57,8 @@ export interface Call {
    * caller: a resend that then waits (in the mailbox behind a state write, or
    * held through an upgrade) is older by that wait when its actor judges it,
    * and judged by the age alone it would seem first sent after calls that in
-   * fact followed it — and could run a second time.
+   * fact followed it — and could run a second time. One held up on its way
+   * is older too: then the time the caller's clock gives, if earlier.
    */
   readonly firstSentAt?: number | undefined;
   /** The call's recording span, if it is traced: the state write it causes is traced under it. */
@@ -266,7 +267,12 @@ export class ActorHost {
       this.fail({ version, route: undefined, settle }, toMoltError(e));
       return;
     }
-    const firstSentAt = keyed?.resendAgeMs === undefined ? undefined : this.config.clock.now() - keyed.resendAgeMs;
+    let firstSentAt: number | undefined;
+    if (keyed?.resendAgeMs !== undefined) {
+      firstSentAt = this.config.clock.now() - keyed.resendAgeMs;
+      // Held up on its way, a resend is older than its age says; the caller's clock says how old.
+      if (keyed.firstSentMs !== undefined && keyed.firstSentMs < firstSentAt) firstSentAt = keyed.firstSentMs;
+    }
     const call: Call = { version, message, request, route, settle, keyed, span, firstSentAt };
     if (this.held) {
       if (this.held.length >= this.options.holdLimit) {

@@ -40,6 +40,8 @@ export interface CallEnvelope {
 export interface KeyedCall {
   readonly key: string;
   readonly resendAgeMs: number | undefined;
+  /** On a resend, when the caller's clock says its first attempt was sent (Unix ms), if it says. */
+  readonly firstSentMs?: number | undefined;
 }
 
 /** A call the node refuses before any actor sees it. */
@@ -118,7 +120,16 @@ export function parseCall(subject: string, headers: HeaderBlock | undefined, dat
         error: new MoltError(ErrorCode.InvalidHeader, `header ${Header.ResendAge} must be a whole number of milliseconds; got ${JSON.stringify(age.slice(0, 40))}`, { data: { header: Header.ResendAge } }),
       };
     }
-    keyed = { key: idempotencyKey, resendAgeMs: age === undefined ? undefined : Number(age) };
+    const sent = age === undefined ? undefined : headers?.get(Header.FirstSent);
+    if (sent !== undefined && !/^\d{1,15}$/.test(sent)) {
+      return {
+        kind: 'invalid',
+        type,
+        version,
+        error: new MoltError(ErrorCode.InvalidHeader, `header ${Header.FirstSent} must be a time in whole milliseconds since the Unix epoch; got ${JSON.stringify(sent.slice(0, 40))}`, { data: { header: Header.FirstSent } }),
+      };
+    }
+    keyed = age === undefined ? { key: idempotencyKey, resendAgeMs: undefined } : { key: idempotencyKey, resendAgeMs: Number(age), firstSentMs: sent === undefined ? undefined : Number(sent) };
   }
   const keyToken = tokens[4]!;
   let key: string;

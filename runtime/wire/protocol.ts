@@ -34,6 +34,13 @@ export const Header = {
    */
   ResendAge: 'Molt-Resend-Age',
   /**
+   * With `Molt-Resend-Age` (optional): when the first attempt was sent, in
+   * milliseconds since the Unix epoch by the caller's clock. A resend held
+   * up on its way (a partition, a reconnect) arrives older than its age
+   * says; a node takes the earlier of the two.
+   */
+  FirstSent: 'Molt-First-Sent',
+  /**
    * W3C trace context of the caller's span (optional): the node continues the
    * trace (runtime/observe/trace.ts). Lowercase, as the W3C spec writes it.
    */

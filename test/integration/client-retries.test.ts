@@ -42,7 +42,7 @@ async function standInNode(nc: NatsConnection, answers: MoltError[]): Promise<{ 
   const sub = nc.subscribe('molt.counters.>', {
     callback: (_err, msg) => {
       const seen: Record<string, string> = {};
-      for (const name of ['Molt-Idempotency-Key', 'Molt-Resend-Age']) {
+      for (const name of ['Molt-Idempotency-Key', 'Molt-Resend-Age', 'Molt-First-Sent']) {
         const v = msg.headers?.get(name);
         if (v) seen[name] = v;
       }
@@ -84,6 +84,10 @@ test('client retries - an unknown outcome, then a refusal: the caller learns the
   assert.is(node.attempts.length, 2, 'sent once, then again under its key');
   assert.is(node.attempts[1]!['Molt-Idempotency-Key'], node.attempts[0]!['Molt-Idempotency-Key']);
   assert.ok(node.attempts[1]!['Molt-Resend-Age'] !== undefined, 'the retry says how old it is');
+  // …and when its first attempt was sent, by the caller's clock: its age before it was sent.
+  const firstSent = Number(node.attempts[1]!['Molt-First-Sent']);
+  assert.ok(Math.abs(Date.now() - Number(node.attempts[1]!['Molt-Resend-Age']) - firstSent) < 5000, `Molt-First-Sent ${firstSent}`);
+  assert.not.ok('Molt-First-Sent' in node.attempts[0]!, 'a first attempt says neither');
 });
 
 test('client retries - a call a node did not run (its shard moving) is sent again soon, and the owner answers it', async ({ nc, client }) => {
