@@ -79,7 +79,9 @@ test('idempotency - a resend that waits behind a state write is judged by when i
 
   // A state write the proxy holds: the actor waits for it, and the resend waits behind it.
   ctx.proxy.cut('to-server');
-  const held = counter.increment({ by: 1 });
+  const held = counter.increment({ by: 1 }).catch((e: unknown) => e);
+  // The node has sent something into the cut — its write, or a heartbeat just before it: the actor waits for the write.
+  await waitFor(() => ctx.proxy.held().toServer > 0, 'the state write sent');
   await sleep(100);
   let answeredAt = 0;
   const resent = rawIncrement(ctx.nc, 'waiting', 'first', Date.now() - firstSent).finally(() => (answeredAt = Date.now()));
