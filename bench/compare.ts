@@ -47,13 +47,45 @@ async function cpuOf(agents: readonly Agent[]): Promise<number> {
   return values.reduce((s, v) => s + v, 0);
 }
 
-/** Runs every system at every concurrency, `ctx.options.reps` times (or `options.reps`), interleaved. */
+/**
+ * One repetition's figures of a system measured twice in it: the mean of
+ * the two cells (CPU per call weighted by their calls).
+ */
+function meanOfCells(a: Cell, b: Cell): Cell {
+  const calls = a.calls + b.calls;
+  const weighted = (x: number, y: number) => (calls > 0 ? (x * a.calls + y * b.calls) / calls : NaN);
+  const cell: Cell = {
+    throughput: (a.throughput + b.throughput) / 2,
+    p50Us: (a.p50Us + b.p50Us) / 2,
+    p99Us: (a.p99Us + b.p99Us) / 2,
+    cpuPerCallUs: weighted(a.cpuPerCallUs, b.cpuPerCallUs),
+    cpuSplitUs: {
+      requester: weighted(a.cpuSplitUs.requester, b.cpuSplitUs.requester),
+      servers: weighted(a.cpuSplitUs.servers, b.cpuSplitUs.servers),
+      nats: weighted(a.cpuSplitUs.nats, b.cpuSplitUs.nats),
+    },
+    calls,
+    errors: a.errors + b.errors,
+  };
+  const firstError = a.firstError ?? b.firstError;
+  if (firstError !== undefined) cell.firstError = firstError;
+  return cell;
+}
+
+/**
+ * Runs every system at every concurrency, `ctx.options.reps` times (or
+ * `options.reps`), interleaved. `mirrored`: each repetition measures the
+ * systems in its order and then in the reverse order (A B C C B A), and
+ * takes the mean of each system's two cells — a machine whose speed drifts
+ * during the repetition then weighs on every system alike, which a single
+ * pass cannot promise for differences of a few percent.
+ */
 export async function compare(
   ctx: BenchContext,
   nats: EmbeddedNats,
   systems: readonly LoadSystem[],
   concurrencies: readonly number[],
-  options: { reps?: number } = {},
+  options: { reps?: number; mirrored?: boolean } = {},
 ): Promise<Results> {
   const { cellMs, warmupMs } = ctx.options;
   const reps = options.reps ?? ctx.options.reps;
@@ -66,7 +98,9 @@ export async function compare(
   }
   for (let rep = 0; rep < reps; rep++) {
     for (const c of concurrencies) {
-      const order = systems.map((_, i) => systems[(i + rep) % systems.length]!);
+      const rotated = systems.map((_, i) => systems[(i + rep) % systems.length]!);
+      const order = options.mirrored ? [...rotated, ...[...rotated].reverse()] : rotated;
+      const firstCells = new Map<string, Cell>();
       for (const s of order) {
         await s.requester.call('warm', { caller: s.caller, concurrency: c, durationMs: warmupMs });
         const servers0 = await cpuOf(s.servers);
@@ -86,7 +120,9 @@ export async function compare(
           errors: r.errors,
         };
         if (r.firstError !== undefined) cell.firstError = r.firstError;
-        results.get(s.id)!.get(c)!.push(cell);
+        const first = firstCells.get(s.id);
+        if (options.mirrored && first === undefined) firstCells.set(s.id, cell);
+        else results.get(s.id)!.get(c)!.push(first === undefined ? cell : meanOfCells(first, cell));
         ctx.log(
           `rep ${rep + 1}/${reps} c=${c} ${s.label}: ${Math.round(r.throughput)}/s p50 ${r.p50Us.toFixed(0)}µs p99 ${r.p99Us.toFixed(0)}µs ` +
             `cpu ${cell.cpuPerCallUs.toFixed(1)}µs/call (req ${cell.cpuSplitUs.requester.toFixed(1)}, server ${cell.cpuSplitUs.servers.toFixed(1)}, nats ${cell.cpuSplitUs.nats.toFixed(1)})${r.errors ? ` errors ${r.errors} (${r.firstError})` : ''}`,

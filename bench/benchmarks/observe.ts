@@ -5,7 +5,7 @@
  * batching every span, exporting to nowhere), against both off — in the same
  * run, interleaved per repetition. Targets: ≥ 0.95× with metrics, ≥ 0.9× with
  * tracing, at 128 calls in flight, measured there over three times the run's
- * repetitions.
+ * repetitions, each measuring every setting twice in mirrored order.
  *
  * Next to it, in this process, the CPU each observability step adds to one
  * call, each step alone in a tight loop (as `breakdown` measures the call's
@@ -225,11 +225,12 @@ export const observe: Benchmark = {
       { id: 'metrics', label: 'Molt ask, volatile, metrics on', requester, caller: 'metrics', servers: [metricsNode] },
       { id: 'tracing', label: 'Molt ask, volatile, tracing on (SDK, dropping exporter)', requester: tracingRequester, caller: 'tracing', servers: [tracingNode] },
     ];
-    // The targets are at 128 in flight: there, three times the repetitions (nine at least). A
-    // repetition's ratio moves by ±20 % with the machine's other work, and what is measured
-    // here is a cost of a few percent: the median of three such ratios decides nothing.
+    // The targets are at 128 in flight: there, three times the repetitions (nine at least), each
+    // mirrored (off, metrics, tracing, tracing, metrics, off, rotating). A repetition's ratio
+    // moves by ±20 % with the machine's speed, and what is measured here is a cost of a few
+    // percent: the median of three single-pass ratios decided nothing.
     const results = await compare(ctx, nats, systems, [16]);
-    const atTarget = await compare(ctx, nats, systems, [128], { reps: ctx.options.quick ? 1 : Math.max(9, 3 * ctx.options.reps) });
+    const atTarget = await compare(ctx, nats, systems, [128], { reps: ctx.options.quick ? 1 : Math.max(9, 3 * ctx.options.reps), mirrored: true });
     for (const s of systems) results.get(s.id)!.set(128, atTarget.get(s.id)!.get(128)!);
     addRows(ctx, systems, results);
 
