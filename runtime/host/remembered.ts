@@ -606,9 +606,9 @@ export class RememberedCalls {
     // The list is changed in place once this method has made it its own (a
     // list given by a record may be shared): a copy of up to `limit` calls per
     // change was about a third of what remembering cost a volatile actor (a
-    // micro-benchmark at 64). toRecord copies what it keeps,
-    // so only the record it last made could still name this list, and that
-    // record no longer describes it.
+    // micro-benchmark at 64). toRecord copies what it keeps, so only the
+    // record it last made could still name this list, and that record no
+    // longer describes it.
     this.lastRecord = undefined;
     // If a staged call were a stored one, the stored one goes.
     const calls = this.stagedReplacesStored()
@@ -627,8 +627,7 @@ export class RememberedCalls {
     const cutoff = now - this.options.windowMs;
     while (drop < calls.length && calls[drop]!.at < cutoff) drop++;
     for (let i = 0; i < drop; i++) this.index.delete(calls[i]!.k);
-    if (drop === 1) calls.shift();
-    else if (drop > 0) calls.splice(0, drop);
+    if (drop > 0) calls.splice(0, drop);
     this.calls = calls;
     if (this.floor !== undefined && this.floor < cutoff) this.floor = undefined;
   }

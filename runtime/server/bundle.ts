@@ -253,14 +253,8 @@ function linkByMarks(text: string, mark: string): string {
     errors.push(shared.error);
     return '""';
   });
-  if (errors.length > 0) throw new LinkError([...new Set(errors)]);
+  if (errors.length > 0) throw new Error([...new Set(errors)].join('; '));
   return linked;
-}
-
-class LinkError extends Error {
-  constructor(readonly texts: string[]) {
-    super(texts.join('; '));
-  }
 }
 
 /** What a loaded bundle offers. */
@@ -333,7 +327,8 @@ async function linkAndImport(bytes: Uint8Array): Promise<LoadedBundle> {
     linked = mark ? linkByMarks(text, mark) : await linkByEsbuild(text);
   } catch (e) {
     const errors = (e as { errors?: Array<{ text: string }> }).errors;
-    const detail = e instanceof LinkError ? e.message : (errors?.map((x) => x.text).join('; ') ?? (e as Error).message);
+    // esbuild's errors (an unmarked bundle's link), or linkByMarks' message.
+    const detail = errors?.map((x) => x.text).join('; ') ?? (e as Error).message;
     throw new MoltError(ErrorCode.UpgradeRejected, `the bundle cannot be linked: ${detail}`, {
       retryable: false,
       data: { reason: 'bundle-invalid' },
