@@ -148,8 +148,30 @@ interface SentBatch {
   readonly node: string;
   /** Ids of its calls not answered yet. */
   readonly ids: Set<string>;
+  readonly sentAt: number;
   readonly expiresAt: number;
+  /** Whether it still counts against {@link BATCHES_IN_FLIGHT}: until its node first answers it. */
+  holdsSlot: boolean;
 }
+
+/**
+ * Batches to one node that may wait for their first answer at once. The calls
+ * made meanwhile for that node wait for the next batch, sent as soon as one of
+ * these is answered: so batches grow with the load (as Nagle's algorithm grows
+ * TCP segments), and the calls of 128 callers go in a few messages of ~64
+ * rather than many of a few, which costs the node, the server and the client
+ * less per call. With one batch unanswered a slot is free, so under light load
+ * no call waits; two keep the node busy while an answer travels.
+ */
+const BATCHES_IN_FLIGHT = 2;
+
+/**
+ * The longest a batch holds its slot unanswered. A node answers as calls
+ * finish, so only a batch whose every call waits (all held through an
+ * upgrade of their type, say) holds one long: past this, calls for that node
+ * stop waiting for it.
+ */
+const BATCH_SLOT_MS = 5;
 
 /** The shard token of a call subject (`molt.<service>.<type>.<shard>.<key>`), as text. */
 function shardToken(subject: string): string {
@@ -216,6 +238,10 @@ function createClientOn(nc: NatsConnection, options: ClientOptions, ownsConnecti
   let flushQueued = false;
   const batches = new Map<string, SentBatch>();
   let batchSeq = 0;
+  /** Slots taken per node (see BATCHES_IN_FLIGHT). */
+  const slotsTaken = new Map<string, number>();
+  /** Set while calls wait for a slot: frees the slots of batches unanswered for BATCH_SLOT_MS. */
+  let slotTimer: TimerHandle | undefined;
   const batchHeaders = fixedHeaders([[Header.Batch, BATCH_FORMAT]]);
 
   /** Sends a call's first attempt: in its owner's batch when the owner is known, else alone. */
@@ -228,16 +254,38 @@ function createClientOn(nc: NatsConnection, options: ClientOptions, ownsConnecti
     let ids = queued.get(node);
     if (!ids) queued.set(node, (ids = []));
     ids.push(id);
-    if (!flushQueued) {
-      flushQueued = true;
-      queueMicrotask(flushBatches);
-    }
+    scheduleFlush();
+  }
+
+  function scheduleFlush(): void {
+    if (flushQueued) return;
+    flushQueued = true;
+    queueMicrotask(flushBatches);
+  }
+
+  /** A batch's first answer came (or it will get none): a call waiting for its node may go. */
+  function freeSlot(batch: SentBatch): void {
+    if (!batch.holdsSlot) return;
+    batch.holdsSlot = false;
+    slotsTaken.set(batch.node, slotsTaken.get(batch.node)! - 1);
+    if (queued.has(batch.node)) scheduleFlush();
+  }
+
+  function freeStaleSlots(): void {
+    slotTimer = undefined;
+    const stale = clock.monotonic() - BATCH_SLOT_MS;
+    for (const batch of batches.values()) if (batch.holdsSlot && batch.sentAt <= stale) freeSlot(batch);
   }
 
   function flushBatches(): void {
     flushQueued = false;
     const limit = (nc.info?.max_payload ?? 1024 * 1024) - 1024;
     for (const [node, ids] of queued) {
+      if ((slotsTaken.get(node) ?? 0) >= BATCHES_IN_FLIGHT) {
+        if (slotTimer === undefined && !closed) slotTimer = clock.setTimeout(freeStaleSlots, BATCH_SLOT_MS);
+        continue;
+      }
+      queued.delete(node);
       let calls: BatchedCall[] = [];
       let batchIds: string[] = [];
       let size = 2;
@@ -265,7 +313,6 @@ function createClientOn(nc: NatsConnection, options: ClientOptions, ownsConnecti
       }
       send();
     }
-    queued.clear();
   }
 
   function publishAlone(id: string): void {
@@ -280,7 +327,9 @@ function createClientOn(nc: NatsConnection, options: ClientOptions, ownsConnecti
 
   function publishBatch(node: string, calls: BatchedCall[], ids: string[]): void {
     const batchId = `${BATCH_ID_PREFIX}${(batchSeq++).toString(36)}`;
-    batches.set(batchId, { node, ids: new Set(ids), expiresAt: clock.monotonic() + timeoutMs });
+    const now = clock.monotonic();
+    batches.set(batchId, { node, ids: new Set(ids), sentAt: now, expiresAt: now + timeoutMs, holdsSlot: true });
+    slotsTaken.set(node, (slotsTaken.get(node) ?? 0) + 1);
     try {
       nc.publish(batchSubject(options.service, node), encodeBatch(calls), { reply: `${inbox}.${batchId}`, headers: batchHeaders });
     } catch {
@@ -297,6 +346,7 @@ function createClientOn(nc: NatsConnection, options: ClientOptions, ownsConnecti
   function onAnswer(batchId: string, msg: Msg): void {
     const h = HeaderBlock.of(msg);
     const batch = batches.get(batchId);
+    if (batch !== undefined) freeSlot(batch);
     if (h?.get(Header.Batch) !== undefined) {
       // Each reply names its call: it is taken as long as the call waits,
       // however late (a resend may be waiting for the first attempt's answer).
@@ -456,7 +506,11 @@ function createClientOn(nc: NatsConnection, options: ClientOptions, ownsConnecti
   let sweep: TimerHandle | undefined;
   const expire = () => {
     const now = clock.monotonic();
-    for (const [batchId, batch] of batches) if (now >= batch.expiresAt) batches.delete(batchId);
+    for (const [batchId, batch] of batches) {
+      if (now < batch.expiresAt) continue;
+      batches.delete(batchId);
+      freeSlot(batch);
+    }
     for (const [id, p] of pending) {
       if (now >= p.deadline) {
         pending.delete(id);
@@ -658,6 +712,7 @@ function createClientOn(nc: NatsConnection, options: ClientOptions, ownsConnecti
     async close() {
       closed = true;
       if (sweep !== undefined) clock.clearTimeout(sweep);
+      if (slotTimer !== undefined) clock.clearTimeout(slotTimer);
       sub.unsubscribe();
       batches.clear();
       queued.clear();

@@ -209,4 +209,102 @@ test('a batch answered after its calls timed out still completes them while thei
   }
 });
 
+/** A clock whose monotonic time and timers move only when the test says (wall time is real). */
+function manualClock() {
+  let t = 0;
+  let timers: Array<{ at: number; fn: () => void; id: number }> = [];
+  let ids = 0;
+  return {
+    now: () => Date.now(),
+    monotonic: () => t,
+    setTimeout(fn: () => void, ms: number) {
+      const timer = { at: t + ms, fn, id: ++ids };
+      timers.push(timer);
+      return timer.id as unknown as ReturnType<typeof setTimeout>;
+    },
+    clearTimeout(handle: unknown) {
+      timers = timers.filter((x) => x.id !== (handle as number));
+    },
+    advance(ms: number) {
+      t += ms;
+      const due = timers.filter((x) => x.at <= t);
+      timers = timers.filter((x) => x.at > t);
+      for (const x of due) x.fn();
+    },
+  };
+}
+
+test('a client keeps two batches unanswered per node: the calls made meanwhile wait, then go in one batch', async ({ nats }) => {
+  // A stand-in node: it answers single calls at once (naming itself) and keeps every batch until the test answers it.
+  const node = await connect({ servers: nats.url });
+  const codec = createSuperjsonCodec();
+  const replyBlock = new TextEncoder().encode(`NATS/1.0\r\n${Header.Status}: ok\r\n${Header.Protocol}: 1\r\n${Header.Node}: held\r\n\r\n`);
+  node.subscribe('molt.slots.*.*.*', {
+    callback: (err, msg) => {
+      if (err) return;
+      const h = natsHeaders();
+      h.set(Header.Status, 'ok');
+      h.set(Header.Protocol, '1');
+      h.set(Header.Node, 'held');
+      msg.respond(codec.encode(0), { headers: h });
+    },
+  });
+  const received: Array<{ msg: import('@nats-io/transport-node').Msg; calls: number }> = [];
+  node.subscribe(batchSubject('slots', 'held'), {
+    callback: (err, msg) => {
+      if (!err) received.push({ msg, calls: decodeBatch(msg.data).length });
+    },
+  });
+  const answer = (i: number) => {
+    const { msg } = received[i]!;
+    const h = natsHeaders();
+    h.set(Header.Batch, '1');
+    msg.respond(encodeAnswer(decodeBatch(msg.data).map((c) => ({ token: c.token, headers: replyBlock, body: codec.encode(i + 1) }))), { headers: h });
+  };
+  const until = async (what: string, ok: () => boolean) => {
+    for (let i = 0; i < 200 && !ok(); i++) await new Promise((r) => setTimeout(r, 5));
+    assert.ok(ok(), what);
+  };
+  await node.flush();
+  const clock = manualClock();
+  const client = await createClient({ service: 'slots', nats: { servers: nats.url }, clock });
+  // (A call left waiting when an assertion fails is rejected by close: handled, so the failure shows.)
+  const calls = (n: number) =>
+    Array.from({ length: n }, () => {
+      const p = client.call('counter', 1, 'k', 'increment', { by: 1 });
+      p.catch(() => {});
+      return p;
+    });
+  try {
+    await client.call('counter', 1, 'k', 'increment', { by: 1 }); // the reply names the node
+    const first = calls(3);
+    await until('the first batch arrived', () => received.length === 1);
+    const second = calls(3);
+    await until('the second batch arrived', () => received.length === 2);
+    // Two unanswered: calls made in two later ticks wait.
+    const third = calls(3);
+    await new Promise((r) => setImmediate(r));
+    third.push(...calls(2));
+    await new Promise((r) => setTimeout(r, 100));
+    assert.is(received.length, 2, 'no third batch while two wait for their first answer');
+    answer(0);
+    await until('a third batch followed the answer', () => received.length === 3);
+    assert.is(received[2]!.calls, 5, 'the five calls that waited went together');
+    assert.equal(await Promise.all(first), [1, 1, 1]);
+    // Batches 2 and 3 unanswered: calls wait, until those have held their slots for 5 ms.
+    const fourth = calls(2);
+    await new Promise((r) => setTimeout(r, 50));
+    assert.is(received.length, 3, 'the calls wait for a slot');
+    clock.advance(5);
+    await until('a batch unanswered for 5 ms no longer holds its slot', () => received.length === 4);
+    for (const i of [1, 2, 3]) answer(i);
+    assert.equal(await Promise.all(second), [2, 2, 2]);
+    assert.equal(await Promise.all(third), [3, 3, 3, 3, 3]);
+    assert.equal(await Promise.all(fourth), [4, 4]);
+  } finally {
+    await client.close();
+    await node.close();
+  }
+});
+
 test.run();
