@@ -789,7 +789,11 @@ class ActorCell {
         const result = runTurn(types, working, call.route, call.version, call.message, call.request);
         working = result.state;
         dirty ||= result.changed;
-        if (key !== undefined && result.changed) this.remembered.stage(key, result.reply, this.host.config.clock.now());
+        if (key !== undefined && result.changed) {
+          // A volatile actor's change is applied once the batch is answered, with nothing to write first: remembered at once.
+          if (this.host.config.volatile) this.remembered.remember(key, result.reply, this.host.config.clock.now());
+          else this.remembered.stage(key, result.reply, this.host.config.clock.now());
+        }
         outcomes.push({ ok: true, reply: result.reply });
       } catch (e) {
         outcomes.push({ ok: false, error: toMoltError(e, ErrorCode.ActorFailed) });

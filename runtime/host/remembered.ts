@@ -465,7 +465,7 @@ export class RememberedCalls {
 
   /** The reply of a remembered (or staged) call with this key. */
   find(key: string): { reply: unknown } | undefined {
-    const hit = this.staged.get(key) ?? this.index.get(key);
+    const hit = (this.staged.size === 0 ? undefined : this.staged.get(key)) ?? this.index.get(key);
     return hit ? { reply: hit.r } : undefined;
   }
 
@@ -622,6 +622,34 @@ export class RememberedCalls {
       this.index.set(e.k, e);
     }
     this.staged.clear();
+    this.trimAbsorbed(calls, now);
+  }
+
+  /**
+   * For an actor whose record is never written (volatile): remembers a call
+   * at once, as {@link stage} then {@link absorbStaged} would — without the
+   * staged map, whose set, walk and clear for every call were a sixth of
+   * what remembering cost such an actor (a micro-benchmark at 64 calls; the
+   * rest is the index's own string hashing). Call it only for a key
+   * {@link find} does not know.
+   */
+  remember(key: string, reply: unknown, now: number): void {
+    if (this.staged.size > 0 || this.index.has(key)) {
+      // Never on the request path (a remembered key is answered, not run): the general way.
+      this.stage(key, reply, now);
+      this.absorbStaged(now);
+      return;
+    }
+    this.lastRecord = undefined;
+    const calls = this.absorbed === this.calls ? this.absorbed : (this.absorbed = this.calls.slice());
+    const entry: RememberedCall = { k: key, at: now, r: reply };
+    calls.push(entry);
+    this.index.set(key, entry);
+    this.trimAbsorbed(calls, now);
+  }
+
+  /** Drops from the list {@link absorbStaged} or {@link remember} extended the calls past the limit (raising the floor) and the window. */
+  private trimAbsorbed(calls: RememberedCall[], now: number): void {
     let drop = Math.max(0, calls.length - this.options.limit);
     for (let i = 0; i < drop; i++) this.floor = Math.max(this.floor ?? calls[i]!.at, calls[i]!.at);
     const cutoff = now - this.options.windowMs;

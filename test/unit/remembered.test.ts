@@ -57,7 +57,7 @@ test('remembered - the floor travels in the record and ages out with the window'
   assert.equal(later, undefined, 'both the call and the floor are older than the window');
 });
 
-test('remembered - a volatile actor absorbing its calls in place remembers exactly what writing them would', () => {
+test('remembered - a volatile actor absorbing its calls in place, or remembering each at once, remembers exactly what writing them would', () => {
   fc.assert(
     fc.property(
       fc.array(fc.tuple(fc.constantFrom('a', 'b', 'c', 'd', 'e', 'f'), fc.integer({ min: 0, max: 400 })), { maxLength: 40 }),
@@ -66,19 +66,28 @@ test('remembered - a volatile actor absorbing its calls in place remembers exact
         const options = { windowMs: 1000, limit };
         const written = new RememberedCalls(options);
         const absorbed = new RememberedCalls(options);
+        const immediate = new RememberedCalls(options);
         let now = 0;
         // The record made before a change, and a copy of it: absorbing in place must not change a record already given out.
         let given: ReturnType<RememberedCalls['toRecord']>;
         let copy: unknown;
+        let givenAtOnce: ReturnType<RememberedCalls['toRecord']>;
+        let copyAtOnce: unknown;
         for (const [key, step] of calls) {
           now += step;
           for (const r of [written, absorbed]) if (!r.find(key)) r.stage(key, `reply-${key}-${now}`, now);
+          if (!immediate.find(key)) immediate.remember(key, `reply-${key}-${now}`, now);
           if (written.hasStaged) written.commit(written.toRecord(now));
           absorbed.absorbStaged(now);
           assert.equal(given, copy, 'a record given out before the change');
+          assert.equal(givenAtOnce, copyAtOnce, 'a record given out before the change (remembered at once)');
           given = absorbed.toRecord(now);
           copy = given && structuredClone(given);
           assert.equal(given, written.toRecord(now));
+          givenAtOnce = immediate.toRecord(now);
+          copyAtOnce = givenAtOnce && structuredClone(givenAtOnce);
+          assert.equal(givenAtOnce, given);
+          assert.equal(immediate.find(key)?.reply, written.find(key)?.reply);
         }
       },
     ),
