@@ -275,6 +275,8 @@ function createClientOn(nc: NatsConnection, options: ClientOptions, ownsConnecti
     slotTimer = undefined;
     const stale = clock.monotonic() - BATCH_SLOT_MS;
     for (const batch of batches.values()) if (batch.holdsSlot && batch.sentAt <= stale) freeSlot(batch);
+    // Calls still waiting (their node's slots were taken again since this was set) get a timer of their own.
+    if (queued.size > 0) scheduleFlush();
   }
 
   function flushBatches(): void {

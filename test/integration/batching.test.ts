@@ -234,12 +234,16 @@ function manualClock() {
   };
 }
 
-test('a client keeps two batches unanswered per node: the calls made meanwhile wait, then go in one batch', async ({ nats }) => {
-  // A stand-in node: it answers single calls at once (naming itself) and keeps every batch until the test answers it.
+/**
+ * A stand-in node on real NATS that answers single calls at once (naming
+ * itself) and keeps every batch until the test answers it, and a client of
+ * it on a manual clock.
+ */
+async function heldBatches(nats: EmbeddedNats, service: string) {
   const node = await connect({ servers: nats.url });
   const codec = createSuperjsonCodec();
   const replyBlock = new TextEncoder().encode(`NATS/1.0\r\n${Header.Status}: ok\r\n${Header.Protocol}: 1\r\n${Header.Node}: held\r\n\r\n`);
-  node.subscribe('molt.slots.*.*.*', {
+  node.subscribe(`molt.${service}.*.*.*`, {
     callback: (err, msg) => {
       if (err) return;
       const h = natsHeaders();
@@ -250,33 +254,48 @@ test('a client keeps two batches unanswered per node: the calls made meanwhile w
     },
   });
   const received: Array<{ msg: import('@nats-io/transport-node').Msg; calls: number }> = [];
-  node.subscribe(batchSubject('slots', 'held'), {
+  node.subscribe(batchSubject(service, 'held'), {
     callback: (err, msg) => {
       if (!err) received.push({ msg, calls: decodeBatch(msg.data).length });
     },
   });
-  const answer = (i: number) => {
-    const { msg } = received[i]!;
-    const h = natsHeaders();
-    h.set(Header.Batch, '1');
-    msg.respond(encodeAnswer(decodeBatch(msg.data).map((c) => ({ token: c.token, headers: replyBlock, body: codec.encode(i + 1) }))), { headers: h });
-  };
-  const until = async (what: string, ok: () => boolean) => {
-    for (let i = 0; i < 200 && !ok(); i++) await new Promise((r) => setTimeout(r, 5));
-    assert.ok(ok(), what);
-  };
   await node.flush();
   const clock = manualClock();
-  const client = await createClient({ service: 'slots', nats: { servers: nats.url }, clock });
-  // (A call left waiting when an assertion fails is rejected by close: handled, so the failure shows.)
-  const calls = (n: number) =>
-    Array.from({ length: n }, () => {
-      const p = client.call('counter', 1, 'k', 'increment', { by: 1 });
-      p.catch(() => {});
-      return p;
-    });
+  const client = await createClient({ service, nats: { servers: nats.url }, clock });
+  await client.call('counter', 1, 'k', 'increment', { by: 1 }); // the reply names the node
+  return {
+    clock,
+    received,
+    /** Answers batch `i` (each of its calls with i + 1). */
+    answer(i: number) {
+      const { msg } = received[i]!;
+      const h = natsHeaders();
+      h.set(Header.Batch, '1');
+      msg.respond(encodeAnswer(decodeBatch(msg.data).map((c) => ({ token: c.token, headers: replyBlock, body: codec.encode(i + 1) }))), { headers: h });
+    },
+    /** `n` calls made now (a call left waiting when an assertion fails is rejected by close: handled, so the failure shows). */
+    calls(n: number) {
+      return Array.from({ length: n }, () => {
+        const p = client.call('counter', 1, 'k', 'increment', { by: 1 });
+        p.catch(() => {});
+        return p;
+      });
+    },
+    async until(what: string, ok: () => boolean) {
+      for (let i = 0; i < 200 && !ok(); i++) await new Promise((r) => setTimeout(r, 5));
+      assert.ok(ok(), what);
+    },
+    async close() {
+      await client.close();
+      await node.close();
+    },
+  };
+}
+
+test('a client keeps two batches unanswered per node: the calls made meanwhile wait, then go in one batch', async ({ nats }) => {
+  const held = await heldBatches(nats, 'slots');
+  const { received, calls, until, answer, clock } = held;
   try {
-    await client.call('counter', 1, 'k', 'increment', { by: 1 }); // the reply names the node
     const first = calls(3);
     await until('the first batch arrived', () => received.length === 1);
     const second = calls(3);
@@ -302,8 +321,38 @@ test('a client keeps two batches unanswered per node: the calls made meanwhile w
     assert.equal(await Promise.all(third), [3, 3, 3, 3, 3]);
     assert.equal(await Promise.all(fourth), [4, 4]);
   } finally {
-    await client.close();
-    await node.close();
+    await held.close();
+  }
+});
+
+test('calls waiting for a slot go within 5 ms even when the batches holding the slots were sent after they began to wait', async ({ nats }) => {
+  const held = await heldBatches(nats, 'slots2');
+  const { received, calls, until, answer, clock } = held;
+  try {
+    const first = calls(2);
+    await until('the first batch arrived', () => received.length === 1);
+    const second = calls(2);
+    await until('the second batch arrived', () => received.length === 2);
+    const third = calls(2); // they wait, at 0 ms
+    await new Promise((r) => setTimeout(r, 50));
+    clock.advance(1);
+    answer(0);
+    answer(1);
+    // Both slots freed at 1 ms: the waiting calls go, and the calls of the next tick take the other slot.
+    await until('the waiting calls went', () => received.length === 3);
+    const fourth = calls(2);
+    await until('the next calls took the other slot', () => received.length === 4);
+    const fifth = calls(2); // wait for batches sent at 1 ms
+    await new Promise((r) => setTimeout(r, 50));
+    clock.advance(4); // 5 ms: what was set when the third calls began to wait finds no batch 5 ms old
+    await new Promise((r) => setTimeout(r, 50));
+    assert.is(received.length, 4, 'still waiting: the batches holding the slots are 4 ms old');
+    clock.advance(5);
+    await until('the calls still waiting went once those batches were 5 ms old', () => received.length === 5);
+    for (const i of [2, 3, 4]) answer(i);
+    assert.equal(await Promise.all([...first, ...second, ...third, ...fourth, ...fifth]), [1, 1, 2, 2, 3, 3, 4, 4, 5, 5]);
+  } finally {
+    await held.close();
   }
 });
 
