@@ -158,10 +158,12 @@ interface SentBatch {
  * Batches to one node that may wait for their first answer at once. The calls
  * made meanwhile for that node wait for the next batch, sent as soon as one of
  * these is answered: so batches grow with the load (as Nagle's algorithm grows
- * TCP segments), and the calls of 128 callers go in a few messages of ~64
- * rather than many of a few, which costs the node, the server and the client
- * less per call. With one batch unanswered a slot is free, so under light load
- * no call waits; two keep the node busy while an answer travels.
+ * TCP segments). The calls of 128 callers went in batches of about 20, each
+ * answered in two or more messages; now they go in batches of about 64, each
+ * answered in one, which costs the node, the server and the client less per
+ * call (docs/performance.md). With one batch unanswered a slot is free, so
+ * under light load no call waits; two keep the node busy while an answer
+ * travels.
  */
 const BATCHES_IN_FLIGHT = 2;
 

@@ -102,9 +102,9 @@ function singleCall(msg: Msg, headers: HeaderBlock | undefined): IncomingCall {
  * hold its callers (and the NATS socket) until its last call; in slices, the
  * first answers travel, and the callers' next calls arrive, while the rest run.
  * Molt's client sends batches of about 64 under load (two unanswered per node,
- * see client.ts): one slice each, answered in one message. Smaller slices
- * sent three to four answers per batch, which cost the node, the server and
- * the client more per call than the overlap gained.
+ * see client.ts): one slice each, answered in one message. Slices of 16 sent
+ * up to four answers per batch, which cost the node, the server and the
+ * client more per call than the overlap gained.
  */
 const BATCH_SLICE = 64;
 
