@@ -158,12 +158,11 @@ interface SentBatch {
  * Batches to one node that may wait for their first answer at once. The calls
  * made meanwhile for that node wait for the next batch, sent as soon as one of
  * these is answered: so batches grow with the load (as Nagle's algorithm grows
- * TCP segments). The calls of 128 callers went in batches of about 20, each
- * answered in two or more messages; now they go in batches of about 64, each
- * answered in one, which costs the node, the server and the client less per
- * call (docs/performance.md). With one batch unanswered a slot is free, so
- * under light load no call waits; two keep the node busy while an answer
- * travels.
+ * TCP segments). With 128 calls in flight a batch holds about 64, answered in
+ * one message (see node/edge.ts), which costs nats-server and the node less
+ * per call than the batches of whatever one answer released
+ * (docs/performance.md). With one batch unanswered a slot is free, so under
+ * light load no call waits; two keep the node busy while an answer travels.
  */
 const BATCHES_IN_FLIGHT = 2;
 

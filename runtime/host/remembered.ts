@@ -357,8 +357,7 @@ export class RememberedCalls {
    * time order: then the latest time among any first of them is the last
    * one's, and {@link encodeRecord} need not read every call's time. On a
    * busy node those calls are no longer in the CPU's caches: reading the 64
-   * of each write was the largest single cost of remembering in a profile of
-   * keyed durable writes (64 actors).
+   * of each write stood out in CPU profiles of keyed durable writes.
    */
   private orderedList: readonly RememberedCall[] | undefined;
   private readonly compact = new CompactCache();
@@ -662,9 +661,7 @@ export class RememberedCalls {
   /**
    * For an actor whose record is never written (volatile): remembers a call
    * at once, as {@link stage} then {@link absorbStaged} would — without the
-   * staged map, whose set, walk and clear for every call were a sixth of
-   * what remembering cost such an actor (a micro-benchmark at 64 calls; the
-   * rest is the index's own string hashing). Call it only for a key
+   * staged map's set, walk and clear for every call. Call it only for a key
    * {@link find} does not know.
    */
   remember(key: string, reply: unknown, now: number): void {

@@ -285,6 +285,14 @@ async function heldBatches(nats: EmbeddedNats, service: string) {
       for (let i = 0; i < 200 && !ok(); i++) await new Promise((r) => setTimeout(r, 5));
       assert.ok(ok(), what);
     },
+    /** `n` calls, then `n` more once their batch arrived: two batches unanswered, both slots taken. */
+    async takeBothSlots(n: number) {
+      const first = this.calls(n);
+      await this.until('the first batch arrived', () => received.length === 1);
+      const second = this.calls(n);
+      await this.until('the second batch arrived', () => received.length === 2);
+      return [first, second] as const;
+    },
     async close() {
       await client.close();
       await node.close();
@@ -296,10 +304,7 @@ test('a client keeps two batches unanswered per node: the calls made meanwhile w
   const held = await heldBatches(nats, 'slots');
   const { received, calls, until, answer, clock } = held;
   try {
-    const first = calls(3);
-    await until('the first batch arrived', () => received.length === 1);
-    const second = calls(3);
-    await until('the second batch arrived', () => received.length === 2);
+    const [first, second] = await held.takeBothSlots(3);
     // Two unanswered: calls made in two later ticks wait.
     const third = calls(3);
     await new Promise((r) => setImmediate(r));
@@ -329,10 +334,7 @@ test('calls waiting for a slot go within 5 ms even when the batches holding the 
   const held = await heldBatches(nats, 'slots2');
   const { received, calls, until, answer, clock } = held;
   try {
-    const first = calls(2);
-    await until('the first batch arrived', () => received.length === 1);
-    const second = calls(2);
-    await until('the second batch arrived', () => received.length === 2);
+    const [first, second] = await held.takeBothSlots(2);
     const third = calls(2); // they wait, at 0 ms
     await new Promise((r) => setTimeout(r, 50));
     clock.advance(1);
