@@ -145,6 +145,7 @@ export async function startUpgradeManager(node: MoltNode, options: UpgradeManage
       ctx.stopped = true;
       for (const t of timers) if (t !== undefined) clock.clearTimeout(t);
       schedules.stop();
+      rollouts.stop();
       watch.stop();
       expectations.stop();
       await ctx.restarts.settled();

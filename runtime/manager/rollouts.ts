@@ -10,27 +10,53 @@
  * Older rollouts of a type keep the counts they had when the next one
  * started: they are history.
  *
- * Why every manager does it: there is no coordinator. Each manager recounts
- * when a node's version or status changes and at every reconciliation,
- * writing only when the numbers differ, with compare-and-set on the rollout's
- * revision, so concurrent managers never lose each other's writes and the
- * first to see the end records it.
+ * Who writes: there is no coordinator, but there is a first choice. Every
+ * manager recounts when a node's version or status changes and at every
+ * reconciliation; the manager of the live node with the lowest id among those
+ * hosting the type (its *counter*) writes at once, with compare-and-set on
+ * the rollout's revision. Every other manager, finding the record behind what
+ * it counts, looks again a scheduling tick later and writes then if the
+ * record is still behind — the counter's node may run no manager, or be slow.
+ * So one change costs one write, where every manager writing at once cost N
+ * attempts, N − 1 of them refused compare-and-sets each followed by a read
+ * (N² per rollout over N nodes); and when the counter cannot write, the
+ * others still do, a tick later. Concurrent writers never lose each other's
+ * writes, and the first to see the end records it.
  *
  * @module
  */
 import { supersedes, type RolloutRecord } from '../udb/index.ts';
 import { nodeViews, type ManagerContext } from './context.ts';
 import { errorText } from './model.ts';
+import type { TimerHandle } from '../env.ts';
 
 export interface RolloutAccounting {
-  /** Recounts every rollout that is not over (coalesced: a call during a recount runs one more round). */
+  /**
+   * Recounts every rollout that is not over (coalesced: a call during a
+   * recount runs one more round). Writes the rollouts this manager counts;
+   * for the others, looks again a tick later (see the module notes).
+   */
   refresh(): Promise<void>;
+  /** Cancels a pending second look. */
+  stop(): void;
 }
 
 export function createRolloutAccounting(ctx: ManagerContext): RolloutAccounting {
   const { udb, clock, logger } = ctx;
   let refreshing: Promise<void> | undefined;
   let refreshAgain = false;
+  /** Set by a recount that left a rollout it found behind to its counter: the next one writes whatever is still behind. */
+  let lookAgain: TimerHandle | undefined;
+  let writeAll = false;
+
+  function scheduleSecondLook(): void {
+    if (lookAgain !== undefined || ctx.stopped) return;
+    lookAgain = clock.setTimeout(() => {
+      lookAgain = undefined;
+      writeAll = true;
+      void refresh();
+    }, ctx.config.tickMs);
+  }
 
   async function refresh(): Promise<void> {
     if (refreshing) {
@@ -40,6 +66,9 @@ export function createRolloutAccounting(ctx: ManagerContext): RolloutAccounting 
     refreshing = (async () => {
       do {
         refreshAgain = false;
+        const anyone = writeAll;
+        writeAll = false;
+        let leftToCounter = false;
         const all = [...ctx.rollouts.values()];
         for (const r of all) {
           if (ctx.stopped) continue;
@@ -55,6 +84,11 @@ export function createRolloutAccounting(ctx: ManagerContext): RolloutAccounting 
             state === 'rolling-back' ? (back ? 'rolled-back' : undefined) : state === 'running' || state === 'paused' ? (done ? 'done' : undefined) : undefined;
           const same = JSON.stringify(counts) === JSON.stringify(r.counts);
           if (same && !ending(r.state)) continue;
+          // The views are sorted by id: the first is the rollout's counter.
+          if (!anyone && views[0]?.id !== ctx.node.id) {
+            leftToCounter = true;
+            continue;
+          }
           try {
             const next = await udb.updateRollout(r.rolloutId, (cur) => {
               const finish = ending(cur.state);
@@ -67,6 +101,7 @@ export function createRolloutAccounting(ctx: ManagerContext): RolloutAccounting 
             logger.warn('could not update rollout', { rolloutId: r.rolloutId, error: errorText(e) });
           }
         }
+        if (leftToCounter) scheduleSecondLook();
       } while (refreshAgain && !ctx.stopped);
     })().finally(() => {
       refreshing = undefined;
@@ -74,5 +109,11 @@ export function createRolloutAccounting(ctx: ManagerContext): RolloutAccounting 
     return refreshing;
   }
 
-  return { refresh };
+  return {
+    refresh,
+    stop() {
+      if (lookAgain !== undefined) clock.clearTimeout(lookAgain);
+      lookAgain = undefined;
+    },
+  };
 }
