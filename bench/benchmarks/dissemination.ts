@@ -50,6 +50,8 @@ import { openUpgradeStore, type UpgradeStore } from '../../runtime/server/store.
 import { openUdb, type Udb } from '../../runtime/udb/index.ts';
 import { controlRollout } from '../../runtime/operate/rollouts.ts';
 import { DEFAULT_SHARDS, encodeKey, shardOf } from '../../runtime/wire/protocol.ts';
+import { bucketNames } from '../../runtime/internal.ts';
+import { UdbPrefix } from '../../runtime/udb/index.ts';
 import { processCpuMicros, quantile, stat, type Agent, type BenchContext, type Benchmark } from '../harness.ts';
 import { sweep } from './resident.ts';
 
@@ -127,6 +129,8 @@ interface Published {
   windowMs: number;
   nodesCpuMs: number;
   natsCpuMs: number;
+  /** Publishes to the rollout's record from the publish call until it was recorded done: the publisher's, then the managers' counts (every compare-and-set attempt, refused ones too). */
+  rolloutWrites: number;
 }
 
 /**
@@ -143,6 +147,14 @@ async function publishNext(c: Cluster, staged: boolean): Promise<Published> {
   // CPU of the node processes and nats-server from before the publish call until every node loaded it.
   const cpuOfNodes = async () => (await Promise.all(c.agents.map((a) => a.call<number>('cpu')))).reduce((x, y) => x + y, 0);
   const [nodesCpu0, natsCpu0] = [await cpuOfNodes(), processCpuMicros(c.nats.process.pid!)];
+  // Every publish to a rollout record, seen by a plain subscriber: accepted or refused, each is one.
+  let rolloutWrites = 0;
+  const writes = c.nc.subscribe(`$KV.${bucketNames(SERVICE).udb}.${UdbPrefix.rollouts}>`, {
+    callback: () => {
+      rolloutWrites++;
+    },
+  });
+  await c.nc.flush();
   const p0 = performance.now();
   const published = await publishUpgrade({ nats: c.nc, module, signer: c.signer, versions: { [TYPE]: version }, paused: staged });
   const publishMs = performance.now() - p0;
@@ -164,6 +176,8 @@ async function publishNext(c: Cluster, staged: boolean): Promise<Published> {
     if (Date.now() > until) throw new Error(`rollout ${rolloutId} not done 30 s after every node upgraded`);
     await new Promise((r) => setTimeout(r, 20));
   }
+  await c.nc.flush();
+  writes.unsubscribe();
   return {
     version,
     loads,
@@ -175,6 +189,7 @@ async function publishNext(c: Cluster, staged: boolean): Promise<Published> {
     windowMs,
     nodesCpuMs,
     natsCpuMs,
+    rolloutWrites,
   };
 }
 
@@ -187,7 +202,8 @@ function describe(c: Cluster, label: string, r: Published): string {
   return (
     `N=${c.n} ${label} ${TYPE}@${r.version}: loaded on the first node at ${lat[0]!.toFixed(0)} ms, median ${quantile(lat, 0.5).toFixed(0)} ms, every node ${max(lat).toFixed(0)} ms ` +
     `(${watchOnly}/${lat.length} with no reconciliation in the window); every node upgraded at ${max(r.upgradedMs).toFixed(0)} ms; publish call ${r.publishMs.toFixed(0)} ms; ` +
-    `CPU from publish call to every node loaded (${r.windowMs.toFixed(0)} ms): node process ${r.nodesCpuMs.toFixed(0)} ms, nats-server ${r.natsCpuMs.toFixed(0)} ms`
+    `CPU from publish call to every node loaded (${r.windowMs.toFixed(0)} ms): node process ${r.nodesCpuMs.toFixed(0)} ms, nats-server ${r.natsCpuMs.toFixed(0)} ms; ` +
+    `${r.rolloutWrites} writes to the rollout record`
   );
 }
 
@@ -198,6 +214,9 @@ interface Series {
   /** Per publish: node-process and nats-server CPU over the window, as a share of its wall time. */
   nodesCpuShare: number[];
   natsCpuShare: number[];
+  /** Per publish: every node upgraded (after the resume), and the writes to the rollout record. */
+  everyUpgradedMs: number[];
+  rolloutWrites: number[];
   watchOnly: number;
   samples: number;
 }
@@ -206,13 +225,15 @@ async function measureCluster(ctx: BenchContext, c: Cluster, publishesPerRep: nu
   for (let i = 0; i < (ctx.options.quick ? 1 : WARMUP_PUBLISHES); i++) ctx.log(describe(c, 'warm-up (not counted)', await publishNext(c, true)));
   const reps: Series[] = [];
   for (let rep = 0; rep < ctx.options.reps; rep++) {
-    const s: Series = { everyNodeMs: [], perNodeMs: [], nodesCpuShare: [], natsCpuShare: [], watchOnly: 0, samples: 0 };
+    const s: Series = { everyNodeMs: [], perNodeMs: [], nodesCpuShare: [], natsCpuShare: [], everyUpgradedMs: [], rolloutWrites: [], watchOnly: 0, samples: 0 };
     for (let i = 0; i < publishesPerRep; i++) {
       const r = await publishNext(c, true);
       s.everyNodeMs.push(max(r.loadMs));
       s.perNodeMs.push(...r.loadMs);
       s.nodesCpuShare.push(r.nodesCpuMs / r.windowMs);
       s.natsCpuShare.push(r.natsCpuMs / r.windowMs);
+      s.everyUpgradedMs.push(max(r.upgradedMs));
+      s.rolloutWrites.push(r.rolloutWrites);
       s.watchOnly += r.loads.filter((l) => !l.reconciled).length;
       s.samples += r.loads.length;
       ctx.log(describe(c, `rep ${rep + 1} staged`, r));
@@ -313,6 +334,8 @@ export const dissemination: Benchmark = {
             watch_only_share: stat([watchOnly / samples]),
             node_process_cpu_share: stat(reps.map((s) => p(s.nodesCpuShare, 0.5))),
             nats_server_cpu_share: stat(reps.map((s) => p(s.natsCpuShare, 0.5))),
+            every_node_upgraded_p50_ms: stat(reps.map((s) => p(s.everyUpgradedMs, 0.5))),
+            rollout_record_writes_p50: stat(reps.map((s) => p(s.rolloutWrites, 0.5))),
           },
         });
         ctx.log(`N=${n}: all ${all.length} node loads: p50 ${quantile(all, 0.5).toFixed(0)} ms, p99 ${quantile(all, 0.99).toFixed(0)} ms, max ${all[all.length - 1]!.toFixed(0)} ms; ${watchOnly}/${samples} with no reconciliation in the window (so through the KV watch)`);
