@@ -15,8 +15,9 @@
  * reconciliation; the manager of the live node with the lowest id among those
  * hosting the type (its *counter*) writes at once, with compare-and-set on
  * the rollout's revision. Every other manager, finding the record behind what
- * it counts, looks again a scheduling tick later and writes then if the
- * record is still behind — the counter's node may run no manager, or be slow.
+ * it counts, looks again a scheduling tick later: if nobody wrote the record
+ * in that tick (the counter's node may run no manager, or be cut off), it
+ * writes; if someone did, the counter is at work and it waits another tick.
  * So one change costs one write, where every manager writing at once cost N
  * attempts, N − 1 of them refused compare-and-sets each followed by a read
  * (N² per rollout over N nodes); and when the counter cannot write, the
@@ -45,15 +46,21 @@ export function createRolloutAccounting(ctx: ManagerContext): RolloutAccounting 
   const { udb, clock, logger } = ctx;
   let refreshing: Promise<void> | undefined;
   let refreshAgain = false;
-  /** Set by a recount that left a rollout it found behind to its counter: the next one writes whatever is still behind. */
+  /** Set by a recount that left a rollout it found behind to its counter: the second look, a tick later. */
   let lookAgain: TimerHandle | undefined;
-  let writeAll = false;
+  let secondLook = false;
+  /**
+   * Rollouts this manager found behind and left to their counter, with the
+   * record's `updatedAt` then. A second look writes one only if nobody has
+   * written it since: while the counter keeps writing, the others wait.
+   */
+  const leftBehind = new Map<string, number>();
 
   function scheduleSecondLook(): void {
     if (lookAgain !== undefined || ctx.stopped) return;
     lookAgain = clock.setTimeout(() => {
       lookAgain = undefined;
-      writeAll = true;
+      secondLook = true;
       void refresh();
     }, ctx.config.tickMs);
   }
@@ -66,8 +73,8 @@ export function createRolloutAccounting(ctx: ManagerContext): RolloutAccounting 
     refreshing = (async () => {
       do {
         refreshAgain = false;
-        const anyone = writeAll;
-        writeAll = false;
+        const looking = secondLook;
+        secondLook = false;
         let leftToCounter = false;
         const all = [...ctx.rollouts.values()];
         for (const r of all) {
@@ -83,12 +90,21 @@ export function createRolloutAccounting(ctx: ManagerContext): RolloutAccounting 
           const ending = (state: RolloutRecord['state']): 'done' | 'rolled-back' | undefined =>
             state === 'rolling-back' ? (back ? 'rolled-back' : undefined) : state === 'running' || state === 'paused' ? (done ? 'done' : undefined) : undefined;
           const same = JSON.stringify(counts) === JSON.stringify(r.counts);
-          if (same && !ending(r.state)) continue;
-          // The views are sorted by id: the first is the rollout's counter.
-          if (!anyone && views[0]?.id !== ctx.node.id) {
-            leftToCounter = true;
+          if (same && !ending(r.state)) {
+            leftBehind.delete(r.rolloutId);
             continue;
           }
+          // The views are sorted by id: the first is the rollout's counter.
+          if (views[0]?.id !== ctx.node.id) {
+            const since = leftBehind.get(r.rolloutId);
+            // Written since it was found behind: its counter is at work, wait another tick.
+            if (!looking || since !== r.updatedAt) {
+              if (looking || since === undefined) leftBehind.set(r.rolloutId, r.updatedAt);
+              leftToCounter = true;
+              continue;
+            }
+          }
+          leftBehind.delete(r.rolloutId);
           try {
             const next = await udb.updateRollout(r.rolloutId, (cur) => {
               const finish = ending(cur.state);
