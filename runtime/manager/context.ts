@@ -118,7 +118,7 @@ export function nodeViews(ctx: ManagerContext, type: string): ScheduleNodeView[]
   for (const [id, v] of ctx.nodes) {
     const version = v.record.versions[type];
     if (typeof version !== 'number') continue;
-    const live = v.record.status !== 'stopped' && (id === ctx.node.id || now - v.lastSeen <= ctx.config.leaseMs);
+    const live = isLive(ctx, id, v, now);
     const s = v.record.typeStats?.[type] ?? v.record.stats;
     const labels = labelsOf(v.record.labels);
     out.push({
@@ -131,4 +131,24 @@ export function nodeViews(ctx: ManagerContext, type: string): ScheduleNodeView[]
     });
   }
   return out.sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+}
+
+/** Live: not stopped, and this node or a record changed within the lease (by this manager's clock). */
+function isLive(ctx: ManagerContext, id: string, v: NodeView, now: number): boolean {
+  return v.record.status !== 'stopped' && (id === ctx.node.id || now - v.lastSeen <= ctx.config.leaseMs);
+}
+
+/**
+ * The lowest id among the live nodes hosting `type` (as {@link nodeViews}
+ * shows them, without building them): the node whose manager counts that
+ * type's rollouts (manager/rollouts.ts).
+ */
+export function counterOf(ctx: ManagerContext, type: string): string | undefined {
+  const now = ctx.clock.now();
+  let lowest: string | undefined;
+  for (const [id, v] of ctx.nodes) {
+    if (typeof v.record.versions[type] !== 'number' || !isLive(ctx, id, v, now)) continue;
+    if (lowest === undefined || id < lowest) lowest = id;
+  }
+  return lowest;
 }

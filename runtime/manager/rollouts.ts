@@ -13,21 +13,23 @@
  * Who writes: there is no coordinator, but there is a first choice. Every
  * manager recounts when a node's version or status changes and at every
  * reconciliation; the manager of the live node with the lowest id among those
- * hosting the type (its *counter*) writes at once, with compare-and-set on
- * the rollout's revision. Every other manager, finding the record behind what
- * it counts, looks again a scheduling tick later: if nobody wrote the record
- * in that tick (the counter's node may run no manager, or be cut off), it
- * writes; if someone did, the counter is at work and it waits another tick.
- * So one change costs one write, where every manager writing at once cost N
- * attempts, N − 1 of them refused compare-and-sets each followed by a read
- * (N² per rollout over N nodes); and when the counter cannot write, the
- * others still do, a tick later. Concurrent writers never lose each other's
- * writes, and the first to see the end records it.
+ * hosting the type (its *counter*) counts on every change and writes at
+ * once, with compare-and-set on the rollout's revision. Every other manager
+ * counts once per scheduling tick while changes come, and writes once nobody
+ * has written a record it finds behind for as many ticks as its rank among
+ * those nodes (the node after the counter after one tick, the one after it
+ * after two): the counter's node may run no manager, or be cut off. While
+ * someone keeps writing, the others wait. So one change costs one write,
+ * where every manager writing at once cost N attempts, N − 1 of them refused
+ * compare-and-sets each followed by a read (N² per rollout over N nodes);
+ * when the counter cannot write, the next one does, a tick later.
+ * Concurrent writers never lose each other's writes, and the first to see
+ * the end records it.
  *
  * @module
  */
 import { supersedes, type RolloutRecord } from '../udb/index.ts';
-import { nodeViews, type ManagerContext } from './context.ts';
+import { counterOf, nodeViews, type ManagerContext } from './context.ts';
 import { errorText } from './model.ts';
 import type { TimerHandle } from '../env.ts';
 
@@ -46,21 +48,20 @@ export function createRolloutAccounting(ctx: ManagerContext): RolloutAccounting 
   const { udb, clock, logger } = ctx;
   let refreshing: Promise<void> | undefined;
   let refreshAgain = false;
-  /** Set by a recount that left a rollout it found behind to its counter: the second look, a tick later. */
+  /** Set by a recount that left a rollout it found behind to its counter: the next look, a tick later. */
   let lookAgain: TimerHandle | undefined;
-  let secondLook = false;
+  let tickLook = false;
   /**
-   * Rollouts this manager found behind and left to their counter, with the
-   * record's `updatedAt` then. A second look writes one only if nobody has
-   * written it since: while the counter keeps writing, the others wait.
+   * Rollouts this manager found behind and left to their counter: the
+   * record's `updatedAt` then, and the ticks since in which nobody wrote it.
    */
-  const leftBehind = new Map<string, number>();
+  const leftBehind = new Map<string, { updatedAt: number; quietTicks: number }>();
 
   function scheduleSecondLook(): void {
     if (lookAgain !== undefined || ctx.stopped) return;
     lookAgain = clock.setTimeout(() => {
       lookAgain = undefined;
-      secondLook = true;
+      tickLook = true;
       void refresh();
     }, ctx.config.tickMs);
   }
@@ -73,14 +74,19 @@ export function createRolloutAccounting(ctx: ManagerContext): RolloutAccounting 
     refreshing = (async () => {
       do {
         refreshAgain = false;
-        const looking = secondLook;
-        secondLook = false;
+        const looking = tickLook;
+        tickLook = false;
         let leftToCounter = false;
         const all = [...ctx.rollouts.values()];
         for (const r of all) {
           if (ctx.stopped) continue;
           const over = r.state === 'done' || r.state === 'rolled-back' || r.state === 'aborted';
           if (over && all.some((o) => supersedes(o, r))) continue;
+          // Not its counter: counted at the next tick's look, not on every change.
+          if (!looking && counterOf(ctx, r.type) !== ctx.node.id) {
+            leftToCounter = true;
+            continue;
+          }
           const views = nodeViews(ctx, r.type).filter((n) => n.live);
           const counts: Record<string, number> = {};
           for (const n of views) counts[String(n.version)] = (counts[String(n.version)] ?? 0) + 1;
@@ -94,12 +100,18 @@ export function createRolloutAccounting(ctx: ManagerContext): RolloutAccounting 
             leftBehind.delete(r.rolloutId);
             continue;
           }
-          // The views are sorted by id: the first is the rollout's counter.
-          if (views[0]?.id !== ctx.node.id) {
-            const since = leftBehind.get(r.rolloutId);
-            // Written since it was found behind: its counter is at work, wait another tick.
-            if (!looking || since !== r.updatedAt) {
-              if (looking || since === undefined) leftBehind.set(r.rolloutId, r.updatedAt);
+          // The views are sorted by id: the first is the rollout's counter; a node not among them comes after them all.
+          const rank = views.findIndex((n) => n.id === ctx.node.id);
+          if (rank !== 0) {
+            const left = leftBehind.get(r.rolloutId);
+            if (left === undefined || left.updatedAt !== r.updatedAt) {
+              // Found behind now, or written since: someone is counting; wait.
+              leftBehind.set(r.rolloutId, { updatedAt: r.updatedAt, quietTicks: 0 });
+              leftToCounter = true;
+              continue;
+            }
+            if (looking) left.quietTicks++;
+            if (left.quietTicks < (rank < 0 ? Math.max(1, views.length) : rank)) {
               leftToCounter = true;
               continue;
             }

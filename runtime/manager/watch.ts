@@ -57,7 +57,7 @@ export interface WatchHooks {
   descriptorsChanged(): void;
   /** A node's version or status changed, or it left: scheduling functions see the node list again. */
   nodesChanged(): void;
-  /** A node's version or status changed: the rollouts are counted again. */
+  /** A node's version or status changed, or a rollout appeared: the rollouts are counted again. */
   recount(): void;
   control(record: ControlRecord): void;
   rollout(record: RolloutRecord): void;
@@ -134,8 +134,11 @@ export function createWatch(ctx: ManagerContext, hooks: WatchHooks): Watch {
     if (entry.operation !== 'PUT') return;
     const record = parseRecord(entry.value, udbShapes.rollout);
     if (!record) return;
+    const known = ctx.rollouts.has(record.rolloutId);
     ctx.rollouts.set(record.rolloutId, record);
     hooks.rollout(record);
+    // A new rollout is counted at once (its counter writes the first counts), not at the next node change or reconciliation.
+    if (!known) queueMicrotask(hooks.recount);
   }
 
   function observeRetired(entry: KvEntry): void {
