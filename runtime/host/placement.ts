@@ -351,10 +351,11 @@ export class Placement {
     const seen = this.lastSeen.get(id);
     this.records.set(id, rec);
     this.lastSeen.set(id, this.o.clock.monotonic());
-    // A heartbeat of a live node that changes neither its status nor its
-    // claims changes no input of recompute(); skipping it saves O(N) per
-    // record, N records a heartbeat period.
-    if (before && seen !== undefined && this.watchedUpTo - seen <= this.o.leaseMs && before.status === rec.status && sameShards(before.claims, rec.claims)) return;
+    // A record of a live node that neither stops nor starts and keeps its
+    // claims changes no input of recompute() (liveness reads only whether a
+    // node is stopped): skipping it saves O(N) per record — N heartbeats a
+    // period, and two status changes per node and upgrade during a rollout.
+    if (before && seen !== undefined && this.watchedUpTo - seen <= this.o.leaseMs && (before.status === 'stopped') === (rec.status === 'stopped') && sameShards(before.claims, rec.claims)) return;
     // Membership or claims may have changed (a node joined, left, came back
     // or released shards): cheap to recompute, and handovers wait on it.
     this.recompute();
