@@ -10,21 +10,23 @@
  * Older rollouts of a type keep the counts they had when the next one
  * started: they are history.
  *
- * Who writes: there is no coordinator, but there is a first choice. Every
- * manager recounts when a node's version or status changes and at every
- * reconciliation; the manager of the live node with the lowest id among those
- * hosting the type (its *counter*) counts on every change and writes at
+ * Who writes: there is no coordinator, but there is a first choice, the
+ * rollout's *counter* — the manager of the live node with the lowest id among
+ * those hosting the type. It recounts whenever a node's version or status
+ * changes, when a rollout appears and at every reconciliation, and writes at
  * once, with compare-and-set on the rollout's revision. Every other manager
- * counts once per scheduling tick while changes come, and writes once nobody
- * has written a record it finds behind for as many ticks as its rank among
- * those nodes (the node after the counter after one tick, the one after it
- * after two): the counter's node may run no manager, or be cut off. While
- * someone keeps writing, the others wait. So one change costs one write,
- * where every manager writing at once cost N attempts, N − 1 of them refused
- * compare-and-sets each followed by a read (N² per rollout over N nodes);
- * when the counter cannot write, the next one does, a tick later.
- * Concurrent writers never lose each other's writes, and the first to see
- * the end records it.
+ * recounts at most once per scheduling tick after such an event, and writes
+ * a record it finds behind only once nobody has written it for as many
+ * ticks as its rank among those nodes (the node after the counter after one
+ * quiet tick, the one after it after two): the counter's node may run no
+ * manager, or be cut off. While someone keeps writing, the others wait.
+ *
+ * So one change costs one write, where every manager writing at once cost N
+ * attempts, N − 1 of them refused compare-and-sets each followed by a read
+ * (N² per rollout over N nodes; docs/performance.md, "Dissemination"). When
+ * the counter cannot write, the next one does, a tick later; concurrent
+ * writers never lose each other's writes, and the first to see the end
+ * records it.
  *
  * @module
  */
@@ -37,10 +39,10 @@ export interface RolloutAccounting {
   /**
    * Recounts every rollout that is not over (coalesced: a call during a
    * recount runs one more round). Writes the rollouts this manager counts;
-   * for the others, looks again a tick later (see the module notes).
+   * the others it looks at again a tick later (see the module notes).
    */
   refresh(): Promise<void>;
-  /** Cancels a pending second look. */
+  /** Cancels the pending look, if any. */
   stop(): void;
 }
 
@@ -48,20 +50,21 @@ export function createRolloutAccounting(ctx: ManagerContext): RolloutAccounting 
   const { udb, clock, logger } = ctx;
   let refreshing: Promise<void> | undefined;
   let refreshAgain = false;
-  /** Set by a recount that left a rollout it found behind to its counter: the next look, a tick later. */
-  let lookAgain: TimerHandle | undefined;
-  let tickLook = false;
+  /** The next look at the rollouts this manager does not count, a tick after a recount left one to its counter. */
+  let nextLook: TimerHandle | undefined;
+  /** Set while the recount is that look. */
+  let lookDue = false;
   /**
    * Rollouts this manager found behind and left to their counter: the
    * record's `updatedAt` then, and the ticks since in which nobody wrote it.
    */
   const leftBehind = new Map<string, { updatedAt: number; quietTicks: number }>();
 
-  function scheduleSecondLook(): void {
-    if (lookAgain !== undefined || ctx.stopped) return;
-    lookAgain = clock.setTimeout(() => {
-      lookAgain = undefined;
-      tickLook = true;
+  function scheduleLook(): void {
+    if (nextLook !== undefined || ctx.stopped) return;
+    nextLook = clock.setTimeout(() => {
+      nextLook = undefined;
+      lookDue = true;
       void refresh();
     }, ctx.config.tickMs);
   }
@@ -74,8 +77,8 @@ export function createRolloutAccounting(ctx: ManagerContext): RolloutAccounting 
     refreshing = (async () => {
       do {
         refreshAgain = false;
-        const looking = tickLook;
-        tickLook = false;
+        const looking = lookDue;
+        lookDue = false;
         let leftToCounter = false;
         const all = [...ctx.rollouts.values()];
         for (const r of all) {
@@ -129,7 +132,7 @@ export function createRolloutAccounting(ctx: ManagerContext): RolloutAccounting 
             logger.warn('could not update rollout', { rolloutId: r.rolloutId, error: errorText(e) });
           }
         }
-        if (leftToCounter) scheduleSecondLook();
+        if (leftToCounter) scheduleLook();
       } while (refreshAgain && !ctx.stopped);
     })().finally(() => {
       refreshing = undefined;
@@ -140,8 +143,8 @@ export function createRolloutAccounting(ctx: ManagerContext): RolloutAccounting 
   return {
     refresh,
     stop() {
-      if (lookAgain !== undefined) clock.clearTimeout(lookAgain);
-      lookAgain = undefined;
+      if (nextLook !== undefined) clock.clearTimeout(nextLook);
+      nextLook = undefined;
     },
   };
 }
