@@ -32,6 +32,12 @@
  * started between 250 ms before time zero and the load can only have come
  * through the KV watch; the report gives that share.
  *
+ * Per staged publish, also: when every node had upgraded after the resume,
+ * and how many times the rollout's record was written from the publish call
+ * until it was recorded done — every publish to its key a plain subscriber
+ * sees, compare-and-sets refused included (the managers' counts: one writer
+ * per change, see runtime/manager/rollouts.ts).
+ *
  * Also measured: an unstaged `immediate` rollout of 10 nodes holding exactly
  * 1,000 resident durable actors each — publish until every node has upgraded
  * in place (TF applied to every resident actor, written back with
