@@ -1,9 +1,9 @@
 /**
  * Who writes a rollout's counts: the manager of the live node with the
- * lowest id hosting the type (its counter) at once, every other manager only
- * if the record is still behind a tick later. Every manager writing at once
- * cost N compare-and-set attempts per change (N − 1 refused, each followed by
- * a read): N² per rollout over N nodes.
+ * lowest id hosting the type (its counter) at once; another manager only
+ * once nobody has written a record it finds behind for as many ticks as its
+ * rank. Every manager writing at once cost N compare-and-set attempts per
+ * change (N − 1 refused, each followed by a read): N² per rollout over N nodes.
  *
  * Counted here as the publishes to the rollout's key that a plain NATS
  * subscriber sees: every attempt is one, refused or not.
@@ -77,7 +77,7 @@ test('a rollout over five nodes is counted with about one write per change, not 
   await waitForVersions(ctx.udb, ids, 'counter', 2);
   const done = await waitForRollout(ctx.udb, rollout.rolloutId, (r) => r.state === 'done', 'done');
   assert.equal(done.counts, { '2': 5 });
-  // Let any second look (a tick) and a reconciliation pass.
+  // Let the other managers' looks (a tick each) and a reconciliation pass.
   await new Promise((r) => setTimeout(r, TIMINGS.reconcileMs + 2 * TIMINGS.tickMs));
   await ctx.nc.flush();
   // The publisher's creation, then at most one write per node's change (its
