@@ -49,9 +49,9 @@ test.after.each(async (ctx) => {
 });
 
 /** A node, with its upgrade manager unless `manager` is false. */
-async function startNode(ctx: Ctx, id: string, { manager = true } = {}): Promise<void> {
+async function startNode(ctx: Ctx, id: string, { manager = true, reconcileMs = TIMINGS.reconcileMs } = {}): Promise<void> {
   const trustedKeys = [ctx.publisher.publicKey];
-  const { leaseMs, heartbeatMs, reconcileMs, tickMs } = TIMINGS;
+  const { leaseMs, heartbeatMs, tickMs } = TIMINGS;
   const node = await createNode({ service, nats: { servers: ctx.nats.url }, nodeId: id, logger: silentLogger, heartbeatMs, leaseMs, trusts: trustedKeys.map(keyFingerprint) });
   ctx.nodes.push({ node, ...(manager ? { manager: await startUpgradeManager(node, { trustedKeys, reconcileMs, tickMs, leaseMs, logger: silentLogger }) } : {}) });
 }
@@ -97,6 +97,18 @@ test('a counter that runs no manager leaves the counting to the others, a tick l
   const counted = await waitForRollout(ctx.udb, rollout.rolloutId, (r) => r.counts['2'] === 2, 'b and c counted at v2', 5_000);
   assert.equal(counted.counts, { '1': 1, '2': 2 });
   assert.is(counted.state, 'running', 'not done while a runs v1');
+});
+
+test('a new rollout is counted as soon as a manager sees it, before any node changes', async (ctx) => {
+  // Reconciliation far off: only seeing the rollout itself can make a manager count it.
+  await startNode(ctx, 'a', { reconcileMs: 60_000 });
+  await startNode(ctx, 'b', { reconcileMs: 60_000 });
+  for (const { manager } of ctx.nodes) await manager!.reconcile();
+  // Published paused: the nodes load v2 but stay at v1, so no node's version changes.
+  const rollout = (await publish(ctx.nats.url, ctx.publisher.signer, 'test/fixtures/counter-v2.ts', { paused: true })).upgrades[0]!;
+  const counted = await waitForRollout(ctx.udb, rollout.rolloutId, (r) => r.counts['1'] === 2, 'counted at v1', 5_000);
+  assert.equal(counted.counts, { '1': 2 });
+  assert.is(counted.state, 'paused');
 });
 
 test.run();
