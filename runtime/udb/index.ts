@@ -6,8 +6,8 @@
  * @module
  */
 import type { NatsConnection } from '@nats-io/transport-node';
-import { Kvm, type KV, type KvEntry } from '@nats-io/kv';
-import { jetstreamManager, type JetStreamManager } from '@nats-io/jetstream';
+import { Kvm, type Bucket, type KV, type KvEntry } from '@nats-io/kv';
+import { DeliverPolicy, jetstreamManager, type JetStreamManager } from '@nats-io/jetstream';
 import { ErrorCode, MoltError } from '../errors.ts';
 import { bucketNames } from '../wire/protocol.ts';
 import { ensureServiceBuckets } from './buckets.ts';
@@ -50,6 +50,9 @@ export interface UdbSnapshot {
 
 const MAX_CAS_ATTEMPTS = 16;
 
+/** How long {@link Udb.readAll} waits for the last of a prefix's entries before it fails (the caller reads again later). */
+const READ_ALL_TIMEOUT_MS = 10_000;
+
 const encode = (value: unknown) => JSON.stringify(value);
 
 /** Typed access to a service's UDB bucket. */
@@ -66,14 +69,41 @@ export class Udb {
     private readonly nc?: NatsConnection,
   ) {}
 
-  /** Every entry (latest value) under `prefix`, e.g. `nodes.`. */
+  /**
+   * Every entry (latest value) under `prefix`, e.g. `nodes.`, delivered by one
+   * consumer of the last message per key — not a key listing and a get per
+   * key, which would cost every reader (each node's upgrade manager, every
+   * minute) one request per rollout ever published. Like the key lister it is
+   * an ordered consumer, so it may end early if the server drops it: a reader
+   * that must tell an empty world from a lost read uses {@link Udb.snapshot}.
+   */
   async readAll(prefix: string): Promise<KvEntry[]> {
-    // A Set: the key lister is an ordered consumer, which may deliver a key
-    // twice when it restarts under concurrent writes (heartbeats never stop).
-    const keys = new Set<string>();
-    for await (const key of await this.kv.keys(`${prefix}>`)) keys.add(key);
-    const entries = await Promise.all([...keys].map((k) => this.kv.get(k)));
-    return entries.filter((e): e is KvEntry => e !== null && e.operation === 'PUT');
+    const bucket = this.kv as Bucket;
+    const consumer = await bucket.js.consumers.getPushConsumer(bucket.stream, {
+      filter_subjects: bucket.fullKeyName(`${prefix}>`),
+      deliver_policy: DeliverPolicy.LastPerSubject,
+    });
+    try {
+      if ((await consumer.info(true)).num_pending === 0) return [];
+      // By key: an ordered consumer that restarts under concurrent writes
+      // (heartbeats never stop) may deliver a key twice; the later one is newer.
+      const latest = new Map<string, KvEntry>();
+      const messages = await consumer.consume({
+        callback: (m) => {
+          const entry = bucket.jmToWatchEntry(m, false);
+          latest.set(entry.key, entry);
+          if (m.info.pending === 0) messages.stop();
+        },
+      });
+      const timer = setTimeout(() => messages.stop(new Error(`the read of '${prefix}' did not end within ${READ_ALL_TIMEOUT_MS} ms`)), READ_ALL_TIMEOUT_MS);
+      const ended = await messages.closed().finally(() => clearTimeout(timer));
+      if (ended instanceof Error) throw ended;
+      return [...latest.values()].filter((e) => e.operation === 'PUT');
+    } finally {
+      // Gone at once rather than after the server's idle threshold for
+      // ordered consumers (minutes): one reader makes several a minute.
+      await consumer.delete().catch(() => undefined);
+    }
   }
 
   private async all<T>(prefix: string, shape: RecordShape<T>): Promise<T[]> {
@@ -133,11 +163,11 @@ export class Udb {
    *
    * With the connection given to the constructor, the keys come from the
    * stream's own subject list (one request, paged by the client): the snapshot
-   * is complete, or this throws `Unavailable`. Why not the key lister
-   * (`kv.keys()`, what {@link Udb.readAll} uses): it is an ordered consumer
-   * that ends quietly with what it has received when its consumer goes away
-   * (a nats-server dying or shutting down), so a read could show no nodes and
-   * no rollouts while both exist. A watcher of the whole service must never be
+   * is complete, or this throws `Unavailable`. Why not an ordered consumer
+   * (what {@link Udb.readAll} and the key lister use): it ends quietly with
+   * what it has received when its consumer goes away (a nats-server dying or
+   * shutting down), so a read could show no nodes and no rollouts while both
+   * exist. A watcher of the whole service must never be
    * shown an empty world it cannot tell from a real one.
    */
   async snapshot(): Promise<UdbSnapshot> {
