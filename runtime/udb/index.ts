@@ -50,7 +50,7 @@ export interface UdbSnapshot {
 
 const MAX_CAS_ATTEMPTS = 16;
 
-/** How long {@link Udb.readAll} waits for the last of a prefix's entries before it fails (the caller reads again later). */
+/** How long a read of every key under a prefix waits for the last of a prefix's entries before it fails (the caller reads again later). */
 const READ_ALL_TIMEOUT_MS = 10_000;
 
 const encode = (value: unknown) => JSON.stringify(value);
@@ -70,35 +70,44 @@ export class Udb {
   ) {}
 
   /**
-   * Every entry (latest value) under `prefix`, e.g. `nodes.`, delivered by one
-   * consumer of the last message per key — not a key listing and a get per
-   * key, which would cost every reader (each node's upgrade manager, every
-   * minute) one request per rollout ever published. Like the key lister it is
-   * an ordered consumer, so it may end early if the server drops it: a reader
-   * that must tell an empty world from a lost read uses {@link Udb.snapshot}.
+   * Every entry (latest value) under `prefix`, e.g. `nodes.`. Like the key
+   * lister it reads through an ordered consumer, so it may end early if the
+   * server drops it: a reader that must tell an empty world from a lost read
+   * uses {@link Udb.snapshot}.
    */
   async readAll(prefix: string): Promise<KvEntry[]> {
+    return [...(await this.lastOfEach(`${prefix}>`)).values()].filter((e) => e.operation === 'PUT');
+  }
+
+  /**
+   * The last message of every key matching `filter` (deletes and purges too),
+   * by key, delivered by one consumer — not a key listing and a get per key,
+   * which cost every reader one request per record: each node's upgrade
+   * manager every minute, per rollout ever published; `molt status --watch`
+   * and the dashboard every second, per node and rollout ever recorded.
+   */
+  private async lastOfEach(filter: string): Promise<Map<string, KvEntry>> {
     const bucket = this.kv as Bucket;
     const consumer = await bucket.js.consumers.getPushConsumer(bucket.stream, {
-      filter_subjects: bucket.fullKeyName(`${prefix}>`),
+      filter_subjects: bucket.fullKeyName(filter),
       deliver_policy: DeliverPolicy.LastPerSubject,
     });
+    const latest = new Map<string, KvEntry>();
     try {
-      if ((await consumer.info(true)).num_pending === 0) return [];
-      // By key: an ordered consumer that restarts under concurrent writes
-      // (heartbeats never stop) may deliver a key twice; the later one is newer.
-      const latest = new Map<string, KvEntry>();
+      if ((await consumer.info(true)).num_pending === 0) return latest;
       const messages = await consumer.consume({
         callback: (m) => {
+          // An ordered consumer that restarts under concurrent writes (heartbeats
+          // never stop) resumes after the last message it delivered: keep the newest.
           const entry = bucket.jmToWatchEntry(m, false);
-          latest.set(entry.key, entry);
+          if ((latest.get(entry.key)?.revision ?? 0) < entry.revision) latest.set(entry.key, entry);
           if (m.info.pending === 0) messages.stop();
         },
       });
-      const timer = setTimeout(() => messages.stop(new Error(`the read of '${prefix}' did not end within ${READ_ALL_TIMEOUT_MS} ms`)), READ_ALL_TIMEOUT_MS);
+      const timer = setTimeout(() => messages.stop(new Error(`the read of '${filter}' did not end within ${READ_ALL_TIMEOUT_MS} ms`)), READ_ALL_TIMEOUT_MS);
       const ended = await messages.closed().finally(() => clearTimeout(timer));
       if (ended instanceof Error) throw ended;
-      return [...latest.values()].filter((e) => e.operation === 'PUT');
+      return latest;
     } finally {
       // Gone at once rather than after the server's idle threshold for
       // ordered consumers (minutes): one reader makes several a minute.
@@ -161,14 +170,15 @@ export class Udb {
   /**
    * Everything in the UDB at once, as `molt status` shows it.
    *
-   * With the connection given to the constructor, the keys come from the
-   * stream's own subject list (one request, paged by the client): the snapshot
-   * is complete, or this throws `Unavailable`. Why not an ordered consumer
-   * (what {@link Udb.readAll} and the key lister use): it ends quietly with
-   * what it has received when its consumer goes away (a nats-server dying or
-   * shutting down), so a read could show no nodes and no rollouts while both
-   * exist. A watcher of the whole service must never be
-   * shown an empty world it cannot tell from a real one.
+   * With the connection given to the constructor, the snapshot is complete,
+   * or this throws `Unavailable`: the keys come from the stream's own subject
+   * list (one request, paged by the client), the values from one consumer of
+   * each key's last message, and every listed key must be among them. The
+   * consumer alone would not do: like the key lister it ends quietly with
+   * what it has received when it goes away (a nats-server dying or shutting
+   * down), so a read could show no nodes and no rollouts while both exist. A
+   * watcher of the whole service must never be shown an empty world it
+   * cannot tell from a real one.
    */
   async snapshot(): Promise<UdbSnapshot> {
     if (!this.nc) {
@@ -185,14 +195,15 @@ export class Udb {
     }
     let entries: KvEntry[];
     try {
+      // Listed first: every key listed then has a message before the read starts
+      // (a deleted key's is its tombstone), so one not delivered means a
+      // server that does not hold it yet (a replica catching up after a
+      // restart) or a read cut short, never a key written in between.
       const keys = await this.allKeys();
-      const read = await Promise.all(keys.map((k) => this.kv.get(k)));
-      // The stream has a message for every listed key (a deleted key's is its
-      // tombstone): no answer means a server that does not hold it yet (a
-      // replica catching up after a restart answered the direct get).
-      const missing = keys.filter((_, i) => read[i] === null);
+      const latest = await this.lastOfEach('>');
+      const missing = keys.filter((k) => !latest.has(k));
       if (missing.length > 0) throw new Error(`${missing.length} of ${keys.length} keys could not be read (${missing.slice(0, 3).join(', ')}${missing.length > 3 ? ', …' : ''})`);
-      entries = read.filter((e): e is KvEntry => e !== null && e.operation === 'PUT');
+      entries = [...latest.values()].filter((e) => e.operation === 'PUT');
     } catch (e) {
       throw new MoltError(ErrorCode.Unavailable, `cannot read the upgrade database of '${this.service}' (${bucketNames(this.service).udb}) completely: ${(e as Error).message}`, { cause: e });
     }

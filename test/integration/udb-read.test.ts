@@ -1,15 +1,16 @@
 /**
- * Reading every record under a prefix of the upgrade database: each node's
- * upgrade manager does it every minute for the rollouts and their controls,
- * so it must not cost one request per record ever written (a key listing and
- * a get per key did: O(rollouts) requests per manager per minute, growing
- * with the service's history). Counted here as the per-key get requests a
- * plain NATS subscriber sees on the JetStream API.
+ * Reading every record of the upgrade database, or every one under a prefix:
+ * each node's upgrade manager reads the rollouts and their controls every
+ * minute, `molt status --watch` and the dashboard everything every second, so
+ * a read must not cost one request per record ever written (a key listing and
+ * a get per key did: requests per read growing with every node and rollout
+ * the service has had). Counted here as the per-key get requests a plain NATS
+ * subscriber sees on the JetStream API.
  */
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import type { NatsConnection } from '@nats-io/transport-node';
-import type { Udb } from '../../runtime/udb/index.ts';
+import { udbKey, type NodeRecord, type Udb } from '../../runtime/udb/index.ts';
 import { startEmbeddedNats, type EmbeddedNats } from '../support/nats.ts';
 import { openCounters } from '../support/upgrades.ts';
 
@@ -69,6 +70,28 @@ test('an empty prefix reads as empty at once', async (ctx) => {
   await ctx.udb.kv.put('retired.x', JSON.stringify({ x: 1 }));
   await ctx.udb.kv.delete('retired.x');
   assert.equal(await ctx.udb.readAll('retired.'), [], 'a prefix whose only key is deleted');
+});
+
+test('a snapshot of the whole service: every record, without a get per key', async (ctx) => {
+  const { kv } = ctx.udb;
+  const now = Date.now();
+  const node = (id: string): NodeRecord => ({ id, service: 'counters', host: 'h', pid: 1, versions: { counter: 1 }, status: 'stopped', startedAt: now, heartbeatAt: now });
+  for (let i = 0; i < 30; i++) await kv.put(udbKey.node(`n${i}`), JSON.stringify(node(`n${i}`)));
+  await kv.delete(udbKey.node('n29'));
+  for (let r = 0; r < 5; r++) {
+    await ctx.udb.createRollout({ rolloutId: `counter-v${r + 2}-abc`, service: 'counters', type: 'counter', from: r + 1, to: r + 2, schedule: { name: 'immediate', params: {} }, publisher: 'U', state: 'done', counts: {}, startedAt: now, updatedAt: now });
+    for (let i = 0; i < 10; i++) await kv.put(udbKey.progress(`counter-v${r + 2}-abc`, `n${i}`), JSON.stringify({ rolloutId: `counter-v${r + 2}-abc`, nodeId: `n${i}`, type: 'counter', from: r + 1, to: r + 2, step: 'done', at: now }));
+  }
+
+  const gets = await countGets(ctx.nc);
+  const snapshot = await ctx.udb.snapshot();
+  await ctx.nc.flush();
+  gets.stop();
+
+  assert.equal(snapshot.nodes.map((n) => n.id).sort(), Array.from({ length: 29 }, (_, i) => `n${i}`).sort(), 'every node record but the deleted one');
+  assert.is(snapshot.rollouts.length, 5);
+  assert.is(snapshot.progress.length, 50);
+  assert.is(gets.count(), 0, `no per-key get (${gets.count()} made for ${snapshot.nodes.length + snapshot.rollouts.length + snapshot.progress.length} records)`);
 });
 
 test.run();
