@@ -4,7 +4,7 @@
  *
  * @module
  */
-import type { KV } from '@nats-io/kv';
+import { Bucket, type KV } from '@nats-io/kv';
 import type { Msg, MsgHdrs, NatsConnection, Subscription } from '@nats-io/transport-node';
 import { ErrorCode, MoltError } from '../errors.ts';
 import { inboxPrefixOf } from '../nats/connect.ts';
@@ -48,27 +48,33 @@ export interface KvStoreOptions {
 /**
  * Stores state in a JetStream KV bucket.
  *
- * Reads go through the KV client. Writes — the hot path: one per committed
- * batch of every durable actor — are published straight to the key's subject
- * with the `Nats-Expected-Last-Subject-Sequence` header, exactly the message
- * `kv.update` sends, and their acknowledgements are matched on one shared
- * inbox. The durability and the compare-and-set are JetStream's, unchanged;
- * what goes is the client's per-write reply subscription entry, timer, random
- * token and stack-captured error object, which cost more CPU than the rest of
- * a durable call (see docs/performance.md).
+ * Writes — the hot path: one per committed batch of every durable actor — are
+ * published straight to the key's subject with the
+ * `Nats-Expected-Last-Subject-Sequence` header, exactly the message
+ * `kv.update` sends; reads — one per actor loaded, 100,000 in a row when a
+ * type upgrades in place — are the request `kv.get` makes (a direct get, or
+ * the stream's message get when the bucket does not allow direct gets). Both
+ * are answered on one shared inbox. The durability, the compare-and-set and
+ * what a read returns are JetStream's, unchanged; what goes is the client's
+ * per-request reply entry, timer, random token and stack-captured error
+ * object (nats.js makes one for every request, answered or not), which cost
+ * more CPU than the rest of a durable call (see docs/performance.md).
  */
 export function createKvStore(kv: KV, nc: NatsConnection, options: KvStoreOptions = {}): StateStore & { close(): void; readonly ackInbox: string } {
-  const writer = new AckedPublisher(nc, options.writeTimeoutMs ?? DEFAULT_WRITE_TIMEOUT_MS, options.clock ?? systemClock, options.ids ?? createIdGenerator());
+  const timeoutMs = options.writeTimeoutMs ?? DEFAULT_WRITE_TIMEOUT_MS;
+  const inbox = new SharedInbox(nc, timeoutMs, options.clock ?? systemClock, options.ids ?? createIdGenerator());
   const subjectOf = keySubjects(kv);
+  const read = lastValueReader(kv, inbox, timeoutMs);
   return {
-    ackInbox: writer.inbox,
+    ackInbox: inbox.inbox,
     async load(key) {
+      if (read) return read(key);
       const entry = await kv.get(key);
       if (!entry || entry.operation !== 'PUT') return { bytes: undefined, revision: entry ? entry.revision : 0 };
       return { bytes: entry.value, revision: entry.revision };
     },
     async save(key, bytes, revision) {
-      const ack = await writer.publish(subjectOf(key), bytes, expectedLastSequence(revision));
+      const ack = await publishAcked(inbox, subjectOf(key), bytes, expectedLastSequence(revision));
       switch (ack.outcome) {
         case 'stored':
           return ack.seq;
@@ -93,7 +99,7 @@ export function createKvStore(kv: KV, nc: NatsConnection, options: KvStoreOption
       return out;
     },
     close() {
-      writer.close();
+      inbox.close();
     },
   };
 }
@@ -143,30 +149,31 @@ type PubAck =
   | { outcome: 'too-large'; limit: number }
   | { outcome: 'unknown'; description: string };
 
-interface PendingAck {
-  resolve(ack: PubAck): void;
+/** What came back for a request on the shared inbox. */
+type InboxReply = { kind: 'answered'; msg: Msg } | { kind: 'unanswered' } | { kind: 'unsent'; description: string };
+
+interface PendingReply {
+  resolve(reply: InboxReply): void;
   deadline: number;
-  subject: string;
 }
 
 /**
- * Publishes messages to JetStream and resolves with their acknowledgement,
- * matched by a sequence number in the reply subject of one shared inbox
- * subscription. A write unanswered within the timeout resolves as a failure
- * whose outcome is unknown (it may have been stored): the caller must reload
- * before writing again, as it must after any failed write.
+ * Sends requests whose replies come to one shared inbox subscription,
+ * matched by a sequence number in the reply subject, and resolves each with
+ * its reply — or as unanswered once the timeout has passed, or when closed.
+ * One coarse timer serves every deadline.
  */
-class AckedPublisher {
+class SharedInbox {
   readonly inbox: string;
-  private readonly pending = new Map<number, PendingAck>();
+  private readonly pending = new Map<number, PendingReply>();
   private readonly subscription: Subscription;
   private sweep: TimerHandle | undefined;
   private closed = false;
   private next = 0;
 
   constructor(
-    private readonly nc: NatsConnection,
-    private readonly timeoutMs: number,
+    readonly nc: NatsConnection,
+    readonly timeoutMs: number,
     private readonly clock: Clock,
     ids: IdGenerator,
   ) {
@@ -175,54 +182,34 @@ class AckedPublisher {
     this.inbox = `${inboxPrefixOf(nc)}.molt-kv.${ids.next()}`;
     this.subscription = nc.subscribe(`${this.inbox}.*`, {
       callback: (err, msg) => {
-        if (!err) this.onAck(msg);
+        if (!err) this.onReply(msg);
       },
     });
     this.scheduleSweep();
   }
 
-  publish(subject: string, data: Uint8Array, headers: MsgHdrs): Promise<PubAck> {
-    // nats.js refuses a message over the server's max_payload by throwing; say
-    // so as what it is, a permanent refusal, not a passing unavailability.
-    const limit = this.nc.info?.max_payload;
-    if (limit !== undefined && data.length + encodedLength(headers) > limit) return Promise.resolve({ outcome: 'too-large', limit });
+  request(subject: string, data: Uint8Array, headers: MsgHdrs | undefined): Promise<InboxReply> {
     const id = this.next++;
-    return new Promise<PubAck>((resolve) => {
-      this.pending.set(id, { resolve, deadline: this.clock.monotonic() + this.timeoutMs, subject });
+    return new Promise<InboxReply>((resolve) => {
+      this.pending.set(id, { resolve, deadline: this.clock.monotonic() + this.timeoutMs });
       try {
-        this.nc.publish(subject, data, { reply: `${this.inbox}.${id}`, headers });
+        this.nc.publish(subject, data, headers ? { reply: `${this.inbox}.${id}`, headers } : { reply: `${this.inbox}.${id}` });
       } catch (e) {
         this.pending.delete(id);
-        resolve({ outcome: 'refused', errCode: undefined, description: `cannot publish to NATS: ${(e as Error).message}` });
+        resolve({ kind: 'unsent', description: `cannot publish to NATS: ${(e as Error).message}` });
       }
     });
   }
 
-  private onAck(msg: Msg): void {
+  private onReply(msg: Msg): void {
     const id = Number(msg.subject.slice(this.inbox.length + 1));
     const waiting = this.pending.get(id);
     if (!waiting) return; // timed out already
     this.pending.delete(id);
-    if (msg.data.length === 0) {
-      // A status message: 503 when no stream listens on the subject (the
-      // bucket is gone, or its stream has no leader right now).
-      const code = msg.headers?.code ?? 0;
-      waiting.resolve({ outcome: 'refused', errCode: undefined, description: code === 503 ? `no JetStream stream answered on ${waiting.subject} (no responders)` : `JetStream answered status ${code} ${msg.headers?.description ?? ''}`.trim() });
-      return;
-    }
-    let ack: { seq?: unknown; error?: { err_code?: number; description?: string } };
-    try {
-      ack = JSON.parse(decoder.decode(msg.data)) as typeof ack;
-    } catch {
-      waiting.resolve({ outcome: 'unknown', description: 'JetStream sent an acknowledgement that is not JSON' });
-      return;
-    }
-    if (ack.error) waiting.resolve({ outcome: 'refused', errCode: ack.error.err_code, description: ack.error.description ?? `JetStream error ${ack.error.err_code}` });
-    else if (typeof ack.seq === 'number') waiting.resolve({ outcome: 'stored', seq: ack.seq });
-    else waiting.resolve({ outcome: 'unknown', description: 'JetStream sent an acknowledgement without a sequence' });
+    waiting.resolve({ kind: 'answered', msg });
   }
 
-  /** One coarse timer for every deadline instead of one per write. */
+  /** One coarse timer for every deadline instead of one per request. */
   private scheduleSweep(): void {
     this.sweep = this.clock.setTimeout(() => {
       this.expire(this.clock.monotonic());
@@ -234,7 +221,7 @@ class AckedPublisher {
     for (const [id, waiting] of this.pending) {
       if (now < waiting.deadline) continue;
       this.pending.delete(id);
-      waiting.resolve({ outcome: 'unknown', description: `no acknowledgement came from JetStream within ${this.timeoutMs} ms` });
+      waiting.resolve({ kind: 'unanswered' });
     }
   }
 
@@ -245,6 +232,97 @@ class AckedPublisher {
     this.expire(Number.POSITIVE_INFINITY);
   }
 }
+
+/**
+ * Publishes a message to JetStream and resolves with how its write ended. A
+ * write unanswered within the timeout may have been stored: the caller must
+ * reload before writing again, as it must after any failed write.
+ */
+async function publishAcked(inbox: SharedInbox, subject: string, data: Uint8Array, headers: MsgHdrs): Promise<PubAck> {
+  // nats.js refuses a message over the server's max_payload by throwing; say
+  // so as what it is, a permanent refusal, not a passing unavailability.
+  const limit = inbox.nc.info?.max_payload;
+  if (limit !== undefined && data.length + encodedLength(headers) > limit) return { outcome: 'too-large', limit };
+  const reply = await inbox.request(subject, data, headers);
+  if (reply.kind === 'unsent') return { outcome: 'refused', errCode: undefined, description: reply.description };
+  if (reply.kind === 'unanswered') return { outcome: 'unknown', description: `no acknowledgement came from JetStream within ${inbox.timeoutMs} ms` };
+  const { msg } = reply;
+  if (msg.data.length === 0) {
+    // A status message: 503 when no stream listens on the subject (the
+    // bucket is gone, or its stream has no leader right now).
+    const code = msg.headers?.code ?? 0;
+    return { outcome: 'refused', errCode: undefined, description: code === 503 ? `no JetStream stream answered on ${subject} (no responders)` : `JetStream answered status ${code} ${msg.headers?.description ?? ''}`.trim() };
+  }
+  let ack: { seq?: unknown; error?: { err_code?: number; description?: string } };
+  try {
+    ack = JSON.parse(decoder.decode(msg.data)) as typeof ack;
+  } catch {
+    return { outcome: 'unknown', description: 'JetStream sent an acknowledgement that is not JSON' };
+  }
+  if (ack.error) return { outcome: 'refused', errCode: ack.error.err_code, description: ack.error.description ?? `JetStream error ${ack.error.err_code}` };
+  if (typeof ack.seq === 'number') return { outcome: 'stored', seq: ack.seq };
+  return { outcome: 'unknown', description: 'JetStream sent an acknowledgement without a sequence' };
+}
+
+/** JetStream's error code for "no message found" (a message get of a subject that holds nothing). */
+const NO_MESSAGE_FOUND = 10037;
+
+/**
+ * Reads the last value of a key as `kv.get` does — a direct get
+ * (`$JS.API.DIRECT.GET.<stream>.<subject>`, answered with the stored message)
+ * when the bucket allows it, else the stream's message get (answered with
+ * JSON) — through the shared inbox. Undefined for a KV object that is not
+ * nats.js's bucket (its reads then go through its own `get`).
+ */
+function lastValueReader(kv: KV, inbox: SharedInbox, timeoutMs: number): ((key: string) => Promise<StoredRecord>) | undefined {
+  if (!(kv instanceof Bucket)) return undefined;
+  const api = kv.js.getOptions().apiPrefix ?? '$JS.API';
+  const unavailable = (key: string, why: string) => new MoltError(ErrorCode.Unavailable, `could not read actor state '${key}': ${why}`, { data: { key } });
+  const answered = async (key: string, subject: string, body: Uint8Array): Promise<Msg> => {
+    const reply = await inbox.request(subject, body, undefined);
+    if (reply.kind === 'unsent') throw unavailable(key, reply.description);
+    if (reply.kind === 'unanswered') throw unavailable(key, `no reply from JetStream within ${timeoutMs} ms`);
+    return reply.msg;
+  };
+  if (kv.direct) {
+    const prefix = `${api}.DIRECT.GET.${kv.stream}.`;
+    return async (key) => {
+      const msg = await answered(key, `${prefix}${kv.subjectForKey(kv.encodeKey(key))}`, EMPTY);
+      const h = msg.headers;
+      const code = h?.code ?? 0;
+      if (code === 404) return { bytes: undefined, revision: 0 };
+      if (code !== 0 || !h) throw unavailable(key, code === 503 ? 'no JetStream stream answered (no responders)' : `JetStream answered status ${code} ${h?.description ?? ''}`.trim());
+      const revision = Number(h.get('Nats-Sequence'));
+      if (!Number.isSafeInteger(revision) || revision <= 0) throw unavailable(key, 'JetStream answered a direct get without a sequence');
+      return isRemoval(h.get('KV-Operation')) ? { bytes: undefined, revision } : { bytes: msg.data, revision };
+    };
+  }
+  const subject = `${api}.STREAM.MSG.GET.${kv.stream}`;
+  return async (key) => {
+    const msg = await answered(key, subject, Buffer.from(JSON.stringify({ last_by_subj: kv.subjectForKey(kv.encodeKey(key)) })));
+    if (msg.data.length === 0) throw unavailable(key, (msg.headers?.code ?? 0) === 503 ? 'no JetStream stream answered (no responders)' : `JetStream answered status ${msg.headers?.code ?? 0}`);
+    let answer: { message?: { seq?: unknown; data?: string; hdrs?: string }; error?: { err_code?: number; description?: string } };
+    try {
+      answer = JSON.parse(decoder.decode(msg.data)) as typeof answer;
+    } catch {
+      throw unavailable(key, 'JetStream sent an answer that is not JSON');
+    }
+    if (answer.error?.err_code === NO_MESSAGE_FOUND) return { bytes: undefined, revision: 0 };
+    if (answer.error) throw unavailable(key, answer.error.description ?? `JetStream error ${answer.error.err_code}`);
+    const revision = answer.message?.seq;
+    if (typeof revision !== 'number') throw unavailable(key, 'JetStream answered a message get without a sequence');
+    const operation = answer.message?.hdrs ? /^KV-Operation:\s*(\S+)/im.exec(Buffer.from(answer.message.hdrs, 'base64').toString('latin1'))?.[1] : undefined;
+    if (isRemoval(operation ?? null)) return { bytes: undefined, revision };
+    return { bytes: answer.message?.data ? new Uint8Array(Buffer.from(answer.message.data, 'base64')) : new Uint8Array(0), revision };
+  };
+}
+
+/** True for the `KV-Operation` of a deleted or purged key (a put has none). */
+function isRemoval(operation: string | null | undefined): boolean {
+  return operation === 'DEL' || operation === 'PURGE';
+}
+
+const EMPTY = new Uint8Array(0);
 
 const decoder = new TextDecoder();
 

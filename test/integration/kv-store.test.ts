@@ -1,8 +1,10 @@
 /**
- * The durable store's write path: compare-and-set writes published straight to
- * the bucket's subjects, acknowledgements matched on one inbox. These tests
- * check it keeps exactly the semantics of `kv.create` / `kv.update` on a real
- * JetStream, and that a write nobody acknowledges fails instead of hanging.
+ * The durable store: compare-and-set writes published straight to the
+ * bucket's subjects, and reads made as `kv.get` makes them (a direct get, or
+ * the stream's message get), their answers matched on one inbox. These tests
+ * check it keeps exactly the semantics of `kv.create` / `kv.update` /
+ * `kv.get` on a real JetStream, and that a write or read nobody answers fails
+ * instead of hanging.
  */
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
@@ -145,6 +147,51 @@ test('kv store - close fails the writes still waiting, as outcome unknown', asyn
     (e) => assert.ok(isMoltError(e) && e.code === 'OutcomeUnknown', String(e)),
   );
   sink.unsubscribe();
+});
+
+for (const direct of [true, false]) {
+  test(`kv store - a read returns what kv.get returns (${direct ? 'direct get' : "the stream's message get"}): absent, stored, deleted, purged`, async ({ nc }) => {
+    const kv = await new Kvm(nc).create(`kvstore_reads_${direct}`, { history: 1, allow_direct: direct });
+    assert.is((kv as unknown as { direct: boolean }).direct, direct);
+    const store = createKvStore(kv, nc);
+    try {
+      const same = async (key: string, expected: { text: string | undefined; present: boolean }) => {
+        const [read, entry] = await Promise.all([store.load(key), kv.get(key)]);
+        assert.is(text(read.bytes), expected.text, `${key}: bytes`);
+        assert.is(read.revision, entry?.revision ?? 0, `${key}: revision as kv.get`);
+        assert.is(entry !== null, expected.present, `${key}: kv.get has a message`);
+      };
+      await same('never', { text: undefined, present: false });
+      await kv.put('stored', 'value ü');
+      await kv.put('stored', 'second');
+      await same('stored', { text: 'second', present: true });
+      await kv.put('empty', new Uint8Array(0));
+      await same('empty', { text: '', present: true });
+      await kv.put('deleted', 'x');
+      await kv.delete('deleted');
+      await same('deleted', { text: undefined, present: true });
+      await kv.put('purged', 'x');
+      await kv.purge('purged');
+      await same('purged', { text: undefined, present: true });
+      assert.ok((await store.load('deleted')).revision > 0, 'a deleted key reads at its tombstone: a create must not take it over unseen');
+    } finally {
+      store.close();
+      await kv.destroy();
+    }
+  });
+}
+
+test('kv store - a read nobody answers fails with Unavailable after the timeout', async ({ nc, kv }) => {
+  // No stream of that name: the server's JetStream API takes the request and never answers.
+  const store = createKvStore(Object.assign(Object.create(Object.getPrototypeOf(kv)) as KV, kv, { stream: 'KV_swallowed_reads', direct: true }), nc, { writeTimeoutMs: 150 });
+  try {
+    await store.load('x').then(
+      () => assert.unreachable('an unanswered read must fail'),
+      (e) => assert.ok(isMoltError(e) && e.code === 'Unavailable' && /within 150 ms/.test(e.message), String(e)),
+    );
+  } finally {
+    store.close();
+  }
 });
 
 test.run();
