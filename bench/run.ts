@@ -25,10 +25,11 @@ import { breakdown } from './benchmarks/breakdown.ts';
 import { observe } from './benchmarks/observe.ts';
 import { idempotent } from './benchmarks/idempotent.ts';
 import { startup } from './benchmarks/startup.ts';
+import { stateRead } from './benchmarks/state-read.ts';
 import { verify } from './benchmarks/verify.ts';
 
 /** Every benchmark, in the order they run. Add new ones here. */
-export const benchmarks: readonly Benchmark[] = [messaging, breakdown, durable, idempotent, peer, restate, crossVersion, pastChain, upgrade, memory, dissemination, availability, observe, startup, simulate, verify];
+export const benchmarks: readonly Benchmark[] = [messaging, breakdown, durable, idempotent, peer, restate, crossVersion, pastChain, upgrade, stateRead, memory, dissemination, availability, observe, startup, simulate, verify];
 
 function parseArgs(argv: string[]) {
   const out = { quick: false, only: undefined as string[] | undefined, reps: undefined as number | undefined, cellMs: undefined as number | undefined, dir: undefined as string | undefined, list: false, profile: undefined as string | undefined };

@@ -37,7 +37,7 @@ export const DEFAULT_WRITE_TIMEOUT_MS = 5000;
 
 /** Options of {@link createKvStore}. */
 export interface KvStoreOptions {
-  /** How long a write waits for JetStream's acknowledgement before failing with `OutcomeUnknown` (default 5000 ms). */
+  /** How long a write waits for JetStream's acknowledgement before failing with `OutcomeUnknown`, and a read for its answer before failing with `Unavailable` (default 5000 ms). */
   writeTimeoutMs?: number;
   /** Timers and the monotonic clock deadlines are measured on (default: the system clock). */
   clock?: Clock;
@@ -65,16 +65,18 @@ export function createKvStore(kv: KV, nc: NatsConnection, options: KvStoreOption
   const inbox = new SharedInbox(nc, timeoutMs, options.clock ?? systemClock, options.ids ?? createIdGenerator());
   const subjectOf = keySubjects(kv);
   const read = lastValueReader(kv, inbox, timeoutMs);
+  const readAck = ackReader(timeoutMs);
   return {
     ackInbox: inbox.inbox,
-    async load(key) {
-      if (read) return read(key);
-      const entry = await kv.get(key);
-      if (!entry || entry.operation !== 'PUT') return { bytes: undefined, revision: entry ? entry.revision : 0 };
-      return { bytes: entry.value, revision: entry.revision };
-    },
+    load:
+      read ??
+      (async (key) => {
+        const entry = await kv.get(key);
+        if (!entry || entry.operation !== 'PUT') return { bytes: undefined, revision: entry ? entry.revision : 0 };
+        return { bytes: entry.value, revision: entry.revision };
+      }),
     async save(key, bytes, revision) {
-      const ack = await publishAcked(inbox, subjectOf(key), bytes, expectedLastSequence(revision));
+      const ack = await publishAcked(inbox, subjectOf(key), bytes, expectedLastSequence(revision), readAck);
       switch (ack.outcome) {
         case 'stored':
           return ack.seq;
@@ -149,19 +151,28 @@ type PubAck =
   | { outcome: 'too-large'; limit: number }
   | { outcome: 'unknown'; description: string };
 
-/** What came back for a request on the shared inbox. */
-type InboxReply = { kind: 'answered'; msg: Msg } | { kind: 'unanswered' } | { kind: 'unsent'; description: string };
+/**
+ * Reads what came back for a request: its reply message, a description of why
+ * it could not be sent, or undefined when no reply came in time. An `Error`
+ * returned rejects the request's promise. Called in the subscription's
+ * callback, so it must not throw.
+ */
+type ReadReply<T> = (reply: Msg | string | undefined, subject: string) => T | Error;
 
 interface PendingReply {
-  resolve(reply: InboxReply): void;
+  resolve(value: unknown): void;
+  reject(error: Error): void;
+  read: ReadReply<unknown>;
+  subject: string;
   deadline: number;
 }
 
 /**
  * Sends requests whose replies come to one shared inbox subscription,
- * matched by a sequence number in the reply subject, and resolves each with
- * its reply — or as unanswered once the timeout has passed, or when closed.
- * One coarse timer serves every deadline.
+ * matched by a sequence number in the reply subject, and settles each with
+ * what its `read` makes of the reply — or of no reply, once the timeout has
+ * passed or the inbox is closed. One promise per request and one coarse timer
+ * for every deadline.
  */
 class SharedInbox {
   readonly inbox: string;
@@ -188,15 +199,16 @@ class SharedInbox {
     this.scheduleSweep();
   }
 
-  request(subject: string, data: Uint8Array, headers: MsgHdrs | undefined): Promise<InboxReply> {
+  request<T>(subject: string, data: Uint8Array, headers: MsgHdrs | undefined, read: ReadReply<T>): Promise<T> {
     const id = this.next++;
-    return new Promise<InboxReply>((resolve) => {
-      this.pending.set(id, { resolve, deadline: this.clock.monotonic() + this.timeoutMs });
+    return new Promise<T>((resolve, reject) => {
+      const waiting: PendingReply = { resolve: resolve as (value: unknown) => void, reject, read, subject, deadline: this.clock.monotonic() + this.timeoutMs };
+      this.pending.set(id, waiting);
       try {
         this.nc.publish(subject, data, headers ? { reply: `${this.inbox}.${id}`, headers } : { reply: `${this.inbox}.${id}` });
       } catch (e) {
         this.pending.delete(id);
-        resolve({ kind: 'unsent', description: `cannot publish to NATS: ${(e as Error).message}` });
+        settle(waiting, `cannot publish to NATS: ${(e as Error).message}`);
       }
     });
   }
@@ -206,7 +218,7 @@ class SharedInbox {
     const waiting = this.pending.get(id);
     if (!waiting) return; // timed out already
     this.pending.delete(id);
-    waiting.resolve({ kind: 'answered', msg });
+    settle(waiting, msg);
   }
 
   /** One coarse timer for every deadline instead of one per request. */
@@ -221,7 +233,7 @@ class SharedInbox {
     for (const [id, waiting] of this.pending) {
       if (now < waiting.deadline) continue;
       this.pending.delete(id);
-      waiting.resolve({ kind: 'unanswered' });
+      settle(waiting, undefined);
     }
   }
 
@@ -233,35 +245,46 @@ class SharedInbox {
   }
 }
 
+function settle(waiting: PendingReply, reply: Msg | string | undefined): void {
+  const value = waiting.read(reply, waiting.subject);
+  if (value instanceof Error) waiting.reject(value);
+  else waiting.resolve(value);
+}
+
 /**
  * Publishes a message to JetStream and resolves with how its write ended. A
  * write unanswered within the timeout may have been stored: the caller must
  * reload before writing again, as it must after any failed write.
  */
-async function publishAcked(inbox: SharedInbox, subject: string, data: Uint8Array, headers: MsgHdrs): Promise<PubAck> {
+function publishAcked(inbox: SharedInbox, subject: string, data: Uint8Array, headers: MsgHdrs, readAck: ReadReply<PubAck>): Promise<PubAck> {
   // nats.js refuses a message over the server's max_payload by throwing; say
   // so as what it is, a permanent refusal, not a passing unavailability.
   const limit = inbox.nc.info?.max_payload;
-  if (limit !== undefined && data.length + encodedLength(headers) > limit) return { outcome: 'too-large', limit };
-  const reply = await inbox.request(subject, data, headers);
-  if (reply.kind === 'unsent') return { outcome: 'refused', errCode: undefined, description: reply.description };
-  if (reply.kind === 'unanswered') return { outcome: 'unknown', description: `no acknowledgement came from JetStream within ${inbox.timeoutMs} ms` };
-  const { msg } = reply;
-  if (msg.data.length === 0) {
-    // A status message: 503 when no stream listens on the subject (the
-    // bucket is gone, or its stream has no leader right now).
-    const code = msg.headers?.code ?? 0;
-    return { outcome: 'refused', errCode: undefined, description: code === 503 ? `no JetStream stream answered on ${subject} (no responders)` : `JetStream answered status ${code} ${msg.headers?.description ?? ''}`.trim() };
-  }
-  let ack: { seq?: unknown; error?: { err_code?: number; description?: string } };
-  try {
-    ack = JSON.parse(decoder.decode(msg.data)) as typeof ack;
-  } catch {
-    return { outcome: 'unknown', description: 'JetStream sent an acknowledgement that is not JSON' };
-  }
-  if (ack.error) return { outcome: 'refused', errCode: ack.error.err_code, description: ack.error.description ?? `JetStream error ${ack.error.err_code}` };
-  if (typeof ack.seq === 'number') return { outcome: 'stored', seq: ack.seq };
-  return { outcome: 'unknown', description: 'JetStream sent an acknowledgement without a sequence' };
+  if (limit !== undefined && data.length + encodedLength(headers) > limit) return Promise.resolve({ outcome: 'too-large', limit });
+  return inbox.request(subject, data, headers, readAck);
+}
+
+/** Reads JetStream's acknowledgement of a write (its publish's reply). */
+function ackReader(timeoutMs: number): ReadReply<PubAck> {
+  return (reply, subject) => {
+    if (reply === undefined) return { outcome: 'unknown', description: `no acknowledgement came from JetStream within ${timeoutMs} ms` };
+    if (typeof reply === 'string') return { outcome: 'refused', errCode: undefined, description: reply };
+    if (reply.data.length === 0) {
+      // A status message: 503 when no stream listens on the subject (the
+      // bucket is gone, or its stream has no leader right now).
+      const code = reply.headers?.code ?? 0;
+      return { outcome: 'refused', errCode: undefined, description: code === 503 ? `no JetStream stream answered on ${subject} (no responders)` : `JetStream answered status ${code} ${reply.headers?.description ?? ''}`.trim() };
+    }
+    let ack: { seq?: unknown; error?: { err_code?: number; description?: string } };
+    try {
+      ack = JSON.parse(decoder.decode(reply.data)) as typeof ack;
+    } catch {
+      return { outcome: 'unknown', description: 'JetStream sent an acknowledgement that is not JSON' };
+    }
+    if (ack.error) return { outcome: 'refused', errCode: ack.error.err_code, description: ack.error.description ?? `JetStream error ${ack.error.err_code}` };
+    if (typeof ack.seq === 'number') return { outcome: 'stored', seq: ack.seq };
+    return { outcome: 'unknown', description: 'JetStream sent an acknowledgement without a sequence' };
+  };
 }
 
 /** JetStream's error code for "no message found" (a message get of a subject that holds nothing). */
@@ -277,44 +300,42 @@ const NO_MESSAGE_FOUND = 10037;
 function lastValueReader(kv: KV, inbox: SharedInbox, timeoutMs: number): ((key: string) => Promise<StoredRecord>) | undefined {
   if (!(kv instanceof Bucket)) return undefined;
   const api = kv.js.getOptions().apiPrefix ?? '$JS.API';
-  const unavailable = (key: string, why: string) => new MoltError(ErrorCode.Unavailable, `could not read actor state '${key}': ${why}`, { data: { key } });
-  const answered = async (key: string, subject: string, body: Uint8Array): Promise<Msg> => {
-    const reply = await inbox.request(subject, body, undefined);
-    if (reply.kind === 'unsent') throw unavailable(key, reply.description);
-    if (reply.kind === 'unanswered') throw unavailable(key, `no reply from JetStream within ${timeoutMs} ms`);
-    return reply.msg;
-  };
+  const subjectOfKey = (key: string) => kv.subjectForKey(kv.encodeKey(key));
+  const unavailable = (subject: string, why: string) => new MoltError(ErrorCode.Unavailable, `could not read actor state (${subject}): ${why}`, { data: { subject } });
+  const unanswered = (reply: string | undefined, subject: string) => unavailable(subject, reply ?? `no reply from JetStream within ${timeoutMs} ms`);
   if (kv.direct) {
     const prefix = `${api}.DIRECT.GET.${kv.stream}.`;
-    return async (key) => {
-      const msg = await answered(key, `${prefix}${kv.subjectForKey(kv.encodeKey(key))}`, EMPTY);
-      const h = msg.headers;
+    const readDirect: ReadReply<StoredRecord> = (reply, subject) => {
+      if (reply === undefined || typeof reply === 'string') return unanswered(reply, subject);
+      const h = reply.headers;
       const code = h?.code ?? 0;
       if (code === 404) return { bytes: undefined, revision: 0 };
-      if (code !== 0 || !h) throw unavailable(key, code === 503 ? 'no JetStream stream answered (no responders)' : `JetStream answered status ${code} ${h?.description ?? ''}`.trim());
+      if (code !== 0 || !h) return unavailable(subject, code === 503 ? 'no JetStream stream answered (no responders)' : `JetStream answered status ${code} ${h?.description ?? ''}`.trim());
       const revision = Number(h.get('Nats-Sequence'));
-      if (!Number.isSafeInteger(revision) || revision <= 0) throw unavailable(key, 'JetStream answered a direct get without a sequence');
-      return isRemoval(h.get('KV-Operation')) ? { bytes: undefined, revision } : { bytes: msg.data, revision };
+      if (!Number.isSafeInteger(revision) || revision <= 0) return unavailable(subject, 'JetStream answered a direct get without a sequence');
+      return isRemoval(h.get('KV-Operation')) ? { bytes: undefined, revision } : { bytes: reply.data, revision };
     };
+    return (key) => inbox.request(`${prefix}${subjectOfKey(key)}`, EMPTY, undefined, readDirect);
   }
-  const subject = `${api}.STREAM.MSG.GET.${kv.stream}`;
-  return async (key) => {
-    const msg = await answered(key, subject, Buffer.from(JSON.stringify({ last_by_subj: kv.subjectForKey(kv.encodeKey(key)) })));
-    if (msg.data.length === 0) throw unavailable(key, (msg.headers?.code ?? 0) === 503 ? 'no JetStream stream answered (no responders)' : `JetStream answered status ${msg.headers?.code ?? 0}`);
+  const readMessageGet: ReadReply<StoredRecord> = (reply, subject) => {
+    if (reply === undefined || typeof reply === 'string') return unanswered(reply, subject);
+    if (reply.data.length === 0) return unavailable(subject, (reply.headers?.code ?? 0) === 503 ? 'no JetStream stream answered (no responders)' : `JetStream answered status ${reply.headers?.code ?? 0}`);
     let answer: { message?: { seq?: unknown; data?: string; hdrs?: string }; error?: { err_code?: number; description?: string } };
     try {
-      answer = JSON.parse(decoder.decode(msg.data)) as typeof answer;
+      answer = JSON.parse(decoder.decode(reply.data)) as typeof answer;
     } catch {
-      throw unavailable(key, 'JetStream sent an answer that is not JSON');
+      return unavailable(subject, 'JetStream sent an answer that is not JSON');
     }
     if (answer.error?.err_code === NO_MESSAGE_FOUND) return { bytes: undefined, revision: 0 };
-    if (answer.error) throw unavailable(key, answer.error.description ?? `JetStream error ${answer.error.err_code}`);
+    if (answer.error) return unavailable(subject, answer.error.description ?? `JetStream error ${answer.error.err_code}`);
     const revision = answer.message?.seq;
-    if (typeof revision !== 'number') throw unavailable(key, 'JetStream answered a message get without a sequence');
+    if (typeof revision !== 'number') return unavailable(subject, 'JetStream answered a message get without a sequence');
     const operation = answer.message?.hdrs ? /^KV-Operation:\s*(\S+)/im.exec(Buffer.from(answer.message.hdrs, 'base64').toString('latin1'))?.[1] : undefined;
-    if (isRemoval(operation ?? null)) return { bytes: undefined, revision };
+    if (isRemoval(operation)) return { bytes: undefined, revision };
     return { bytes: answer.message?.data ? new Uint8Array(Buffer.from(answer.message.data, 'base64')) : new Uint8Array(0), revision };
   };
+  const messageGet = `${api}.STREAM.MSG.GET.${kv.stream}`;
+  return (key) => inbox.request(messageGet, Buffer.from(JSON.stringify({ last_by_subj: subjectOfKey(key) })), undefined, readMessageGet);
 }
 
 /** True for the `KV-Operation` of a deleted or purged key (a put has none). */
