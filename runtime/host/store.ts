@@ -155,7 +155,7 @@ type PubAck =
  * Reads what came back for a request: its reply message, a description of why
  * it could not be sent, or undefined when no reply came in time. An `Error`
  * returned rejects the request's promise. Called in the subscription's
- * callback, so it must not throw.
+ * callback: it returns its errors rather than throw them.
  */
 type ReadReply<T> = (reply: Msg | string | undefined, subject: string) => T | Error;
 
@@ -245,8 +245,14 @@ class SharedInbox {
   }
 }
 
+/** Settles a request with what its reader makes of `reply`; a reader that throws anyway rejects it rather than the subscription's callback. */
 function settle(waiting: PendingReply, reply: Msg | string | undefined): void {
-  const value = waiting.read(reply, waiting.subject);
+  let value: unknown;
+  try {
+    value = waiting.read(reply, waiting.subject);
+  } catch (e) {
+    value = e instanceof Error ? e : new Error(String(e));
+  }
   if (value instanceof Error) waiting.reject(value);
   else waiting.resolve(value);
 }

@@ -50,7 +50,7 @@ export interface UdbSnapshot {
 
 const MAX_CAS_ATTEMPTS = 16;
 
-/** How long a read of every key under a prefix waits for the last of a prefix's entries before it fails (the caller reads again later). */
+/** How long a read of every key under a prefix waits for its last entry before it fails (the caller reads again later). */
 const READ_ALL_TIMEOUT_MS = 10_000;
 
 const encode = (value: unknown) => JSON.stringify(value);
