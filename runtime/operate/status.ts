@@ -8,7 +8,7 @@
  * @module
  */
 import { ErrorCode, isMoltError } from '../errors.ts';
-import { supersedes, type NodeRecord, type RolloutRecord, type UdbSnapshot } from '../udb/index.ts';
+import { supersedes, type NodeRecord, type ProgressRecord, type RolloutRecord, type UdbSnapshot } from '../udb/index.ts';
 import { formatLabels, labelsOf } from '../node/labels.ts';
 import { oldVersionLine, oldVersions, type OldVersionView } from './retire.ts';
 
@@ -123,10 +123,10 @@ function countLive(nodes: readonly NodeStatusView[], type: string): Record<strin
 }
 
 /** Why a live node is not at a finished rollout's version: its progress, its report, or what it runs. */
-function behindReason(snap: UdbSnapshot, r: RolloutRecord, node: NodeStatusView): string {
+function behindReason(snap: UdbSnapshot, r: RolloutRecord, node: NodeStatusView, progressOfRollout: readonly ProgressRecord[]): string {
   const report = snap.reports.find((p) => p.nodeId === node.id && p.key === `upgrade.${r.type}.${r.to}`);
   if (report) return `${report.code}${report.reason ? ` (${report.reason})` : ''}: ${report.message}`;
-  const progress = snap.progress.find((p) => p.rolloutId === r.rolloutId && p.nodeId === node.id);
+  const progress = progressOfRollout.find((p) => p.nodeId === node.id);
   if (progress) return `${progress.step}${progress.error ? `: ${progress.error}` : progress.note ? `: ${progress.note}` : ''}`;
   const knows = node.known?.[r.type]?.includes(r.to);
   return knows ? `loaded ${r.type}@${r.to} and is catching up` : `has not loaded ${r.type}@${r.to}: its upgrade manager has not reported on it (started without one, or still verifying)`;
@@ -149,16 +149,33 @@ export function statusView(service: string, snap: UdbSnapshot, now: number, leas
       ...(labelsOf(n.labels) ? { labels: { ...labelsOf(n.labels) } } : {}),
     }))
     .sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
-  const newest = (r: RolloutRecord) => !snap.rollouts.some((o) => supersedes(o, r));
+  // Grouped once: a service keeps every rollout and each node's progress in it, so a
+  // search per rollout would cost rollouts × records on every render of `--watch`.
+  const newestOfType = new Map<string, RolloutRecord>();
+  for (const r of snap.rollouts) {
+    const newest = newestOfType.get(r.type);
+    if (!newest || supersedes(r, newest)) newestOfType.set(r.type, r);
+  }
+  // Superseded by none: as late as the latest of its type (a tie supersedes neither).
+  const newest = (r: RolloutRecord) => {
+    const latest = newestOfType.get(r.type)!;
+    return latest.to === r.to && latest.startedAt === r.startedAt;
+  };
+  const progressOf = new Map<string, ProgressRecord[]>();
+  for (const p of snap.progress) {
+    const list = progressOf.get(p.rolloutId);
+    if (list) list.push(p);
+    else progressOf.set(p.rolloutId, [p]);
+  }
   const rollouts: RolloutStatusView[] = snap.rollouts
     .map((r) => {
       const hosting = nodes.filter((n) => n.live && typeof n.versions[r.type] === 'number');
-      const progress = snap.progress
-        .filter((p) => p.rolloutId === r.rolloutId)
+      const recorded = progressOf.get(r.rolloutId) ?? [];
+      const progress = recorded
         .map((p) => ({ nodeId: p.nodeId, step: p.step, ...(p.note ? { note: p.note } : {}), ...(p.error ? { error: p.error } : {}) }))
         .sort((a, b) => (a.nodeId < b.nodeId ? -1 : 1));
       const behind = r.state === 'done' && newest(r)
-        ? hosting.filter((n) => n.versions[r.type]! < r.to).map((n) => ({ nodeId: n.id, version: n.versions[r.type]!, why: behindReason(snap, r, n) }))
+        ? hosting.filter((n) => n.versions[r.type]! < r.to).map((n) => ({ nodeId: n.id, version: n.versions[r.type]!, why: behindReason(snap, r, n, recorded) }))
         : [];
       return {
         ...r,
