@@ -248,32 +248,60 @@ function reasonLine(r: RolloutStatusView): string | undefined {
   return `  ${r.rolloutId} ${r.state}${r.by ? ` by ${r.by}` : ''}: ${r.reason}`;
 }
 
-/** The full report, as lines. */
-export function renderStatus(view: StatusView, options: { unicode: boolean }): string[] {
+/** A node gone (stopped, or silent past its lease) this long is left out of `molt status` unless `--all`. */
+export const GONE_SHOWN_MS = 3_600_000;
+
+const isOver = (r: RolloutRecord) => r.state === 'done' || r.state === 'aborted' || r.state === 'rolled-back';
+
+/**
+ * What `molt status` lists unless `--all`: live nodes and those gone within
+ * {@link GONE_SHOWN_MS}; rollouts not over, and the newest rollout of each
+ * type. A service keeps every node record and rollout it has had, so the
+ * rest is counted, not listed (`--all` and `--json` have them all).
+ */
+export function currentPart(view: StatusView): { nodes: NodeStatusView[]; rollouts: RolloutStatusView[]; hiddenNodes: number; hiddenRollouts: number } {
+  const nodes = view.nodes.filter((n) => n.live || n.heartbeatAgoMs <= GONE_SHOWN_MS);
+  const newestOfType = new Map<string, RolloutStatusView>();
+  for (const r of view.rollouts) {
+    const newest = newestOfType.get(r.type);
+    if (!newest || supersedes(r, newest)) newestOfType.set(r.type, r);
+  }
+  const rollouts = view.rollouts.filter((r) => !isOver(r) || !supersedes(newestOfType.get(r.type)!, r));
+  return { nodes, rollouts, hiddenNodes: view.nodes.length - nodes.length, hiddenRollouts: view.rollouts.length - rollouts.length };
+}
+
+/**
+ * The report, as lines: with `all`, every node and rollout on record; without,
+ * the live nodes, those gone within the hour, the rollouts not over and the
+ * newest of each type, and a count of the rest.
+ */
+export function renderStatus(view: StatusView, options: { unicode: boolean; all?: boolean }): string[] {
   const lines: string[] = [];
   const live = view.nodes.filter((n) => n.live).length;
   lines.push(`service ${view.service}: ${live} live node${live === 1 ? '' : 's'}${view.nodes.length > live ? `, ${view.nodes.length - live} gone` : ''}`);
-  if (view.nodes.length > 0) {
+  const shown = options.all ? { nodes: view.nodes, rollouts: view.rollouts, hiddenNodes: 0, hiddenRollouts: 0 } : currentPart(view);
+  if (shown.nodes.length > 0) {
     lines.push('');
     // The LABELS column only when some node has labels: most services have none.
-    const withLabels = view.nodes.some((n) => n.labels);
+    const withLabels = shown.nodes.some((n) => n.labels);
     const rows = [['NODE', 'STATUS', 'VERSIONS', ...(withLabels ? ['LABELS'] : []), 'HEARTBEAT', 'LAST ERROR']];
-    for (const n of view.nodes) {
+    for (const n of shown.nodes) {
       const versions = Object.entries(n.versions).map(([t, v]) => `${t}@${v}`).join(' ');
       const labels = withLabels ? [formatLabels(n.labels) || '-'] : [];
       rows.push([n.id, n.live ? n.status : n.status === 'stopped' ? 'stopped' : 'dead', versions, ...labels, `${ago(n.heartbeatAgoMs)} ago`, n.lastError ? n.lastError.slice(0, 100) : '']);
     }
     lines.push(...table(rows));
   }
-  if (view.rollouts.length > 0) {
+  if (shown.hiddenNodes > 0) lines.push(`(${shown.hiddenNodes} node${shown.hiddenNodes === 1 ? '' : 's'} gone for more than an hour not listed: molt status --all)`);
+  if (shown.rollouts.length > 0) {
     lines.push('');
     const rows = [['ROLLOUT', 'UPGRADE', 'SCHEDULE', 'STATE', 'PROGRESS']];
-    for (const r of view.rollouts) {
+    for (const r of shown.rollouts) {
       const params = Object.keys(r.schedule.params).length ? ` ${JSON.stringify(r.schedule.params)}` : '';
       rows.push([r.rolloutId, `${r.type} ${r.from}→${r.to}`, `${r.schedule.name}${params}`, stateCell(r), progressCell(r, 20, options.unicode)]);
     }
     lines.push(...table(rows));
-    for (const r of view.rollouts) {
+    for (const r of shown.rollouts) {
       const why = reasonLine(r);
       if (why) lines.push(why);
       if (r.unverified) lines.push(`  ${r.rolloutId} UNVERIFIED: published with --no-verify; its simulation objects and transform were not checked (molt verify)`);
@@ -285,6 +313,7 @@ export function renderStatus(view: StatusView, options: { unicode: boolean }): s
       }
     }
   }
+  if (shown.hiddenRollouts > 0) lines.push(`(${shown.hiddenRollouts} earlier rollout${shown.hiddenRollouts === 1 ? '' : 's'}, over, not listed: molt status --all)`);
   if (view.retired.length > 0) {
     lines.push('', `retired: ${view.retired.map((r) => `${r.type}@${r.version}`).join(', ')}`);
   }
@@ -310,20 +339,21 @@ export function watchKey(view: StatusView): string {
 }
 
 /** One line per rollout and node, without times: what a non-terminal `--watch` prints when it changes. */
-export function changeLines(view: StatusView): string[] {
+export function changeLines(view: StatusView, options: { all?: boolean } = {}): string[] {
+  const shown = options.all ? view : currentPart(view);
   return [
-    ...view.nodes.map((n) => `node ${n.id} ${n.live ? n.status : 'dead'} ${Object.entries(n.versions).map(([t, v]) => `${t}@${v}`).join(' ')}${n.lastError ? ` error: ${n.lastError}` : ''}`),
-    ...view.rollouts.map((r) => {
+    ...shown.nodes.map((n) => `node ${n.id} ${n.live ? n.status : 'dead'} ${Object.entries(n.versions).map(([t, v]) => `${t}@${v}`).join(' ')}${n.lastError ? ` error: ${n.lastError}` : ''}`),
+    ...shown.rollouts.map((r) => {
       const back = r.state === 'rolling-back' || r.state === 'rolled-back';
       const done = back ? r.total - r.upgraded : r.upgraded;
       return `rollout ${r.rolloutId} ${r.type} ${r.from}→${r.to} ${r.state} ${done}/${r.total}${back ? ` back at ${r.from}` : ''} [${bar(done, r.total, 10, false)}]${r.by && r.state !== 'running' && r.state !== 'done' ? ` by ${r.by}` : ''}`;
     }),
-    ...view.rollouts.flatMap((r) => r.behind.map((b) => `rollout ${r.rolloutId} ${b.nodeId} behind at ${r.type}@${b.version}: ${b.why}`)),
+    ...shown.rollouts.flatMap((r) => r.behind.map((b) => `rollout ${r.rolloutId} ${b.nodeId} behind at ${r.type}@${b.version}: ${b.why}`)),
     ...view.problems.map((p) => `problem ${p.nodeId} ${p.key} ${p.code}${p.reason ? ` (${p.reason})` : ''}`),
   ];
 }
 
 /** Every rollout is over: done, aborted or rolled back (`molt status --watch --until-done` exits). */
 export function allOver(view: StatusView): boolean {
-  return view.rollouts.length > 0 && view.rollouts.every((r) => r.state === 'done' || r.state === 'aborted' || r.state === 'rolled-back');
+  return view.rollouts.length > 0 && view.rollouts.every(isOver);
 }

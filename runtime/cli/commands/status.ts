@@ -17,6 +17,7 @@ interface StatusFlags extends ConnectionFlags {
   json?: boolean;
   lease: string;
   untilDone?: boolean;
+  all?: boolean;
 }
 
 export function registerStatusCommand(program: Command): void {
@@ -26,6 +27,7 @@ export function registerStatusCommand(program: Command): void {
     .option('--json', 'print JSON (with --watch: one document per line on each change)')
     .option('--until-done', 'with --watch: exit once every rollout is done, aborted or rolled back')
     .option('--lease <ms>', 'a node silent this long is shown dead', '5000')
+    .option('--all', 'list every node and rollout on record, not only the live nodes, those gone within the hour, the rollouts not over and the newest of each type')
     .action(async (flags: StatusFlags) => {
       const { statusView, statusErrorView, renderStatus } = await import('../../operate/status.ts');
       await withService(flags, 'molt status', async ({ service, udb }) => {
@@ -35,7 +37,7 @@ export function registerStatusCommand(program: Command): void {
         const print = (view: StatusView | StatusErrorView) => {
           if (flags.json) process.stdout.write(`${JSON.stringify(view)}\n`);
           else if ('error' in view) process.stderr.write(`molt status: ${new Date(view.at).toISOString()} ${view.error.code}: ${view.error.message} (the next read may succeed)\n`);
-          else process.stdout.write(`${renderStatus(view, { unicode: tty }).join('\n')}\n`);
+          else process.stdout.write(`${renderStatus(view, { unicode: tty, all: flags.all === true }).join('\n')}\n`);
         };
         if (!flags.watch) {
           let view: StatusView;
@@ -51,7 +53,7 @@ export function registerStatusCommand(program: Command): void {
           print(view);
           return;
         }
-        await watchStatus(udb, read, { tty, json: flags.json === true, untilDone: flags.untilDone === true, print, service });
+        await watchStatus(udb, read, { tty, json: flags.json === true, untilDone: flags.untilDone === true, all: flags.all === true, print, service });
       });
     });
 }
@@ -60,7 +62,7 @@ export function registerStatusCommand(program: Command): void {
 async function watchStatus(
   udb: Udb,
   read: () => Promise<StatusView>,
-  o: { tty: boolean; json: boolean; untilDone: boolean; print: (v: StatusView | StatusErrorView) => void; service: string },
+  o: { tty: boolean; json: boolean; untilDone: boolean; all: boolean; print: (v: StatusView | StatusErrorView) => void; service: string },
 ): Promise<void> {
   const { statusErrorView, renderStatus, watchKey, changeLines, allOver } = await import('../../operate/status.ts');
   const { UdbPrefix } = await import('../../udb/index.ts');
@@ -89,7 +91,7 @@ async function watchStatus(
         return;
       }
       if (o.tty) {
-        process.stdout.write('\x1b[H\x1b[2J' + renderStatus(view, { unicode: true }).join('\n') + '\n\n(watching; Ctrl-C to stop)\n');
+        process.stdout.write('\x1b[H\x1b[2J' + renderStatus(view, { unicode: true, all: o.all }).join('\n') + '\n\n(watching; Ctrl-C to stop)\n');
       } else if (o.json) {
         const key = watchKey(view);
         if (key !== lastJson) {
@@ -97,7 +99,7 @@ async function watchStatus(
           o.print(view);
         }
       } else {
-        const lines = changeLines(view);
+        const lines = changeLines(view, { all: o.all });
         const time = new Date(view.at).toISOString();
         for (const line of lines) if (!printed.has(line)) process.stdout.write(`${time} ${line}\n`);
         printed = new Set(lines);
