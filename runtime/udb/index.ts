@@ -87,6 +87,7 @@ export class Udb {
    * and the dashboard every second, per node and rollout ever recorded.
    */
   private async lastOfEach(filter: string): Promise<Map<string, KvEntry>> {
+    // Every Udb's KV is opened through `Kvm` (nats.js's Bucket): its stream and consumers are at hand.
     const bucket = this.kv as Bucket;
     const consumer = await bucket.js.consumers.getPushConsumer(bucket.stream, {
       filter_subjects: bucket.fullKeyName(filter),
