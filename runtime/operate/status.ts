@@ -122,6 +122,21 @@ function countLive(nodes: readonly NodeStatusView[], type: string): Record<strin
   return counts;
 }
 
+/** A newest rollout of each type: the latest `to`, then the latest start. */
+function newestOfEachType(rollouts: readonly RolloutRecord[]): Map<string, RolloutRecord> {
+  const newest = new Map<string, RolloutRecord>();
+  for (const r of rollouts) {
+    const latest = newest.get(r.type);
+    if (!latest || supersedes(r, latest)) newest.set(r.type, r);
+  }
+  return newest;
+}
+
+/** True if no rollout of its type supersedes `r` (two alike in `to` and start supersede neither). */
+function isNewest(newest: ReadonlyMap<string, RolloutRecord>, r: RolloutRecord): boolean {
+  return !supersedes(newest.get(r.type)!, r);
+}
+
 /** Why a live node is not at a finished rollout's version: its progress, its report, or what it runs. */
 function behindReason(snap: UdbSnapshot, r: RolloutRecord, node: NodeStatusView, progressOfRollout: readonly ProgressRecord[]): string {
   const report = snap.reports.find((p) => p.nodeId === node.id && p.key === `upgrade.${r.type}.${r.to}`);
@@ -151,16 +166,7 @@ export function statusView(service: string, snap: UdbSnapshot, now: number, leas
     .sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
   // Grouped once: a service keeps every rollout and each node's progress in it, so a
   // search per rollout would cost rollouts × records on every render of `--watch`.
-  const newestOfType = new Map<string, RolloutRecord>();
-  for (const r of snap.rollouts) {
-    const newest = newestOfType.get(r.type);
-    if (!newest || supersedes(r, newest)) newestOfType.set(r.type, r);
-  }
-  // Superseded by none: as late as the latest of its type (a tie supersedes neither).
-  const newest = (r: RolloutRecord) => {
-    const latest = newestOfType.get(r.type)!;
-    return latest.to === r.to && latest.startedAt === r.startedAt;
-  };
+  const newest = newestOfEachType(snap.rollouts);
   const progressOf = new Map<string, ProgressRecord[]>();
   for (const p of snap.progress) {
     const list = progressOf.get(p.rolloutId);
@@ -174,7 +180,7 @@ export function statusView(service: string, snap: UdbSnapshot, now: number, leas
       const progress = recorded
         .map((p) => ({ nodeId: p.nodeId, step: p.step, ...(p.note ? { note: p.note } : {}), ...(p.error ? { error: p.error } : {}) }))
         .sort((a, b) => (a.nodeId < b.nodeId ? -1 : 1));
-      const behind = r.state === 'done' && newest(r)
+      const behind = r.state === 'done' && isNewest(newest, r)
         ? hosting.filter((n) => n.versions[r.type]! < r.to).map((n) => ({ nodeId: n.id, version: n.versions[r.type]!, why: behindReason(snap, r, n, recorded) }))
         : [];
       return {
@@ -261,12 +267,8 @@ const isOver = (r: RolloutRecord) => r.state === 'done' || r.state === 'aborted'
  */
 export function currentPart(view: StatusView): { nodes: NodeStatusView[]; rollouts: RolloutStatusView[]; hiddenNodes: number; hiddenRollouts: number } {
   const nodes = view.nodes.filter((n) => n.live || n.heartbeatAgoMs <= GONE_SHOWN_MS);
-  const newestOfType = new Map<string, RolloutStatusView>();
-  for (const r of view.rollouts) {
-    const newest = newestOfType.get(r.type);
-    if (!newest || supersedes(r, newest)) newestOfType.set(r.type, r);
-  }
-  const rollouts = view.rollouts.filter((r) => !isOver(r) || !supersedes(newestOfType.get(r.type)!, r));
+  const newest = newestOfEachType(view.rollouts);
+  const rollouts = view.rollouts.filter((r) => !isOver(r) || isNewest(newest, r));
   return { nodes, rollouts, hiddenNodes: view.nodes.length - nodes.length, hiddenRollouts: view.rollouts.length - rollouts.length };
 }
 
