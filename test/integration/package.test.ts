@@ -1,6 +1,6 @@
 /**
- * The package as a user gets it: `npm pack` makes the tarball (prepack builds
- * dist/), and an empty folder outside the repository uses it the way the
+ * The package as a user gets it: `npm pack` makes the tarball (of the dist/
+ * the test runner built; a user's `npm pack` builds it first), and an empty folder outside the repository uses it the way the
  * getting-started page says. `create-molt` from the tarball scaffolds the cart
  * template with `molt` as a version dependency; the project installs (the
  * tarball standing in for the registry's copy of that version, the other
@@ -28,7 +28,10 @@ const test = suite<{ tmp: ReturnType<typeof tempDir>; tarball: string; packed: P
 test.before(async (ctx) => {
   ctx.tmp = tempDir('molt-package-');
   ctx.version = (JSON.parse(readFileSync(join(moltRoot, 'package.json'), 'utf8')) as { version: string }).version;
-  const out = await runOk('npm', ['pack', '--json', '--pack-destination', ctx.tmp.path], moltRoot);
+  // Without its prepack build: the test runner built dist/ already (test/run.ts), and a
+  // second build would rewrite dist/ in place while the test files running beside this one
+  // load from it (seen: "does not provide an export named …" in two of them).
+  const out = await runOk('npm', ['pack', '--json', '--ignore-scripts', '--pack-destination', ctx.tmp.path], moltRoot);
   ctx.packed = (JSON.parse(out.slice(out.indexOf('['))) as Packed[])[0]!;
   ctx.tarball = join(ctx.tmp.path, ctx.packed.filename);
   ctx.project = join(ctx.tmp.path, 'app', 'shop');
