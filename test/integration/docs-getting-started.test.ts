@@ -13,7 +13,7 @@ import { spawn } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { freePort } from '../../runtime/internal.ts';
-import { moltRoot, runOk, tempDir } from '../support/projects.ts';
+import { moltRoot, packMolt, tempDir } from '../support/projects.ts';
 
 const page = join(moltRoot, 'docs', 'getting-started.md');
 
@@ -38,8 +38,7 @@ test.before(async (ctx) => {
     'echo "::done::"',
   ].join('\n');
   writeFileSync(join(ctx.tmp.path, 'walkthrough.sh'), script);
-  const packed = await runOk('npm', ['pack', '--json', '--pack-destination', ctx.tmp.path], moltRoot);
-  const tarball = join(ctx.tmp.path, (JSON.parse(packed.slice(packed.indexOf('['))) as Array<{ filename: string }>)[0]!.filename);
+  const { tarball } = await packMolt(ctx.tmp.path);
   const env: NodeJS.ProcessEnv = { ...process.env, MOLT_PACKAGE: tarball, NATS_PORT: String(await freePort()), npm_config_prefer_offline: 'true', FORCE_COLOR: '0', NO_COLOR: '1' };
   delete env.NATS_URL;
   delete env.MOLT_TRUSTED_KEYS;

@@ -1,7 +1,7 @@
 /**
  * The package as a user gets it: `npm pack` makes the tarball (of the dist/
- * the test runner built; a user's `npm pack` builds it first), and an empty folder outside the repository uses it the way the
- * getting-started page says. `create-molt` from the tarball scaffolds the cart
+ * the test runner built; a user's `npm pack` builds it first), and an empty
+ * folder outside the repository uses it the way the getting-started page says. `create-molt` from the tarball scaffolds the cart
  * template with `molt` as a version dependency; the project installs (the
  * tarball standing in for the registry's copy of that version, the other
  * packages from the npm registry), type-checks against the shipped
@@ -14,26 +14,14 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { startEmbeddedNats, type EmbeddedNats } from '../../runtime/index.ts';
-import { moltRoot, run, runOk, tempDir } from '../support/projects.ts';
-
-interface Packed {
-  filename: string;
-  size: number;
-  unpackedSize: number;
-  files: Array<{ path: string }>;
-}
+import { moltRoot, packMolt, run, runOk, tempDir, type Packed } from '../support/projects.ts';
 
 const test = suite<{ tmp: ReturnType<typeof tempDir>; tarball: string; packed: Packed; project: string; version: string }>('package');
 
 test.before(async (ctx) => {
   ctx.tmp = tempDir('molt-package-');
   ctx.version = (JSON.parse(readFileSync(join(moltRoot, 'package.json'), 'utf8')) as { version: string }).version;
-  // Without its prepack build: the test runner built dist/ already (test/run.ts), and a
-  // second build would rewrite dist/ in place while the test files running beside this one
-  // load from it (seen: "does not provide an export named …" in two of them).
-  const out = await runOk('npm', ['pack', '--json', '--ignore-scripts', '--pack-destination', ctx.tmp.path], moltRoot);
-  ctx.packed = (JSON.parse(out.slice(out.indexOf('['))) as Packed[])[0]!;
-  ctx.tarball = join(ctx.tmp.path, ctx.packed.filename);
+  ({ tarball: ctx.tarball, packed: ctx.packed } = await packMolt(ctx.tmp.path));
   ctx.project = join(ctx.tmp.path, 'app', 'shop');
 });
 

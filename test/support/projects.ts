@@ -58,9 +58,38 @@ export function molt(args: string[], cwd: string, env: Record<string, string> = 
  * node_modules. Falls back to the registry only if the cache lacks something.
  */
 export async function installDeps(dir: string): Promise<void> {
-  const offline = await run('npm', ['install', '--no-audit', '--no-fund', '--offline'], dir);
+  const offline = await run('npm', ['install', ...INSTALL_FLAGS, '--offline'], dir);
   if (offline.status === 0) return;
-  await runOk('npm', ['install', '--no-audit', '--no-fund', '--prefer-offline'], dir);
+  await runOk('npm', ['install', ...INSTALL_FLAGS, '--prefer-offline'], dir);
+}
+
+/**
+ * Without install scripts: installing a `file:` link runs the linked package's
+ * `prepare`, which for Molt is `npm run build` — it would rewrite this
+ * checkout's dist/ in place while the test files running beside this one load
+ * from it (the test runner built it already). The projects' own packages need
+ * no script to run (esbuild finds its platform package without its postinstall).
+ */
+const INSTALL_FLAGS = ['--no-audit', '--no-fund', '--ignore-scripts'];
+
+/** What `npm pack --json` says of the tarball it made. */
+export interface Packed {
+  filename: string;
+  size: number;
+  unpackedSize: number;
+  files: Array<{ path: string }>;
+}
+
+/**
+ * `npm pack` of this checkout into `destination`, of the dist/ the test runner
+ * built: without the prepack build, which would rewrite dist/ in place while
+ * the test files running beside this one load from it. Returns the tarball's
+ * path and what npm says of it.
+ */
+export async function packMolt(destination: string): Promise<{ tarball: string; packed: Packed }> {
+  const out = await runOk('npm', ['pack', '--json', '--ignore-scripts', '--pack-destination', destination], moltRoot);
+  const packed = (JSON.parse(out.slice(out.indexOf('['))) as Packed[])[0]!;
+  return { tarball: join(destination, packed.filename), packed };
 }
 
 /** The dependencies a project declares (both kinds), to check that two projects may share node_modules. */
