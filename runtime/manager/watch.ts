@@ -13,12 +13,10 @@
  * it reads everything again only when a watch has ended or the full read is
  * due. Why not a full read every period: a running watch is an ordered
  * consumer that restarts itself from the last value it delivered on a gap or
- * on missed heartbeats, so it already holds what a read would return; a read
- * every period then cost five key listings and one get per record, per
- * manager — with 50 nodes, ≈ 20 % of a nats-server core, in bursts that
- * delayed the watches themselves. A full read is now one consumer per prefix
- * delivering each key's last value ({@link Udb.readAll}), whatever the count
- * of records. The full reads of different managers
+ * on missed heartbeats, so it already holds what a read would return; the
+ * read cost five key listings (five consumers) and one get per record, per
+ * manager and period — with 50 nodes, ≈ 20 % of a nats-server core, in bursts
+ * that delayed the watches themselves. The full reads of different managers
  * start at a random period so that they do not come together.
  *
  * Every record, however it arrives, goes through one observer per key family

@@ -69,22 +69,21 @@ export class Udb {
     private readonly nc?: NatsConnection,
   ) {}
 
-  /**
-   * Every entry (latest value) under `prefix`, e.g. `nodes.`. Like the key
-   * lister it reads through an ordered consumer, so it may end early if the
-   * server drops it: a reader that must tell an empty world from a lost read
-   * uses {@link Udb.snapshot}.
-   */
+  /** Every entry (latest value) under `prefix`, e.g. `nodes.`. */
   async readAll(prefix: string): Promise<KvEntry[]> {
-    return [...(await this.lastOfEach(`${prefix}>`)).values()].filter((e) => e.operation === 'PUT');
+    // A Set: the key lister is an ordered consumer, which may deliver a key
+    // twice when it restarts under concurrent writes (heartbeats never stop).
+    const keys = new Set<string>();
+    for await (const key of await this.kv.keys(`${prefix}>`)) keys.add(key);
+    const entries = await Promise.all([...keys].map((k) => this.kv.get(k)));
+    return entries.filter((e): e is KvEntry => e !== null && e.operation === 'PUT');
   }
 
   /**
    * The last message of every key matching `filter` (deletes and purges too),
    * by key, delivered by one consumer — not a key listing and a get per key,
-   * which cost every reader one request per record: each node's upgrade
-   * manager every minute, per rollout ever published; `molt status --watch`
-   * and the dashboard every second, per node and rollout ever recorded.
+   * which cost `molt status --watch` and the dashboard, every second, one
+   * request per node, rollout and progress record ever written.
    */
   private async lastOfEach(filter: string): Promise<Map<string, KvEntry>> {
     // Every Udb's KV is opened through `Kvm` (nats.js's Bucket): its stream and consumers are at hand.
