@@ -50,8 +50,8 @@ export interface UdbSnapshot {
 
 const MAX_CAS_ATTEMPTS = 16;
 
-/** How long a read of every key under a prefix waits for its last entry before it fails (the caller reads again later). */
-const READ_ALL_TIMEOUT_MS = 10_000;
+/** How long a snapshot's read of the values waits for the last of them before it fails (the caller reads again later). */
+const SNAPSHOT_READ_TIMEOUT_MS = 10_000;
 
 const encode = (value: unknown) => JSON.stringify(value);
 
@@ -104,13 +104,13 @@ export class Udb {
           if (m.info.pending === 0) messages.stop();
         },
       });
-      const timer = setTimeout(() => messages.stop(new Error(`the read of '${filter}' did not end within ${READ_ALL_TIMEOUT_MS} ms`)), READ_ALL_TIMEOUT_MS);
+      const timer = setTimeout(() => messages.stop(new Error(`the read of '${filter}' did not end within ${SNAPSHOT_READ_TIMEOUT_MS} ms`)), SNAPSHOT_READ_TIMEOUT_MS);
       const ended = await messages.closed().finally(() => clearTimeout(timer));
       if (ended instanceof Error) throw ended;
       return latest;
     } finally {
       // Gone at once rather than after the server's idle threshold for
-      // ordered consumers (minutes): one reader makes several a minute.
+      // ordered consumers (minutes): a status watcher makes one a second.
       await consumer.delete().catch(() => undefined);
     }
   }
