@@ -5,7 +5,7 @@
  * {@link startUpgradeManager} makes a node follow published upgrades; the
  * upgrade database ({@link openUdb}) holds rollouts, control records and
  * node records; the operator functions are what `molt pause|resume|abort`,
- * `molt retire`, `molt rollback` and `molt status` run.
+ * `molt retire`, `molt rollback`, `molt prune` and `molt status` run.
  *
  * @module
  */
@@ -43,6 +43,9 @@ export {
   statusErrorView,
   renderStatus,
   STATUS_FORMAT,
+  pruneHistory,
+  renderPrune,
+  PRUNE_DEFAULT_WINDOW_MS,
 } from '../operate/index.ts';
 export type {
   OldVersionView,
@@ -54,4 +57,8 @@ export type {
   RolloutNodeView,
   BehindNodeView,
   ProblemView,
+  PrunePlan,
+  PruneResult,
+  GoneNodeView,
+  FinishedRolloutView,
 } from '../operate/index.ts';

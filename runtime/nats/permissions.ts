@@ -3,9 +3,9 @@
  * `authorization` block (`molt permissions`; docs/permissions.md explains
  * each line):
  *
- * - **operator** (`molt setup`, `status`, `pause|resume|abort|retire|rollback`):
- *   creates and changes the service's streams, writes the UDB's `control`,
- *   `rollouts` and `retired` keys;
+ * - **operator** (`molt setup`, `status`, `pause|resume|abort|retire|rollback`,
+ *   `prune`): creates and changes the service's streams, writes the UDB's
+ *   `control`, `rollouts` and `retired` keys, purges the UDB's old history;
  * - **publisher** (`molt publish`): writes descriptors, bundles, and the UDB's
  *   `rollouts` and `control` keys (a rollout published paused);
  * - **node** (`molt node`), one user per node id when ids are given: serves
@@ -99,12 +99,13 @@ export function roleUsers(options: PermissionsOptions): RoleUser[] {
     user: 'operator',
     passwordVariable: variableFor('operator'),
     inboxPrefix: tools,
-    comment: 'molt setup, status, pause, resume, abort, retire, rollback',
+    comment: 'molt setup, status, pause, resume, abort, retire, rollback, prune',
     publish: [
       { why: 'create the buckets and change their replicas (molt setup)', subjects: streams.flatMap((s) => [`$JS.API.STREAM.CREATE.${s.stream}`, `$JS.API.STREAM.UPDATE.${s.stream}`]) },
       { why: 'find the services on this NATS', subjects: ['$JS.API.STREAM.NAMES', '$JS.API.STREAM.LIST'] },
       readGroup('read every bucket', streams),
       { why: 'command rollouts, retire versions', subjects: [`${udb}.control.*`, `${udb}.rollouts.*`, `${udb}.retired.>`] },
+      { why: 'remove the history of gone nodes and finished rollouts (molt prune)', subjects: [`$JS.API.STREAM.PURGE.${b.udb.stream}`] },
     ],
     subscribe: [`${tools}.>`],
   };

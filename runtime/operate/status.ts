@@ -8,7 +8,7 @@
  * @module
  */
 import { ErrorCode, isMoltError } from '../errors.ts';
-import { supersedes, type NodeRecord, type ProgressRecord, type RolloutRecord, type UdbSnapshot } from '../udb/index.ts';
+import { isFinal, isNewest, newestOfEachType, type NodeRecord, type ProgressRecord, type RolloutRecord, type UdbSnapshot } from '../udb/index.ts';
 import { formatLabels, labelsOf } from '../node/labels.ts';
 import { oldVersionLine, oldVersions, type OldVersionView } from './retire.ts';
 
@@ -120,21 +120,6 @@ function countLive(nodes: readonly NodeStatusView[], type: string): Record<strin
     if (n.live && typeof v === 'number') counts[String(v)] = (counts[String(v)] ?? 0) + 1;
   }
   return counts;
-}
-
-/** A newest rollout of each type: the latest `to`, then the latest start. */
-function newestOfEachType(rollouts: readonly RolloutRecord[]): Map<string, RolloutRecord> {
-  const newest = new Map<string, RolloutRecord>();
-  for (const r of rollouts) {
-    const latest = newest.get(r.type);
-    if (!latest || supersedes(r, latest)) newest.set(r.type, r);
-  }
-  return newest;
-}
-
-/** True if no rollout of its type supersedes `r` (two alike in `to` and start supersede neither). */
-function isNewest(newest: ReadonlyMap<string, RolloutRecord>, r: RolloutRecord): boolean {
-  return !supersedes(newest.get(r.type)!, r);
 }
 
 /** Why a live node is not at a finished rollout's version: its progress, its report, or what it runs. */
@@ -257,7 +242,6 @@ function reasonLine(r: RolloutStatusView): string | undefined {
 /** A node gone (stopped, or silent past its lease) this long is left out of `molt status` unless `--all`. */
 export const GONE_SHOWN_MS = 3_600_000;
 
-const isOver = (r: RolloutRecord) => r.state === 'done' || r.state === 'aborted' || r.state === 'rolled-back';
 
 /**
  * What `molt status` lists unless `--all`: live nodes and those gone within
@@ -268,7 +252,7 @@ const isOver = (r: RolloutRecord) => r.state === 'done' || r.state === 'aborted'
 export function currentPart(view: StatusView): { nodes: NodeStatusView[]; rollouts: RolloutStatusView[]; hiddenNodes: number; hiddenRollouts: number } {
   const nodes = view.nodes.filter((n) => n.live || n.heartbeatAgoMs <= GONE_SHOWN_MS);
   const newest = newestOfEachType(view.rollouts);
-  const rollouts = view.rollouts.filter((r) => !isOver(r) || isNewest(newest, r));
+  const rollouts = view.rollouts.filter((r) => !isFinal(r) || isNewest(newest, r));
   return { nodes, rollouts, hiddenNodes: view.nodes.length - nodes.length, hiddenRollouts: view.rollouts.length - rollouts.length };
 }
 
@@ -357,5 +341,5 @@ export function changeLines(view: StatusView, options: { all?: boolean } = {}): 
 
 /** Every rollout is over: done, aborted or rolled back (`molt status --watch --until-done` exits). */
 export function allOver(view: StatusView): boolean {
-  return view.rollouts.length > 0 && view.rollouts.every(isOver);
+  return view.rollouts.length > 0 && view.rollouts.every(isFinal);
 }

@@ -193,20 +193,7 @@ export class Udb {
       ]);
       return { nodes, rollouts, control, retired, progress, reports, callers };
     }
-    let entries: KvEntry[];
-    try {
-      // Listed first: every key listed then has a message before the read starts
-      // (a deleted key's is its tombstone), so one not delivered means a
-      // server that does not hold it yet (a replica catching up after a
-      // restart) or a read cut short, never a key written in between.
-      const keys = await this.allKeys();
-      const latest = await this.lastOfEach('>');
-      const missing = keys.filter((k) => !latest.has(k));
-      if (missing.length > 0) throw new Error(`${missing.length} of ${keys.length} keys could not be read (${missing.slice(0, 3).join(', ')}${missing.length > 3 ? ', …' : ''})`);
-      entries = [...latest.values()].filter((e) => e.operation === 'PUT');
-    } catch (e) {
-      throw new MoltError(ErrorCode.Unavailable, `cannot read the upgrade database of '${this.service}' (${bucketNames(this.service).udb}) completely: ${(e as Error).message}`, { cause: e });
-    }
+    const entries = [...(await this.lastMessages()).values()].filter((e) => e.operation === 'PUT');
     const of = <T>(prefix: string, shape: RecordShape<T>): T[] => {
       const out: T[] = [];
       for (const e of entries) {
@@ -227,13 +214,59 @@ export class Udb {
     };
   }
 
+  /**
+   * The last message of every key in the bucket — a deleted key's is its
+   * tombstone — read completely, as {@link Udb.snapshot} reads (it needs the
+   * connection given to the constructor).
+   *
+   * @throws MoltError `Unavailable` if a key listed could not be read.
+   */
+  async lastMessages(): Promise<Map<string, KvEntry>> {
+    if (!this.nc) throw new MoltError(ErrorCode.Unavailable, `reading the whole upgrade database of '${this.service}' needs its connection: open it with openUdb`);
+    try {
+      // Listed first: every key listed then has a message before the read starts
+      // (a deleted key's is its tombstone), so one not delivered means a
+      // server that does not hold it yet (a replica catching up after a
+      // restart) or a read cut short, never a key written in between.
+      const keys = await this.allKeys();
+      const latest = await this.lastOfEach('>');
+      const missing = keys.filter((k) => !latest.has(k));
+      if (missing.length > 0) throw new Error(`${missing.length} of ${keys.length} keys could not be read (${missing.slice(0, 3).join(', ')}${missing.length > 3 ? ', …' : ''})`);
+      return latest;
+    } catch (e) {
+      throw new MoltError(ErrorCode.Unavailable, `cannot read the upgrade database of '${this.service}' (${bucketNames(this.service).udb}) completely: ${(e as Error).message}`, { cause: e });
+    }
+  }
+
+  /**
+   * Removes every message — value, history and tombstone — of the keys
+   * matching each filter (`nodes.n4`, `progress.*.n4`, `reports.n4.>`), with
+   * one purge of the bucket's stream per filter. Nothing marks the removal:
+   * a watcher does not see it, a reader no longer finds the key. Only for
+   * records nobody needs any more (./prune.ts in operate/ says which).
+   *
+   * @returns the number of messages removed.
+   */
+  async purgeKeys(filters: readonly string[]): Promise<number> {
+    const jsm = await this.manager();
+    const bucket = bucketNames(this.service).udb;
+    let purged = 0;
+    for (const filter of filters) purged += (await jsm.streams.purge(`KV_${bucket}`, { filter: `$KV.${bucket}.${filter}` })).purged;
+    return purged;
+  }
+
+  private manager(): Promise<JetStreamManager> {
+    if (!this.nc) throw new MoltError(ErrorCode.Unavailable, `changing the stream of the upgrade database of '${this.service}' needs its connection: open it with openUdb`);
+    this.jsm ??= jetstreamManager(this.nc, { checkAPI: false });
+    this.jsm.catch(() => (this.jsm = undefined));
+    return this.jsm;
+  }
+
   /** Every key that has a message in the bucket's stream (deleted ones too: their tombstone is a message). */
   private async allKeys(): Promise<string[]> {
-    this.jsm ??= jetstreamManager(this.nc!, { checkAPI: false });
-    this.jsm.catch(() => (this.jsm = undefined));
     const bucket = bucketNames(this.service).udb;
     const prefix = `$KV.${bucket}.`;
-    const info = await (await this.jsm).streams.info(`KV_${bucket}`, { subjects_filter: `${prefix}>` });
+    const info = await (await this.manager()).streams.info(`KV_${bucket}`, { subjects_filter: `${prefix}>` });
     return Object.keys(info.state.subjects ?? {}).map((subject) => subject.slice(prefix.length));
   }
 

@@ -82,6 +82,27 @@ export function supersedes(later: RolloutRecord, r: RolloutRecord): boolean {
   return later.type === r.type && later.rolloutId !== r.rolloutId && (later.to > r.to || (later.to === r.to && later.startedAt > r.startedAt));
 }
 
+/** `done`, `aborted` and `rolled-back`: the rollout's state will not change again. */
+export function isFinal(r: RolloutRecord): boolean {
+  return r.state === 'done' || r.state === 'aborted' || r.state === 'rolled-back';
+}
+
+/** A newest rollout of each type: the latest `to`, then the latest start (one pass over the rollouts). */
+export function newestOfEachType(rollouts: readonly RolloutRecord[]): Map<string, RolloutRecord> {
+  const newest = new Map<string, RolloutRecord>();
+  for (const r of rollouts) {
+    const latest = newest.get(r.type);
+    if (!latest || supersedes(r, latest)) newest.set(r.type, r);
+  }
+  return newest;
+}
+
+/** True if no rollout of its type supersedes `r` (two alike in `to` and start supersede neither); `newest` is {@link newestOfEachType}'s. */
+export function isNewest(newest: ReadonlyMap<string, RolloutRecord>, r: RolloutRecord): boolean {
+  const latest = newest.get(r.type);
+  return latest === undefined || !supersedes(latest, r);
+}
+
 /** States after which a rollout's upgrade never runs again on any node. */
 export const rollbackStates: ReadonlySet<RolloutState> = new Set(['rolling-back', 'rolled-back']);
 

@@ -23,6 +23,7 @@ import { publishUpgrade } from '../../runtime/server/publish.ts';
 import { Udb } from '../../runtime/udb/index.ts';
 import { setupServiceBuckets } from '../../runtime/udb/buckets.ts';
 import { permissionsConfig } from '../../runtime/nats/permissions.ts';
+import { pruneHistory } from '../../runtime/operate/prune.ts';
 import { callSubject, encodeKey, Header, stateKey } from '../../runtime/wire/protocol.ts';
 import service, { counterV1 } from '../fixtures/counter.ts';
 import { counterV2 } from '../fixtures/counter-v2.ts';
@@ -315,6 +316,19 @@ test('permissions - a node cannot purge or delete the state, nor delete the othe
   await refused('delete the UDB', () => jsm.streams.delete('KV_molt_counters_udb'));
   await refused('delete the bundles', () => jsm.streams.delete('OBJ_molt_counters_bundles'));
   assert.is(await stateMessages(ctx), before, 'the state is all there');
+});
+
+test('permissions - the operator prunes the UDB\'s history; a node cannot purge the UDB', async (ctx) => {
+  const n1 = await jetstreamManager(await as(ctx, 'n1'));
+  await refused('a node purges the UDB', () => n1.streams.purge('KV_molt_counters_udb', { filter: '$KV.molt_counters_udb.control.>' }));
+  const operator = await as(ctx, 'operator');
+  const udb = new Udb(await new Kvm(operator).open('molt_counters_udb'), 'counters', operator);
+  const kept = (await udb.snapshot()).nodes.map((n) => n.id).sort();
+  // Nothing is old enough to go; the read and the purge request are what the operator's rights must allow.
+  const result = await pruneHistory(udb, { now: Date.now() });
+  assert.is(result.keys, 0);
+  assert.is(await udb.purgeKeys(['nodes.nobody']), 0);
+  assert.equal((await udb.snapshot()).nodes.map((n) => n.id).sort(), kept);
 });
 
 test.run();

@@ -1,7 +1,8 @@
 /**
- * `molt pause|resume|abort <rollout>`, `molt retire <type> [version]` and
- * `molt rollback <rollout>`: the command lines of the operator functions in
- * runtime/operate/ (rollouts.ts, retire.ts), which say what each does.
+ * `molt pause|resume|abort <rollout>`, `molt retire <type> [version]`,
+ * `molt rollback <rollout>` and `molt prune`: the command lines of the
+ * operator functions in runtime/operate/ (rollouts.ts, retire.ts, prune.ts),
+ * which say what each does.
  *
  * A rollout is named by its id (`counter-v2-3f9a1c`), by `<type>@<version>`
  * (`counter@2`) or by a unique prefix of its id.
@@ -66,6 +67,21 @@ export function registerControlCommands(program: Command): void {
       await withService(flags, 'molt rollback', async ({ nc, udb }) => {
         const { message } = await rollbackRollout(udb, nc, name, flags.reason);
         process.stdout.write(`${message}\n`);
+      });
+    });
+
+  addConnectionFlags(program.command('prune'))
+    .description('remove the history no reader needs: nodes gone for the window, and the per-node detail of superseded rollouts that ended before it')
+    .option('--older-than <window>', 'how long a node must be gone, or a rollout over (30d, 12h; at least 1h)', '7d')
+    .option('--dry-run', 'say what would be removed, and remove nothing')
+    .option('--json', 'print the result as JSON (every node and rollout, with its keys)')
+    .action(async (flags: ConnectionFlags & { olderThan: string; dryRun?: boolean; json?: boolean }) => {
+      const { pruneHistory, renderPrune } = await import('../../operate/prune.ts');
+      const { parseWindow } = await import('../../udb/evidence.ts');
+      const windowMs = parseWindow(flags.olderThan, '--older-than');
+      await withService(flags, 'molt prune', async ({ udb }) => {
+        const result = await pruneHistory(udb, { windowMs, now: Date.now(), dryRun: flags.dryRun === true });
+        process.stdout.write(flags.json ? `${JSON.stringify(result, null, 2)}\n` : `${renderPrune(result)}\n`);
       });
     });
 }
