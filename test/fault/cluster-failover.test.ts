@@ -21,8 +21,8 @@ import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { createClient, createSuperjsonCodec, type MoltClient } from '../../runtime/index.ts';
 import { spawnScript, eventually, type ChildNode } from '../support/nats.ts';
-import { startNatsCluster, readBucketVia, replicaStates, streamReplicas, type NatsCluster, type ReplicaState, type ReplicaEntry } from '../support/cluster.ts';
-import { History, now, runCounterLoad } from '../support/load.ts';
+import { jetStreamView, placementEvents, startNatsCluster, readBucketVia, replicaStates, streamReplicas, type NatsCluster, type ReplicaState, type ReplicaEntry } from '../support/cluster.ts';
+import { History, now, runCounterLoad, timeline } from '../support/load.ts';
 
 const STATE_BUCKET = 'molt_counters_state';
 const STATE_STREAM = `KV_${STATE_BUCKET}`;
@@ -113,7 +113,7 @@ test('cluster - kill the state leader, then a follower, under load: only retryab
       const from = now() - 2500;
       const window = sentIn(Math.max(from, killedAt + LEASE_MS), from + 1000);
       return window.all >= 10 && window.ok / window.all >= 0.95;
-    }, async () => `calls succeed again with n${victim + 1} down:\n${timeline(history, killedAt)}\n${await jetStreamView(cluster)}\n${nodes.map(placementEvents).join('\n')}`, RECOVERY_BOUND_MS);
+    }, async () => `calls succeed again with n${victim + 1} down:\n${timeline(history, killedAt)}\n${await jetStreamView(cluster, [STATE_STREAM, UDB_STREAM])}\n${nodes.map(placementEvents).join('\n')}`, RECOVERY_BOUND_MS);
     // Then stay down a while: calls keep succeeding.
     // (Judged a second later, so that a call stuck in the window counts as failed.)
     // nats-server 2.9 sometimes holds a second election among the two servers
@@ -155,7 +155,7 @@ test('cluster - kill the state leader, then a follower, under load: only retryab
     );
     console.log(`cluster:   ${rounds[rounds.length - 1]}`);
     if (!(steady.all > 0 && steadyOk / steady.all > 0.95)) {
-      assert.unreachable(`calls keep succeeding with n${victim + 1} down: ${steadyOk}/${steady.all} ok\n${timeline(history, killedAt)}\n${await jetStreamView(cluster)}\n${nodes.map(placementEvents).join('\n')}`);
+      assert.unreachable(`calls keep succeeding with n${victim + 1} down: ${steadyOk}/${steady.all} ok\n${timeline(history, killedAt)}\n${await jetStreamView(cluster, [STATE_STREAM, UDB_STREAM])}\n${nodes.map(placementEvents).join('\n')}`);
     }
     await sleep(1000);
   }
@@ -224,74 +224,6 @@ async function waitUntil(check: () => boolean, what: () => string | Promise<stri
     if (Date.now() > deadline) throw new Error(`timed out: ${await what()}`);
     await sleep(100);
   }
-}
-
-/**
- * Who leads what, as each running server sees it (for failure messages): a
- * stream without a leader means JetStream itself is unavailable (an election
- * that has not finished), not that Molt failed to recover.
- */
-async function jetStreamView(cluster: NatsCluster): Promise<string> {
-  const lines: string[] = [];
-  // A leader that is down has not been replaced yet (its followers have not noticed, or cannot elect).
-  const named = (leader: string | undefined) => (!leader ? 'NONE' : cluster.servers.some((s) => s.name === leader && !s.running) ? `${leader} (down)` : leader);
-  for (const s of cluster.servers) {
-    if (!s.running) {
-      lines.push(`  ${s.name}: down`);
-      continue;
-    }
-    try {
-      const res = await fetch(`http://127.0.0.1:${s.monitorPort}/jsz?accounts=true&streams=true`, { signal: AbortSignal.timeout(2000) });
-      const jsz = (await res.json()) as { meta_cluster?: { leader?: string }; account_details?: Array<{ stream_detail?: Array<{ name: string; cluster?: { leader?: string } }> }> };
-      const streams = (jsz.account_details ?? []).flatMap((a) => a.stream_detail ?? []).filter((d) => d.name === STATE_STREAM || d.name === UDB_STREAM);
-      lines.push(`  ${s.name}: meta leader ${named(jsz.meta_cluster?.leader)}; ${streams.map((d) => `${d.name} leader ${named(d.cluster?.leader)}`).join(', ')}`);
-    } catch (e) {
-      lines.push(`  ${s.name}: /jsz failed: ${String(e)}`);
-    }
-  }
-  return `JetStream now:\n${lines.join('\n')}`;
-}
-
-/** A node's placement events from its log (fences, renewals, watch restarts; runs of failed heartbeats folded into one line). */
-function placementEvents(node: ChildNode): string {
-  const out: string[] = [];
-  let failed: { from: string; to: string; n: number; error: string } | undefined;
-  const flush = () => {
-    if (failed) out.push(`  ${failed.from}..${failed.to} heartbeat failed ×${failed.n} (${failed.error})`);
-    failed = undefined;
-  };
-  for (const line of node.output().split('\n')) {
-    if (!line.startsWith('{')) continue;
-    let rec: { time?: string; msg?: string; error?: string; node?: string };
-    try {
-      rec = JSON.parse(line) as typeof rec;
-    } catch {
-      continue;
-    }
-    const at = rec.time?.slice(11, 23) ?? '?';
-    if (rec.msg === 'heartbeat failed') {
-      if (failed) Object.assign(failed, { to: at, n: failed.n + 1 });
-      else failed = { from: at, to: at, n: 1, error: String(rec.error).slice(0, 80) };
-      continue;
-    }
-    if (!/lease|membership watch|fence/.test(rec.msg ?? '')) continue;
-    flush();
-    out.push(`  ${at} ${rec.msg}`);
-  }
-  flush();
-  return `node ${/--id (\S+)/.exec(node.process.spawnargs.join(' '))?.[1] ?? '?'}:\n${out.slice(-30).join('\n')}`;
-}
-
-/** Calls per half second since `from`: ok count and failures by code (for failure messages). */
-function timeline(history: History, from: number): string {
-  const lines: string[] = [];
-  for (let t = from; t < now(); t += 500) {
-    const b = history.ops.filter((o) => o.sentAt >= t && o.sentAt < t + 500);
-    const codes: Record<string, number> = {};
-    for (const o of b) if (!o.ok) codes[o.code!] = (codes[o.code!] ?? 0) + 1;
-    lines.push(`  +${Math.round(t - from)} ms: ${b.filter((o) => o.ok).length} ok ${JSON.stringify(codes)}`);
-  }
-  return lines.join('\n');
 }
 
 function sameEntries(a: Map<string, { revision: number; bytes: Uint8Array }>, b: Map<string, { revision: number; bytes: Uint8Array }>): boolean {

@@ -10,6 +10,12 @@
  * `startNatsCluster()` resolves only once JetStream has a meta leader and
  * every server answers JetStream API calls, so buckets can be created with
  * `replicas: 3` at once.
+ *
+ * With `partitionable`, every route runs through a TCP proxy of its own (one
+ * per ordered pair of servers: the routes server i solicits go through its
+ * own proxies), so a test can cut one server off from the others — a
+ * partition between the servers, each server still up and serving its
+ * clients — and heal it.
  */
 import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -17,6 +23,8 @@ import { join } from 'node:path';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { jetstreamManager } from '@nats-io/jetstream';
 import { freePort, startEmbeddedNats, type EmbeddedNats } from '../../runtime/internal.ts';
+import { startNatsProxy, type NatsProxy } from './proxy.ts';
+import type { ChildNode } from './nats.ts';
 
 /** One server of a test cluster. */
 export interface ClusterServer {
@@ -47,6 +55,14 @@ export interface NatsCluster {
   restart(i: number): Promise<void>;
   /** Resolves once JetStream has a meta leader and every running server answers. */
   waitReady(timeoutMs?: number): Promise<void>;
+  /**
+   * Cuts server `i` off from every other server (needs `partitionable`): its
+   * routes stop forwarding in both directions, nothing is closed, and new
+   * routes to or from it hang the same way. Its clients stay connected to it.
+   */
+  isolate(i: number): void;
+  /** Ends {@link NatsCluster.isolate}: the stalled routes are reset, and the servers route again. */
+  rejoin(i: number): void;
   /** Stops every server and removes the store directories. */
   stop(): Promise<void>;
 }
@@ -58,6 +74,8 @@ export interface NatsClusterOptions {
   name?: string;
   /** Print the servers' logs to stderr. */
   verbose?: boolean;
+  /** Route every pair of servers through a proxy, so that a server can be isolated (see {@link NatsCluster.isolate}). */
+  partitionable?: boolean;
 }
 
 interface ServerSlot {
@@ -68,11 +86,19 @@ interface ServerSlot {
   monitorPort: number;
   storeDir: string;
   embedded: EmbeddedNats | undefined;
+  /** With `partitionable`: the proxy this server's route to server j goes through, by j. */
+  routeProxies?: Map<number, NatsProxy>;
+  /** With `partitionable`: a port nothing listens on, advertised as this server's route address. */
+  deadPort?: number;
 }
 
 /** The configuration text of one server; startEmbeddedNats's flags add host, port, `-js`, the store directory and the name. */
 function serverConfig(cluster: string, slot: ServerSlot, all: ServerSlot[]): string {
-  const routes = all.filter((s) => s !== slot).map((s) => `    "nats-route://127.0.0.1:${s.clusterPort}"`);
+  const routeTo = (s: ServerSlot) => {
+    const proxy = slot.routeProxies?.get(s.index);
+    return proxy ? proxy.url.replace(/^nats:/, 'nats-route:') : `nats-route://127.0.0.1:${s.clusterPort}`;
+  };
+  const routes = all.filter((s) => s !== slot).map((s) => `    "${routeTo(s)}"`);
   return [
     `server_name: "${slot.name}"`,
     `http_port: ${slot.monitorPort}`,
@@ -82,6 +108,10 @@ function serverConfig(cluster: string, slot: ServerSlot, all: ServerSlot[]): str
     `cluster {`,
     `  name: "${cluster}"`,
     `  listen: "127.0.0.1:${slot.clusterPort}"`,
+    // Servers tell each other their route addresses and connect to those they
+    // learn of: through the proxies, a dead address leaves them only the
+    // routes configured here, each through its own proxy.
+    ...(slot.deadPort === undefined ? [] : [`  advertise: "127.0.0.1:${slot.deadPort}"`]),
     `  routes: [`,
     routes.join(',\n'),
     `  ]`,
@@ -110,6 +140,24 @@ export async function startNatsCluster(options: NatsClusterOptions = {}): Promis
     slots.push({ index: i, name: `n${i + 1}`, port: await port(), clusterPort: await port(), monitorPort: await port(), storeDir: join(base, `n${i + 1}`), embedded: undefined });
   }
 
+  if (options.partitionable) {
+    for (const from of slots) {
+      from.deadPort = await port();
+      from.routeProxies = new Map();
+      for (const to of slots) if (to !== from) from.routeProxies.set(to.index, await startNatsProxy(`nats://127.0.0.1:${to.clusterPort}`));
+    }
+  }
+  /** Every proxy of a route to or from server i. */
+  const routesOf = (i: number): NatsProxy[] => {
+    const out: NatsProxy[] = [];
+    for (const s of slots) {
+      if (!s.routeProxies) throw new Error('the cluster was started without partitionable: true');
+      for (const [to, proxy] of s.routeProxies) if (s.index === i || to === i) out.push(proxy);
+    }
+    return out;
+  };
+  const closeProxies = () => Promise.allSettled(slots.flatMap((s) => [...(s.routeProxies?.values() ?? [])].map((p) => p.close())));
+
   const startSlot = async (slot: ServerSlot) => {
     slot.embedded = await startEmbeddedNats({
       port: slot.port,
@@ -127,6 +175,7 @@ export async function startNatsCluster(options: NatsClusterOptions = {}): Promis
     await Promise.all(slots.map(startSlot));
   } catch (e) {
     await Promise.allSettled(slots.map((s) => s.embedded?.stop()));
+    await closeProxies();
     rmSync(base, { recursive: true, force: true });
     throw e;
   }
@@ -180,8 +229,16 @@ export async function startNatsCluster(options: NatsClusterOptions = {}): Promis
       // replicated stream created then fails with "no suitable peers".
       await waitForMetaPeers(slots.filter((s) => s.embedded).map((s) => s.monitorPort), deadline);
     },
+    isolate(i) {
+      for (const proxy of routesOf(i)) proxy.cut('both');
+    },
+    rejoin(i) {
+      // Reset, not healed: a route the servers gave up on during the cut must not get its held bytes late.
+      for (const proxy of routesOf(i)) proxy.drop();
+    },
     async stop() {
       await Promise.allSettled(slots.map((s) => s.embedded?.stop({ keepStore: true })));
+      await closeProxies();
       for (const s of slots) s.embedded = undefined;
       rmSync(base, { recursive: true, force: true });
     },
@@ -315,4 +372,60 @@ export async function streamReplicas(url: string, stream: string): Promise<{ lea
   } finally {
     await nc.close().catch(() => undefined);
   }
+}
+
+/**
+ * Who leads what, as each running server sees it of `streamNames` (for failure messages): a
+ * stream without a leader means JetStream itself is unavailable (an election
+ * that has not finished), not that Molt failed to recover.
+ */
+export async function jetStreamView(cluster: NatsCluster, streamNames: readonly string[]): Promise<string> {
+  const lines: string[] = [];
+  // A leader that is down has not been replaced yet (its followers have not noticed, or cannot elect).
+  const named = (leader: string | undefined) => (!leader ? 'NONE' : cluster.servers.some((s) => s.name === leader && !s.running) ? `${leader} (down)` : leader);
+  for (const s of cluster.servers) {
+    if (!s.running) {
+      lines.push(`  ${s.name}: down`);
+      continue;
+    }
+    try {
+      const res = await fetch(`http://127.0.0.1:${s.monitorPort}/jsz?accounts=true&streams=true`, { signal: AbortSignal.timeout(2000) });
+      const jsz = (await res.json()) as { meta_cluster?: { leader?: string }; account_details?: Array<{ stream_detail?: Array<{ name: string; cluster?: { leader?: string } }> }> };
+      const streams = (jsz.account_details ?? []).flatMap((a) => a.stream_detail ?? []).filter((d) => streamNames.includes(d.name));
+      lines.push(`  ${s.name}: meta leader ${named(jsz.meta_cluster?.leader)}; ${streams.map((d) => `${d.name} leader ${named(d.cluster?.leader)}`).join(', ')}`);
+    } catch (e) {
+      lines.push(`  ${s.name}: /jsz failed: ${String(e)}`);
+    }
+  }
+  return `JetStream now:\n${lines.join('\n')}`;
+}
+
+/** A node's placement events from its log (fences, renewals, watch restarts; runs of failed heartbeats folded into one line). */
+export function placementEvents(node: ChildNode): string {
+  const out: string[] = [];
+  let failed: { from: string; to: string; n: number; error: string } | undefined;
+  const flush = () => {
+    if (failed) out.push(`  ${failed.from}..${failed.to} heartbeat failed ×${failed.n} (${failed.error})`);
+    failed = undefined;
+  };
+  for (const line of node.output().split('\n')) {
+    if (!line.startsWith('{')) continue;
+    let rec: { time?: string; msg?: string; error?: string; node?: string };
+    try {
+      rec = JSON.parse(line) as typeof rec;
+    } catch {
+      continue;
+    }
+    const at = rec.time?.slice(11, 23) ?? '?';
+    if (rec.msg === 'heartbeat failed') {
+      if (failed) Object.assign(failed, { to: at, n: failed.n + 1 });
+      else failed = { from: at, to: at, n: 1, error: String(rec.error).slice(0, 80) };
+      continue;
+    }
+    if (!/lease|membership watch|fence/.test(rec.msg ?? '')) continue;
+    flush();
+    out.push(`  ${at} ${rec.msg}`);
+  }
+  flush();
+  return `node ${/--id (\S+)/.exec(node.process.spawnargs.join(' '))?.[1] ?? '?'}:\n${out.slice(-30).join('\n')}`;
 }

@@ -246,3 +246,15 @@ export function runOpenLoad(o: OpenLoad, history = new History()): { history: Hi
     },
   };
 }
+
+/** Calls per half second since `from`: ok count and failures by code (for failure messages). */
+export function timeline(history: History, from: number): string {
+  const lines: string[] = [];
+  for (let t = from; t < now(); t += 500) {
+    const b = history.ops.filter((o) => o.sentAt >= t && o.sentAt < t + 500);
+    const codes: Record<string, number> = {};
+    for (const o of b) if (!o.ok) codes[o.code!] = (codes[o.code!] ?? 0) + 1;
+    lines.push(`  +${Math.round(t - from)} ms: ${b.filter((o) => o.ok).length} ok ${JSON.stringify(codes)}`);
+  }
+  return lines.join('\n');
+}
