@@ -17,7 +17,8 @@
  * read cost five key listings (five consumers) and one get per record, per
  * manager and period — with 50 nodes, ≈ 20 % of a nats-server core, in bursts
  * that delayed the watches themselves. The full reads of different managers
- * start at a random period so that they do not come together.
+ * start at a random period so that they do not come together, and read again
+ * only the rollouts whose records can still change ({@link settledRollouts}).
  *
  * Every record, however it arrives, goes through one observer per key family
  * that keeps the newest revision in the manager's context and tells the rest
@@ -30,6 +31,9 @@ import { parseDescriptorKey } from '../server/descriptor.ts';
 import { openUpgradeStore, type StoredDescriptor } from '../server/store.ts';
 import { controlOf, replaces } from '../udb/halts.ts';
 import {
+  isFinal,
+  isNewest,
+  newestOfEachType,
   parseRecord,
   parseSharedRecord,
   UdbPrefix,
@@ -85,6 +89,27 @@ export interface Watch {
   followReconnects(): void;
   /** Stops every watch. */
   stop(): void;
+}
+
+/**
+ * The rollouts whose records can no longer change, of those known: ended
+ * (`done`, `aborted`, `rolled-back`) and superseded by a later rollout of the
+ * type — so their counts are no longer kept — that has not been rolled back
+ * (a `done` or `aborted` one can still be rolled back once every later one
+ * is; a `rolled-back` one cannot change). A full read lists their keys but
+ * does not read them again: with one rollout per publish, reading them all
+ * made every manager's full read grow with every upgrade the service ever
+ * had. (A restarted watch delivers every record again.)
+ */
+export function settledRollouts(known: Iterable<RolloutRecord>): Set<string> {
+  const all = [...known];
+  const newest = newestOfEachType(all);
+  const newestStanding = newestOfEachType(all.filter((r) => r.state !== 'rolled-back'));
+  const settled = new Set<string>();
+  for (const r of all) {
+    if (isFinal(r) && !isNewest(r.state === 'rolled-back' ? newest : newestStanding, r)) settled.add(r.rolloutId);
+  }
+  return settled;
 }
 
 export function createWatch(ctx: ManagerContext, hooks: WatchHooks): Watch {
@@ -210,11 +235,12 @@ export function createWatch(ctx: ManagerContext, hooks: WatchHooks): Watch {
       logger.debug('upgrade store not reachable yet', { error: errorText(e) });
     }
     await startWatches();
+    const settled = settledRollouts(ctx.rollouts.values());
     try {
       const [nodeEntries, controlEntries, rolloutEntries, retiredEntries] = await Promise.all([
         udb.readAll(UdbPrefix.nodes),
         udb.readAll(UdbPrefix.control),
-        udb.readAll(UdbPrefix.rollouts),
+        udb.readAll(UdbPrefix.rollouts, (key) => settled.has(key.slice(UdbPrefix.rollouts.length))),
         udb.readAll(UdbPrefix.retired),
       ]);
       nodeEntries.forEach(observeNode);

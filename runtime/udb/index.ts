@@ -69,12 +69,16 @@ export class Udb {
     private readonly nc?: NatsConnection,
   ) {}
 
-  /** Every entry (latest value) under `prefix`, e.g. `nodes.`. */
-  async readAll(prefix: string): Promise<KvEntry[]> {
+  /**
+   * Every entry (latest value) under `prefix`, e.g. `nodes.`: the keys are
+   * listed, then each is read — except those `skip` says the caller knows
+   * already (and will not find changed).
+   */
+  async readAll(prefix: string, skip?: (key: string) => boolean): Promise<KvEntry[]> {
     // A Set: the key lister is an ordered consumer, which may deliver a key
     // twice when it restarts under concurrent writes (heartbeats never stop).
     const keys = new Set<string>();
-    for await (const key of await this.kv.keys(`${prefix}>`)) keys.add(key);
+    for await (const key of await this.kv.keys(`${prefix}>`)) if (!skip?.(key)) keys.add(key);
     const entries = await Promise.all([...keys].map((k) => this.kv.get(k)));
     return entries.filter((e): e is KvEntry => e !== null && e.operation === 'PUT');
   }

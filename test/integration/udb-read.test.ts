@@ -1,6 +1,7 @@
 /**
  * Reading the upgrade database: every record under a prefix (what each node's
- * upgrade manager reads in full), and a snapshot of the whole service (what
+ * upgrade manager reads in full, without reading again the rollouts whose
+ * records can no longer change), and a snapshot of the whole service (what
  * `molt status --watch` and the dashboard read every second) — which must not
  * cost one request per record ever written (a key listing and a get per key
  * did: requests per read growing with every node, rollout and progress record
@@ -10,9 +11,12 @@
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import type { NatsConnection } from '@nats-io/transport-node';
-import { udbKey, type NodeRecord, type Udb } from '../../runtime/udb/index.ts';
+import { udbKey, type NodeRecord, type RolloutRecord, type Udb } from '../../runtime/udb/index.ts';
+import { createNode, silentLogger } from '../../runtime/index.ts';
+import { startUpgradeManager } from '../../runtime/manager/index.ts';
+import service from '../fixtures/counter.ts';
 import { startEmbeddedNats, type EmbeddedNats } from '../support/nats.ts';
-import { openCounters } from '../support/upgrades.ts';
+import { eventually, openCounters, TIMINGS } from '../support/upgrades.ts';
 
 interface Ctx {
   nats: EmbeddedNats;
@@ -85,6 +89,53 @@ test('a snapshot of the whole service: every record, without a get per key', asy
   assert.is(snapshot.rollouts.length, 5);
   assert.is(snapshot.progress.length, 50);
   assert.is(gets.count(), 0, `no per-key get (${gets.count()} made for ${snapshot.nodes.length + snapshot.rollouts.length + snapshot.progress.length} records)`);
+});
+
+test('a manager\'s full read lists every rollout but reads again only those that can still change', async (ctx) => {
+  const now = Date.now();
+  const rollout = (to: number, state: RolloutRecord['state']): RolloutRecord => ({
+    rolloutId: `counter-v${to}-abc`,
+    service: 'counters',
+    type: 'counter',
+    from: to - 1,
+    to,
+    schedule: { name: 'immediate', params: {} },
+    publisher: 'U',
+    state,
+    counts: {},
+    startedAt: now + to,
+    updatedAt: now,
+    endedAt: now,
+  });
+  // 40 upgrades of the past, each ended and superseded; the newest is done, and counted by the node's manager.
+  for (let to = 2; to <= 41; to++) await ctx.udb.createRollout(rollout(to, to % 7 === 0 ? 'aborted' : 'done'));
+  const { leaseMs, heartbeatMs } = TIMINGS;
+  const node = await createNode({ service, nats: { servers: ctx.nats.url }, nodeId: 'reader', logger: silentLogger, heartbeatMs, leaseMs });
+  // Long periods: only the reconciliations this test asks for run.
+  const manager = await startUpgradeManager(node, { trustedKeys: [], reconcileMs: 600_000, tickMs: 200, leaseMs, logger: silentLogger });
+  try {
+    await manager.reconcile();
+    await eventually(async () => JSON.stringify((await ctx.udb.rollout('counter-v41-abc'))?.record.counts) === '{"1":1}', 'the newest rollout counted by the manager');
+
+    const gets = await countGets(ctx.nc);
+    await manager.reconcile();
+    await ctx.nc.flush();
+    gets.stop();
+    // One node record and the newest rollout are read; the 39 settled rollouts only listed (40 gets before).
+    assert.ok(gets.count() <= 3, `${gets.count()} gets in a full read with 40 rollouts, 39 of them settled`);
+
+    // One that can change again is read again: the newest rolled back, the one before it may be rolled back next.
+    await ctx.udb.updateRollout('counter-v41-abc', (r) => ({ ...r, state: 'rolled-back' }));
+    await manager.reconcile();
+    const again = await countGets(ctx.nc);
+    await manager.reconcile();
+    await ctx.nc.flush();
+    again.stop();
+    assert.ok(again.count() >= 3 && again.count() <= 4, `${again.count()} gets: the node, v41 (the newest) and v40 (now the newest standing)`);
+  } finally {
+    await manager.stop();
+    await node.stop();
+  }
 });
 
 test.run();
