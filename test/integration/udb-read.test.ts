@@ -15,6 +15,7 @@ import { udbKey, type NodeRecord, type RolloutRecord, type Udb } from '../../run
 import { createNode, silentLogger } from '../../runtime/index.ts';
 import { startUpgradeManager } from '../../runtime/manager/index.ts';
 import service from '../fixtures/counter.ts';
+import { rolloutRecord } from '../support/records.ts';
 import { startEmbeddedNats, type EmbeddedNats } from '../support/nats.ts';
 import { eventually, openCounters, TIMINGS } from '../support/upgrades.ts';
 
@@ -93,20 +94,7 @@ test('a snapshot of the whole service: every record, without a get per key', asy
 
 test('a manager\'s full read lists every rollout but reads again only those that can still change', async (ctx) => {
   const now = Date.now();
-  const rollout = (to: number, state: RolloutRecord['state']): RolloutRecord => ({
-    rolloutId: `counter-v${to}-abc`,
-    service: 'counters',
-    type: 'counter',
-    from: to - 1,
-    to,
-    schedule: { name: 'immediate', params: {} },
-    publisher: 'U',
-    state,
-    counts: {},
-    startedAt: now + to,
-    updatedAt: now,
-    endedAt: now,
-  });
+  const rollout = (to: number, state: RolloutRecord['state']) => rolloutRecord(`counter-v${to}-abc`, to, state, { service: 'counters', startedAt: now + to, updatedAt: now, endedAt: now });
   // 40 upgrades of the past, each ended and superseded; the newest is done, and counted by the node's manager.
   for (let to = 2; to <= 41; to++) await ctx.udb.createRollout(rollout(to, to % 7 === 0 ? 'aborted' : 'done'));
   const { leaseMs, heartbeatMs } = TIMINGS;

@@ -10,6 +10,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { planPrune, type KeyMessage } from '../../runtime/operate/prune.ts';
 import type { RolloutRecord } from '../../runtime/udb/index.ts';
+import { rolloutRecord } from '../support/records.ts';
 
 const DAY = 86_400_000;
 const now = 100 * DAY;
@@ -20,20 +21,7 @@ const recent = now - DAY;
 const encoder = new TextEncoder();
 const at = (key: string, time: number): KeyMessage => ({ key, at: time });
 function rollout(id: string, to: number, state: RolloutRecord['state'], endedAt: number | undefined, type = 'counter'): KeyMessage {
-  const record: RolloutRecord = {
-    rolloutId: id,
-    service: 's',
-    type,
-    from: to - 1,
-    to,
-    schedule: { name: 'immediate', params: {} },
-    publisher: 'U',
-    state,
-    counts: {},
-    startedAt: to * DAY,
-    updatedAt: endedAt ?? now,
-    ...(endedAt === undefined ? {} : { endedAt }),
-  };
+  const record = rolloutRecord(id, to, state, { type, startedAt: to * DAY, updatedAt: endedAt ?? now, ...(endedAt === undefined ? {} : { endedAt }) });
   return { key: `rollouts.${id}`, at: endedAt ?? now, value: encoder.encode(JSON.stringify(record)) };
 }
 

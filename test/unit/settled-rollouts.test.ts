@@ -8,20 +8,9 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { settledRollouts } from '../../runtime/manager/watch.ts';
 import type { RolloutRecord } from '../../runtime/udb/index.ts';
+import { rolloutRecord } from '../support/records.ts';
 
-const rollout = (id: string, to: number, state: RolloutRecord['state'], type = 'counter', startedAt = to): RolloutRecord => ({
-  rolloutId: id,
-  service: 's',
-  type,
-  from: to - 1,
-  to,
-  schedule: { name: 'immediate', params: {} },
-  publisher: 'U',
-  state,
-  counts: {},
-  startedAt,
-  updatedAt: 0,
-});
+const rollout = (id: string, to: number, state: RolloutRecord['state'], type = 'counter', startedAt = to) => rolloutRecord(id, to, state, { type, startedAt });
 const settled = (...rollouts: RolloutRecord[]) => [...settledRollouts(rollouts)].sort();
 
 test('settled - ended and superseded by a rollout still standing', () => {
