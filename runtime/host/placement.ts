@@ -150,6 +150,8 @@ function sameShards(a: readonly number[] | undefined, b: readonly number[] | und
 export class Placement {
   /** When each node's latest record was seen, on this node's monotonic clock. */
   private readonly lastSeen = new Map<string, number>();
+  /** The revision of each other node's record last seen, by id: a record seen again (a restarted watch's replay) is no sign of life. */
+  private readonly seenRevision = new Map<string, number>();
   readonly records = new Map<string, NodeRecord>();
   private owned: Set<number> = new Set();
   /** Monotonic start time of the latest heartbeat JetStream acknowledged. */
@@ -331,6 +333,7 @@ export class Placement {
     const id = entry.key.slice(NODE_PREFIX.length);
     if (entry.operation !== 'PUT') {
       this.lastSeen.delete(id);
+      this.seenRevision.delete(id);
       this.records.delete(id);
       this.recompute();
       return;
@@ -347,6 +350,13 @@ export class Placement {
       this.observeOwn(rec, entry.revision, initial);
       return;
     }
+    // A record already seen says nothing new: a restarted watch replays the
+    // newest record of every node, and taking that replay for a heartbeat
+    // would keep a dead node live for another lease after every restart —
+    // with the watch restarting more often than that (its server cut off
+    // from the stream's new leader), for good.
+    if (entry.revision <= (this.seenRevision.get(id) ?? 0)) return;
+    this.seenRevision.set(id, entry.revision);
     const before = this.records.get(id);
     const seen = this.lastSeen.get(id);
     this.records.set(id, rec);
