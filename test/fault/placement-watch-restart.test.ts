@@ -18,15 +18,13 @@
  */
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { connect } from '@nats-io/transport-node';
-import { jetstreamManager } from '@nats-io/jetstream';
-import { createClient, isMoltError, type MoltClient } from '../../runtime/index.ts';
+import { createClient, type MoltClient } from '../../runtime/index.ts';
 import { assignShards, DEFAULT_SHARDS, encodeKey, shardOf } from '../../runtime/internal.ts';
 import { spawnScript, startEmbeddedNats, type ChildNode, type EmbeddedNats } from '../support/nats.ts';
+import { deleteNodeWatches, untilEveryKeyAnswers } from '../support/watches.ts';
 
 const LEASE_MS = 2000;
 const HEARTBEAT_MS = 300;
-const UDB_STREAM = 'KV_molt_counters_udb';
 const RESTART_EVERY_MS = 1200;
 /** A lease, the proof of death and a few watch restarts; without the fix, never. */
 const TAKEOVER_BOUND_MS = 12_000;
@@ -63,21 +61,6 @@ test.after(async (ctx) => {
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-/** Deletes the consumers behind every watch of `nodes.>` in the upgrade database; returns how many. */
-async function deleteNodeWatches(url: string): Promise<number> {
-  const nc = await connect({ servers: url });
-  try {
-    const jsm = await jetstreamManager(nc);
-    const names: string[] = [];
-    for await (const ci of jsm.consumers.list(UDB_STREAM)) {
-      if (ci.config.filter_subject === '$KV.molt_counters_udb.nodes.>') names.push(ci.name);
-    }
-    for (const name of names) await jsm.consumers.delete(UDB_STREAM, name).catch(() => undefined);
-    return names.length;
-  } finally {
-    await nc.close();
-  }
-}
 
 test('placement - a dead node\'s shards are taken while the watch keeps restarting', async ({ nats, a, b, client }) => {
   const ownedByB = new Set(assignShards([A, B], DEFAULT_SHARDS).flatMap((owner, shard) => (owner === B ? [shard] : [])));
@@ -97,20 +80,9 @@ test('placement - a dead node\'s shards are taken while the watch keeps restarti
     }
   })();
 
-  const pending = new Set(keys);
-  let lastError = '';
+  let answered: { unanswered: string[]; lastError: string };
   try {
-    while (pending.size > 0 && Date.now() - frozenAt < TAKEOVER_BOUND_MS) {
-      for (const key of [...pending]) {
-        try {
-          await client.call('counter', 1, key, 'get', {});
-          pending.delete(key);
-        } catch (e) {
-          lastError = isMoltError(e) ? `${e.code}: ${e.message}` : String(e);
-        }
-      }
-      if (pending.size > 0) await sleep(100);
-    }
+    answered = await untilEveryKeyAnswers(client, keys, frozenAt + TAKEOVER_BOUND_MS);
   } finally {
     restarting = false;
     await restarts;
@@ -119,7 +91,7 @@ test('placement - a dead node\'s shards are taken while the watch keeps restarti
   const restartsOfA = (a.output().match(/membership watch stalled: restarting it/g) ?? []).length;
   console.log(`placement: B frozen, A's watch restarted ${restartsOfA} times (${deletions} consumers deleted); A answered every key of B's shards ${tookMs} ms after the freeze`);
   assert.ok(restartsOfA >= 1, `A's watch restarted while B was frozen (${restartsOfA} times)`);
-  assert.equal([...pending], [], `A answers every key of B's shards within ${TAKEOVER_BOUND_MS} ms (last error: ${lastError}); A's log:\n${a.output().slice(-2500)}`);
+  assert.equal(answered.unanswered, [], `A answers every key of B's shards within ${TAKEOVER_BOUND_MS} ms (last error: ${answered.lastError}); A's log:\n${a.output().slice(-2500)}`);
 });
 
 test.run();

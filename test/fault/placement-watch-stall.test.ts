@@ -18,14 +18,12 @@
  */
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { connect } from '@nats-io/transport-node';
-import { jetstreamManager } from '@nats-io/jetstream';
-import { createClient, isMoltError, type MoltClient } from '../../runtime/index.ts';
+import { createClient, type MoltClient } from '../../runtime/index.ts';
 import { spawnScript, startEmbeddedNats, type ChildNode, type EmbeddedNats } from '../support/nats.ts';
+import { deleteNodeWatches, untilEveryKeyAnswers } from '../support/watches.ts';
 
 const LEASE_MS = 2000;
 const HEARTBEAT_MS = 300;
-const UDB_STREAM = 'KV_molt_counters_udb';
 /** Well under the NATS client's own stall detection (60–90 s), well over the fix's (about two seconds). */
 const RECOVERY_BOUND_MS = 15_000;
 
@@ -47,22 +45,6 @@ test.after(async (ctx) => {
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-/** Deletes the consumers behind every watch of `nodes.>` in the upgrade database; returns how many. */
-async function deleteNodeWatches(url: string): Promise<number> {
-  const nc = await connect({ servers: url });
-  try {
-    const jsm = await jetstreamManager(nc);
-    const names: string[] = [];
-    for await (const ci of jsm.consumers.list(UDB_STREAM)) {
-      if (ci.config.filter_subject === '$KV.molt_counters_udb.nodes.>') names.push(ci.name);
-    }
-    for (const name of names) await jsm.consumers.delete(UDB_STREAM, name);
-    return names.length;
-  } finally {
-    await nc.close();
-  }
-}
-
 test('placement - a node whose membership watch stalled takes its shards back after a fence', async ({ nats, node, client }) => {
   const keys = Array.from({ length: 8 }, (_, i) => `ws-${i}`);
   for (const key of keys) await client.call('counter', 1, key, 'increment', { by: 1 });
@@ -77,23 +59,11 @@ test('placement - a node whose membership watch stalled takes its shards back af
   await node.waitFor(/lease renewed; serving again/, 10_000);
 
   // Every key answers again (the node owns every shard once it serves again).
-  const pending = new Set(keys);
-  let lastError = '';
-  while (pending.size > 0 && Date.now() - resumedAt < RECOVERY_BOUND_MS) {
-    for (const key of [...pending]) {
-      try {
-        await client.call('counter', 1, key, 'get', {});
-        pending.delete(key);
-      } catch (e) {
-        lastError = isMoltError(e) ? `${e.code}: ${e.message}` : String(e);
-      }
-    }
-    if (pending.size > 0) await sleep(100);
-  }
+  const { unanswered, lastError } = await untilEveryKeyAnswers(client, keys, resumedAt + RECOVERY_BOUND_MS);
   const recoveredMs = Date.now() - resumedAt;
   console.log(`placement: deleted ${deleted} watch consumers while the node was frozen; after SIGCONT it fenced, renewed and served every key again in ${recoveredMs} ms`);
   assert.ok(deleted > 0, 'found the node watches to delete');
-  assert.equal([...pending], [], `every key answers within ${RECOVERY_BOUND_MS} ms of SIGCONT (last error: ${lastError}); node log:\n${node.output().slice(-2500)}`);
+  assert.equal(unanswered, [], `every key answers within ${RECOVERY_BOUND_MS} ms of SIGCONT (last error: ${lastError}); node log:\n${node.output().slice(-2500)}`);
   assert.match(node.output(), /membership watch stalled: restarting it/);
 });
 
