@@ -260,7 +260,7 @@ export class Udb {
   }
 
   private manager(): Promise<JetStreamManager> {
-    if (!this.nc) throw new MoltError(ErrorCode.Unavailable, `changing the stream of the upgrade database of '${this.service}' needs its connection: open it with openUdb`);
+    if (!this.nc) throw new MoltError(ErrorCode.Unavailable, `the stream of the upgrade database of '${this.service}' is reached through its connection: open it with openUdb`);
     this.jsm ??= jetstreamManager(this.nc, { checkAPI: false });
     this.jsm.catch(() => (this.jsm = undefined));
     return this.jsm;
