@@ -19,10 +19,10 @@
  * Kept: every rollout record and the operator's command on it (a node
  * catching up reads them), retirements, caller evidence (a node that left
  * still testifies to the callers it saw: without it, `molt retire
- * --when-unused` could judge a version unused that was called), the newest
- * rollout of each type with all its detail (`molt status` explains who is
- * behind from it), and anything of a running or paused rollout — a halt by
- * a gone node still holds its rollout paused.
+ * --when-unused` could judge a version unused that was called), the live
+ * nodes' progress in the newest rollout of each type (`molt status` explains
+ * who is behind from it), and the halts of a rollout not over — a halt by a
+ * gone node may be what holds its rollout paused.
  *
  * Removal is a purge of the bucket's stream per key filter: a record's
  * value, its history and its tombstone all go. Times are the server's (the
