@@ -117,7 +117,7 @@ test('a gone node and a superseded rollout\'s detail leave the stream; the rest 
   assert.match(renderPrune(again), /nothing to remove/);
 });
 
-test('a window under an hour is refused, saying why; the command line says so too', async (ctx) => {
+test('a window under an hour is refused, saying why; the command line says so too, and prints its result as JSON', async (ctx) => {
   try {
     await pruneHistory(ctx.udb, { windowMs: 30 * 60_000, now: Date.now() });
     assert.unreachable('a 30-minute window was accepted');
@@ -131,6 +131,11 @@ test('a window under an hour is refused, saying why; the command line says so to
   const dry = await molt(['prune', '--nats', ctx.nats.url, '--service', 'counters', '--dry-run']);
   assert.is(dry.code, 0, dry.output);
   assert.match(dry.output, /nothing to remove: no node gone and no superseded rollout ended over 7d ago/);
+  const json = await molt(['prune', '--nats', ctx.nats.url, '--service', 'counters', '--dry-run', '--older-than', '30d', '--json']);
+  assert.is(json.code, 0, json.output);
+  const result = JSON.parse(json.output) as Record<string, unknown>;
+  assert.equal(Object.keys(result).sort(), ['cutoff', 'dryRun', 'filters', 'keys', 'nodes', 'purged', 'rollouts', 'windowMs']);
+  assert.equal([result.windowMs, result.dryRun, result.keys, result.purged, result.nodes, result.rollouts], [30 * 86_400_000, true, 0, 0, [], []]);
 });
 
 test.run();
