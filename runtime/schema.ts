@@ -58,6 +58,22 @@ export interface SchemaCheckOptions {
   nonFinite?: boolean;
 }
 
+/** True if `value` holds NaN or ±Infinity anywhere {@link findNonFinite} looks, without allocating. */
+function hasNonFinite(value: unknown, depth: number): boolean {
+  if (typeof value === 'number') return !Number.isFinite(value);
+  if (typeof value !== 'object' || value === null || depth > 64) return false;
+  if (Array.isArray(value)) {
+    for (let i = 0; i < value.length; i++) if (hasNonFinite(value[i], depth + 1)) return true;
+    return false;
+  }
+  if (value instanceof Map || value instanceof Set) {
+    for (const inner of value.values()) if (hasNonFinite(inner, depth + 1)) return true;
+    return false;
+  }
+  for (const key of Object.keys(value)) if (hasNonFinite((value as Record<string, unknown>)[key], depth + 1)) return true;
+  return false;
+}
+
 /** The first NaN or ±Infinity inside `value`, and its path, if any. */
 function findNonFinite(value: unknown, path: string, depth = 0): { path: string; value: number } | undefined {
   if (typeof value === 'number') return Number.isFinite(value) ? undefined : { path, value };
@@ -83,7 +99,8 @@ function findNonFinite(value: unknown, path: string, depth = 0): { path: string;
  */
 export function checkSchema(schema: Schema, value: unknown, options: SchemaCheckOptions = {}): SchemaCheck {
   const check = checkShape(schema, value, '');
-  if (!check.ok || options.nonFinite) return check;
+  // Every call is checked: the walk that names a path runs only once a non-finite number is known to be there.
+  if (!check.ok || options.nonFinite || !hasNonFinite(value, 0)) return check;
   const found = findNonFinite(value, '');
   if (!found) return check;
   return {
@@ -93,8 +110,10 @@ export function checkSchema(schema: Schema, value: unknown, options: SchemaCheck
   };
 }
 
+const MATCHES: SchemaCheck = { ok: true };
+
 function checkShape(schema: Schema, value: unknown, path: string): SchemaCheck {
-  if (isMatching(schema, value)) return { ok: true };
+  if (matcherOf(schema)(value)) return MATCHES;
   if (!isMatcher(schema)) {
     if (isPlainObject(schema)) {
       if (typeof value !== 'object' || value === null || Array.isArray(value)) {
@@ -118,3 +137,80 @@ function checkShape(schema: Schema, value: unknown, path: string): SchemaCheck {
   }
   return { ok: false, path, problem: `got ${describe(value)}, which its schema does not accept` };
 }
+
+/**
+ * A schema as a function that answers exactly what `isMatching(schema, value)`
+ * answers. Every call's payload is checked against its message's schema, and
+ * ts-pattern's generic walk (a matcher object and a result object per field)
+ * cost more than the rest of the check; a schema is compiled once into
+ * nested closures instead. Only what ts-pattern does without selections is
+ * compiled — object and tuple patterns, literals, and its built-in type
+ * matchers (`P.number`, `P.string`, …), recognised by identity; any other
+ * matcher (`P.number.gt(0)`, `P.optional(…)`, `P.array(…)`, …) and any tuple with
+ * a variadic part is handed to `isMatching` as it stands.
+ * `test/unit/schema-matcher.test.ts` holds the two to the same answers over
+ * generated schemas and values.
+ */
+function matcherOf(schema: Schema): Match {
+  if (typeof schema !== 'object' || schema === null) return (value) => Object.is(value, schema);
+  let compiled = compiledSchemas.get(schema);
+  if (!compiled) compiledSchemas.set(schema, (compiled = compile(schema)));
+  return compiled;
+}
+
+type Match = (value: unknown) => boolean;
+
+const compiledSchemas = new WeakMap<object, Match>();
+
+/** ts-pattern's own symbols (`Symbol.for`, so shared by every copy of the library). */
+const MATCHER = Symbol.for('@ts-pattern/matcher');
+const VARIADIC = Symbol.for('@ts-pattern/isVariadic');
+
+const anything: Match = () => true;
+/** ts-pattern's built-in matchers that test one thing about a value, by identity. */
+const builtIns = new Map<unknown, Match>([
+  [P.any, anything],
+  [P._, anything],
+  [P.unknown, anything],
+  [P.number, (v) => typeof v === 'number'],
+  [P.string, (v) => typeof v === 'string'],
+  [P.boolean, (v) => typeof v === 'boolean'],
+  [P.bigint, (v) => typeof v === 'bigint'],
+  [P.symbol, (v) => typeof v === 'symbol'],
+  [P.nullish, (v) => v === null || v === undefined],
+  [P.nonNullable, (v) => v !== null && v !== undefined],
+]);
+
+function isPatternMatcher(pattern: unknown): boolean {
+  return Boolean(pattern) && Boolean((pattern as Record<symbol, unknown>)[MATCHER]);
+}
+
+/** What ts-pattern does with `pattern`, one level at a time (its `matchPattern`, without selections). */
+function compile(pattern: unknown): Match {
+  if (isPatternMatcher(pattern)) return builtIns.get(pattern) ?? ((value) => isMatching(pattern as Schema, value));
+  if (typeof pattern !== 'object' || pattern === null) return (value) => Object.is(value, pattern);
+  if (Array.isArray(pattern)) {
+    if (pattern.some((p) => isPatternMatcher(p) && (p as Record<symbol, unknown>)[VARIADIC])) return (value) => isMatching(pattern as unknown as Schema, value);
+    const items = pattern.map(compile);
+    return (value) => {
+      if (typeof value !== 'object' || value === null || !Array.isArray(value) || value.length !== items.length) return false;
+      for (let i = 0; i < items.length; i++) if (!items[i]!(value[i])) return false;
+      return true;
+    };
+  }
+  const fields = Reflect.ownKeys(pattern).map((key) => {
+    const inner = (pattern as Record<PropertyKey, unknown>)[key];
+    // ts-pattern lets a key be absent only where its pattern is `P.optional(…)`.
+    const optional = isPatternMatcher(inner) && (inner as Record<symbol, () => { matcherType?: string }>)[MATCHER]!().matcherType === 'optional';
+    return { key, optional, match: compile(inner) };
+  });
+  return (value) => {
+    if (typeof value !== 'object' || value === null) return false;
+    for (const f of fields) {
+      if (!(f.optional || f.key in value)) return false;
+      if (!f.match((value as Record<PropertyKey, unknown>)[f.key])) return false;
+    }
+    return true;
+  };
+}
+
