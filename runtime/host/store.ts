@@ -154,10 +154,31 @@ type PubAck =
 /**
  * Reads what came back for a request: its reply message, a description of why
  * it could not be sent, or undefined when no reply came in time. An `Error`
- * returned rejects the request's promise. Called in the subscription's
- * callback: it returns its errors rather than throw them.
+ * returned rejects the request's promise; a {@link Tentative} one waits a
+ * little for a better reply first. Called in the subscription's callback: it
+ * returns its errors rather than throw them.
  */
-type ReadReply<T> = (reply: Msg | string | undefined, subject: string) => T | Error;
+type ReadReply<T> = (reply: Msg | string | undefined, subject: string) => T | Error | Tentative;
+
+/**
+ * A refusal that another server may contradict. Every server of a cluster
+ * receives a JetStream API request, and a server that cannot tell who leads
+ * the stream right now — one that has just rejoined its cluster after a
+ * partition, still catching up — answers at once that JetStream is
+ * temporarily unavailable, while the stream's leader, elsewhere, answers the
+ * request properly a moment later. The local refusal, being nearest, comes
+ * first; taken as the answer, it failed every actor read of the rejoined
+ * server's node for seconds after a partition healed.
+ */
+class Tentative {
+  constructor(readonly error: Error) {}
+}
+
+/** How long a request answered with a {@link Tentative} refusal waits for another answer (within its own deadline). */
+export const TENTATIVE_GRACE_MS = 500;
+
+/** JetStream's error code for "JetStream system temporarily unavailable" (no meta or stream leader known to the answering server). */
+const CLUSTER_NOT_AVAILABLE = 10008;
 
 interface PendingReply {
   resolve(value: unknown): void;
@@ -165,6 +186,8 @@ interface PendingReply {
   read: ReadReply<unknown>;
   subject: string;
   deadline: number;
+  /** The refusal to end with if no better answer comes by the deadline. */
+  tentative?: Error;
 }
 
 /**
@@ -217,8 +240,15 @@ class SharedInbox {
     const id = Number(msg.subject.slice(this.inbox.length + 1));
     const waiting = this.pending.get(id);
     if (!waiting) return; // timed out already
+    const outcome = readOutcome(waiting, msg);
+    if (outcome instanceof Tentative) {
+      // Keep listening: the server that knows may still answer.
+      waiting.tentative = outcome.error;
+      waiting.deadline = Math.min(waiting.deadline, this.clock.monotonic() + TENTATIVE_GRACE_MS);
+      return;
+    }
     this.pending.delete(id);
-    settle(waiting, msg);
+    finish(waiting, outcome);
   }
 
   /** One coarse timer for every deadline instead of one per request. */
@@ -233,7 +263,8 @@ class SharedInbox {
     for (const [id, waiting] of this.pending) {
       if (now < waiting.deadline) continue;
       this.pending.delete(id);
-      settle(waiting, undefined);
+      if (waiting.tentative !== undefined) finish(waiting, waiting.tentative);
+      else settle(waiting, undefined);
     }
   }
 
@@ -245,16 +276,25 @@ class SharedInbox {
   }
 }
 
-/** Settles a request with what its reader makes of `reply`; a reader that throws anyway rejects it rather than the subscription's callback. */
-function settle(waiting: PendingReply, reply: Msg | string | undefined): void {
-  let value: unknown;
+/** What a request's reader makes of `reply`; a reader that throws anyway gives its error rather than throw in the subscription's callback. */
+function readOutcome(waiting: PendingReply, reply: Msg | string | undefined): unknown {
   try {
-    value = waiting.read(reply, waiting.subject);
+    return waiting.read(reply, waiting.subject);
   } catch (e) {
-    value = e instanceof Error ? e : new Error(String(e));
+    return e instanceof Error ? e : new Error(String(e));
   }
-  if (value instanceof Error) waiting.reject(value);
-  else waiting.resolve(value);
+}
+
+/** Ends a request with `outcome`: an error rejects it (so does a tentative one: there is nothing left to wait for). */
+function finish(waiting: PendingReply, outcome: unknown): void {
+  if (outcome instanceof Tentative) waiting.reject(outcome.error);
+  else if (outcome instanceof Error) waiting.reject(outcome);
+  else waiting.resolve(outcome);
+}
+
+/** Settles a request with what its reader makes of `reply`. */
+function settle(waiting: PendingReply, reply: Msg | string | undefined): void {
+  finish(waiting, readOutcome(waiting, reply));
 }
 
 /**
@@ -333,7 +373,10 @@ function lastValueReader(kv: KV, inbox: SharedInbox, timeoutMs: number): ((key: 
       return unavailable(subject, 'JetStream sent an answer that is not JSON');
     }
     if (answer.error?.err_code === NO_MESSAGE_FOUND) return { bytes: undefined, revision: 0 };
-    if (answer.error) return unavailable(subject, answer.error.description ?? `JetStream error ${answer.error.err_code}`);
+    if (answer.error) {
+      const refused = unavailable(subject, answer.error.description ?? `JetStream error ${answer.error.err_code}`);
+      return answer.error.err_code === CLUSTER_NOT_AVAILABLE ? new Tentative(refused) : refused;
+    }
     const revision = answer.message?.seq;
     if (typeof revision !== 'number') return unavailable(subject, 'JetStream answered a message get without a sequence');
     const operation = answer.message?.hdrs ? /^KV-Operation:\s*(\S+)/im.exec(Buffer.from(answer.message.hdrs, 'base64').toString('latin1'))?.[1] : undefined;

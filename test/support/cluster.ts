@@ -63,6 +63,12 @@ export interface NatsCluster {
   isolate(i: number): void;
   /** Ends {@link NatsCluster.isolate}: the stalled routes are reset, and the servers route again. */
   rejoin(i: number): void;
+  /**
+   * Ends a brief {@link NatsCluster.isolate} as a network hiccup ends: what
+   * the routes held is delivered, in order, and they carry on (for cuts
+   * shorter than any of the servers' timeouts).
+   */
+  heal(i: number): void;
   /** Stops every server and removes the store directories. */
   stop(): Promise<void>;
 }
@@ -235,6 +241,9 @@ export async function startNatsCluster(options: NatsClusterOptions = {}): Promis
     rejoin(i) {
       // Reset, not healed: a route the servers gave up on during the cut must not get its held bytes late.
       for (const proxy of routesOf(i)) proxy.drop();
+    },
+    heal(i) {
+      for (const proxy of routesOf(i)) proxy.heal();
     },
     async stop() {
       await Promise.allSettled(slots.map((s) => s.embedded?.stop({ keepStore: true })));
