@@ -29,10 +29,6 @@ function isPlainObject(value: unknown): value is Record<string, unknown> {
   return proto === Object.prototype || proto === null;
 }
 
-/** True for patterns built by `P.*` (they carry ts-pattern's matcher symbol). */
-function isMatcher(pattern: unknown): boolean {
-  return typeof pattern === 'object' && pattern !== null && Object.getOwnPropertySymbols(pattern).length > 0;
-}
 
 function describe(value: unknown): string {
   if (value === undefined) return 'nothing';
@@ -181,16 +177,17 @@ const builtIns = new Map<unknown, Match>([
   [P.nonNullable, (v) => v !== null && v !== undefined],
 ]);
 
-function isPatternMatcher(pattern: unknown): boolean {
+/** True for patterns built by `P.*` (they carry ts-pattern's matcher symbol), as ts-pattern itself tells them. */
+function isMatcher(pattern: unknown): boolean {
   return Boolean(pattern) && Boolean((pattern as Record<symbol, unknown>)[MATCHER]);
 }
 
 /** What ts-pattern does with `pattern`, one level at a time (its `matchPattern`, without selections). */
 function compile(pattern: unknown): Match {
-  if (isPatternMatcher(pattern)) return builtIns.get(pattern) ?? ((value) => isMatching(pattern as Schema, value));
+  if (isMatcher(pattern)) return builtIns.get(pattern) ?? ((value) => isMatching(pattern as Schema, value));
   if (typeof pattern !== 'object' || pattern === null) return (value) => Object.is(value, pattern);
   if (Array.isArray(pattern)) {
-    if (pattern.some((p) => isPatternMatcher(p) && (p as Record<symbol, unknown>)[VARIADIC])) return (value) => isMatching(pattern as unknown as Schema, value);
+    if (pattern.some((p) => isMatcher(p) && (p as Record<symbol, unknown>)[VARIADIC])) return (value) => isMatching(pattern as unknown as Schema, value);
     const items = pattern.map(compile);
     return (value) => {
       if (typeof value !== 'object' || value === null || !Array.isArray(value) || value.length !== items.length) return false;
@@ -201,7 +198,7 @@ function compile(pattern: unknown): Match {
   const fields = Reflect.ownKeys(pattern).map((key) => {
     const inner = (pattern as Record<PropertyKey, unknown>)[key];
     // ts-pattern lets a key be absent only where its pattern is `P.optional(…)`.
-    const optional = isPatternMatcher(inner) && (inner as Record<symbol, () => { matcherType?: string }>)[MATCHER]!().matcherType === 'optional';
+    const optional = isMatcher(inner) && (inner as Record<symbol, () => { matcherType?: string }>)[MATCHER]!().matcherType === 'optional';
     return { key, optional, match: compile(inner) };
   });
   return (value) => {
