@@ -167,15 +167,15 @@ type ReadReply<T> = (reply: Msg | string | undefined, subject: string) => T | Er
  * partition, still catching up — answers at once that JetStream is
  * temporarily unavailable, while the stream's leader, elsewhere, answers the
  * request properly a moment later. The local refusal, being nearest, comes
- * first; taken as the answer, it failed every actor read of the rejoined
- * server's node for seconds after a partition healed.
+ * first; taken as the answer, it would fail every actor read of the rejoined
+ * server's nodes for seconds after a partition heals.
  */
 class Tentative {
   constructor(readonly error: Error) {}
 }
 
 /** How long a request answered with a {@link Tentative} refusal waits for another answer (within its own deadline). */
-export const TENTATIVE_GRACE_MS = 500;
+const TENTATIVE_GRACE_MS = 500;
 
 /** JetStream's error code for "JetStream system temporarily unavailable" (no meta or stream leader known to the answering server). */
 const CLUSTER_NOT_AVAILABLE = 10008;
