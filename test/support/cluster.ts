@@ -384,6 +384,28 @@ export async function streamReplicas(url: string, stream: string): Promise<{ lea
 }
 
 /**
+ * Moves the leadership of `stream` off server `name` (`n1`, …) if it is there:
+ * asks the leader to step down until another server leads it. A test that
+ * cuts off one stream's leader uses it to keep other streams' leaders out of
+ * the cut, so that it tests the case it names.
+ */
+export async function moveStreamLeader(url: string, stream: string, name: string, timeoutMs = 30_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  const nc = await connect({ servers: url, reconnect: false, timeout: 2000 });
+  try {
+    for (;;) {
+      const { leader } = await streamReplicas(url, stream).catch(() => ({ leader: undefined }));
+      if (leader !== undefined && leader !== name) return;
+      if (Date.now() > deadline) throw new Error(`the leader of ${stream} is still ${leader ?? 'unknown'} after ${timeoutMs} ms`);
+      if (leader === name) await nc.request(`$JS.API.STREAM.LEADER.STEPDOWN.${stream}`, undefined, { timeout: 3000 }).catch(() => undefined);
+      await new Promise((r) => setTimeout(r, 500));
+    }
+  } finally {
+    await nc.close().catch(() => undefined);
+  }
+}
+
+/**
  * Who leads what, as each running server sees it of `streamNames` (for failure messages): a
  * stream without a leader means JetStream itself is unavailable (an election
  * that has not finished), not that Molt failed to recover.

@@ -258,3 +258,21 @@ export function timeline(history: History, from: number): string {
   }
   return lines.join('\n');
 }
+
+/**
+ * A counter's final value for the history's checks, read again while the
+ * read fails with an error that only says "not now" (`Timeout`,
+ * `Unavailable`, `OutcomeUnknown` — a get changes nothing): right after a
+ * cluster heals, JetStream may still be electing leaders for a few seconds.
+ */
+export async function finalCount(client: MoltClient, key: string, timeoutMs = 30_000): Promise<number> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    try {
+      return (await client.call('counter', 1, key, 'get', {})) as number;
+    } catch (e) {
+      if (!isMoltError(e) || !['Timeout', 'Unavailable', 'OutcomeUnknown'].includes(e.code) || Date.now() > deadline) throw e;
+      await new Promise((r) => setTimeout(r, 250));
+    }
+  }
+}
