@@ -11,6 +11,7 @@ import * as assert from 'uvu/assert';
 import { createClient, type MoltClient } from '../../runtime/index.ts';
 import { spawnScript, startEmbeddedNats, type ChildNode, type EmbeddedNats } from '../support/nats.ts';
 import { History, runOpenLoad } from '../support/load.ts';
+import { tearDown } from '../support/nodes.ts';
 
 const LEASE_MS = 1500;
 const HEARTBEAT_MS = 300;
@@ -27,12 +28,7 @@ test.before(async (ctx) => {
   ctx.client = await createClient({ service: 'counters', nats: { servers: ctx.nats.url }, timeoutMs: 4000, retryUnavailableMs: 4000 });
 });
 
-test.after(async (ctx) => {
-  ctx.a?.process.kill('SIGCONT');
-  await ctx.client?.close().catch(() => undefined);
-  await Promise.all([ctx.a?.kill('SIGKILL'), ctx.successor?.kill('SIGKILL')]);
-  await ctx.nats?.stop();
-});
+test.after((ctx) => tearDown({ nodes: [ctx.a, ctx.successor], client: ctx.client, nats: ctx.nats }));
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 

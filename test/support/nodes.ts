@@ -5,7 +5,7 @@
  */
 import { isMoltError, isRetryable, type MoltClient } from '../../runtime/index.ts';
 import { counterV1 } from '../fixtures/counter.ts';
-import { spawnScript, type ChildNode } from './nats.ts';
+import { spawnScript, type ChildNode, type EmbeddedNats } from './nats.ts';
 
 /** Lease and heartbeat the fault tests give their nodes (fast, so failover takes ~2 s). */
 export const LEASE_MS = 1500;
@@ -25,6 +25,19 @@ export async function startNodeProcess(url: string, id: string): Promise<ChildNo
     throw e;
   }
   return child;
+}
+
+/**
+ * Ends a fault test that may have left node processes frozen (SIGSTOP):
+ * resumes them, closes the client, kills every node and stops the server.
+ * Anything not started is skipped, so it also ends a test whose set-up
+ * failed halfway.
+ */
+export async function tearDown(parts: { nodes: Array<ChildNode | undefined>; client?: MoltClient | undefined; nats?: EmbeddedNats | undefined }): Promise<void> {
+  for (const node of parts.nodes) node?.process.kill('SIGCONT');
+  await parts.client?.close().catch(() => undefined);
+  await Promise.all(parts.nodes.map((node) => node?.kill('SIGKILL')));
+  await parts.nats?.stop();
 }
 
 /** What one key's caller knows about its counter. */
