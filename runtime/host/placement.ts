@@ -26,7 +26,8 @@
  *
  * @module
  */
-import type { KV, KvEntry, KvWatchEntry } from '@nats-io/kv';
+import { Bucket, type KV, type KvEntry, type KvWatchEntry } from '@nats-io/kv';
+import type { JetStreamManager, MsgRequest } from '@nats-io/jetstream';
 import type { Clock, Logger, TimerHandle } from '../env.ts';
 import { fnv1a } from '../wire/protocol.ts';
 import { parseSharedJson, type NodeRecord } from '../udb/records.ts';
@@ -74,6 +75,13 @@ export interface PlacementOptions {
    * state: the limit is then two leases.
    */
   writeTimeoutMs?: number;
+  /**
+   * Reads the node records from their stream while no watch runs (see
+   * {@link Placement.readPastWatch}): a manager on the connection of `kv`
+   * whose requests time out within about a heartbeat, so that one lost in an
+   * election holds the reading back no longer. Default: the bucket's own.
+   */
+  recordReader?: JetStreamManager;
 }
 
 export const NODE_PREFIX = 'nodes.';
@@ -84,6 +92,9 @@ export const NODE_PREFIX = 'nodes.';
  * clock starts later, when the record reaches it) may take its shards.
  */
 const LEASE_VALID_SHARE = 0.8;
+
+/** Node records read per {@link Placement.readPastWatch} call, beyond four per known node. */
+const READ_PAST_WATCH_MAX = 64;
 
 /** The NATS client's own wait for a JetStream acknowledgement; a heartbeat never waits longer. */
 const JETSTREAM_ACK_WAIT_MS = 5000;
@@ -163,6 +174,15 @@ export class Placement {
   private readonly recordListeners = new Set<(entry: KvEntry) => void>();
   /** Set once the first watch started: later ones are restarts (see watch()). */
   private watchedBefore = false;
+  /**
+   * The stream sequence the node records have been followed up to, in stream
+   * order (by a watch, or by {@link readPastWatch}): every record stored up to
+   * it has been observed, or a later one of its node. Reads out of order
+   * (start()'s) leave it.
+   */
+  private followedUpTo = 0;
+  /** Set while {@link readPastWatch} runs. */
+  private reading = false;
   private fenced = false;
   /** Set for good once another process took over this node id. */
   private replaced = false;
@@ -229,11 +249,13 @@ export class Placement {
    */
   private async watch(): Promise<void> {
     const watcher = await this.o.kv.watch({ key: `${NODE_PREFIX}>` });
+    this.o.logger.debug('membership watch started', { node: this.o.nodeId });
     if (this.stopped) {
       watcher.stop();
       return;
     }
-    this.watchStop = () => watcher.stop();
+    const stop = () => watcher.stop();
+    this.watchStop = stop;
     // A restarted watch first delivers the newest record of every node, in
     // stream order: our own may come before newer records of nodes we last saw
     // before the old watch stalled, and must not prove them dead. Only our
@@ -241,14 +263,23 @@ export class Placement {
     const restarted = this.watchedBefore;
     this.watchedBefore = true;
     void (async () => {
-      for await (const entry of watcher) this.observe(entry, restarted && !(entry as KvWatchEntry).isUpdate);
+      for await (const entry of watcher) {
+        // A watch delivers in stream order (a restarted one first the newest record of each key).
+        if (entry.revision > this.followedUpTo) this.followedUpTo = entry.revision;
+        this.observe(entry, restarted && !(entry as KvWatchEntry).isUpdate);
+      }
     })()
       .catch((e) => this.o.logger.warn('membership watch ended', { error: String(e) }))
       .finally(() => {
+        if (this.watchStop === stop) this.watchStop = undefined;
         if (this.stopped) return;
+        void this.readPastWatch();
         const again = () => {
           if (this.stopped) return;
-          this.watch().catch(() => this.o.clock.setTimeout(again, this.o.heartbeatMs));
+          this.watch().catch((e) => {
+            this.o.logger.debug('membership watch did not start', { node: this.o.nodeId, error: String(e) });
+            this.o.clock.setTimeout(again, this.o.heartbeatMs);
+          });
         };
         this.o.clock.setTimeout(again, this.o.heartbeatMs);
       });
@@ -519,6 +550,7 @@ export class Placement {
       void this.heartbeat().finally(() => {
         this.checkFence();
         this.checkWatch();
+        void this.readPastWatch();
         this.recompute();
         this.tick();
       });
@@ -545,6 +577,41 @@ export class Placement {
     this.watchStop = undefined;
     // Ending the iteration makes watch() start a new one, on a new consumer.
     stop();
+  }
+
+  /**
+   * While no watch runs (it stalled and is being started again), follows the
+   * node records by reading them from the stream, in its order, from where the
+   * last watch left off: one message get per record, answered by the stream's
+   * leader. A watch is a consumer, and creating one needs the cluster's meta
+   * leader as well: with the server that led both cut off, a heartbeat is
+   * stored again once the stream has a new leader, but no watch starts until
+   * the meta leader is elected too, seconds later — and until its renewal
+   * comes back through a watch, a node takes no shard. Read this way, the
+   * records prove deaths and renewals as the watch's would: in stream order,
+   * so a heartbeat of ours read back shows every record stored before it.
+   */
+  private async readPastWatch(): Promise<void> {
+    const kv = this.o.kv;
+    if (!(kv instanceof Bucket) || this.reading || this.watchStop !== undefined || this.stopped || this.replaced || !this.membershipKnown) return;
+    this.reading = true;
+    try {
+      const subject = kv.fullKeyName(`${NODE_PREFIX}>`);
+      // Bounded per call (one tick's worth of records, a few times over): the next tick reads on.
+      for (let n = 0; n < READ_PAST_WATCH_MAX + 4 * this.records.size && this.watchStop === undefined && !this.stopped; n++) {
+        // The first record stored after followedUpTo. nats-server's message get takes
+        // `next_by_subj` (a wildcard allowed); nats.js types it for direct gets only.
+        const next = { seq: this.followedUpTo + 1, next_by_subj: subject } as unknown as MsgRequest;
+        const message = await (this.o.recordReader ?? kv.jsm).streams.getMessage(kv.stream, next);
+        if (!message || this.watchStop !== undefined) return;
+        if (message.seq > this.followedUpTo) this.followedUpTo = message.seq;
+        this.observe(kv.smToEntry(message));
+      }
+    } catch (e) {
+      this.o.logger.debug('reading the node records while the membership watch is down failed', { node: this.o.nodeId, error: String(e) });
+    } finally {
+      this.reading = false;
+    }
   }
 
   /** Stops serving everything if the lease ran out; see {@link leaseValid}. */

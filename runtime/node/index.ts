@@ -15,6 +15,7 @@
 import { hostname } from 'node:os';
 import type { NatsConnection } from '@nats-io/transport-node';
 import type { KvEntry } from '@nats-io/kv';
+import { jetstreamManager } from '@nats-io/jetstream';
 import type { TracerProvider } from '@opentelemetry/api';
 import { ErrorCode, MoltError } from '../errors.ts';
 import type { ServiceDefinition } from '../define/service.ts';
@@ -275,6 +276,7 @@ export async function createNode(options: NodeOptions): Promise<MoltNode> {
     record: () => buildNodeRecord(identity, hosts, state, clock.now()),
     onOwnedChange: (owned) => subscriptions.apply(owned),
     writeTimeoutMs: DEFAULT_WRITE_TIMEOUT_MS,
+    recordReader: await jetstreamManager(control, { checkAPI: false, timeout: Math.max(heartbeatMs, 250) }),
     ...(callPath ? { callPathAlive: callPath.alive } : {}),
     onReplaced(by) {
       replacedBy = new MoltError(

@@ -406,6 +406,33 @@ export async function moveStreamLeader(url: string, stream: string, name: string
 }
 
 /**
+ * Moves the leadership of `stream` onto server `name`: asks each other
+ * leader to step down until `name` is elected (a new leader is one of the
+ * other replicas, so it takes a few tries at most on three servers).
+ */
+export async function moveStreamLeaderTo(url: string, stream: string, name: string, timeoutMs = 30_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  const nc = await connect({ servers: url, reconnect: false, timeout: 2000 });
+  try {
+    for (;;) {
+      const { leader } = await streamReplicas(url, stream).catch(() => ({ leader: undefined }));
+      if (leader === name) return;
+      if (Date.now() > deadline) throw new Error(`the leader of ${stream} is still ${leader ?? 'unknown'}, not ${name}, after ${timeoutMs} ms`);
+      if (leader !== undefined) await nc.request(`$JS.API.STREAM.LEADER.STEPDOWN.${stream}`, undefined, { timeout: 3000 }).catch(() => undefined);
+      await new Promise((r) => setTimeout(r, 500));
+    }
+  } finally {
+    await nc.close().catch(() => undefined);
+  }
+}
+
+/** The server leading the JetStream meta group (which places every stream and consumer), as server `i` sees it. */
+export async function metaLeader(cluster: NatsCluster, i = 0): Promise<string | undefined> {
+  const res = await fetch(`http://127.0.0.1:${cluster.servers[i]!.monitorPort}/jsz`, { signal: AbortSignal.timeout(2000) });
+  return ((await res.json()) as { meta_cluster?: { leader?: string } }).meta_cluster?.leader;
+}
+
+/**
  * Who leads what, as each running server sees it of `streamNames` (for failure messages): a
  * stream without a leader means JetStream itself is unavailable (an election
  * that has not finished), not that Molt failed to recover.

@@ -1,0 +1,144 @@
+/**
+ * A partition that cuts off the server leading the upgrade database's stream
+ * and the JetStream meta group, while the state stream is led from the
+ * majority side. A Molt node and its caller are on the majority side, another
+ * node on the cut-off server.
+ *
+ * The majority's node cannot renew its lease until the UDB stream has a new
+ * leader, so it fences, and its membership watch — a consumer, which lived on
+ * the cut-off server — stalls. A new watch needs the meta leader as well,
+ * elected only seconds after the stream's. What must hold:
+ *
+ * - once the majority's node has renewed its lease, it serves every key again
+ *   within a few heartbeats, without waiting for a new watch: it follows the
+ *   node records by reading the stream, proves the cut-off node dead and takes
+ *   its shards;
+ * - after the heal, only retryable errors were seen, no acknowledged
+ *   increment was lost and none appeared from nowhere.
+ */
+import { suite } from 'uvu';
+import * as assert from 'uvu/assert';
+import { createClient, type MoltClient } from '../../runtime/index.ts';
+import { spawnScript, type ChildNode } from '../support/nats.ts';
+import { jetStreamView, metaLeader, moveStreamLeader, moveStreamLeaderTo, placementEvents, startNatsCluster, type NatsCluster } from '../support/cluster.ts';
+import { finalCount, History, now, runCounterLoad, timeline } from '../support/load.ts';
+
+const STATE_STREAM = 'KV_molt_counters_state';
+const UDB_STREAM = 'KV_molt_counters_udb';
+const LEASE_MS = 4000;
+const HEARTBEAT_MS = 500;
+const PARTITION_MS = 20_000;
+/** How long after its renewal the majority's node may take to serve again: a few heartbeats, well short of a new watch. */
+const SERVED_AFTER_RENEWAL_MS = 4000;
+const RETRYABLE = new Set(['Timeout', 'Unavailable', 'OutcomeUnknown']);
+
+interface Ctx {
+  cluster: NatsCluster;
+  nodes: ChildNode[];
+  clients: MoltClient[];
+  stopLoads: Array<() => Promise<void>>;
+}
+
+const test = suite<Ctx>('UDB leader partition');
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+function startNode(url: string, id: string): ChildNode {
+  return spawnScript('bin/molt.js', ['node', 'test/fixtures/counter.ts', '--nats', url, '--id', id, '--replicas', '3', '--lease', String(LEASE_MS), '--heartbeat', String(HEARTBEAT_MS)], { MOLT_LOG: 'info' });
+}
+
+test.before(async (ctx) => {
+  ctx.nodes = [];
+  ctx.clients = [];
+  ctx.stopLoads = [];
+  ctx.cluster = await startNatsCluster({ partitionable: true });
+});
+
+test.after(async (ctx) => {
+  for (const stop of ctx.stopLoads) await stop().catch(() => undefined);
+  for (const c of ctx.clients) await c.close().catch(() => undefined);
+  await Promise.all(ctx.nodes.map((n) => n.kill('SIGKILL')));
+  await ctx.cluster?.stop();
+});
+
+/** Wall-clock times (ms) at which `node` logged `message`. */
+function loggedAt(node: ChildNode, message: string): number[] {
+  const out: number[] = [];
+  for (const line of node.output().split('\n')) {
+    if (!line.startsWith('{')) continue;
+    try {
+      const rec = JSON.parse(line) as { time?: string; msg?: string };
+      if (rec.msg === message && rec.time) out.push(Date.parse(rec.time));
+    } catch {
+      // not a log line
+    }
+  }
+  return out;
+}
+
+test('the UDB and meta leader\'s server cut off: the majority serves again soon after it renews its lease', async (ctx) => {
+  const { cluster } = ctx;
+  const setup = spawnScript('bin/molt.js', ['setup', 'test/fixtures/counter.ts', '--nats', cluster.natsArg, '--replicas', '3'], { MOLT_LOG: 'warn' });
+  const setupCode = await new Promise<number | null>((resolve) => setup.process.once('close', resolve));
+  assert.is(setupCode, 0, setup.output());
+  // The meta leader's server is cut off, and leads the UDB stream; the state stream is led elsewhere.
+  const meta = (await metaLeader(cluster))!;
+  const minority = cluster.servers.findIndex((s) => s.name === meta);
+  assert.ok(minority >= 0, `the meta leader '${meta}' is one of the cluster's servers`);
+  const majority = (minority + 1) % 3;
+  await moveStreamLeaderTo(cluster.urls[majority]!, UDB_STREAM, meta);
+  await moveStreamLeader(cluster.urls[majority]!, STATE_STREAM, meta);
+  ctx.nodes.push(startNode(cluster.urls[majority]!, 'u-major'), startNode(cluster.urls[minority]!, 'u-minor'));
+  const [major] = ctx.nodes;
+  await Promise.all(ctx.nodes.map((n) => n.waitFor(/serving counters/, 60_000)));
+  // Sent once, given up after 2 s: each call's outcome is seen in the second it was sent.
+  const client = await createClient({ service: 'counters', nats: { servers: cluster.urls[majority]! }, timeoutMs: 2000, uncertainRetries: 0 });
+  ctx.clients.push(client);
+  const keys = Array.from({ length: 40 }, (_, i) => `ul-${i}`);
+  const load = runCounterLoad({ client, keys, workers: 6, readShare: 0.2 });
+  ctx.stopLoads.push(load.stop);
+  await sleep(2000);
+  assert.ok(load.history.okCount > 0, 'the majority side is served before the partition');
+  assert.is(await metaLeader(cluster, majority), meta, 'the meta leader is still on the server about to be cut off');
+
+  cluster.isolate(minority);
+  const cutAt = now();
+  const wallOffset = Date.now() - cutAt;
+  const diagnose = async () => `\n${timeline(load.history, cutAt)}\n${await jetStreamView(cluster, [STATE_STREAM, UDB_STREAM])}\n${ctx.nodes.map(placementEvents).join('\n')}`;
+
+  // Served again: the first second from which nearly every call was answered ok.
+  let servedFrom: number | undefined;
+  const deadline = cutAt + PARTITION_MS;
+  while (servedFrom === undefined && now() < deadline) {
+    await sleep(250);
+    for (let t = cutAt + LEASE_MS; t + 1000 <= now() - 2000; t += 100) {
+      const calls = load.history.ops.filter((o) => o.sentAt >= t && o.sentAt < t + 1000);
+      if (calls.length >= 5 && calls.filter((o) => o.ok).length / calls.length >= 0.95) {
+        servedFrom = t;
+        break;
+      }
+    }
+  }
+  if (servedFrom === undefined) assert.unreachable(`the majority side was not served again within ${PARTITION_MS} ms of the cut${await diagnose()}`);
+  const renewedAt = loggedAt(major!, 'lease renewed; serving again').map((t) => t - wallOffset).filter((t) => t > cutAt);
+  assert.ok(renewedAt.length > 0, `the majority's node fenced and renewed its lease${await diagnose()}`);
+  const sinceRenewal = Math.round(servedFrom! - renewedAt[0]!);
+  assert.ok(sinceRenewal <= SERVED_AFTER_RENEWAL_MS, `served again ${sinceRenewal} ms after the lease was renewed (at +${Math.round(renewedAt[0]! - cutAt)} ms), not within ${SERVED_AFTER_RENEWAL_MS}${await diagnose()}`);
+
+  await sleep(Math.max(0, deadline - now()));
+  cluster.rejoin(minority);
+  await cluster.waitReady();
+  await load.stop();
+  const finals = new Map<string, number>();
+  for (const key of keys) finals.set(key, await finalCount(client, key));
+  const history = new History();
+  history.ops.push(...load.history.ops);
+  const { lost, phantom } = history.checkFinal(finals);
+  const failures = history.failuresByCode();
+  console.log(`UDB leader partition: ${meta} cut off; the majority renewed its lease at +${Math.round(renewedAt[0]! - cutAt)} ms and was served again ${sinceRenewal} ms later; ${history.calls} calls, failures ${JSON.stringify(failures)}`);
+  assert.equal(Object.keys(failures).filter((c) => !RETRYABLE.has(c)), [], `only retryable errors: ${JSON.stringify(failures)}`);
+  assert.equal(lost, [], 'no acknowledged increment lost');
+  assert.equal(phantom, [], 'no increment applied that was not sent');
+  for (const n of ctx.nodes) assert.is(n.process.exitCode, null, `node still running:\n${n.output().slice(-2000)}`);
+});
+
+test.run();
