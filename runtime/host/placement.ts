@@ -447,13 +447,20 @@ export class Placement {
       return;
     }
     const started = this.o.clock.monotonic();
+    let rec: NodeRecord;
+    try {
+      rec = {
+        ...this.o.record(),
+        claims: [...new Set([...this.owned, ...this.releasing])].sort((a, b) => a - b),
+        incarnation: this.o.incarnation,
+        beat: this.beat + 1,
+      };
+    } catch (e) {
+      // A heartbeat like one JetStream refused: the lease runs on from the last good one.
+      this.o.logger.warn('heartbeat failed', { node: this.o.nodeId, error: `the node's record could not be built: ${String(e)}` });
+      return;
+    }
     const beat = ++this.beat;
-    const rec: NodeRecord = {
-      ...this.o.record(),
-      claims: [...new Set([...this.owned, ...this.releasing])].sort((a, b) => a - b),
-      incarnation: this.o.incarnation,
-      beat,
-    };
     this.beatStarted.set(beat, started);
     try {
       // Compare-and-set on the revision this process last wrote: a write that
@@ -546,14 +553,21 @@ export class Placement {
       // First: a process that was paused (SIGSTOP, a long GC, a frozen VM)
       // must notice that its lease ran out before it renews it, or it would
       // keep answering from memory for shards another node has taken since.
-      this.checkFence();
-      void this.heartbeat().finally(() => {
-        this.checkFence();
-        this.checkWatch();
-        void this.readPastWatch();
-        this.recompute();
-        this.tick();
-      });
+      // Every step is guarded, and the next tick armed whatever happens: an
+      // error escaping here would end the heartbeats for good.
+      const failed = (e: unknown) => this.o.logger.error('placement tick failed', { node: this.o.nodeId, error: String(e) });
+      void Promise.resolve()
+        .then(() => this.checkFence())
+        .then(() => this.heartbeat())
+        .catch(failed)
+        .then(() => {
+          this.checkFence();
+          this.checkWatch();
+          void this.readPastWatch();
+          this.recompute();
+        })
+        .catch(failed)
+        .finally(() => this.tick());
     }, this.o.heartbeatMs);
   }
 
@@ -681,7 +695,8 @@ export class Placement {
           this.draining.delete(s);
         }
         if (!this.stopped) return this.heartbeat();
-      });
+      })
+      .catch((e) => this.o.logger.error('announcing released shards failed', { node: this.o.nodeId, error: String(e) }));
   }
 
   /**
