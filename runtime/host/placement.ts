@@ -184,6 +184,8 @@ export class Placement {
   /** Set while {@link readPastWatch} runs. */
   private reading = false;
   private fenced = false;
+  /** Set by a fence until this node owns a shard again (logged: the renewal alone serves nothing). */
+  private regaining = false;
   /** Set for good once another process took over this node id. */
   private replaced = false;
   /** Shards given up whose accepted calls may still be running: still claimed. */
@@ -632,6 +634,7 @@ export class Placement {
   checkFence(): void {
     if (!this.fenced && !this.replaced && !this.leaseValid()) {
       this.fenced = true;
+      this.regaining = true;
       this.o.logger.warn('lease expired: no longer serving any shard until the heartbeat is renewed', { node: this.o.nodeId });
       this.releaseAll();
     }
@@ -678,6 +681,11 @@ export class Placement {
       this.draining.delete(s);
     }
     this.owned = next;
+    if (this.regaining && next.size > 0) {
+      // Renewing the lease is not enough to serve: shards are taken once the records show who is live.
+      this.regaining = false;
+      this.o.logger.info('shards taken after the fence; serving', { node: this.o.nodeId, shards: next.size });
+    }
     let quiet: void | Promise<void> = undefined;
     try {
       quiet = this.o.onOwnedChange(next);
