@@ -17,11 +17,11 @@
  *   no answer contradicts an earlier acknowledged one, and every server's
  *   replica of the state stream holds the same log.
  */
-import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { createClient, type MoltClient } from '../../runtime/index.ts';
-import { spawnScript, type ChildNode } from '../support/nats.ts';
-import { jetStreamView, moveStreamLeader, placementEvents, replicaStates, startNatsCluster, streamReplicas, type NatsCluster, type ReplicaState } from '../support/cluster.ts';
+import { createClient } from '../../runtime/index.ts';
+import { spawnScript } from '../support/nats.ts';
+import { jetStreamView, moveStreamLeader, placementEvents, replicaStates, streamReplicas, type ReplicaState } from '../support/cluster.ts';
+import { partitionSuite, startCounterNode } from '../support/partition.ts';
 import { eventually } from '../support/upgrades.ts';
 import { finalCount, History, now, runCounterLoad, timeline } from '../support/load.ts';
 
@@ -33,33 +33,9 @@ const PARTITION_MS = 20_000;
 const RECOVERY_BOUND_MS = 30_000;
 const RETRYABLE = new Set(['Timeout', 'Unavailable', 'OutcomeUnknown']);
 
-interface Ctx {
-  cluster: NatsCluster;
-  nodes: ChildNode[];
-  clients: MoltClient[];
-  stopLoads: Array<() => Promise<void>>;
-}
-
-const test = suite<Ctx>('cluster partition');
+const test = partitionSuite('cluster partition');
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-function startNode(url: string, id: string): ChildNode {
-  return spawnScript('bin/molt.js', ['node', 'test/fixtures/counter.ts', '--nats', url, '--id', id, '--replicas', '3', '--lease', String(LEASE_MS), '--heartbeat', '500'], { MOLT_LOG: 'warn' });
-}
-
-test.before(async (ctx) => {
-  ctx.nodes = [];
-  ctx.clients = [];
-  ctx.stopLoads = [];
-  ctx.cluster = await startNatsCluster({ partitionable: true });
-});
-
-test.after(async (ctx) => {
-  for (const stop of ctx.stopLoads) await stop().catch(() => undefined);
-  for (const c of ctx.clients) await c.close().catch(() => undefined);
-  await Promise.all(ctx.nodes.map((n) => n.kill('SIGKILL')));
-  await ctx.cluster?.stop();
-});
+const startNode = (url: string, id: string) => startCounterNode(url, id, { leaseMs: LEASE_MS, heartbeatMs: 500, log: 'warn' });
 
 /** Calls of `history` sent in [from, to): answered ok, and all. */
 function sentIn(history: History, from: number, to: number): { ok: number; all: number } {
@@ -91,7 +67,7 @@ test('the state leader\'s server cut off from the cluster: the majority serves, 
   const majority = (minority + 1) % 3;
   // The UDB stream's leader stays on the majority side: cut off too, it is another case, with
   // its own liveness limits (docs/operations.md, known limits).
-  await moveStreamLeader(cluster.urls[majority]!, UDB_STREAM, `n${minority + 1}`);
+  await moveStreamLeader(cluster.urls[majority]!, UDB_STREAM, { off: `n${minority + 1}` });
   ctx.nodes.push(startNode(cluster.urls[majority]!, 'p-major'), startNode(cluster.urls[minority]!, 'p-minor'));
   await Promise.all(ctx.nodes.map((n) => n.waitFor(/serving counters/, 60_000)));
   // The minority's caller gives up sooner, so that more of its calls test the cut-off side.

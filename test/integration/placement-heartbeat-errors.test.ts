@@ -6,34 +6,17 @@
  * fence and never renew) nor escape as an unhandled rejection (which ends the
  * process).
  */
-import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { Kvm } from '@nats-io/kv';
-import { connect, type NatsConnection } from '@nats-io/transport-node';
-import { Placement } from '../../runtime/internal.ts';
-import { silentLogger, systemClock, type Logger } from '../../runtime/index.ts';
+import { silentLogger, type Logger } from '../../runtime/index.ts';
 import type { NodeRecord } from '../../runtime/udb/records.ts';
-import { startEmbeddedNats, type EmbeddedNats } from '../support/nats.ts';
+import { placementSuite, sleep, testPlacement } from '../support/placement.ts';
 
 const SHARDS = 8;
 const LEASE_MS = 600;
 const HEARTBEAT_MS = 100;
 
-const test = suite<{ nats: EmbeddedNats; nc: NatsConnection; placements: Placement[] }>('placement: heartbeat errors');
-
-test.before(async (ctx) => {
-  ctx.nats = await startEmbeddedNats();
-  ctx.nc = await connect({ servers: ctx.nats.url });
-  ctx.placements = [];
-});
-
-test.after(async (ctx) => {
-  for (const p of ctx.placements) await p.stop({ leave: false });
-  await ctx.nc?.close();
-  await ctx.nats?.stop();
-});
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const test = placementSuite('placement: heartbeat errors');
 
 test('placement - heartbeats go on after one whose record could not be built, and the lease is renewed', async (ctx) => {
   const kv = await new Kvm(ctx.nc).create('hberr_udb', { history: 1 });
@@ -45,21 +28,15 @@ test('placement - heartbeats go on after one whose record could not be built, an
   let builds = 0;
   /** Heartbeats 3 to 12 cannot build the record: longer than a lease. */
   const failing = (n: number) => n >= 3 && n <= 12;
-  const p = new Placement({
-    kv,
-    nodeId: 'hb-a',
-    incarnation: 'hb-a-1',
-    recordRevision: 0,
+  const p = testPlacement(kv, 'hb-a', {
     shards: SHARDS,
     heartbeatMs: HEARTBEAT_MS,
     leaseMs: LEASE_MS,
-    clock: systemClock,
     logger,
     record: (): NodeRecord => {
       if (failing(++builds)) throw new Error('the record cannot be built');
       return { id: 'hb-a', service: 'hberr', host: 'test', pid: process.pid, versions: {}, status: 'running', startedAt: 0, heartbeatAt: Date.now() };
     },
-    onOwnedChange: () => undefined,
   });
   ctx.placements.push(p);
   try {

@@ -13,14 +13,10 @@
  * the first's calls on the shards it gives up take longer than two leases
  * but less than the write timeout.
  */
-import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { Kvm, type KV } from '@nats-io/kv';
-import { connect, type NatsConnection } from '@nats-io/transport-node';
-import { Placement } from '../../runtime/internal.ts';
-import { silentLogger, systemClock } from '../../runtime/index.ts';
-import type { NodeRecord } from '../../runtime/udb/records.ts';
-import { startEmbeddedNats, type EmbeddedNats } from '../support/nats.ts';
+import type { Placement } from '../../runtime/internal.ts';
+import { placementSuite, sleep, testPlacement } from '../support/placement.ts';
 
 const SHARDS = 8;
 const LEASE_MS = 600;
@@ -30,41 +26,10 @@ const WRITE_TIMEOUT_MS = 2500;
 /** How long the first node's calls on the shards it gives up run: past two leases, within the write timeout. */
 const CALLS_RUN_MS = 1800;
 
-const test = suite<{ nats: EmbeddedNats; nc: NatsConnection; placements: Placement[] }>('placement: release');
-
-test.before(async (ctx) => {
-  ctx.nats = await startEmbeddedNats();
-  ctx.nc = await connect({ servers: ctx.nats.url });
-  ctx.placements = [];
-});
-
-test.after(async (ctx) => {
-  for (const p of ctx.placements) await p.stop({ leave: false });
-  await ctx.nc?.close();
-  await ctx.nats?.stop();
-});
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-function record(id: string): () => NodeRecord {
-  return () => ({ id, service: 'release', host: 'test', pid: process.pid, versions: {}, status: 'running', startedAt: 0, heartbeatAt: Date.now() });
-}
+const test = placementSuite('placement: release');
 
 function placement(kv: KV, id: string, onOwnedChange: (owned: ReadonlySet<number>) => void | Promise<void>): Placement {
-  return new Placement({
-    kv,
-    nodeId: id,
-    incarnation: `${id}-1`,
-    recordRevision: 0,
-    shards: SHARDS,
-    heartbeatMs: HEARTBEAT_MS,
-    leaseMs: LEASE_MS,
-    clock: systemClock,
-    logger: silentLogger,
-    record: record(id),
-    onOwnedChange,
-    writeTimeoutMs: WRITE_TIMEOUT_MS,
-  });
+  return testPlacement(kv, id, { shards: SHARDS, heartbeatMs: HEARTBEAT_MS, leaseMs: LEASE_MS, writeTimeoutMs: WRITE_TIMEOUT_MS, onOwnedChange });
 }
 
 test('placement - a shard given up is not taken while the calls accepted for it may still be committing, and takes up no call sent to the node alone', async (ctx) => {

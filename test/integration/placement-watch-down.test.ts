@@ -10,50 +10,19 @@
  * Here placements run on a real NATS KV; one of them gets a watch that stops
  * delivering on command and, once stalled, never starts again.
  */
-import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { Kvm, type KV, type KvWatchOptions } from '@nats-io/kv';
-import { connect, type NatsConnection } from '@nats-io/transport-node';
-import { Placement } from '../../runtime/internal.ts';
-import { silentLogger, systemClock } from '../../runtime/index.ts';
-import type { NodeRecord } from '../../runtime/udb/records.ts';
-import { startEmbeddedNats, type EmbeddedNats } from '../support/nats.ts';
+import type { NatsConnection } from '@nats-io/transport-node';
+import type { Placement } from '../../runtime/internal.ts';
+import { placementSuite, sleep, testPlacement } from '../support/placement.ts';
 
 const SHARDS = 16;
 const LEASE_MS = 600;
 const HEARTBEAT_MS = 100;
 
-const test = suite<{ nats: EmbeddedNats; nc: NatsConnection; placements: Placement[] }>('placement: watch down');
+const test = placementSuite('placement: watch down');
 
-test.before(async (ctx) => {
-  ctx.nats = await startEmbeddedNats();
-  ctx.nc = await connect({ servers: ctx.nats.url });
-  ctx.placements = [];
-});
-
-test.after(async (ctx) => {
-  for (const p of ctx.placements) await p.stop({ leave: false });
-  await ctx.nc?.close();
-  await ctx.nats?.stop();
-});
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-function placement(kv: KV, id: string): Placement {
-  return new Placement({
-    kv,
-    nodeId: id,
-    incarnation: `${id}-1`,
-    recordRevision: 0,
-    shards: SHARDS,
-    heartbeatMs: HEARTBEAT_MS,
-    leaseMs: LEASE_MS,
-    clock: systemClock,
-    logger: silentLogger,
-    record: () => ({ id, service: 'watchdown', host: 'test', pid: process.pid, versions: {}, status: 'running', startedAt: 0, heartbeatAt: Date.now() }) satisfies NodeRecord,
-    onOwnedChange: () => undefined,
-  });
-}
+const placement = (kv: KV, id: string): Placement => testPlacement(kv, id, { shards: SHARDS, heartbeatMs: HEARTBEAT_MS, leaseMs: LEASE_MS });
 
 /**
  * Opens the bucket for one placement, with watches that deliver until

@@ -384,40 +384,21 @@ export async function streamReplicas(url: string, stream: string): Promise<{ lea
 }
 
 /**
- * Moves the leadership of `stream` off server `name` (`n1`, …) if it is there:
- * asks the leader to step down until another server leads it. A test that
- * cuts off one stream's leader uses it to keep other streams' leaders out of
- * the cut, so that it tests the case it names.
+ * Moves the leadership of `stream` where a test needs it — `{ off: name }`
+ * (`n1`, …) or `{ onto: name }` — by asking each leader that does not fit to
+ * step down until one that does is elected (on three servers a few tries at
+ * most). A test that cuts off one stream's leader uses it to keep other
+ * streams' leaders in or out of the cut, so that it tests the case it names.
  */
-export async function moveStreamLeader(url: string, stream: string, name: string, timeoutMs = 30_000): Promise<void> {
+export async function moveStreamLeader(url: string, stream: string, where: { off: string } | { onto: string }, timeoutMs = 30_000): Promise<void> {
+  const fits = (leader: string) => ('off' in where ? leader !== where.off : leader === where.onto);
   const deadline = Date.now() + timeoutMs;
   const nc = await connect({ servers: url, reconnect: false, timeout: 2000 });
   try {
     for (;;) {
       const { leader } = await streamReplicas(url, stream).catch(() => ({ leader: undefined }));
-      if (leader !== undefined && leader !== name) return;
-      if (Date.now() > deadline) throw new Error(`the leader of ${stream} is still ${leader ?? 'unknown'} after ${timeoutMs} ms`);
-      if (leader === name) await nc.request(`$JS.API.STREAM.LEADER.STEPDOWN.${stream}`, undefined, { timeout: 3000 }).catch(() => undefined);
-      await new Promise((r) => setTimeout(r, 500));
-    }
-  } finally {
-    await nc.close().catch(() => undefined);
-  }
-}
-
-/**
- * Moves the leadership of `stream` onto server `name`: asks each other
- * leader to step down until `name` is elected (a new leader is one of the
- * other replicas, so it takes a few tries at most on three servers).
- */
-export async function moveStreamLeaderTo(url: string, stream: string, name: string, timeoutMs = 30_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  const nc = await connect({ servers: url, reconnect: false, timeout: 2000 });
-  try {
-    for (;;) {
-      const { leader } = await streamReplicas(url, stream).catch(() => ({ leader: undefined }));
-      if (leader === name) return;
-      if (Date.now() > deadline) throw new Error(`the leader of ${stream} is still ${leader ?? 'unknown'}, not ${name}, after ${timeoutMs} ms`);
+      if (leader !== undefined && fits(leader)) return;
+      if (Date.now() > deadline) throw new Error(`the leader of ${stream} is still ${leader ?? 'unknown'} (wanted ${JSON.stringify(where)}) after ${timeoutMs} ms`);
       if (leader !== undefined) await nc.request(`$JS.API.STREAM.LEADER.STEPDOWN.${stream}`, undefined, { timeout: 3000 }).catch(() => undefined);
       await new Promise((r) => setTimeout(r, 500));
     }
