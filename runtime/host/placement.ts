@@ -19,6 +19,8 @@
  *   heartbeats have come back through the watch for longer than a lease
  *   after that node's last record. A watch that stalls (a nats-server failing
  *   over) therefore makes nobody look dead — everyone renews together after.
+ *   While no watch runs, the records are read from the stream in its order
+ *   instead, which proves the same (see readPastWatch).
  * - **Handover by claims.** Each record lists the shards its node may still be
  *   serving (owned plus those it is releasing). A node takes a shard only when
  *   no other live node claims it; a node giving a shard up stops taking calls
