@@ -24,7 +24,7 @@ import { connect } from '@nats-io/transport-node';
 import { Kvm } from '@nats-io/kv';
 import { createClient, type MoltClient } from '../../runtime/index.ts';
 import { assignShards, DEFAULT_SHARDS, encodeKey, shardOf } from '../../runtime/internal.ts';
-import { spawnScript, startEmbeddedNats, type ChildNode, type EmbeddedNats } from '../support/nats.ts';
+import { logEvents, spawnScript, startEmbeddedNats, type ChildNode, type EmbeddedNats } from '../support/nats.ts';
 import { History, now, runOpenLoad } from '../support/load.ts';
 import { tearDown } from '../support/nodes.ts';
 
@@ -65,27 +65,12 @@ async function lastHeartbeatOf(url: string, id: string): Promise<number> {
   }
 }
 
-/** Placement log events of a node: time (ms since the epoch) and message, from its JSON log lines. */
-function events(node: ChildNode): Array<{ at: number; msg: string; owned?: number }> {
-  const out: Array<{ at: number; msg: string; owned?: number }> = [];
-  for (const line of node.output().split('\n')) {
-    if (!line.startsWith('{')) continue;
-    try {
-      const rec = JSON.parse(line) as { time: string; msg: string; owned?: number };
-      out.push({ at: Date.parse(rec.time), msg: rec.msg, owned: rec.owned });
-    } catch {
-      // not a log line
-    }
-  }
-  return out;
-}
-
 /** Waits until a node logs `msg` (with an `owned` count that passes `owned`, if given) after `since`; returns when it did. */
 async function logged(node: ChildNode, since: number, msg: string, owned?: number | ((n: number) => boolean), timeoutMs = 15_000): Promise<number> {
   const deadline = Date.now() + timeoutMs;
   const ownedOk = (n: number | undefined) => owned === undefined || (typeof owned === 'number' ? n === owned : n !== undefined && owned(n));
   for (;;) {
-    const hit = events(node).find((e) => e.at >= since && e.msg === msg && ownedOk(e.owned));
+    const hit = logEvents(node).find((e) => e.at >= since && e.msg === msg && ownedOk(e.owned));
     if (hit) return hit.at;
     if (Date.now() > deadline) throw new Error(`timed out waiting for '${msg}'${owned === undefined ? '' : ` (owned ${owned})`}; log:\n${node.output().slice(-3000)}`);
     await sleep(50);
@@ -123,7 +108,7 @@ test('lease - a node frozen past its lease is fenced before its shards move, and
   // A takes its shards back only after B released them.
   const released = await logged(b, resumedAt, 'shards changed');
   const regained = await logged(a, renewed, 'shards changed', (n) => n > 0);
-  const regainedCount = events(a).find((e) => e.at === regained && e.msg === 'shards changed')?.owned;
+  const regainedCount = logEvents(a).find((e) => e.at === regained && e.msg === 'shards changed')?.owned;
   await sleep(2500);
   await load.stop();
 
@@ -143,7 +128,7 @@ test('lease - a node frozen past its lease is fenced before its shards move, and
   }
 
   const t = (at: number) => `+${at - pausedAt} ms`;
-  if (process.env.MOLT_DEBUG_LEASE) for (const [n, node] of [['A', a], ['B', b]] as const) for (const e of events(node).filter((e) => e.at >= pausedAt - 500)) console.log(n, t(e.at), e.msg, e.owned ?? '');
+  if (process.env.MOLT_DEBUG_LEASE) for (const [n, node] of [['A', a], ['B', b]] as const) for (const e of logEvents(node).filter((e) => e.at >= pausedAt - 500)) console.log(n, t(e.at), e.msg, e.owned ?? '');
   console.log(`lease: A frozen at 0 ms (lease ${LEASE_MS} ms, heartbeat ${HEARTBEAT_MS} ms); its last heartbeat at ${t(lastHeartbeat)}, so it could serve until ${t(lastHeartbeat + 0.8 * LEASE_MS)} at most; B took all shards at ${t(takeover)} and acknowledged ${servedByB} increments to A's actors while A was frozen`);
   console.log(`lease: A resumed at ${t(resumedAt)}, fenced itself at ${t(fenced)}, answered ${fenceReplies} queued calls OutcomeUnknown without running them, renewed at ${t(renewed)}; B released at ${t(released)}; A took back ${regainedCount} shards at ${t(regained)}`);
   console.log(`lease: ${history.calls} calls, ${history.okCount} ok, failures ${JSON.stringify(failures)}; lost ${lost.length}, phantom ${phantom.length}, order violations ${order.length}, keys not exactly 1..n ${gaps.length}`);

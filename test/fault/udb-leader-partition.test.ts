@@ -19,7 +19,7 @@
  */
 import * as assert from 'uvu/assert';
 import { createClient } from '../../runtime/index.ts';
-import { spawnScript, type ChildNode } from '../support/nats.ts';
+import { logEvents, spawnScript } from '../support/nats.ts';
 import { jetStreamView, metaLeader, moveStreamLeader, placementEvents } from '../support/cluster.ts';
 import { partitionSuite, startCounterNode } from '../support/partition.ts';
 import { finalCount, History, now, runCounterLoad, timeline } from '../support/load.ts';
@@ -43,21 +43,6 @@ const RETRYABLE = new Set(['Timeout', 'Unavailable', 'OutcomeUnknown']);
 const test = partitionSuite('UDB leader partition');
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const startNode = (url: string, id: string) => startCounterNode(url, id, { leaseMs: LEASE_MS, heartbeatMs: HEARTBEAT_MS, log: 'info' });
-
-/** Wall-clock times (ms) at which `node` logged `message`. */
-function loggedAt(node: ChildNode, message: string): number[] {
-  const out: number[] = [];
-  for (const line of node.output().split('\n')) {
-    if (!line.startsWith('{')) continue;
-    try {
-      const rec = JSON.parse(line) as { time?: string; msg?: string };
-      if (rec.msg === message && rec.time) out.push(Date.parse(rec.time));
-    } catch {
-      // not a log line
-    }
-  }
-  return out;
-}
 
 test('the UDB and meta leader\'s server cut off: the majority takes its shards soon after it renews its lease, and serves', async (ctx) => {
   const { cluster } = ctx;
@@ -103,9 +88,9 @@ test('the UDB and meta leader\'s server cut off: the majority takes its shards s
     }
   }
   if (servedFrom === undefined) assert.unreachable(`the majority side was not served again within ${RECOVERY_BOUND_MS} ms of the cut${await diagnose()}`);
-  const renewedAt = loggedAt(major!, 'lease renewed; serving again').map((t) => t - wallOffset).find((t) => t > cutAt);
+  const renewedAt = logEvents(major!).filter((e) => e.msg === 'lease renewed; serving again').map((e) => e.at - wallOffset).find((t) => t > cutAt);
   if (renewedAt === undefined) assert.unreachable(`the majority's node fenced and renewed its lease${await diagnose()}`);
-  const takenAt = loggedAt(major!, 'shards taken after the fence; serving').map((t) => t - wallOffset).find((t) => t >= renewedAt!);
+  const takenAt = logEvents(major!).filter((e) => e.msg === 'shards taken after the fence; serving').map((e) => e.at - wallOffset).find((t) => t >= renewedAt!);
   if (takenAt === undefined) assert.unreachable(`the majority's node took shards after its renewal${await diagnose()}`);
   const sinceRenewal = Math.round(takenAt! - renewedAt!);
   assert.ok(sinceRenewal <= SHARDS_AFTER_RENEWAL_MS, `took its shards ${sinceRenewal} ms after the lease was renewed (at +${Math.round(renewedAt! - cutAt)} ms), not within ${SHARDS_AFTER_RENEWAL_MS}${await diagnose()}`);

@@ -18,6 +18,21 @@ export interface ChildNode {
   kill(signal?: NodeJS.Signals): Promise<void>;
 }
 
+/** A child's JSON log lines, in order: when (ms since the epoch), the message, and the `owned` count placement logs. */
+export function logEvents(node: ChildNode): Array<{ at: number; msg: string; owned?: number }> {
+  const out: Array<{ at: number; msg: string; owned?: number }> = [];
+  for (const line of node.output().split('\n')) {
+    if (!line.startsWith('{')) continue;
+    try {
+      const rec = JSON.parse(line) as { time: string; msg: string; owned?: number };
+      out.push({ at: Date.parse(rec.time), msg: rec.msg, owned: rec.owned });
+    } catch {
+      // not a log line
+    }
+  }
+  return out;
+}
+
 /** Runs `node --import tsx <script> ...args` from the repository root. */
 export function spawnScript(script: string, args: string[], env: Record<string, string> = {}): ChildNode {
   const child = spawn(process.execPath, ['--import', 'tsx', script, ...args], {
