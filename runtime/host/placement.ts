@@ -34,6 +34,7 @@ import type { Clock, Logger, TimerHandle } from '../env.ts';
 import { fnv1a } from '../wire/protocol.ts';
 import { parseSharedJson, type NodeRecord } from '../udb/records.ts';
 import { isWrongLastSequence } from './store.ts';
+import { listSubjectKeys } from '../nats/kv-keys.ts';
 
 
 export interface PlacementOptions {
@@ -235,9 +236,10 @@ export class Placement {
     if (this.replaced) throw new Error(`node id '${this.o.nodeId}' was taken over by another process while this one started`);
     await this.watch();
     // Read the current set too: the watch's initial values may arrive after we compute.
-    for await (const key of await this.o.kv.keys(`${NODE_PREFIX}>`)) {
+    for (const key of await listSubjectKeys(this.o.kv, `${NODE_PREFIX}>`)) {
       const entry = await this.o.kv.get(key);
-      if (entry) this.observe(entry, true);
+      // A deleted record's key is listed too: nothing to observe.
+      if (entry?.operation === 'PUT') this.observe(entry, true);
     }
     // Only now is every node's record (and claim) known: computed earlier, from
     // the first records the watch happened to deliver, this node could take

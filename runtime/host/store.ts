@@ -11,6 +11,7 @@ import { inboxPrefixOf } from '../nats/connect.ts';
 import { createIdGenerator, systemClock, type Clock, type IdGenerator, type TimerHandle } from '../env.ts';
 import { encodedLength } from '../wire/codec.ts';
 import { preEncodedHeaders } from '../nats/internals.ts';
+import { listLiveKeys } from '../nats/kv-keys.ts';
 
 /** A stored record and its revision (0 = absent). */
 export interface StoredRecord {
@@ -95,11 +96,7 @@ export function createKvStore(kv: KV, nc: NatsConnection, options: KvStoreOption
           return unreachable(ack);
       }
     },
-    async keys(prefix) {
-      const out: string[] = [];
-      for await (const k of await kv.keys(`${prefix}>`)) out.push(k);
-      return out;
-    },
+    keys: (prefix) => listLiveKeys(kv, `${prefix}>`),
     close() {
       inbox.close();
     },

@@ -17,6 +17,7 @@ import { ErrorCode, MoltError } from '../errors.ts';
 import { bundleObjectName, rejected } from './descriptor.ts';
 import { sha256Hex } from './bundle.ts';
 import { ensureServiceBuckets } from '../udb/buckets.ts';
+import { listSubjectKeys } from '../nats/kv-keys.ts';
 
 /** Bucket names of a service's upgrade server. */
 export function upgradeBucketNames(service: string) {
@@ -98,8 +99,8 @@ export async function openUpgradeStore(nc: NatsConnection, service: string, opti
     service,
     descriptors,
     async list() {
-      const keys: string[] = [];
-      for await (const key of await descriptors.keys('upgrade.>')) keys.push(key);
+      // Deleted descriptors are listed too, and left out once read.
+      const keys = await listSubjectKeys(descriptors, 'upgrade.>');
       const entries = await Promise.all(keys.map((k) => descriptors.get(k)));
       return entries
         .filter((e): e is KvEntry => e !== null && e.operation === 'PUT')

@@ -13,6 +13,7 @@ import { bucketNames } from '../wire/protocol.ts';
 import { ensureServiceBuckets } from './buckets.ts';
 import { controlsInForce, haltRecord } from './halts.ts';
 import { isWrongLastSequence } from '../host/store.ts';
+import { listSubjectKeys } from '../nats/kv-keys.ts';
 import {
   parseRecord,
   udbKey,
@@ -75,11 +76,9 @@ export class Udb {
    * already (and will not find changed).
    */
   async readAll(prefix: string, skip?: (key: string) => boolean): Promise<KvEntry[]> {
-    // A Set: the key lister is an ordered consumer, which may deliver a key
-    // twice when it restarts under concurrent writes (heartbeats never stop).
-    const keys = new Set<string>();
-    for await (const key of await this.kv.keys(`${prefix}>`)) if (!skip?.(key)) keys.add(key);
-    const entries = await Promise.all([...keys].map((k) => this.kv.get(k)));
+    // Deleted keys are listed too (their marker is a message) and left out below, once read.
+    const keys = (await listSubjectKeys(this.kv, `${prefix}>`)).filter((key) => !skip?.(key));
+    const entries = await Promise.all(keys.map((k) => this.kv.get(k)));
     return entries.filter((e): e is KvEntry => e !== null && e.operation === 'PUT');
   }
 

@@ -19,6 +19,7 @@ import { bucketNames, decodeKey } from '../wire/protocol.ts';
 import { createSuperjsonCodec, type Codec } from '../wire/codec.ts';
 import { rehearsalReads, rehearseActor, type VerifyCall } from './check.ts';
 import type { GeneratorOverrides } from './arbitrary.ts';
+import { listLiveKeys } from '../nats/kv-keys.ts';
 
 /** Options of {@link rehearse}. */
 export interface RehearseOptions {
@@ -209,7 +210,8 @@ export async function rehearse(options: RehearseOptions): Promise<RehearseReport
   } else {
     // A sample: the keys first (the pick is made from all of them, sorted), then only the chosen actors, `concurrency` reads at once.
     const keys: string[] = [];
-    for await (const k of await kv.keys(`${prefix}>`)) keys.push(k);
+    if (kv instanceof Bucket) keys.push(...(await listLiveKeys(kv, `${prefix}>`)));
+    else for await (const k of await kv.keys(`${prefix}>`)) keys.push(k);
     keys.sort();
     report.stored = keys.length;
     const chosen = options.sample !== undefined && options.sample < keys.length ? pick(keys, options.sample, options.seed ?? 1) : keys;

@@ -11,6 +11,9 @@
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import type { NatsConnection } from '@nats-io/transport-node';
+import { jetstreamManager } from '@nats-io/jetstream';
+import { bucketNames } from '../../runtime/internal.ts';
+import { upgradeBucketNames } from '../../runtime/server/store.ts';
 import { udbKey, type NodeRecord, type RolloutRecord, type Udb } from '../../runtime/udb/index.ts';
 import { createNode, silentLogger } from '../../runtime/index.ts';
 import { startUpgradeManager } from '../../runtime/manager/index.ts';
@@ -120,6 +123,48 @@ test('a manager\'s full read lists every rollout but reads again only those that
     await ctx.nc.flush();
     again.stop();
     assert.ok(again.count() >= 3 && again.count() <= 4, `${again.count()} gets: the node, v41 (the newest) and v40 (now the newest standing)`);
+  } finally {
+    await manager.stop();
+    await node.stop();
+  }
+});
+
+/**
+ * The consumers on `stream`, by filter: how many, and how many have a
+ * subscriber. A consumer nobody is subscribed to is one a listing left
+ * behind (nats-server keeps an abandoned ordered consumer for minutes).
+ */
+async function consumersOn(nc: NatsConnection, stream: string): Promise<Map<string, { all: number; bound: number }>> {
+  const jsm = await jetstreamManager(nc);
+  const out = new Map<string, { all: number; bound: number }>();
+  for await (const c of jsm.consumers.list(stream)) {
+    const filter = c.config.filter_subject ?? (c.config.filter_subjects ?? []).join(',');
+    const seen = out.get(filter) ?? { all: 0, bound: 0 };
+    seen.all++;
+    if (c.push_bound) seen.bound++;
+    out.set(filter, seen);
+  }
+  return out;
+}
+
+test('a node and its manager list keys without leaving consumers on the server', async (ctx) => {
+  const now = Date.now();
+  for (let to = 2; to <= 6; to++) await ctx.udb.createRollout(rolloutRecord(`counter-v${to}-abc`, to, 'done', { service: 'counters', startedAt: now + to, updatedAt: now, endedAt: now }));
+  const { leaseMs, heartbeatMs } = TIMINGS;
+  const node = await createNode({ service, nats: { servers: ctx.nats.url }, nodeId: 'lister', logger: silentLogger, heartbeatMs, leaseMs });
+  const manager = await startUpgradeManager(node, { trustedKeys: [], reconcileMs: 600_000, tickMs: 200, leaseMs, logger: silentLogger });
+  try {
+    // Full reads: every node record, rollout, control, retired record and descriptor listed.
+    for (let i = 0; i < 3; i++) await manager.reconcile();
+    const names = bucketNames('counters');
+    for (const stream of [`KV_${names.udb}`, `KV_${upgradeBucketNames('counters').descriptors}`]) {
+      const consumers = await consumersOn(ctx.nc, stream);
+      assert.ok(consumers.size > 0, `${stream}: the node's watches are there`);
+      for (const [filter, { all, bound }] of consumers) {
+        assert.is(all, 1, `${stream}: ${all} consumers on ${filter}, ${all - bound} with no subscriber (one watch expected)`);
+        assert.is(bound, 1, `${stream}: the consumer on ${filter} is a running watch`);
+      }
+    }
   } finally {
     await manager.stop();
     await node.stop();

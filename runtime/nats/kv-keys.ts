@@ -1,0 +1,77 @@
+/**
+ * Listing the keys of a KV bucket without leaving a consumer behind.
+ *
+ * nats.js's `kv.keys()` creates an ordered push consumer and, when the
+ * listing ends, unsubscribes from it without deleting it: nats-server keeps
+ * it for the ordered consumer's idle threshold, five minutes, and wakes it on
+ * every message stored under its filter meanwhile. A node lists keys when it
+ * starts and on every full reconciliation (once a minute), so a fleet kept
+ * several abandoned consumers per node on the server at all times, and made
+ * each through the JetStream meta leader — which a listing should not need:
+ * under a partition the meta leader may be the server cut off.
+ *
+ * Two ways, by the size of what is listed:
+ * - {@link listSubjectKeys}: one stream info request with a subject filter,
+ *   answered by the stream's leader, no consumer at all. It lists every key
+ *   with a message in the stream, deleted keys included (their delete marker
+ *   is a message): the caller reads each key anyway and skips what it finds
+ *   deleted. For the upgrade database and the descriptors, whose keys are
+ *   bounded by the fleet and by `molt prune`.
+ * - {@link listLiveKeys}: `kv.keys()`'s consumer (the last message of each
+ *   key, headers only, deleted keys left out), deleted as soon as the listing
+ *   ends. For the actors' state buckets, which may hold millions of keys (a
+ *   stream info reply with every subject would exceed a message's size).
+ *
+ * @module
+ */
+import type { Bucket, KV } from '@nats-io/kv';
+import { DeliverPolicy } from '@nats-io/jetstream';
+
+/** How long a key listing waits for its last key before it fails. */
+const LISTING_TIMEOUT_MS = 30_000;
+
+/** The header nats.js's KV marks deletes and purges with. */
+const OPERATION_HEADER = 'KV-Operation';
+
+/**
+ * The keys matching `filter` (a KV key filter such as `nodes.>`) that have a
+ * message in the bucket's stream, deleted ones included. One request to the
+ * stream's leader; the client pages through a long answer.
+ */
+export async function listSubjectKeys(kv: KV, filter: string): Promise<string[]> {
+  const bucket = kv as Bucket;
+  const info = await bucket.jsm.streams.info(bucket.stream, { subjects_filter: bucket.fullKeyName(filter) });
+  const subjects = info.state.subjects ? Object.keys(info.state.subjects) : [];
+  return subjects.map((subject) => bucket.decodeKey(subject.substring(bucket.prefixLen)));
+}
+
+/**
+ * The keys matching `filter` whose latest value is not a delete or purge, as
+ * `kv.keys()` lists them, with the listing's consumer deleted once it ends.
+ */
+export async function listLiveKeys(kv: KV, filter: string): Promise<string[]> {
+  const bucket = kv as Bucket;
+  const consumer = await bucket.js.consumers.getPushConsumer(bucket.stream, {
+    filter_subjects: bucket.fullKeyName(filter),
+    deliver_policy: DeliverPolicy.LastPerSubject,
+    headers_only: true,
+  });
+  const keys: string[] = [];
+  try {
+    if ((await consumer.info(true)).num_pending === 0) return keys;
+    const messages = await consumer.consume({
+      callback: (m) => {
+        const operation = m.headers?.get(OPERATION_HEADER);
+        if (operation !== 'DEL' && operation !== 'PURGE') keys.push(bucket.decodeKey(m.subject.substring(bucket.prefixLen)));
+        if (m.info.pending === 0) messages.stop();
+      },
+    });
+    const timer = setTimeout(() => messages.stop(new Error(`the listing of '${filter}' did not end within ${LISTING_TIMEOUT_MS} ms`)), LISTING_TIMEOUT_MS);
+    const ended = await messages.closed().finally(() => clearTimeout(timer));
+    if (ended instanceof Error) throw ended;
+    // An ordered consumer that restarted under concurrent writes resumes after the last key it delivered; a key written meanwhile may come twice.
+    return [...new Set(keys)];
+  } finally {
+    await consumer.delete().catch(() => undefined);
+  }
+}
