@@ -34,7 +34,7 @@ import type { Clock, Logger, TimerHandle } from '../env.ts';
 import { fnv1a } from '../wire/protocol.ts';
 import { parseSharedJson, type NodeRecord } from '../udb/records.ts';
 import { isWrongLastSequence } from './store.ts';
-import { listSubjectKeys } from '../nats/kv-keys.ts';
+import { listSubjectKeys } from '../nats/kv-reads.ts';
 
 
 export interface PlacementOptions {

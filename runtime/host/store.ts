@@ -11,7 +11,7 @@ import { inboxPrefixOf } from '../nats/connect.ts';
 import { createIdGenerator, systemClock, type Clock, type IdGenerator, type TimerHandle } from '../env.ts';
 import { encodedLength } from '../wire/codec.ts';
 import { preEncodedHeaders } from '../nats/internals.ts';
-import { listLiveKeys } from '../nats/kv-keys.ts';
+import { listLiveKeys } from '../nats/kv-reads.ts';
 
 /** A stored record and its revision (0 = absent). */
 export interface StoredRecord {

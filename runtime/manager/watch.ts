@@ -9,14 +9,15 @@
  * reconciliation restarts it) and every {@link FULL_READ_EVERY} periods.
  *
  * Every `reconcileMs` a periodic pass checks that every watch still runs and
- * acts on what the manager knows (retries, lifecycles, rollbacks, counts);
- * it reads everything again only when a watch has ended or the full read is
- * due. Why not a full read every period: a running watch is an ordered
- * consumer that restarts itself from the last value it delivered on a gap or
- * on missed heartbeats, so it already holds what a read would return; the
- * read cost five key listings (five consumers) and one get per record, per
- * manager and period — with 50 nodes, ≈ 20 % of a nats-server core, in bursts
- * that delayed the watches themselves. The full reads of different managers
+ * still delivers (a watch that has stalled is restarted, see
+ * `stalledWatches`) and acts on what the manager knows (retries, lifecycles,
+ * rollbacks, counts); it reads everything again only when a watch has ended
+ * or stalled, or the full read is due. Why not a full read every period: a
+ * running watch is an ordered consumer that restarts itself from the last
+ * value it delivered on a gap, so it already holds what a read would return;
+ * the read costs five key listings and one get per record, per manager and
+ * period — with 50 nodes, ≈ 20 % of a nats-server core, in bursts that
+ * delayed the watches themselves. The full reads of different managers
  * start at a random period so that they do not come together, and read again
  * only the rollouts whose records can still change ({@link settledRollouts}).
  *
@@ -26,7 +27,8 @@
  *
  * @module
  */
-import type { KvEntry } from '@nats-io/kv';
+import type { KV, KvEntry } from '@nats-io/kv';
+import { lastRevision } from '../nats/kv-reads.ts';
 import { parseDescriptorKey } from '../server/descriptor.ts';
 import { openUpgradeStore, type StoredDescriptor } from '../server/store.ts';
 import { controlOf, replaces } from '../udb/halts.ts';
@@ -77,6 +79,17 @@ export const FULL_READ_EVERY = 12;
 /** The watches a manager keeps: nodes, control, rollouts, retired (UDB) and descriptors. */
 const WATCH_COUNT = 5;
 
+/** A watch the manager keeps running. */
+interface RunningWatch {
+  stop(): void;
+  /** The bucket and key filter it follows (absent for the node records: placement checks that watch). */
+  followed?: { kv: KV; filter: string };
+  /** The highest revision it has delivered. */
+  delivered: number;
+  /** A revision stored under its keys and not yet delivered at the last stall check. */
+  missing?: number;
+}
+
 export interface Watch {
   /** Reads everything again and acts on it (one at a time: a call during a reconciliation joins it). */
   reconcile(): Promise<void>;
@@ -114,7 +127,7 @@ export function settledRollouts(known: Iterable<RolloutRecord>): Set<string> {
 
 export function createWatch(ctx: ManagerContext, hooks: WatchHooks): Watch {
   const { node, udb, clock, logger } = ctx;
-  const watches = new Map<string, () => void>();
+  const watches = new Map<string, RunningWatch>();
   let reconciling: Promise<void> | undefined;
   /** Periodic passes until the next full read: a phase per node (from its id), so that the nodes' full reads spread out. */
   let passesToFullRead = 1 + (fnv1a(node.id) % FULL_READ_EVERY);
@@ -187,43 +200,113 @@ export function createWatch(ctx: ManagerContext, hooks: WatchHooks): Watch {
     queueMicrotask(hooks.descriptorsChanged);
   }
 
-  async function ensureWatch(name: string, start: () => Promise<() => void>): Promise<void> {
+  /**
+   * Starts watch `name` unless it runs. `start` is given the watch's record,
+   * to note each revision it delivers, and the function to call when it ends.
+   * `followed`: the bucket and key filter it follows, for the stall check.
+   */
+  async function ensureWatch(
+    name: string,
+    start: (running: RunningWatch, ended: (error?: unknown) => void) => Promise<() => void>,
+    followed?: RunningWatch['followed'],
+  ): Promise<void> {
     if (watches.has(name) || ctx.stopped) return;
+    const running: RunningWatch = { stop: () => undefined, delivered: 0, ...(followed ? { followed } : {}) };
+    const ended = (error?: unknown) => {
+      // A watch stopped for a stall ends after its successor may have started: only its own entry goes.
+      if (watches.get(name) !== running) return;
+      watches.delete(name);
+      if (!ctx.stopped) logger.debug('watch ended; the next reconciliation restarts it', { watch: name, ...(error ? { error: errorText(error) } : {}) });
+    };
     try {
-      const stop = await start();
+      running.stop = await start(running, ended);
       // Stopped while the watch was starting: nothing will stop it later, and a
       // watch left running outlives its connection (its heartbeat timer keeps
       // the process alive, resubscribing on a closed connection).
-      if (ctx.stopped) return stop();
-      watches.set(name, stop);
+      if (ctx.stopped) return running.stop();
+      watches.set(name, running);
     } catch (e) {
       logger.debug('watch not started', { watch: name, error: errorText(e) });
     }
   }
 
-  function ended(name: string) {
-    return (error?: unknown) => {
-      watches.delete(name);
-      if (!ctx.stopped) logger.debug('watch ended; the next reconciliation restarts it', { watch: name, ...(error ? { error: errorText(error) } : {}) });
-    };
+  /** Watches UDB keys under `prefix`, noting each revision delivered. */
+  function watchUdb(name: string, prefix: string, observe: (entry: KvEntry) => void): Promise<void> {
+    return ensureWatch(
+      name,
+      (running, ended) =>
+        udb.watch(
+          prefix,
+          (entry) => {
+            if (entry.revision > running.delivered) running.delivered = entry.revision;
+            observe(entry);
+          },
+          ended,
+        ),
+      { kv: udb.kv, filter: `${prefix}>` },
+    );
   }
 
   async function startWatches(): Promise<void> {
-    // The node's placement watches the node records already; it hands them over (one delivery per record, not two).
+    // The node's placement watches the node records already; it hands them
+    // over (one delivery per record, not two), and checks that watch itself.
     await ensureWatch('nodes', async () => ctx.internals.followNodeRecords(observeNode));
-    await ensureWatch('control', () => udb.watch(UdbPrefix.control, observeControl, ended('control')));
-    await ensureWatch('rollouts', () => udb.watch(UdbPrefix.rollouts, observeRollout, ended('rollouts')));
-    await ensureWatch('retired', () => udb.watch(UdbPrefix.retired, observeRetired, ended('retired')));
+    await watchUdb('control', UdbPrefix.control, observeControl);
+    await watchUdb('rollouts', UdbPrefix.rollouts, observeRollout);
+    await watchUdb('retired', UdbPrefix.retired, observeRetired);
     if (ctx.store) {
       const descriptorsKv = ctx.store.descriptors;
-      await ensureWatch('descriptors', async () => {
-        const watcher = await descriptorsKv.watch({ key: 'upgrade.>' });
-        void (async () => {
-          for await (const entry of watcher) observeDescriptor(entry);
-        })().then(() => ended('descriptors')(), (e) => ended('descriptors')(e));
-        return () => watcher.stop();
-      });
+      await ensureWatch(
+        'descriptors',
+        async (running, ended) => {
+          const watcher = await descriptorsKv.watch({ key: 'upgrade.>' });
+          void (async () => {
+            for await (const entry of watcher) {
+              if (entry.revision > running.delivered) running.delivered = entry.revision;
+              observeDescriptor(entry);
+            }
+          })().then(() => ended(), ended);
+          return () => watcher.stop();
+        },
+        { kv: descriptorsKv, filter: 'upgrade.>' },
+      );
     }
+  }
+
+  /**
+   * Whether a running watch has stalled: a record stored under its keys at
+   * the previous check is still not delivered. A watch is an ordered
+   * consumer on one nats-server; when that server dies, or the consumer is
+   * lost, the watch delivers nothing more, and the NATS client notices only
+   * after two missed idle heartbeats of 30 s each — meanwhile this node would
+   * learn of a publish, a pause or an abort only at its next full read. The
+   * newest revision under the watch's keys is one message get answered by the
+   * stream's leader; a healthy watch delivers it within milliseconds, so one
+   * not delivered a whole period later is taken as lost. The stalled watch is
+   * stopped, and a full read (which starts it again) follows.
+   */
+  async function stalledWatches(): Promise<string[]> {
+    const stalled: string[] = [];
+    await Promise.all(
+      [...watches].map(async ([name, running]) => {
+        if (!running.followed) return;
+        let newest: number;
+        try {
+          newest = await lastRevision(running.followed.kv, running.followed.filter);
+        } catch {
+          return; // No answer (an election, a partition): nothing to judge by.
+        }
+        if (running.missing !== undefined && running.delivered < running.missing) {
+          logger.warn('upgrade watch stalled: restarting it', { watch: name, delivered: running.delivered, stored: running.missing });
+          stalled.push(name);
+          watches.delete(name);
+          running.stop();
+          return;
+        }
+        running.missing = newest > running.delivered ? newest : undefined;
+      }),
+    );
+    return stalled;
   }
 
   async function reconcileOnce(): Promise<void> {
@@ -274,6 +357,7 @@ export function createWatch(ctx: ManagerContext, hooks: WatchHooks): Watch {
   }
 
   async function periodic(): Promise<void> {
+    if (!reconciling && (await stalledWatches()).length > 0) return reconcile();
     if (--passesToFullRead <= 0 || !watching()) {
       passesToFullRead = FULL_READ_EVERY;
       return reconcile();
@@ -298,7 +382,7 @@ export function createWatch(ctx: ManagerContext, hooks: WatchHooks): Watch {
       })().catch(() => undefined);
     },
     stop() {
-      for (const stop of watches.values()) stop();
+      for (const running of watches.values()) running.stop();
       watches.clear();
     },
   };

@@ -17,7 +17,7 @@ import { ErrorCode, MoltError } from '../errors.ts';
 import { bundleObjectName, rejected } from './descriptor.ts';
 import { sha256Hex } from './bundle.ts';
 import { ensureServiceBuckets } from '../udb/buckets.ts';
-import { listSubjectKeys } from '../nats/kv-keys.ts';
+import { listSubjectKeys } from '../nats/kv-reads.ts';
 
 /** Bucket names of a service's upgrade server. */
 export function upgradeBucketNames(service: string) {

@@ -13,7 +13,7 @@ import { bucketNames } from '../wire/protocol.ts';
 import { ensureServiceBuckets } from './buckets.ts';
 import { controlsInForce, haltRecord } from './halts.ts';
 import { isWrongLastSequence } from '../host/store.ts';
-import { listSubjectKeys } from '../nats/kv-keys.ts';
+import { listSubjectKeys } from '../nats/kv-reads.ts';
 import {
   parseRecord,
   udbKey,

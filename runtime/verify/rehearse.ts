@@ -19,7 +19,7 @@ import { bucketNames, decodeKey } from '../wire/protocol.ts';
 import { createSuperjsonCodec, type Codec } from '../wire/codec.ts';
 import { rehearsalReads, rehearseActor, type VerifyCall } from './check.ts';
 import type { GeneratorOverrides } from './arbitrary.ts';
-import { listLiveKeys } from '../nats/kv-keys.ts';
+import { listLiveKeys } from '../nats/kv-reads.ts';
 
 /** Options of {@link rehearse}. */
 export interface RehearseOptions {

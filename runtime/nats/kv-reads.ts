@@ -1,5 +1,6 @@
 /**
- * Listing the keys of a KV bucket without leaving a consumer behind.
+ * Reads of a KV bucket that nats.js's KV API makes only through a consumer,
+ * made here without one — or with one that is deleted when the read ends.
  *
  * nats.js's `kv.keys()` creates an ordered push consumer and, when the
  * listing ends, unsubscribes from it without deleting it: nats-server keeps
@@ -7,10 +8,10 @@
  * every message stored under its filter meanwhile. A node lists keys when it
  * starts and on every full reconciliation (once a minute), so a fleet kept
  * several abandoned consumers per node on the server at all times, and made
- * each through the JetStream meta leader — which a listing should not need:
+ * each through the JetStream meta leader — which a read should not need:
  * under a partition the meta leader may be the server cut off.
  *
- * Two ways, by the size of what is listed:
+ * Keys are listed two ways, by the size of what is listed:
  * - {@link listSubjectKeys}: one stream info request with a subject filter,
  *   answered by the stream's leader, no consumer at all. It lists every key
  *   with a message in the stream, deleted keys included (their delete marker
@@ -26,6 +27,19 @@
  */
 import type { Bucket, KV } from '@nats-io/kv';
 import { DeliverPolicy } from '@nats-io/jetstream';
+
+/**
+ * The revision (stream sequence) of the newest message under `filter` (a KV
+ * key filter such as `control.>`), deletes included; 0 if there is none. One
+ * message get answered by the stream's leader: what a watch of `filter` must
+ * deliver sooner or later, so a watch that has not delivered it long after
+ * it was stored has stalled (manager/watch.ts).
+ */
+export async function lastRevision(kv: KV, filter: string): Promise<number> {
+  const bucket = kv as Bucket;
+  const message = await bucket.jsm.streams.getMessage(bucket.stream, { last_by_subj: bucket.fullKeyName(filter) });
+  return message?.seq ?? 0;
+}
 
 /** How long a key listing waits for its last key before it fails. */
 const LISTING_TIMEOUT_MS = 30_000;

@@ -1,5 +1,5 @@
 /**
- * Listing a bucket's keys (runtime/nats/kv-keys.ts): the keys a listing
+ * Listing a bucket's keys (runtime/nats/kv-reads.ts): the keys a listing
  * returns, deleted keys by each way, and the consumers it leaves on the
  * server — none. nats.js's `kv.keys()` leaves its ordered consumer for the
  * server's idle threshold (five minutes); the last test shows that it does,
@@ -11,7 +11,7 @@ import type { NatsConnection } from '@nats-io/transport-node';
 import { Kvm, type KV } from '@nats-io/kv';
 import { jetstreamManager } from '@nats-io/jetstream';
 import { connectNats } from '../../runtime/index.ts';
-import { listLiveKeys, listSubjectKeys } from '../../runtime/nats/kv-keys.ts';
+import { listLiveKeys, listSubjectKeys } from '../../runtime/nats/kv-reads.ts';
 import { startEmbeddedNats, type EmbeddedNats } from '../support/nats.ts';
 
 const test = suite<{ nats: EmbeddedNats; nc: NatsConnection; kv: KV }>('kv keys');
