@@ -35,6 +35,7 @@ import { fnv1a } from '../wire/protocol.ts';
 import { parseSharedJson, type NodeRecord } from '../udb/records.ts';
 import { isWrongLastSequence } from './store.ts';
 import { listSubjectKeys } from '../nats/kv-reads.ts';
+import { stopWatch } from '../nats/internals.ts';
 
 
 export interface PlacementOptions {
@@ -257,10 +258,10 @@ export class Placement {
     const watcher = await this.o.kv.watch({ key: `${NODE_PREFIX}>` });
     this.o.logger.debug('membership watch started', { node: this.o.nodeId });
     if (this.stopped) {
-      watcher.stop();
+      stopWatch(watcher);
       return;
     }
-    const stop = () => watcher.stop();
+    const stop = () => stopWatch(watcher);
     this.watchStop = stop;
     // A restarted watch first delivers the newest record of every node, in
     // stream order: our own may come before newer records of nodes we last saw

@@ -29,6 +29,7 @@
  */
 import type { KV, KvEntry } from '@nats-io/kv';
 import { lastRevision } from '../nats/kv-reads.ts';
+import { stopWatch } from '../nats/internals.ts';
 import { parseDescriptorKey } from '../server/descriptor.ts';
 import { openUpgradeStore, type StoredDescriptor } from '../server/store.ts';
 import { controlOf, replaces } from '../udb/halts.ts';
@@ -266,7 +267,7 @@ export function createWatch(ctx: ManagerContext, hooks: WatchHooks): Watch {
               observeDescriptor(entry);
             }
           })().then(() => ended(), ended);
-          return () => watcher.stop();
+          return () => stopWatch(watcher);
         },
         { kv: descriptorsKv, filter: 'upgrade.>' },
       );

@@ -15,6 +15,10 @@
  * 2. `publish(subject, data, { headers })` serialises the headers by calling
  *    their `encode()` method (not part of the typed `MsgHdrs` interface), so
  *    an object whose `encode()` returns fixed bytes is published as is.
+ * 3. A KV watch (the iterator `kv.watch()` returns) keeps its consumer in
+ *    `_data`, and that consumer's `delete()` deletes the one it runs on now
+ *    (an ordered consumer replaces itself on a gap). Stopping a watch only
+ *    unsubscribes; nats-server keeps the abandoned consumer for five minutes.
  *
  * @module
  */
@@ -46,4 +50,16 @@ export function preEncodedHeaders(bytes: Uint8Array): MsgHdrs {
 export function headerBytes(headers: MsgHdrs | undefined): Uint8Array | undefined {
   const encode = (headers as { encode?: () => Uint8Array } | undefined)?.encode;
   return typeof encode === 'function' ? encode.call(headers) : undefined;
+}
+
+/**
+ * Stops a KV watch and deletes its consumer on the server (assumption 3),
+ * without waiting for the answer: a watch stopped for good — its node
+ * stopping, a status view closing — leaves nothing behind. A watch whose
+ * server is gone stops all the same (the deletion then fails, unnoticed).
+ */
+export function stopWatch(watcher: { stop(): void }): void {
+  watcher.stop();
+  const consumer = (watcher as { _data?: { delete?: () => Promise<unknown> } })._data;
+  if (typeof consumer?.delete === 'function') consumer.delete().catch(() => undefined);
 }

@@ -14,6 +14,7 @@ import { ensureServiceBuckets } from './buckets.ts';
 import { controlsInForce, haltRecord } from './halts.ts';
 import { isWrongLastSequence } from '../host/store.ts';
 import { listSubjectKeys } from '../nats/kv-reads.ts';
+import { stopWatch } from '../nats/internals.ts';
 import {
   parseRecord,
   udbKey,
@@ -348,7 +349,7 @@ export class Udb {
       () => onEnd?.(),
       (e) => onEnd?.(e),
     );
-    return () => watcher.stop();
+    return () => stopWatch(watcher);
   }
 }
 

@@ -169,6 +169,12 @@ test('a node and its manager list keys without leaving consumers on the server',
     await manager.stop();
     await node.stop();
   }
+  // Stopped, the node deletes its watches' consumers rather than leave them to the server's idle threshold.
+  const names = bucketNames('counters');
+  await eventually(async () => {
+    for (const stream of [`KV_${names.udb}`, `KV_${upgradeBucketNames('counters').descriptors}`]) if ((await consumersOn(ctx.nc, stream)).size > 0) return false;
+    return true;
+  }, 'no consumer left once the node stopped', 5000);
 });
 
 test.run();
