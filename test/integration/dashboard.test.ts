@@ -92,14 +92,18 @@ test('dashboard - the pause button pauses a real rollout; the screenshot is save
 
 test('dashboard - `molt dashboard` serves the page and says whether its buttons act', async ({ nats }) => {
   const child = spawnScript('bin/molt.js', ['dashboard', '--nats', nats.url, '--service', 'counters', '--port', '0'], { MOLT_LOG: 'warn' });
+  let stopped = false;
   try {
     const line = await child.waitFor(/molt dashboard for counters on http:\/\/127\.0\.0\.1:(\d+)\/ \(pause, resume and abort act\)/, 30_000);
     const port = /:(\d+)\//.exec(line)![1];
-    const page = await (await fetch(`http://127.0.0.1:${port}/`)).text();
+    const page = await (await fetch(`http://127.0.0.1:${port}/`, { signal: AbortSignal.timeout(10_000) })).text();
     assert.match(page, /<title>molt dashboard: counters<\/title>/);
   } finally {
-    await child.kill('SIGTERM');
+    // Ctrl-C (SIGTERM here) ends it; if it ever does not, the test says so rather than wait for good.
+    stopped = await Promise.race([child.kill('SIGTERM').then(() => true), new Promise<boolean>((r) => setTimeout(() => r(false), 15_000))]);
+    if (!stopped) await child.kill('SIGKILL');
   }
+  assert.ok(stopped, `molt dashboard did not exit within 15 s of SIGTERM; its output:\n${child.output().slice(-2000)}`);
 });
 
 test('dashboard - without the operator\'s credentials it is read only, and says so', async ({ browser }) => {
