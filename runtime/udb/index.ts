@@ -232,7 +232,7 @@ export class Udb {
       // (a deleted key's is its tombstone), so one not delivered means a
       // server that does not hold it yet (a replica catching up after a
       // restart) or a read cut short, never a key written in between.
-      const keys = await this.allKeys();
+      const keys = await listSubjectKeys(this.kv, '>');
       const latest = await this.lastOfEach('>');
       const missing = keys.filter((k) => !latest.has(k));
       if (missing.length > 0) throw new Error(`${missing.length} of ${keys.length} keys could not be read (${missing.slice(0, 3).join(', ')}${missing.length > 3 ? ', …' : ''})`);
@@ -264,14 +264,6 @@ export class Udb {
     this.jsm ??= jetstreamManager(this.nc, { checkAPI: false });
     this.jsm.catch(() => (this.jsm = undefined));
     return this.jsm;
-  }
-
-  /** Every key that has a message in the bucket's stream (deleted ones too: their tombstone is a message). */
-  private async allKeys(): Promise<string[]> {
-    const bucket = bucketNames(this.service).udb;
-    const prefix = `$KV.${bucket}.`;
-    const info = await (await this.manager()).streams.info(`KV_${bucket}`, { subjects_filter: `${prefix}>` });
-    return Object.keys(info.state.subjects ?? {}).map((subject) => subject.slice(prefix.length));
   }
 
   /** Creates a rollout record; false if one with that id exists. */
