@@ -44,25 +44,55 @@ for (const w of wanted) {
 
 interface FileResult { file: string; passed: number; failed: number; output: string; ms: number }
 
+/** The process groups of the test files running now: stopping the runner (Ctrl-C) stops them too. */
+const runningGroups = new Set<number>();
+for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+  process.once(signal, () => {
+    for (const pid of runningGroups) {
+      try {
+        process.kill(-pid, 'SIGKILL');
+      } catch {
+        // Gone already.
+      }
+    }
+    process.exit(130);
+  });
+}
+
 function runFile(file: string): Promise<FileResult> {
   const started = Date.now();
   return new Promise((resolve) => {
     // `molt-source`: the test's own imports of `molt/…` load the same sources as its relative imports.
+    // In a process group of its own: the nats-servers and nodes it starts are
+    // in it too, so a file killed for hanging takes them with it rather than
+    // leave them running (and using the CPU) under the files after it.
     const child = spawn(process.execPath, ['--conditions=molt-source', '--import', 'tsx', file], {
       cwd: root,
       env: { ...process.env, FORCE_COLOR: '0', NO_COLOR: '1' },
       stdio: ['ignore', 'pipe', 'pipe'],
+      detached: true,
     });
+    runningGroups.add(child.pid!);
+    const killGroup = () => {
+      try {
+        process.kill(-child.pid!, 'SIGKILL');
+      } catch {
+        // The group is gone already.
+      }
+    };
     let output = '';
     child.stdout.on('data', (d) => (output += d));
     child.stderr.on('data', (d) => (output += d));
     let timedOut = false;
     const timer = setTimeout(() => {
       timedOut = true;
-      child.kill('SIGKILL');
+      killGroup();
     }, fileTimeoutMs);
     child.on('close', (code) => {
       clearTimeout(timer);
+      // Whatever the file left running once it ended goes too.
+      killGroup();
+      runningGroups.delete(child.pid!);
       if (timedOut) output += `\n(killed after ${fileTimeoutMs / 1000}s: the file did not finish)`;
       const total = /Total:\s+(\d+)/.exec(output);
       const passed = /Passed:\s+(\d+)/.exec(output);

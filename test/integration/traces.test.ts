@@ -10,6 +10,7 @@ import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { context, ROOT_CONTEXT, SpanKind, SpanStatusCode, trace, type Context, type ContextManager } from '@opentelemetry/api';
 import { BasicTracerProvider, InMemorySpanExporter, SimpleSpanProcessor, type ReadableSpan } from '@opentelemetry/sdk-trace-base';
+import { connect, type Msg } from '@nats-io/transport-node';
 import { createClient, createNode, isMoltError, silentLogger, type MoltClient, type MoltNode } from '../../runtime/index.ts';
 import counters from '../fixtures/counter-chain.ts';
 import { counterV1 } from '../fixtures/counter.ts';
@@ -147,6 +148,29 @@ test("traces - a call still waiting when its client closes ends its span with th
   const sent = only(c.spans.getFinishedSpans(), (s) => s.kind === SpanKind.CLIENT, 'client');
   assert.is(sent.status.code, SpanStatusCode.ERROR);
   assert.is(sent.attributes['molt.error_code'], 'Unavailable');
+});
+
+test("traces - a traced call's header block, as a plain NATS client reads it: version, message, protocol, idempotency key and traceparent", async ({ nats, client, clientSpans }) => {
+  const watcher = await connect({ servers: nats.url });
+  try {
+    const seen = new Promise<Msg>((resolve) => watcher.subscribe('molt.counters.counter.>', { max: 1, callback: (_e, m) => resolve(m) }));
+    await watcher.flush();
+    await client.actor(counterV1, 'framed').increment({ by: 2 }, { idempotencyKey: 'framed-key-1' });
+    const m = await seen;
+    const sent = only(clientSpans.getFinishedSpans(), (s) => s.kind === SpanKind.CLIENT, 'client');
+    const h = m.headers!;
+    assert.equal(
+      [...h.keys()].sort(),
+      ['Molt-Idempotency-Key', 'Molt-Message', 'Molt-Protocol', 'Molt-Version', 'traceparent'].sort(),
+      'exactly these headers, each once',
+    );
+    assert.is(h.get('Molt-Version'), '1');
+    assert.is(h.get('Molt-Message'), 'increment');
+    assert.is(h.get('Molt-Idempotency-Key'), 'framed-key-1');
+    assert.is(h.get('traceparent'), `00-${sent.spanContext().traceId}-${sent.spanContext().spanId}-01`);
+  } finally {
+    await watcher.close();
+  }
 });
 
 test.run();
