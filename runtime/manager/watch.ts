@@ -357,8 +357,27 @@ export function createWatch(ctx: ManagerContext, hooks: WatchHooks): Watch {
     return ctx.store !== undefined && watches.size === WATCH_COUNT;
   }
 
+  /**
+   * Runs the stall check beside the period's work, not before it: its reads
+   * may wait for a timeout (a stream without a leader), and the period's
+   * actions must not. A stall found starts a full read.
+   */
+  let checking = false;
+  function checkStalls(): void {
+    if (checking || reconciling) return;
+    checking = true;
+    stalledWatches()
+      .then((stalled) => {
+        if (stalled.length > 0) void reconcile();
+      })
+      .catch((e) => logger.debug('watch stall check failed', { error: errorText(e) }))
+      .finally(() => {
+        checking = false;
+      });
+  }
+
   async function periodic(): Promise<void> {
-    if (!reconciling && (await stalledWatches()).length > 0) return reconcile();
+    checkStalls();
     if (--passesToFullRead <= 0 || !watching()) {
       passesToFullRead = FULL_READ_EVERY;
       return reconcile();
