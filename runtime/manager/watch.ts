@@ -275,8 +275,9 @@ export function createWatch(ctx: ManagerContext, hooks: WatchHooks): Watch {
   }
 
   /**
-   * Whether a running watch has stalled: a record stored under its keys at
-   * the previous check is still not delivered. A watch is an ordered
+   * Stops the running watches that have stalled, and names them: a watch has
+   * stalled when a record stored under its keys at the previous check is
+   * still not delivered. A watch is an ordered
    * consumer on one nats-server; when that server dies, or the consumer is
    * lost, the watch delivers nothing more, and the NATS client notices only
    * after two missed idle heartbeats of 30 s each — meanwhile this node would
@@ -297,6 +298,8 @@ export function createWatch(ctx: ManagerContext, hooks: WatchHooks): Watch {
         } catch {
           return; // No answer (an election, a partition): nothing to judge by.
         }
+        // Ended and replaced meanwhile: the new watch is judged at the next check.
+        if (watches.get(name) !== running) return;
         if (running.missing !== undefined && running.delivered < running.missing) {
           logger.warn('upgrade watch stalled: restarting it', { watch: name, delivered: running.delivered, stored: running.missing });
           stalled.push(name);
