@@ -25,6 +25,8 @@ const parallel = Number(process.env.MOLT_TEST_JOBS ?? Math.max(2, cpus().length)
 // A file that runs longer than this is killed and counted as failed: a hung
 // test must not hang CI (which has a hard limit) without saying which one.
 const fileTimeoutMs = Number(process.env.MOLT_TEST_FILE_TIMEOUT_MS ?? 300_000);
+/** How long a file may take to exit once its tests have run (uvu printed its summary). */
+const exitGraceMs = Number(process.env.MOLT_TEST_EXIT_GRACE_MS ?? 20_000);
 
 function listTests(dir: string): string[] {
   let out: string[] = [];
@@ -81,19 +83,34 @@ function runFile(file: string): Promise<FileResult> {
       }
     };
     let output = '';
-    child.stdout.on('data', (d) => (output += d));
-    child.stderr.on('data', (d) => (output += d));
     let timedOut = false;
+    // Once uvu has printed its summary the file has nothing left to run: if
+    // it does not exit (a client or timer a failed test left behind), it is
+    // killed after a grace period instead of at the file timeout.
+    let lingering: NodeJS.Timeout | undefined;
+    const onOutput = (d: Buffer) => {
+      output += d;
+      if (lingering === undefined && /Duration:\s+[\d.]+ms/.test(output)) {
+        lingering = setTimeout(() => {
+          output += `\n(killed ${exitGraceMs / 1000}s after its summary: the file did not exit)`;
+          timedOut = true;
+          killGroup();
+        }, exitGraceMs);
+      }
+    };
+    child.stdout.on('data', onOutput);
+    child.stderr.on('data', onOutput);
     const timer = setTimeout(() => {
+      output += `\n(killed after ${fileTimeoutMs / 1000}s: the file did not finish)`;
       timedOut = true;
       killGroup();
     }, fileTimeoutMs);
     child.on('close', (code) => {
       clearTimeout(timer);
+      clearTimeout(lingering);
       // Whatever the file left running once it ended goes too.
       killGroup();
       runningGroups.delete(child.pid!);
-      if (timedOut) output += `\n(killed after ${fileTimeoutMs / 1000}s: the file did not finish)`;
       const total = /Total:\s+(\d+)/.exec(output);
       const passed = /Passed:\s+(\d+)/.exec(output);
       const ms = Date.now() - started;

@@ -2,7 +2,9 @@
  * The test runner (test/run.ts): a file that hangs is killed after the file
  * timeout and counted as failed — and the processes it started go with it,
  * rather than keep running under the files after it (a hung file once left
- * a nats-server and three nodes running through the rest of a suite run).
+ * a nats-server and three nodes running through the rest of a suite run). A
+ * file that has run its tests but does not exit (a failed test's client left
+ * reconnecting) is killed soon after its summary, not at the file timeout.
  */
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
@@ -41,6 +43,21 @@ test('test runner - a hanging file is killed and counted as failed, with the pro
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
+});
+
+test('test runner - a file that does not exit once its tests ran is killed soon after its summary, and counted', () => {
+  const started = Date.now();
+  const run = spawnSync(process.execPath, ['--import', 'tsx', 'test/run.ts', 'test/fixtures/lingering-test-file.ts'], {
+    cwd: new URL('../..', import.meta.url).pathname,
+    env: { ...process.env, MOLT_TEST_NO_BUILD: '1', MOLT_TEST_EXIT_GRACE_MS: '2000' },
+    encoding: 'utf8',
+    timeout: 120_000,
+  });
+  const output = `${run.stdout}${run.stderr}`;
+  assert.match(output, /killed 2s after its summary: the file did not exit/);
+  // Its one test passed; not exiting is a failure of its own.
+  assert.match(output, /^1 passed, 1 failed$/m);
+  assert.ok(Date.now() - started < 30_000, `killed well before the file timeout (${Date.now() - started} ms)`);
 });
 
 test.run();
