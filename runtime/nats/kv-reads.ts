@@ -6,10 +6,11 @@
  * listing ends, unsubscribes from it without deleting it: nats-server keeps
  * it for the ordered consumer's idle threshold, five minutes, and wakes it on
  * every message stored under its filter meanwhile. A node lists keys when it
- * starts and on every full reconciliation (once a minute), so a fleet kept
- * several abandoned consumers per node on the server at all times, and made
- * each through the JetStream meta leader — which a read should not need:
- * under a partition the meta leader may be the server cut off.
+ * starts and on every full reconciliation (once a minute): through
+ * `kv.keys()`, a fleet would keep several abandoned consumers per node on the
+ * server at all times, each made through the JetStream meta leader — which a
+ * read should not need: under a partition the meta leader may be the server
+ * cut off.
  *
  * Keys are listed two ways, by the size of what is listed:
  * - {@link listSubjectKeys}: one stream info request with a subject filter,
