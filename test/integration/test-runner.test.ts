@@ -2,9 +2,9 @@
  * The test runner (test/run.ts): a file that hangs is killed after the file
  * timeout and counted as failed — and the processes it started go with it,
  * rather than keep running (a nats-server, three nodes) under the files after
- * it. A
- * file that has run its tests but does not exit (a failed test's client left
- * reconnecting) is killed soon after its summary, not at the file timeout.
+ * it. A file that has run its tests but does not exit (a failed test's client
+ * left reconnecting) is killed soon after its summary, not at the file
+ * timeout.
  */
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
