@@ -19,22 +19,18 @@
  */
 import * as assert from 'uvu/assert';
 import { createClient } from '../../runtime/index.ts';
-import { spawnScript } from '../support/nats.ts';
+import { sleep, spawnScript } from '../support/nats.ts';
 import { jetStreamView, moveStreamLeader, placementEvents, replicaStates, streamReplicas, type ReplicaState } from '../support/cluster.ts';
-import { partitionSuite, startCounterNode } from '../support/partition.ts';
+import { partitionSuite, RETRYABLE, startCounterNode, STATE_STREAM, UDB_STREAM } from '../support/partition.ts';
 import { eventually } from '../support/upgrades.ts';
 import { finalCount, History, now, runCounterLoad, timeline } from '../support/load.ts';
 
-const STATE_STREAM = 'KV_molt_counters_state';
-const UDB_STREAM = 'KV_molt_counters_udb';
 const LEASE_MS = 4000;
 const PARTITION_MS = 20_000;
 /** Election timeout (≤ 9 s in nats-server 2.9) plus a lease, proof of death and placement. */
 const RECOVERY_BOUND_MS = 30_000;
-const RETRYABLE = new Set(['Timeout', 'Unavailable', 'OutcomeUnknown']);
 
 const test = partitionSuite('cluster partition');
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const startNode = (url: string, id: string) => startCounterNode(url, id, { leaseMs: LEASE_MS, heartbeatMs: 500, log: 'warn' });
 
 /** Calls of `history` sent in [from, to): answered ok, and all. */

@@ -19,13 +19,11 @@
  */
 import * as assert from 'uvu/assert';
 import { createClient } from '../../runtime/index.ts';
-import { logEvents, spawnScript } from '../support/nats.ts';
+import { logEvents, sleep, spawnScript } from '../support/nats.ts';
 import { jetStreamView, metaLeader, moveStreamLeader, placementEvents } from '../support/cluster.ts';
-import { partitionSuite, startCounterNode } from '../support/partition.ts';
+import { partitionSuite, RETRYABLE, startCounterNode, STATE_STREAM, UDB_STREAM } from '../support/partition.ts';
 import { finalCount, History, now, runCounterLoad, timeline } from '../support/load.ts';
 
-const STATE_STREAM = 'KV_molt_counters_state';
-const UDB_STREAM = 'KV_molt_counters_udb';
 const LEASE_MS = 4000;
 const HEARTBEAT_MS = 500;
 /** The partition lasts this long at least, and until the majority is served again. */
@@ -38,10 +36,8 @@ const PARTITION_MS = 20_000;
 const RECOVERY_BOUND_MS = 60_000;
 /** How long after its renewal the majority's node may take to take its shards: a few heartbeats, well short of a new watch. */
 const SHARDS_AFTER_RENEWAL_MS = 2000;
-const RETRYABLE = new Set(['Timeout', 'Unavailable', 'OutcomeUnknown']);
 
 const test = partitionSuite('UDB leader partition');
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const startNode = (url: string, id: string) => startCounterNode(url, id, { leaseMs: LEASE_MS, heartbeatMs: HEARTBEAT_MS, log: 'info' });
 
 test('the UDB and meta leader\'s server cut off: the majority takes its shards soon after it renews its lease, and serves', async (ctx) => {

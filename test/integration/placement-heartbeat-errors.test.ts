@@ -10,7 +10,8 @@ import * as assert from 'uvu/assert';
 import { Kvm } from '@nats-io/kv';
 import { silentLogger, type Logger } from '../../runtime/index.ts';
 import type { NodeRecord } from '../../runtime/udb/records.ts';
-import { placementSuite, sleep, testPlacement } from '../support/placement.ts';
+import { placementSuite, testPlacement } from '../support/placement.ts';
+import { sleep } from '../support/nats.ts';
 
 const SHARDS = 8;
 const LEASE_MS = 600;

@@ -16,7 +16,8 @@
 import * as assert from 'uvu/assert';
 import { Kvm, type KV } from '@nats-io/kv';
 import type { Placement } from '../../runtime/internal.ts';
-import { placementSuite, sleep, testPlacement } from '../support/placement.ts';
+import { placementSuite, testPlacement } from '../support/placement.ts';
+import { sleep } from '../support/nats.ts';
 
 const SHARDS = 8;
 const LEASE_MS = 600;

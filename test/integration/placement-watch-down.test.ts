@@ -14,7 +14,8 @@ import * as assert from 'uvu/assert';
 import { Kvm, type KV, type KvWatchOptions } from '@nats-io/kv';
 import type { NatsConnection } from '@nats-io/transport-node';
 import type { Placement } from '../../runtime/internal.ts';
-import { placementSuite, sleep, testPlacement } from '../support/placement.ts';
+import { placementSuite, testPlacement } from '../support/placement.ts';
+import { sleep } from '../support/nats.ts';
 
 const SHARDS = 16;
 const LEASE_MS = 600;

@@ -79,6 +79,9 @@ export function spawnScript(script: string, args: string[], env: Record<string, 
   };
 }
 
+/** Resolves after `ms` milliseconds. */
+export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
 /** Waits until `check` returns true, polling; throws with `what` after `timeoutMs`. */
 export async function eventually(check: () => boolean | Promise<boolean>, what: string, timeoutMs = 15_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;

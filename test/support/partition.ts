@@ -9,6 +9,13 @@ import type { MoltClient } from '../../runtime/index.ts';
 import { spawnScript, type ChildNode } from './nats.ts';
 import { startNatsCluster, type NatsCluster } from './cluster.ts';
 
+/** The streams of the counters service's actor state and upgrade database. */
+export const STATE_STREAM = 'KV_molt_counters_state';
+export const UDB_STREAM = 'KV_molt_counters_udb';
+
+/** The error codes a call may get while a partition heals: retryable, never a wrong answer. */
+export const RETRYABLE = new Set(['Timeout', 'Unavailable', 'OutcomeUnknown']);
+
 export interface PartitionContext {
   cluster: NatsCluster;
   nodes: ChildNode[];

@@ -49,5 +49,3 @@ export function testPlacement(kv: KV, id: string, options: Pick<PlacementOptions
     ...options,
   });
 }
-
-export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
