@@ -27,7 +27,7 @@
  * @module
  */
 import type { Bucket, KV } from '@nats-io/kv';
-import { DeliverPolicy } from '@nats-io/jetstream';
+import { DeliverPolicy, type JsMsg } from '@nats-io/jetstream';
 
 /**
  * The revision (stream sequence) of the newest message under `filter` (a KV
@@ -66,27 +66,45 @@ export async function listSubjectKeys(kv: KV, filter: string): Promise<string[]>
  */
 export async function listLiveKeys(kv: KV, filter: string): Promise<string[]> {
   const bucket = kv as Bucket;
+  const keys = new Set<string>();
+  await readLastOfEach(kv, filter, { headersOnly: true, timeoutMs: LISTING_TIMEOUT_MS, what: 'listing' }, (m) => {
+    const operation = m.headers?.get(OPERATION_HEADER);
+    // A Set: an ordered consumer that restarted under concurrent writes may deliver a key twice.
+    if (operation !== 'DEL' && operation !== 'PURGE') keys.add(bucket.decodeKey(m.subject.substring(bucket.prefixLen)));
+  });
+  return [...keys];
+}
+
+/**
+ * Hands `onMessage` the last message of every key matching `filter` (deletes
+ * and purges too), through one consumer deleted as soon as the read ends.
+ * Fails if the read has not ended within `timeoutMs`.
+ */
+export async function readLastOfEach(
+  kv: KV,
+  filter: string,
+  options: { headersOnly?: boolean; timeoutMs: number; what: string },
+  onMessage: (m: JsMsg) => void,
+): Promise<void> {
+  const bucket = kv as Bucket;
   const consumer = await bucket.js.consumers.getPushConsumer(bucket.stream, {
     filter_subjects: bucket.fullKeyName(filter),
     deliver_policy: DeliverPolicy.LastPerSubject,
-    headers_only: true,
+    ...(options.headersOnly ? { headers_only: true } : {}),
   });
-  const keys: string[] = [];
   try {
-    if ((await consumer.info(true)).num_pending === 0) return keys;
+    if ((await consumer.info(true)).num_pending === 0) return;
     const messages = await consumer.consume({
       callback: (m) => {
-        const operation = m.headers?.get(OPERATION_HEADER);
-        if (operation !== 'DEL' && operation !== 'PURGE') keys.push(bucket.decodeKey(m.subject.substring(bucket.prefixLen)));
+        onMessage(m);
         if (m.info.pending === 0) messages.stop();
       },
     });
-    const timer = setTimeout(() => messages.stop(new Error(`the listing of '${filter}' did not end within ${LISTING_TIMEOUT_MS} ms`)), LISTING_TIMEOUT_MS);
+    const timer = setTimeout(() => messages.stop(new Error(`the ${options.what} of '${filter}' did not end within ${options.timeoutMs} ms`)), options.timeoutMs);
     const ended = await messages.closed().finally(() => clearTimeout(timer));
     if (ended instanceof Error) throw ended;
-    // An ordered consumer that restarted under concurrent writes resumes after the last key it delivered; a key written meanwhile may come twice.
-    return [...new Set(keys)];
   } finally {
+    // Gone at once rather than after the server's idle threshold for ordered consumers (minutes).
     await consumer.delete().catch(() => undefined);
   }
 }

@@ -7,13 +7,13 @@
  */
 import type { NatsConnection } from '@nats-io/transport-node';
 import { Kvm, type Bucket, type KV, type KvEntry } from '@nats-io/kv';
-import { DeliverPolicy, jetstreamManager, type JetStreamManager } from '@nats-io/jetstream';
+import { jetstreamManager, type JetStreamManager } from '@nats-io/jetstream';
 import { ErrorCode, MoltError } from '../errors.ts';
 import { bucketNames } from '../wire/protocol.ts';
 import { ensureServiceBuckets } from './buckets.ts';
 import { controlsInForce, haltRecord } from './halts.ts';
 import { isWrongLastSequence } from '../host/store.ts';
-import { listSubjectKeys } from '../nats/kv-reads.ts';
+import { listSubjectKeys, readLastOfEach } from '../nats/kv-reads.ts';
 import { stopWatch } from '../nats/internals.ts';
 import {
   parseRecord,
@@ -92,31 +92,15 @@ export class Udb {
   private async lastOfEach(filter: string): Promise<Map<string, KvEntry>> {
     // Every Udb's KV is opened through `Kvm` (nats.js's Bucket): its stream and consumers are at hand.
     const bucket = this.kv as Bucket;
-    const consumer = await bucket.js.consumers.getPushConsumer(bucket.stream, {
-      filter_subjects: bucket.fullKeyName(filter),
-      deliver_policy: DeliverPolicy.LastPerSubject,
-    });
     const latest = new Map<string, KvEntry>();
-    try {
-      if ((await consumer.info(true)).num_pending === 0) return latest;
-      const messages = await consumer.consume({
-        callback: (m) => {
-          // An ordered consumer that restarts under concurrent writes (heartbeats
-          // never stop) resumes after the last message it delivered: keep the newest.
-          const entry = bucket.jmToWatchEntry(m, false);
-          if ((latest.get(entry.key)?.revision ?? 0) < entry.revision) latest.set(entry.key, entry);
-          if (m.info.pending === 0) messages.stop();
-        },
-      });
-      const timer = setTimeout(() => messages.stop(new Error(`the read of '${filter}' did not end within ${SNAPSHOT_READ_TIMEOUT_MS} ms`)), SNAPSHOT_READ_TIMEOUT_MS);
-      const ended = await messages.closed().finally(() => clearTimeout(timer));
-      if (ended instanceof Error) throw ended;
-      return latest;
-    } finally {
-      // Gone at once rather than after the server's idle threshold for
-      // ordered consumers (minutes): a status watcher makes one a second.
-      await consumer.delete().catch(() => undefined);
-    }
+    // A status watcher reads once a second: the consumer goes with each read.
+    await readLastOfEach(this.kv, filter, { timeoutMs: SNAPSHOT_READ_TIMEOUT_MS, what: 'read' }, (m) => {
+      // An ordered consumer that restarts under concurrent writes (heartbeats
+      // never stop) resumes after the last message it delivered: keep the newest.
+      const entry = bucket.jmToWatchEntry(m, false);
+      if ((latest.get(entry.key)?.revision ?? 0) < entry.revision) latest.set(entry.key, entry);
+    });
+    return latest;
   }
 
   private async all<T>(prefix: string, shape: RecordShape<T>): Promise<T[]> {
